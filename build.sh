@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# pyodide-realtime: the one entry point for set-up, build, demo, tests and benchmarks.
+#
+#   ./build.sh demo [--port N]   install what is missing, build, start the local Realtime server + demo
+#   ./build.sh test [ARGS...]    install what is missing, build, run every test (CPython, browser, e2e)
+#   ./build.sh dist              install what is missing, build the wheel and the offline browser dist
+#   ./build.sh bench             build, then print the benchmarks' figures
+#   ./build.sh setup             only install: apt packages, .venv, npm packages, browser wheels
+#   ./build.sh pytest [ARGS...]  run pytest with the browser options, without rebuilding
+#
+# Each step is skipped when its inputs have not changed (stamp files hold a hash of the inputs), so a
+# second run with nothing changed only rebuilds our small wheel.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+CACHE="$ROOT/.cache"
+DIST="$ROOT/dist"
+PYODIDE_DIST="$DIST/pyodide"
+PYSCRIPT_DIST="$DIST/pyscript"
+BROWSER_PLATFORM="pyemscripten_2026_0_wasm32"
+APT_PACKAGES=(chromium chromium-driver espeak-ng sox)
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# hash_of FILE...: one hash of the files' contents, for the stamps.
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+stamp_ok() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }
+
+need_tool() {
+    command -v "$1" >/dev/null 2>&1 || die "$1 is not installed. $2"
+}
+
+ensure_apt() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+    command -v sox >/dev/null 2>&1 || missing+=(sox)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    say "installing Debian packages: ${missing[*]}"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "need root or sudo to apt-get install ${missing[*]}"
+        sudo=(sudo)
+    fi
+    need_tool apt-get "This set-up needs a Debian-based machine (or install ${APT_PACKAGES[*]} yourself)."
+    "${sudo[@]}" apt-get update -qq || die "apt-get update failed: check the network access to Debian's mirrors"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed (see above)"
+}
+
+ensure_venv() {
+    local want; want=$(hash_of requirements-dev.txt)
+    stamp_ok "$VENV/.stamp" "$want" && return 0
+    need_tool python3 "Install Python 3.11 or newer."
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "python3 is older than 3.11"
+    say "creating .venv with the pinned development tools"
+    [[ -x "$PY" ]] || python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
+        || die "pip install -r requirements-dev.txt failed: is PyPI reachable?"
+    echo "$want" > "$VENV/.stamp"
+}
+
+ensure_npm() {
+    local want; want=$(hash_of package.json package-lock.json)
+    stamp_ok "node_modules/.stamp" "$want" && return 0
+    need_tool npm "Install Node.js and npm (Debian: apt-get install nodejs npm)."
+    say "installing npm packages: pyodide, @pyscript/core"
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci failed: is the npm registry reachable?"
+    echo "$want" > node_modules/.stamp
+}
+
+ensure_browser_wheels() {
+    local dir="$CACHE/browser-wheels" want; want=$(hash_of requirements-browser.txt)
+    stamp_ok "$dir/.stamp" "$want" && return 0
+    say "downloading the browser wheels ($BROWSER_PLATFORM) from PyPI"
+    rm -rf "$dir"; mkdir -p "$dir"
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        --platform "$BROWSER_PLATFORM" --platform any --python-version 3.14 --implementation cp \
+        --abi cp314 --abi none -d "$dir" -r requirements-browser.txt \
+        || die "downloading the browser wheels failed: is PyPI reachable? (requirements-browser.txt)"
+    echo "$want" > "$dir/.stamp"
+}
+
+setup() {
+    ensure_apt
+    ensure_venv
+    ensure_npm
+    ensure_browser_wheels
+}
+
+build_wheel() {
+    # A fixed timestamp makes the wheel byte-for-byte reproducible, so its hash in the lock only
+    # changes when the code does.
+    local epoch; epoch=$(git log -1 --format=%ct 2>/dev/null || echo 1700000000)
+    rm -rf "$CACHE/wheel" build src/*.egg-info
+    SOURCE_DATE_EPOCH="$epoch" "$PY" -m build --wheel --no-isolation --outdir "$CACHE/wheel" . >"$CACHE/wheel.log" 2>&1 \
+        || { cat "$CACHE/wheel.log" >&2; die "building our wheel failed (log above)"; }
+    rm -rf build src/*.egg-info
+}
+
+dist() {
+    mkdir -p "$CACHE"
+    say "building the pyodide_realtime wheel"
+    build_wheel
+    say "assembling the offline browser dist in dist/"
+    mkdir -p "$PYODIDE_DIST" "$PYSCRIPT_DIST"
+    local f
+    for f in pyodide.js pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
+        [[ -f node_modules/pyodide/$f ]] || die "node_modules/pyodide/$f is missing: run ./build.sh setup"
+        cp -u "node_modules/pyodide/$f" "$PYODIDE_DIST/"
+    done
+    cp -ru node_modules/@pyscript/core/dist/. "$PYSCRIPT_DIST/"
+    rm -f "$PYODIDE_DIST"/*.whl
+    cp "$CACHE"/browser-wheels/*.whl "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
+    "$PY" tools/pyodide_lock.py write "$PYODIDE_DIST" --info-from node_modules/pyodide/pyodide-lock.json >&2
+    "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "the lock does not match its wheels"
+    local wheel; wheel=$(ls "$CACHE"/wheel/*.whl)
+    say "our wheel: $(basename "$wheel") ($(stat -c %s "$wheel") bytes)"
+}
+
+run_pytest() {
+    "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "dist/ is stale or missing: run ./build.sh dist"
+    # Selenium must use Debian's chromedriver; otherwise it first asks the network for one.
+    SE_CHROMEDRIVER=/usr/bin/chromedriver SE_OFFLINE=true \
+        "$PY" -m pytest --runtime chrome --dist-dir "$PYODIDE_DIST" "$@"
+}
+
+cmd="${1:-}"; [[ $# -gt 0 ]] && shift
+case "$cmd" in
+    setup) setup ;;
+    dist) setup; dist ;;
+    test) setup; dist; run_pytest "${@:-tests}" ;;
+    pytest) run_pytest "$@" ;;
+    demo)
+        setup; dist
+        say "starting the local Realtime server (Ctrl-C stops it)"
+        PYTHONPATH="$ROOT/src" exec "$PY" -m pyodide_realtime.server --web-root web \
+            --mount "/pyodide=$PYODIDE_DIST" --mount "/pyscript=$PYSCRIPT_DIST" "$@" ;;
+    bench)
+        setup; dist
+        "$PY" bench/run.py "$@" ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$cmd" ]] && exit 0; exit 2 ;;
+esac

@@ -1,0 +1,56 @@
+"""Browser tests: pytest-pyodide drives Debian's headless Chromium (selenium + chromedriver).
+
+``./build.sh test`` passes ``--runtime chrome --dist-dir dist/pyodide``; pytest-pyodide serves that folder
+itself, and our ``pyodide-lock.json`` makes every package load from it. A module that needs other Chrome
+flags (a fake microphone file, say) calls ``set_chrome_flags`` from a module-scoped autouse fixture: the
+browser of a module starts after its autouse fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_pyodide import get_global_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Keep pytest-pyodide's own default (--expose-gc): set_flags replaces the whole list.
+BASE_CHROME_FLAGS = [
+    "--js-flags=--expose-gc",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+
+
+def set_chrome_flags(*extra: str) -> None:
+    get_global_config().set_flags("chrome", [*BASE_CHROME_FLAGS, *extra])
+
+
+set_chrome_flags()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="module")
+def realtime_server() -> Iterator[object]:
+    """The local Realtime server on loopback, in a thread, for the module's browser tests."""
+    from pyodide_realtime.server import start_in_thread
+
+    server = start_in_thread(host="127.0.0.1", port=0, web_root=str(ROOT / "web"))
+    try:
+        yield server
+    finally:
+        server.stop()
