@@ -1,0 +1,112 @@
+"""Per-event cost of the transport in Chromium, against the JS reference measured in the same page.
+
+    ./build.sh bench            (or: .venv/bin/python bench/bench_transport.py after ./build.sh dist)
+
+Segments, each fed the same 4,080-message mix (notes/performance.md) through the same fake WebSocket:
+- reference: @openai/agents-realtime 0.20.0's OpenAIRealtimeWebSocket with an `audio` listener;
+- js-floor: JSON.parse + base64 decode + switch, the least any transport does;
+- pyodide-realtime: our transport (browser backend, bulk byte crossing, pydantic parsing) with an
+  `audio` listener;
+- naive-python: a Python listener that takes each `event.data` as a str, then parses it with our
+  events module (what a straightforward port would do).
+Prints microseconds per event, events per second, and each segment's ratio to the reference.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from _harness import ROOT, chromium_page, static_server, summary
+
+BENCH = ROOT / "bench"
+CACHE = ROOT / ".cache" / "bench"
+ROUNDS = 7
+TARGET_RATIO = 0.6
+
+SETUP_OURS = """
+import js
+from pyodide.ffi import create_proxy
+from pyodide_realtime import OpenAIRealtimeWebSocket
+from pyodide_realtime.events import parse_server_event
+
+audio_seen = [0]
+def on_audio(event):
+    audio_seen[0] += len(event.data)
+
+transport = OpenAIRealtimeWebSocket()
+transport.on("audio", on_audio)
+await transport.connect(api_key="ek_bench", model="gpt-realtime")
+
+# The naive crossing: a str per message.
+naive_socket = js.bench.FakeWebSocket.new("ws://naive", [])
+def naive_listener(event):
+    parsed = parse_server_event(event.data)
+    if parsed is not None and parsed.type == "response.output_audio.delta":
+        on_audio(parsed)
+naive_proxy = create_proxy(naive_listener)
+naive_socket.addEventListener("message", naive_proxy)
+"""
+
+
+def bundle_reference() -> Path:
+    """npm ci in bench/ and an esbuild bundle of the reference, when its inputs changed."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = CACHE / "reference.js"
+    lock = BENCH / "package-lock.json"
+    if not (BENCH / "node_modules" / ".bin" / "esbuild").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=True)
+    if not out.exists() or out.stat().st_mtime < lock.stat().st_mtime:
+        subprocess.run(
+            [str(BENCH / "node_modules/.bin/esbuild"), "reference-entry.mjs", "--bundle", "--format=iife",
+             "--global-name=AgentsRealtime", "--platform=browser", f"--outfile={out}", "--log-level=error"],
+            cwd=BENCH, check=True,
+        )
+    return out
+
+
+def main() -> int:
+    bundle_reference()
+    mounts = {"/pyodide/": ROOT / "dist" / "pyodide", "/bench/": BENCH, "/bench-cache/": CACHE}
+    with static_server(mounts) as base, chromium_page() as page:
+        page.goto(f"{base}/bench/transport.html")
+        page.wait_for_function("window.benchReady === true", timeout=60_000)
+        results = page.evaluate(
+            """async ([setup, rounds]) => {
+                const messages = bench.makeMessages();
+                let audioBytesRef = 0, audioBytesFloor = 0;
+                const ref = await bench.referenceSocket((e) => { audioBytesRef += e.data.byteLength; });
+                const floor = bench.floorSocket((bytes) => { audioBytesFloor += bytes.byteLength; });
+                const RealWebSocket = globalThis.WebSocket;
+                let ours = null;
+                globalThis.WebSocket = class extends bench.FakeWebSocket {
+                    constructor(...args) { super(...args); ours = this; }
+                };
+                try { await pyodide.runPythonAsync(setup); } finally { globalThis.WebSocket = RealWebSocket; }
+                const naive = pyodide.globals.get("naive_socket");
+                const segments = {"reference": ref, "js-floor": floor, "pyodide-realtime": ours, "naive-python": naive};
+                const timings = await bench.runSegments(segments, messages, rounds);
+                const seen = pyodide.globals.get("audio_seen").toJs()[0];
+                return {timings, count: messages.length, audioBytesRef, audioBytesFloor, audioBytesOurs: seen};
+            }""",
+            [SETUP_OURS, ROUNDS],
+        )
+    timings = results["timings"]
+    ref_median = summary(timings["reference"])[0]
+    print(f"transport cost per server event, {results['count']} events x {ROUNDS} rounds, headless Chromium")
+    print(f"{'segment':<18}{'us/event':>10}{'min':>8}{'max':>8}{'events/s':>11}{'x reference':>13}")
+    for name, values in timings.items():
+        med, lo, hi = summary(values)
+        print(f"{name:<18}{med:>10.1f}{lo:>8.1f}{hi:>8.1f}{1e6 / med:>11,.0f}{med / ref_median:>13.2f}")
+    ours = summary(timings["pyodide-realtime"])[0] / ref_median
+    verdict = "meets" if ours <= TARGET_RATIO else "MISSES"
+    print(f"pyodide-realtime / reference = {ours:.2f} ({verdict} the {TARGET_RATIO}x target)")
+    if results["audioBytesOurs"] == 0 or results["audioBytesRef"] == 0:
+        print("error: an audio listener saw no audio: the segments did not do the same work", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The browser backend: the page's own ``WebSocket``, driven from Pyodide.
+
+Authentication rides on the WebSocket subprotocols (a browser cannot set headers). Text frames cross
+into Python as UTF-8 bytes written by ``_socket_shim.js`` into one reused ``bytearray`` (see
+notes/performance.md: a ``str`` per message costs more than the JS reference spends per event).
+
+Every ``create_proxy`` made here is owned by ``_ProxyRegistry`` and destroyed when the socket closes, so
+nothing grows per message or per connection.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._interfaces import SocketHandler, SocketRequest
+from .errors import ConfigurationError, ConnectionFailedError
+
+__all__ = ["BrowserSocket", "create_browser_socket"]
+
+#: Start big enough for a 100 ms PCM16 audio delta (about 6.6 KB of JSON) with room to spare; grows
+#: on demand, never shrinks (one allocation for the connection's life).
+INITIAL_BUFFER_BYTES = 64 * 1024
+NORMAL_CLOSURE = 1000
+
+_open_socket_js: Any = None
+
+
+def _open_socket_function() -> Any:
+    """The shim's ``openRealtimeSocket``, evaluated once per interpreter."""
+    global _open_socket_js
+    if _open_socket_js is None:
+        from pyodide.code import run_js
+
+        source = resources.files(__package__).joinpath("_socket_shim.js").read_text(encoding="utf-8")
+        _open_socket_js = run_js(source)
+    return _open_socket_js
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its query (a ``call_id`` or anything else a user put there stays out of errors)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class _ProxyRegistry:
+    """Owns the JS proxies of one socket; ``destroy_all`` is idempotent."""
+
+    def __init__(self) -> None:
+        self._proxies: list[Any] = []
+
+    def proxy(self, obj: Any) -> Any:
+        from pyodide.ffi import create_proxy
+
+        p = create_proxy(obj)
+        self._proxies.append(p)
+        return p
+
+    def __len__(self) -> int:
+        return len(self._proxies)
+
+    def destroy_all(self) -> None:
+        proxies, self._proxies = self._proxies, []
+        for p in proxies:
+            p.destroy()
+
+
+class BrowserSocket:
+    """One ``js.WebSocket`` and the proxies it needs. Made by :func:`create_browser_socket`."""
+
+    def __init__(self, request: SocketRequest, handler: SocketHandler) -> None:
+        from pyodide.ffi import JsException, to_js
+
+        self._handler = handler
+        self._url = _safe_url(request.url)
+        self._buffer = bytearray(INITIAL_BUFFER_BYTES)
+        self._proxies = _ProxyRegistry()
+        self.closed = False
+        callbacks = to_js(
+            {
+                "message": self._proxies.proxy(self._on_message),
+                "grow": self._proxies.proxy(self._grow),
+                "binary": self._proxies.proxy(handler.on_binary),
+                "open": self._proxies.proxy(handler.on_open),
+                "error": self._proxies.proxy(self._on_error),
+                "close": self._proxies.proxy(self._on_close),
+            },
+            dict_converter=_js_object,
+        )
+        buffer_proxy = self._proxies.proxy(self._buffer)
+        try:
+            self._js = _open_socket_function()(
+                request.url, to_js(list(request.subprotocols)), buffer_proxy, callbacks
+            )
+        except JsException as exc:
+            self._release()
+            # A SyntaxError here means the URL or a protocol token is malformed; its text may hold
+            # the key, so it is not repeated.
+            if getattr(exc, "name", "") == "SyntaxError":
+                raise ConfigurationError(
+                    f"the browser refused to open a WebSocket to {self._url}: the URL or a subprotocol "
+                    "token (built from the API key) is malformed; check both"
+                ) from None
+            raise ConnectionFailedError(f"the browser could not open a WebSocket to {self._url}") from None
+
+    # Called from JS -----------------------------------------------------------------------------
+    def _on_message(self, size: int) -> None:
+        self._handler.on_message(self._buffer[:size])
+
+    def _grow(self, min_bytes: int) -> Any:
+        # The old buffer's JS view was released by the shim before this call.
+        self._buffer = bytearray(max(min_bytes, 2 * len(self._buffer)))
+        return self._proxies.proxy(self._buffer)
+
+    def _on_error(self) -> None:
+        # The browser gives no reason for a WebSocket error, by design: the close event that follows
+        # carries the code.
+        self._handler.on_error(ConnectionFailedError(f"the browser reported a WebSocket error on {self._url}"))
+
+    def _on_close(self, code: int, reason: str, was_clean: bool) -> None:
+        try:
+            self._handler.on_close(int(code), str(reason))
+        finally:
+            self._release_soon()
+
+    # The RealtimeSocket protocol ------------------------------------------------------------------
+    def send(self, text: str) -> None:
+        if self.closed:
+            raise ConnectionFailedError(f"the WebSocket to {self._url} is closed")
+        self._js.send(text)
+
+    def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        if not self.closed:
+            self._js.close(code, reason)
+
+    # Clean-up -------------------------------------------------------------------------------------
+    @property
+    def live_proxies(self) -> int:
+        """How many JS proxies this socket still holds (0 once closed)."""
+        return len(self._proxies)
+
+    def _release(self) -> None:
+        self.closed = True
+        self._proxies.destroy_all()
+
+    def _release_soon(self) -> None:
+        # We may be inside the close proxy's own call: destroy after it returns.
+        self.closed = True
+        try:
+            import asyncio
+
+            asyncio.get_running_loop().call_soon(self._proxies.destroy_all)
+        except RuntimeError:
+            self._proxies.destroy_all()
+
+
+def _js_object(entries: Any) -> Any:
+    import js
+
+    return js.Object.fromEntries(entries)
+
+
+def create_browser_socket(request: SocketRequest, handler: SocketHandler) -> BrowserSocket:
+    """The default ``create_websocket`` in Pyodide."""
+    return BrowserSocket(request, handler)
