@@ -1,0 +1,191 @@
+"""A small event emitter: named listeners (sync or async) and per-consumer async iterators.
+
+A listener's exception never reaches the code that emitted (the transport is in the middle of a state
+change then): it is logged and handed to ``on_listener_error``. Async listeners run as tasks on the
+running loop; their exceptions are reported the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from .events import TransportEvent
+
+__all__ = ["EventEmitter", "EventStream", "Handler"]
+
+logger = logging.getLogger("pyodide_realtime")
+
+#: A listener gets one argument, the event's payload; it may return an awaitable.
+Handler = Callable[[Any], Any]
+
+
+class _Listener:
+    __slots__ = ("handler", "once")
+
+    def __init__(self, handler: Handler, once: bool) -> None:
+        self.handler = handler
+        self.once = once
+
+
+class EventStream(AsyncIterator[TransportEvent]):
+    """Every event emitted after its creation (optionally only some names), until the emitter closes it.
+
+    Unbounded but private to one consumer; dropping it (or ``aclose()``) unsubscribes it.
+    """
+
+    def __init__(self, names: frozenset[str] | None) -> None:
+        self._names = names
+        self._queue: deque[TransportEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def _push(self, event: TransportEvent) -> None:
+        if self._closed or (self._names is not None and event.name not in self._names):
+            return
+        self._queue.append(event)
+        self._wake()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> TransportEvent:
+        while not self._queue:
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    async def aclose(self) -> None:
+        """Stop receiving; events already queued are dropped."""
+        self._queue.clear()
+        self._close()
+
+
+class EventEmitter:
+    def __init__(self, on_listener_error: Callable[[str, BaseException], None] | None = None) -> None:
+        self._listeners: dict[str, list[_Listener]] = {}
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._on_listener_error = on_listener_error
+
+    def on(self, name: str, handler: Handler) -> Callable[[], None]:
+        """Call ``handler(payload)`` on every ``name`` event; returns a function that unsubscribes it."""
+        return self._add(name, handler, once=False)
+
+    def once(self, name: str, handler: Handler) -> Callable[[], None]:
+        """Like :meth:`on`, for the next ``name`` event only."""
+        return self._add(name, handler, once=True)
+
+    def off(self, name: str, handler: Handler | None = None) -> None:
+        """Remove ``handler`` from ``name`` (every listener of ``name`` if ``handler`` is None)."""
+        if handler is None:
+            self._listeners.pop(name, None)
+            return
+        listeners = self._listeners.get(name)
+        if not listeners:
+            return
+        for i, listener in enumerate(listeners):
+            if listener.handler == handler:
+                del listeners[i]
+                break
+
+    def listener_count(self, name: str) -> int:
+        return len(self._listeners.get(name, ()))
+
+    def events(self, *names: str) -> EventStream:
+        """An async iterator of emitted events (of ``names`` only, if given), from now on."""
+        stream = EventStream(frozenset(names) if names else None)
+        self._streams.add(stream)
+        return stream
+
+    def close_streams(self) -> None:
+        """End every iterator (after it yields what it has queued)."""
+        for stream in list(self._streams):
+            stream._close()
+        self._streams = weakref.WeakSet()
+
+    def emit(self, name: str, payload: Any = None) -> None:
+        """Deliver to listeners and iterators; never raises because of a listener."""
+        if self._streams:
+            event = TransportEvent(name, payload)
+            for stream in list(self._streams):
+                stream._push(event)
+        listeners = self._listeners.get(name)
+        if not listeners:
+            return
+        for listener in tuple(listeners):
+            if listener.once:
+                self._remove(name, listener)
+            try:
+                result = listener.handler(payload)
+            except Exception as exc:  # a listener's bug must not break the transport's state change
+                self._report(name, exc)
+                continue
+            if inspect.isawaitable(result):
+                self._schedule(name, result)
+
+    # Internals ---------------------------------------------------------------------------------------
+    def _add(self, name: str, handler: Handler, *, once: bool) -> Callable[[], None]:
+        if not callable(handler):
+            from .errors import ConfigurationError
+
+            raise ConfigurationError(f"the listener for {name!r} must be callable, got {type(handler).__name__}")
+        listener = _Listener(handler, once)
+        self._listeners.setdefault(name, []).append(listener)
+        return lambda: self._remove(name, listener)
+
+    def _remove(self, name: str, listener: _Listener) -> None:
+        listeners = self._listeners.get(name)
+        if listeners and listener in listeners:
+            listeners.remove(listener)
+
+    def _schedule(self, name: str, awaitable: Any) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            self._report(name, RuntimeError(f"async listener for {name!r} needs a running event loop"))
+            return
+        task = loop.create_task(_await(awaitable)) if not asyncio.isfuture(awaitable) else awaitable
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._task_done(name, t))
+
+    def _task_done(self, name: str, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)  # type: ignore[arg-type]
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._report(name, exc)
+
+    def _report(self, name: str, exc: BaseException) -> None:
+        logger.error("a listener for %r raised", name, exc_info=(type(exc), exc, exc.__traceback__))
+        if self._on_listener_error is None:
+            return
+        try:
+            self._on_listener_error(name, exc)
+        except Exception:  # the reporter itself failed (e.g. an error listener raised): logged above
+            logger.exception("reporting a listener error failed")
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

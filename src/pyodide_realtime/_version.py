@@ -1,0 +1,3 @@
+"""The package version, kept in step with ``pyproject.toml`` (it is also sent to the server)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,142 @@
+"""The two dialects of the Realtime API: GA (today's) and beta (the seed's, npm <= 0.0.17).
+
+Everything that differs between them on the wire, apart from the session shape (``config.py``), is
+named here once: event type names, the WebSocket subprotocols and headers, and the URLs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
+
+from ._version import __version__
+from .errors import ConfigurationError
+
+__all__ = [
+    "Dialect",
+    "DialectSpec",
+    "GA",
+    "BETA",
+    "get_dialect",
+    "DEFAULT_BASE_URL",
+    "SDK_TOKEN",
+    "EPHEMERAL_KEY_PREFIX",
+    "validate_api_key",
+    "realtime_url",
+    "subprotocols",
+    "auth_headers",
+]
+
+Dialect = Literal["ga", "beta"]
+
+DEFAULT_BASE_URL = "wss://api.openai.com/v1/realtime"
+#: Sent as a subprotocol (browsers) and a header (servers) so the API can tell which client spoke.
+SDK_TOKEN = f"openai-agents-sdk.pyodide-realtime-{__version__}"
+USER_AGENT = f"pyodide-realtime/{__version__}"
+#: Ephemeral client keys minted by ``POST /v1/realtime/client_secrets`` start with this.
+EPHEMERAL_KEY_PREFIX = "ek_"
+REALTIME_SUBPROTOCOL = "realtime"
+INSECURE_KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+
+# RFC 7230 "tchar": the key rides in a subprotocol token, so anything else would corrupt the handshake
+# (or be refused by the browser with a message that repeats the key).
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@dataclass(frozen=True)
+class DialectSpec:
+    """What one dialect calls things."""
+
+    name: Dialect
+    default_model: str
+    audio_delta: str
+    audio_done: str
+    audio_transcript_delta: str
+    text_delta: str
+    #: Server events that announce a conversation item (emitted as ``item_update``).
+    item_events: tuple[str, ...]
+    extra_subprotocols: tuple[str, ...]
+    extra_headers: tuple[tuple[str, str], ...]
+    supports_call_id: bool
+
+
+GA = DialectSpec(
+    name="ga",
+    default_model="gpt-realtime",
+    audio_delta="response.output_audio.delta",
+    audio_done="response.output_audio.done",
+    audio_transcript_delta="response.output_audio_transcript.delta",
+    text_delta="response.output_text.delta",
+    item_events=("conversation.item.added", "conversation.item.done", "conversation.item.retrieved"),
+    extra_subprotocols=(),
+    extra_headers=(),
+    supports_call_id=True,
+)
+
+BETA = DialectSpec(
+    name="beta",
+    default_model="gpt-4o-realtime-preview",
+    audio_delta="response.audio.delta",
+    audio_done="response.audio.done",
+    audio_transcript_delta="response.audio_transcript.delta",
+    text_delta="response.text.delta",
+    item_events=("conversation.item.created", "conversation.item.retrieved"),
+    extra_subprotocols=("openai-beta.realtime-v1",),
+    extra_headers=(("OpenAI-Beta", "realtime=v1"),),
+    supports_call_id=False,
+)
+
+_DIALECTS: dict[str, DialectSpec] = {"ga": GA, "beta": BETA}
+
+
+def get_dialect(dialect: str | DialectSpec) -> DialectSpec:
+    """The spec for ``"ga"`` or ``"beta"``."""
+    if isinstance(dialect, DialectSpec):
+        return dialect
+    try:
+        return _DIALECTS[dialect]
+    except (KeyError, TypeError):
+        raise ConfigurationError(f"unknown dialect {dialect!r}: use 'ga' (today's API) or 'beta'") from None
+
+
+def validate_api_key(api_key: object) -> str:
+    """Return ``api_key`` if it can travel in a subprotocol token or header; never echo it."""
+    if not isinstance(api_key, str) or not api_key:
+        raise ConfigurationError(
+            "no API key: pass api_key= (a string, or a function returning one) to the transport or to connect()"
+        )
+    if not _TOKEN_CHARS.issuperset(api_key):
+        raise ConfigurationError(
+            "the API key contains characters that cannot be sent in a WebSocket handshake "
+            "(spaces, quotes, newlines or non-ASCII); check that it was copied whole and nothing else"
+        )
+    return api_key
+
+
+def realtime_url(dialect: DialectSpec, *, model: str, url: str | None = None, call_id: str | None = None,
+                 default_url: str | None = None) -> str:
+    """The URL to open: ``url`` wins, then a ``call_id`` (GA only), then ``default_url``, then the API's."""
+    if url:
+        return url
+    if call_id:
+        if not dialect.supports_call_id:
+            raise ConfigurationError("call_id needs the GA dialect: create the transport with dialect='ga'")
+        return f"{DEFAULT_BASE_URL}?call_id={quote(call_id, safe='')}"
+    if default_url:
+        return default_url
+    return f"{DEFAULT_BASE_URL}?model={quote(model, safe='')}"
+
+
+def subprotocols(dialect: DialectSpec, api_key: str) -> tuple[str, ...]:
+    """What a browser offers: authentication travels in a subprotocol, as browsers cannot set headers."""
+    return (REALTIME_SUBPROTOCOL, INSECURE_KEY_SUBPROTOCOL_PREFIX + api_key, *dialect.extra_subprotocols, SDK_TOKEN)
+
+
+def auth_headers(dialect: DialectSpec, api_key: str) -> dict[str, str]:
+    """What a server-side client sends instead of subprotocols."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    headers.update(dialect.extra_headers)
+    headers["User-Agent"] = USER_AGENT
+    headers["X-OpenAI-Agents-SDK"] = SDK_TOKEN
+    return headers

@@ -1,0 +1,197 @@
+"""SessionConfig: one Python shape, two wire shapes; unset omitted, None kept as null, falsy kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pyodide_realtime.config import (
+    DEFAULT_SESSION_CONFIG,
+    SessionConfig,
+    normalize_audio_format,
+    wire_create_response,
+    wire_interrupt_response,
+    wire_output_audio_format,
+)
+from pyodide_realtime.errors import ConfigurationError
+
+FULL: dict[str, Any] = {
+    "model": "gpt-realtime",
+    "instructions": "Be brief.",
+    "modalities": ["audio"],
+    "voice": "marin",
+    "speed": 1.25,
+    "input_audio_format": "g711_alaw",
+    "output_audio_format": "g711_ulaw",
+    "input_audio_transcription": {"model": "whisper-1"},
+    "input_audio_noise_reduction": {"type": "near_field"},
+    "turn_detection": {"type": "server_vad", "interrupt_response": True, "create_response": False, "silence_duration_ms": 0},
+    "tools": [{"type": "function", "name": "f", "parameters": {}}],
+    "tool_choice": "auto",
+    "temperature": 0.8,
+    "max_response_output_tokens": "inf",
+    "tracing": {"workflow_name": "w"},
+}
+
+
+@pytest.mark.parametrize(
+    "dialect, expected",
+    [
+        ("beta", FULL),
+        (
+            "ga",
+            {
+                "type": "realtime",
+                "model": "gpt-realtime",
+                "instructions": "Be brief.",
+                "output_modalities": ["audio"],
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcma"},
+                        "transcription": {"model": "whisper-1"},
+                        "noise_reduction": {"type": "near_field"},
+                        "turn_detection": FULL["turn_detection"],
+                    },
+                    "output": {"format": {"type": "audio/pcmu"}, "voice": "marin", "speed": 1.25},
+                },
+                "tools": FULL["tools"],
+                "tool_choice": "auto",
+                "temperature": 0.8,
+                "max_output_tokens": "inf",
+                "tracing": {"workflow_name": "w"},
+            },
+        ),
+    ],
+)
+def test_every_field_in_both_wire_shapes(dialect: str, expected: dict[str, Any]) -> None:
+    assert SessionConfig.coerce(FULL).to_wire(dialect) == expected
+    assert SessionConfig(**FULL).to_wire(dialect) == expected
+
+
+@pytest.mark.parametrize(
+    "given, beta, ga",
+    [
+        ({}, {}, {"type": "realtime"}),
+        ({"input_audio_noise_reduction": None}, {"input_audio_noise_reduction": None},
+         {"type": "realtime", "audio": {"input": {"noise_reduction": None}}}),
+        ({"turn_detection": None}, {"turn_detection": None},
+         {"type": "realtime", "audio": {"input": {"turn_detection": None}}}),
+        ({"tracing": None}, {"tracing": None}, {"type": "realtime", "tracing": None}),
+        ({"temperature": 0, "turn_detection": {"create_response": False}},
+         {"temperature": 0, "turn_detection": {"create_response": False}},
+         {"type": "realtime", "temperature": 0, "audio": {"input": {"turn_detection": {"create_response": False}}}}),
+        ({"speed": 0.0}, {"speed": 0.0}, {"type": "realtime", "audio": {"output": {"speed": 0.0}}}),
+    ],
+)
+def test_unset_is_omitted_none_is_null_and_falsy_is_kept(given: dict[str, Any], beta: dict[str, Any], ga: dict[str, Any]) -> None:
+    config = SessionConfig.coerce(given)
+    assert config.to_wire("beta") == beta
+    assert config.to_wire("ga") == ga
+
+
+def test_unknown_keys_pass_through_and_dicts_merge_into_the_generated_session() -> None:
+    config = SessionConfig.coerce(
+        {"voice": "cedar", "prompt": {"id": "pmpt_1"}, "audio": {"output": {"speed": 2}, "input": {"x": 1}}, "truncation": "auto"}
+    )
+    assert config.to_wire("ga") == {
+        "type": "realtime",
+        "audio": {"output": {"voice": "cedar", "speed": 2}, "input": {"x": 1}},
+        "prompt": {"id": "pmpt_1"},
+        "truncation": "auto",
+    }
+    assert config.to_wire("beta") == {
+        "voice": "cedar", "prompt": {"id": "pmpt_1"}, "audio": {"output": {"speed": 2}, "input": {"x": 1}}, "truncation": "auto"
+    }
+
+
+def test_unknown_keys_inside_turn_detection_pass_through() -> None:
+    config = SessionConfig.coerce({"turn_detection": {"type": "semantic_vad", "eagerness": "low", "future_knob": 3}})
+    assert config.to_wire("beta")["turn_detection"] == {"type": "semantic_vad", "eagerness": "low", "future_knob": 3}
+
+
+@pytest.mark.parametrize(
+    "given, fmt",
+    [
+        ({"type": "audio/pcm", "rate": 24000}, "pcm16"),
+        ({"type": "audio/pcmu"}, "g711_ulaw"),
+        ("audio/pcma", "g711_alaw"),
+        ("pcm16", "pcm16"),
+    ],
+)
+def test_ga_format_spellings_are_accepted_and_normalised(given: Any, fmt: str) -> None:
+    assert normalize_audio_format(given) == fmt
+    config = SessionConfig.coerce({"output_audio_format": given, "input_audio_format": given})
+    assert config.output_audio_format == fmt and config.input_audio_format == fmt
+    assert config.to_wire("beta") == {"input_audio_format": fmt, "output_audio_format": fmt}
+
+
+def test_ga_names_are_accepted_as_aliases() -> None:
+    config = SessionConfig.coerce({"output_modalities": ["text"], "max_output_tokens": 5, "noise_reduction": None})
+    assert config.modalities == ["text"]
+    assert config.to_wire("beta") == {"modalities": ["text"], "max_response_output_tokens": 5, "input_audio_noise_reduction": None}
+
+
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"output_audio_format": "mp3"}, "unknown audio format 'mp3'"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"turn_detection": {"interrupt_response": "maybe"}}, "turn_detection.interrupt_response"),
+        ("not a dict", "must be a SessionConfig or a dict"),
+    ],
+)
+def test_invalid_configs_are_configuration_errors_that_say_where(bad: Any, where: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        SessionConfig.coerce(bad)
+    assert where in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_merged_replaces_only_the_fields_given() -> None:
+    base = SessionConfig.coerce({"voice": "marin", "instructions": "a", "turn_detection": {"type": "server_vad"}})
+    merged = base.merged({"instructions": "b", "turn_detection": None})
+    assert merged.set_fields() == {"voice": "marin", "instructions": "b", "turn_detection": None}
+    assert base.instructions == "a"  # frozen, unchanged
+
+
+def test_helpers_the_core_needs() -> None:
+    config = SessionConfig.coerce({"turn_detection": {"interrupt_response": False, "create_response": True}})
+    assert config.interrupt_response is False and config.create_response is True
+    assert SessionConfig().interrupt_response is None and SessionConfig().create_response is None
+    assert SessionConfig.coerce(None) == SessionConfig()
+    assert SessionConfig.coerce(config) is config
+    with pytest.raises(Exception):
+        config.voice = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "session, fmt, interrupt, create",
+    [
+        ({"audio": {"output": {"format": {"type": "audio/pcmu"}}, "input": {"turn_detection": {"interrupt_response": True, "create_response": False}}}},
+         "g711_ulaw", True, False),
+        ({"output_audio_format": "g711_alaw", "turn_detection": {"interrupt_response": False}}, "g711_alaw", False, None),
+        ({"output_audio_format": "opus?"}, None, None, None),
+        ({"turn_detection": None}, None, None, None),
+        ({}, None, None, None),
+    ],
+)
+def test_reading_a_server_session_of_either_dialect(session: dict[str, Any], fmt: Any, interrupt: Any, create: Any) -> None:
+    assert wire_output_audio_format(session) == fmt
+    assert wire_interrupt_response(session) == interrupt
+    assert wire_create_response(session) == create
+
+
+def test_defaults_follow_the_reference_per_dialect() -> None:
+    ga = DEFAULT_SESSION_CONFIG["ga"].to_wire("ga")
+    assert ga["output_modalities"] == ["audio"]
+    assert ga["audio"]["input"]["noise_reduction"] is None
+    beta = DEFAULT_SESSION_CONFIG["beta"].to_wire("beta")
+    assert beta["modalities"] == ["text", "audio"] and beta["voice"] == "ash"
+
+
+def test_to_wire_can_leave_tracing_out() -> None:
+    config = SessionConfig.coerce({"tracing": "auto", "voice": "v"})
+    assert config.to_wire("beta", include_tracing=False) == {"voice": "v"}
+    with pytest.raises(ConfigurationError, match="dialect"):
+        config.to_wire("v2")

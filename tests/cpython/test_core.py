@@ -1,0 +1,761 @@
+"""The sans-I/O protocol core, driven with plain strings; each behaviour for both dialects."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from pyodide_realtime._core import MAX_AUDIO_APPEND_BYTES, RealtimeProtocol
+from pyodide_realtime.dialects import BETA, GA, get_dialect
+from pyodide_realtime.errors import ConfigurationError, InvalidStateError, ServerError
+from pyodide_realtime.events import (
+    AudioInterrupted,
+    ConnectionChange,
+    ErrorEvent,
+    FunctionCall,
+    GenericServerEvent,
+    ItemUpdate,
+    TransportAudio,
+    TurnDone,
+    Usage,
+)
+
+DIALECTS = ["ga", "beta"]
+PCM16_100MS = 4800  # bytes of 24 kHz PCM16 in 100 ms
+G711_100MS = 800
+
+
+# Helpers -------------------------------------------------------------------------------------------
+def ev(**fields: Any) -> str:
+    return json.dumps(fields)
+
+
+def opened(dialect: str, config: dict[str, Any] | None = None, model: str = "test-model") -> RealtimeProtocol:
+    core = RealtimeProtocol(dialect, model=model)
+    core.connection_opening()
+    core.connection_opened(config)
+    core.data_to_send()
+    core.events_received()
+    return core
+
+
+def sent(core: RealtimeProtocol) -> list[dict[str, Any]]:
+    return [json.loads(text) for text in core.data_to_send()]
+
+
+def sent_types(core: RealtimeProtocol) -> list[str]:
+    return [e["type"] for e in sent(core)]
+
+
+def names(core: RealtimeProtocol) -> list[str]:
+    return [name for name, _ in core.events_received()]
+
+
+def payloads(core: RealtimeProtocol, name: str) -> list[Any]:
+    return [payload for n, payload in core.events_received() if n == name]
+
+
+def audio_delta(dialect: str, nbytes: int = PCM16_100MS, item: str = "item_1", ci: int = 0, resp: str = "resp_1") -> str:
+    data = bytes(i % 251 for i in range(nbytes))
+    return ev(type=get_dialect(dialect).audio_delta, event_id="e", response_id=resp, item_id=item, output_index=0,
+              content_index=ci, delta=base64.b64encode(data).decode())
+
+
+def audio_done(dialect: str, item: str = "item_1", ci: int = 0, resp: str = "resp_1") -> str:
+    return ev(type=get_dialect(dialect).audio_done, response_id=resp, item_id=item, output_index=0, content_index=ci)
+
+
+def response_created(resp: str = "resp_1") -> str:
+    return ev(type="response.created", response={"id": resp, "status": "in_progress"})
+
+
+def response_done(resp: str = "resp_1", usage: dict[str, Any] | None = None, status: str = "completed") -> str:
+    return ev(type="response.done", response={"id": resp, "status": status, "output": [{"id": "item_1"}], "usage": usage})
+
+
+def speaking(dialect: str, core: RealtimeProtocol, *, received_ms: int = 200, t0: float = 1000.0, item: str = "item_1") -> None:
+    """A running response whose first audio arrived at t0, ``received_ms`` of it so far."""
+    core.receive(response_created())
+    for i in range(received_ms // 100):
+        core.receive(audio_delta(dialect, item=item), now_ms=t0 + i)
+    core.data_to_send()
+    core.events_received()
+
+
+# Connection milestones and the session --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "dialect, expected",
+    [
+        (
+            "ga",
+            {
+                "type": "realtime",
+                "model": "test-model",
+                "output_modalities": ["audio"],
+                "instructions": "Be brief.",
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "transcription": {"model": "gpt-4o-mini-transcribe"},
+                        "noise_reduction": None,
+                        "turn_detection": {"type": "server_vad", "interrupt_response": False},
+                    },
+                    "output": {"format": {"type": "audio/pcmu"}, "voice": "marin", "speed": 1.0},
+                },
+            },
+        ),
+        (
+            "beta",
+            {
+                "model": "test-model",
+                "modalities": ["text", "audio"],
+                "voice": "marin",
+                "speed": 1.0,
+                "instructions": "Be brief.",
+                "input_audio_format": "pcm16",
+                "output_audio_format": "g711_ulaw",
+                "input_audio_transcription": {"model": "gpt-4o-mini-transcribe"},
+                "input_audio_noise_reduction": None,
+                "turn_detection": {"type": "server_vad", "interrupt_response": False},
+            },
+        ),
+    ],
+)
+def test_open_sends_the_merged_session_with_the_model(dialect: str, expected: dict[str, Any]) -> None:
+    core = RealtimeProtocol(dialect, model="test-model")
+    core.connection_opening()
+    assert names(core) == ["connection_change"]
+    core.connection_opened(
+        {
+            "instructions": "Be brief.",
+            "voice": "marin",
+            "output_audio_format": "g711_ulaw",
+            "turn_detection": {"type": "server_vad", "interrupt_response": False},
+            "tracing": None,
+        }
+    )
+    (update,) = sent(core)
+    assert update["type"] == "session.update"
+    assert update["session"] == expected  # tracing is not in it: it goes after session.created
+    assert [(n, p) for n, p in core.events_received()] == [
+        ("connection_change", ConnectionChange("connected")),
+        ("connected", ConnectionChange("connected")),
+    ]
+    assert core.status == "connected"
+    assert core.output_audio_format == "g711_ulaw"
+
+
+@pytest.mark.parametrize(
+    "dialect, configured, expected",
+    [
+        ("ga", {}, {"type": "realtime", "tracing": "auto"}),
+        ("ga", {"tracing": None}, {"type": "realtime", "tracing": None}),
+        ("ga", {"tracing": {"workflow_name": "w"}}, {"type": "realtime", "tracing": {"workflow_name": "w"}}),
+        ("beta", {}, {"tracing": "auto"}),
+        ("beta", {"tracing": None}, {"tracing": None}),
+        ("beta", {"tracing": "auto"}, {"tracing": "auto"}),
+    ],
+)
+def test_tracing_is_set_after_session_created(dialect: str, configured: dict[str, Any], expected: dict[str, Any]) -> None:
+    core = opened(dialect, configured)
+    core.receive(ev(type="session.created", session={"id": "sess_1"}))
+    assert sent(core) == [{"type": "session.update", "session": expected}]
+
+
+def test_a_tracing_config_the_server_already_has_differently_is_not_resent() -> None:
+    core = opened("ga", {"tracing": {"workflow_name": "mine"}})
+    core.receive(ev(type="session.created", session={"tracing": {"workflow_name": "theirs"}}))
+    assert sent(core) == []
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_update_session_config_merges_with_what_was_set_before(dialect: str) -> None:
+    core = opened(dialect, {"voice": "marin", "instructions": "one"})
+    core.update_session_config({"instructions": "two", "temperature": 0})
+    (update,) = sent(core)
+    session = update["session"]
+    voice = session["audio"]["output"]["voice"] if dialect == "ga" else session["voice"]
+    assert voice == "marin"
+    assert session["instructions"] == "two"
+    assert session["temperature"] == 0
+    assert core.session_config.voice == "marin"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_close_resets_and_emits_and_stale_frames_are_ignored(dialect: str) -> None:
+    core = opened(dialect)
+    speaking(dialect, core)
+    core.connection_closed()
+    assert names(core) == ["connection_change", "disconnected"]
+    assert core.status == "disconnected" and core.current_item is None and not core.response_running
+    assert core.receive(audio_delta(dialect)) is None
+    assert core.events_received() == []
+    core.connection_closed()  # idempotent
+    assert core.events_received() == []
+
+
+# Misuse ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.send_message("hi"),
+        lambda c: c.request_response(),
+        lambda c: c.update_session_config({"voice": "x"}),
+        lambda c: c.send_event({"type": "response.cancel"}),
+        lambda c: c.send_function_call_output({"call_id": "c"}, "out"),
+        lambda c: c.reset_history([], []),
+        lambda c: c.add_image("data:image/png;base64,AAAA"),
+    ],
+)
+def test_calls_that_need_a_connection_raise_naming_call_and_state(call: Any) -> None:
+    core = RealtimeProtocol("ga")
+    with pytest.raises(InvalidStateError, match="disconnected") as info:
+        call(core)
+    assert "()" in str(info.value) and "connect()" in str(info.value)
+    assert core.data_to_send() == [] and core.events_received() == []
+
+
+def test_opening_twice_is_a_state_error() -> None:
+    core = opened("ga")
+    with pytest.raises(InvalidStateError, match=r"connection_opening\(\).*connected"):
+        core.connection_opening()
+
+
+@pytest.mark.parametrize("bad", [{}, {"type": 3}, "response.create", None])
+def test_send_event_needs_a_dict_with_a_type(bad: Any) -> None:
+    with pytest.raises(ConfigurationError, match="'type'"):
+        opened("ga").send_event(bad)
+
+
+def test_send_event_refuses_what_json_cannot_carry() -> None:
+    core = opened("ga")
+    with pytest.raises(ConfigurationError, match="JSON"):
+        core.send_event({"type": "x", "data": object()})
+
+
+# What is emitted for server events --------------------------------------------------------------------
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("frame", ["not json", "[1, 2]", '{"no_type": 1}', '{"type": 5}', ""])
+def test_malformed_frames_are_ignored(dialect: str, frame: str) -> None:
+    core = opened(dialect)
+    assert core.receive(frame) is None
+    assert core.events_received() == [] and core.data_to_send() == []
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_event_reaches_star_and_its_own_name(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(ev(type="some.future_event", payload={"x": 1}))
+    core.receive(ev(type="input_audio_buffer.committed", item_id="i"))
+    emitted = core.events_received()
+    assert [n for n, _ in emitted] == ["*", "some.future_event", "*", "input_audio_buffer.committed"]
+    future = emitted[0][1]
+    assert isinstance(future, GenericServerEvent) and future.model_extra == {"payload": {"x": 1}}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_server_errors_are_emitted_as_error(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(ev(type="error", event_id="e1", error={"type": "invalid_request_error", "code": "bad", "message": "m"}))
+    emitted = core.events_received()
+    assert [n for n, _ in emitted] == ["*", "error"]
+    error = emitted[1][1]
+    assert isinstance(error, ErrorEvent) and error.error.error.code == "bad"
+    exc = error.exception
+    assert isinstance(exc, ServerError) and str(exc) == "m" and exc.code == "bad" and exc.event_id is None
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    "fmt, nbytes, expected_ms", [("pcm16", PCM16_100MS, 100.0), ("g711_ulaw", G711_100MS, 100.0), ("g711_alaw", 80, 10.0)]
+)
+def test_audio_deltas_are_emitted_decoded_and_measured(dialect: str, fmt: str, nbytes: int, expected_ms: float) -> None:
+    core = opened(dialect, {"output_audio_format": fmt})
+    core.receive(audio_delta(dialect, nbytes=nbytes, item="item_7", ci=1, resp="resp_9"), now_ms=500.0)
+    emitted = core.events_received()
+    assert [n for n, _ in emitted] == ["*", get_dialect(dialect).audio_delta, "audio"]
+    audio = emitted[2][1]
+    assert isinstance(audio, TransportAudio)
+    assert audio == TransportAudio(bytes(i % 251 for i in range(nbytes)), "resp_9", "item_7", 1)
+    assert core.audio_received_ms == expected_ms
+    assert core.current_item == ("item_7", 1)
+    assert core.first_audio_ms == 500.0
+
+
+@pytest.mark.parametrize(
+    "dialect, session",
+    [("ga", {"audio": {"output": {"format": {"type": "audio/pcma"}}}}), ("beta", {"output_audio_format": "g711_alaw"})],
+)
+def test_the_servers_session_decides_the_audio_format(dialect: str, session: dict[str, Any]) -> None:
+    core = opened(dialect)  # configured pcm16 by default
+    core.receive(ev(type="session.updated", session=session))
+    core.receive(audio_delta(dialect, nbytes=G711_100MS))
+    assert core.output_audio_format == "g711_alaw"
+    assert core.audio_received_ms == 100.0
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_deltas_and_done_events_map_to_transport_events(dialect: str) -> None:
+    spec = get_dialect(dialect)
+    core = opened(dialect)
+    core.receive(ev(type=spec.audio_transcript_delta, response_id="r", item_id="i", delta="hel"))
+    core.receive(ev(type=spec.text_delta, response_id="r", item_id="i", delta="lo"))
+    core.receive(audio_done(dialect, item="i", resp="r"))
+    emitted = [(n, p) for n, p in core.events_received() if n not in ("*",) and not n.startswith("response.")]
+    assert [n for n, _ in emitted] == ["audio_transcript_delta", "output_text_delta", "audio_done"]
+    assert emitted[0][1].delta == "hel" and emitted[0][1].item_id == "i" and emitted[0][1].response_id == "r"
+    assert emitted[1][1].delta == "lo"
+    assert emitted[2][1].item_id == "i"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_other_dialects_names_do_not_drive_the_audio_path_twice(dialect: str) -> None:
+    # The beta name sent to a GA client (or the reverse) is still audio: both names are modelled.
+    other = BETA if dialect == "ga" else GA
+    core = opened(dialect)
+    core.receive(ev(type=other.audio_delta, response_id="r", item_id="i", delta=base64.b64encode(b"\0\0").decode()))
+    assert names(core).count("audio") == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_items_functions_and_deletions(dialect: str) -> None:
+    core = opened(dialect)
+    message = {"id": "msg_1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+    added = "conversation.item.added" if dialect == "ga" else "conversation.item.created"
+    core.receive(ev(type=added, previous_item_id="msg_0", item=message))
+    core.receive(ev(type="conversation.item.retrieved", item={**message, "status": "completed"}))
+    core.receive(ev(type="response.output_item.done", response_id="r",
+                    item={"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "call_1",
+                          "name": "weather", "arguments": '{"city":"Oslo"}'}))
+    core.receive(ev(type="conversation.item.deleted", item_id="msg_1"))
+    emitted = [(n, p) for n, p in core.events_received() if n in ("item_update", "function_call", "item_deleted")]
+    assert [n for n, _ in emitted] == ["item_update", "item_update", "item_update", "function_call", "item_deleted"]
+    first = emitted[0][1]
+    assert isinstance(first, ItemUpdate)
+    assert (first.item_id, first.role, first.previous_item_id) == ("msg_1", "user", "msg_0")
+    assert first.status == ("in_progress" if dialect == "ga" else "completed")
+    assert first.content == ({"type": "input_text", "text": "hi"},)
+    assert emitted[1][1].status == "completed" and emitted[1][1].previous_item_id is None
+    assert emitted[2][1].type == "function_call" and emitted[2][1].status == "in_progress"
+    assert emitted[3][1] == FunctionCall(id="fc_1", call_id="call_1", name="weather", arguments='{"city":"Oslo"}', response_id="r")
+    assert emitted[4][1].item_id == "msg_1"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("event", ["conversation.item.truncated", "conversation.item.input_audio_transcription.completed"])
+def test_changed_items_are_retrieved(dialect: str, event: str) -> None:
+    core = opened(dialect)
+    core.receive(ev(type=event, item_id="item_3", content_index=0, audio_end_ms=10, transcript="t"))
+    assert sent(core) == [{"type": "conversation.item.retrieve", "item_id": "item_3"}]
+
+
+@pytest.mark.parametrize(
+    "dialect, usage, details",
+    [
+        ("ga", {"input_tokens": 5, "output_tokens": 7, "input_token_details": {"audio_tokens": 3}}, {"audio_tokens": 3}),
+        ("beta", {"input_tokens": 5, "output_tokens": 7, "input_tokens_details": {"audio_tokens": 3}}, {"audio_tokens": 3}),
+        ("ga", None, {}),
+    ],
+)
+def test_turns_and_usage(dialect: str, usage: dict[str, Any] | None, details: dict[str, Any]) -> None:
+    core = opened(dialect)
+    core.receive(response_created("resp_5"))
+    started = payloads(core, "turn_started")
+    assert started[0].response_id == "resp_5" and started[0].provider_data["type"] == "response.created"
+    core.receive(response_done("resp_5", usage))
+    emitted = dict(core.events_received()[2:])
+    expected = Usage(5, 7, 12, details) if usage else Usage()
+    assert emitted["usage_update"] == expected and emitted["usage_update"].input_tokens_details == details
+    done = emitted["turn_done"]
+    assert isinstance(done, TurnDone) and done.response_id == "resp_5" and done.status == "completed"
+    assert done.output == ({"id": "item_1"},)
+
+
+# Interruption -------------------------------------------------------------------------------------------
+def truncates(events: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    return [(e["item_id"], e["content_index"], e["audio_end_ms"]) for e in events if e["type"] == "conversation.item.truncate"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    "now_ms, heard_ms, expected_end",
+    [
+        (1050.7, None, 50),  # wall clock since the first audio, floored to an integer
+        (1000.0 + 199.99, None, 199),
+        (9000.0, None, 200),  # clamped to the audio received
+        (900.0, None, 0),  # a clock before the first audio: clamped up to 0
+        (1150.0, 80.9, 80),  # what the player says was heard wins over the clock
+        (1150.0, 10_000.0, 200),
+        (1150.0, lambda item, ci: 123.4 if (item, ci) == ("item_1", 0) else None, 123),
+        (1150.0, lambda item, ci: None, 150),  # the player does not know: fall back to the clock
+    ],
+)
+def test_interrupt_truncates_where_the_user_stopped_hearing(dialect: str, now_ms: float, heard_ms: Any, expected_end: int) -> None:
+    core = opened(dialect)
+    speaking(dialect, core, received_ms=200, t0=1000.0)
+    assert core.interrupt(now_ms, heard_ms) is True
+    out = sent(core)
+    assert [e["type"] for e in out] == ["response.cancel", "conversation.item.truncate"]
+    assert truncates(out) == [("item_1", 0, expected_end)]
+    assert isinstance(out[1]["audio_end_ms"], int)
+    emitted = core.events_received()
+    assert emitted == [("audio_interrupted", AudioInterrupted((("item_1", 0, expected_end),)))]
+    assert core.current_item is None and core.first_audio_ms is None
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_audio_that_finished_playing_is_never_truncated(dialect: str) -> None:
+    core = opened(dialect)
+    speaking(dialect, core, received_ms=200, t0=1000.0)
+    core.receive(audio_done(dialect))
+    core.receive(response_done())
+    core.data_to_send(), core.events_received()
+    assert core.interrupt(1300.0) is False  # 300 ms after the first audio: all 200 ms played
+    assert sent(core) == [] and core.events_received() == []
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_audio_still_playing_after_response_done_is_truncated_without_a_cancel(dialect: str) -> None:
+    # Audio arrives faster than real time: the response is done while the speaker still talks.
+    core = opened(dialect)
+    speaking(dialect, core, received_ms=500, t0=1000.0)
+    core.receive(audio_done(dialect))
+    core.receive(response_done())
+    core.data_to_send(), core.events_received()
+    assert core.interrupt(1120.0) is True
+    out = sent(core)
+    assert [e["type"] for e in out] == ["conversation.item.truncate"]  # nothing to cancel
+    assert truncates(out) == [("item_1", 0, 120)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_player_that_heard_everything_means_no_truncate(dialect: str) -> None:
+    core = opened(dialect)
+    speaking(dialect, core, received_ms=300, t0=1000.0)
+    core.receive(audio_done(dialect))
+    core.receive(response_done())
+    core.data_to_send(), core.events_received()
+    assert core.interrupt(1001.0, lambda item, ci: 300.0) is False
+    assert sent(core) == []
+
+
+def interrupt_response_session(dialect: str, value: bool) -> dict[str, Any]:
+    detection = {"type": "server_vad", "interrupt_response": value}
+    return {"audio": {"input": {"turn_detection": detection}}} if dialect == "ga" else {"turn_detection": detection}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    "configured, reported, expect_cancel",
+    [
+        (None, None, True),  # unknown: the client cancels, as the seed does
+        (True, None, False),  # the server cancels by itself: a client cancel would fail
+        (False, None, True),
+        (None, True, False),  # what the server reports wins
+        (True, False, True),
+    ],
+)
+def test_speech_started_interrupts_and_cancels_only_when_the_server_will_not(
+    dialect: str, configured: bool | None, reported: bool | None, expect_cancel: bool
+) -> None:
+    config = {} if configured is None else {"turn_detection": {"type": "server_vad", "interrupt_response": configured}}
+    core = opened(dialect, config)
+    if reported is not None:
+        core.receive(ev(type="session.updated", session=interrupt_response_session(dialect, reported)))
+    speaking(dialect, core, received_ms=200, t0=1000.0)
+    core.receive(ev(type="input_audio_buffer.speech_started", audio_start_ms=10, item_id="user_1"), now_ms=1075.0)
+    expected = (["response.cancel"] if expect_cancel else []) + ["conversation.item.truncate"]
+    out = sent(core)
+    assert [e["type"] for e in out] == expected
+    assert truncates(out) == [("item_1", 0, 75)]
+    assert "audio_interrupted" in names(core)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_speech_started_with_nothing_playing_sends_nothing(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(ev(type="input_audio_buffer.speech_started"), now_ms=5.0)
+    assert sent(core) == []
+    assert "audio_interrupted" not in names(core)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_speech_started_interrupts_through_the_player(dialect: str) -> None:
+    core = opened(dialect)
+    speaking(dialect, core, received_ms=200, t0=1000.0)
+    core.receive(ev(type="input_audio_buffer.speech_started"), now_ms=1199.0, heard_ms=lambda item, ci: 42.0)
+    assert truncates(sent(core)) == [("item_1", 0, 42)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_auto_interrupt_can_be_left_to_the_io_layer(dialect: str) -> None:
+    core = opened(dialect)
+    core.auto_interrupt = False
+    speaking(dialect, core)
+    core.receive(ev(type="input_audio_buffer.speech_started"), now_ms=1050.0)
+    assert sent(core) == []
+    assert core.current_item == ("item_1", 0)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_state_is_per_item_and_a_new_item_restarts_the_clock(dialect: str) -> None:
+    core = opened(dialect)
+    speaking(dialect, core, received_ms=200, t0=1000.0)
+    core.receive(audio_done(dialect))
+    core.receive(response_done())
+    # A second reply, long after the first finished playing.
+    core.receive(response_created("resp_2"))
+    core.receive(audio_delta(dialect, item="item_2", resp="resp_2"), now_ms=5000.0)
+    assert core.current_item == ("item_2", 0) and core.first_audio_ms == 5000.0 and core.audio_received_ms == 100.0
+    core.data_to_send(), core.events_received()
+    core.interrupt(5030.0)
+    assert truncates(sent(core)) == [("item_2", 0, 30)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_queued_items_are_truncated_at_what_was_heard_of_each(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.receive(audio_delta(dialect, nbytes=3 * PCM16_100MS, item="a"), now_ms=1000.0)
+    core.receive(audio_done(dialect, item="a"))
+    core.receive(audio_delta(dialect, nbytes=2 * PCM16_100MS, item="b"), now_ms=1010.0)
+    core.data_to_send(), core.events_received()
+    # 350 ms in: all of a (300 ms) played, 50 ms of b.
+    core.interrupt(1350.0)
+    assert truncates(sent(core)) == [("b", 0, 50)]
+    # The same with b not reached yet: a is cut, b is cut at 0 (it was never heard).
+    core.receive(audio_delta(dialect, nbytes=3 * PCM16_100MS, item="c"), now_ms=2000.0)
+    core.receive(audio_delta(dialect, nbytes=PCM16_100MS, item="d"), now_ms=2001.0)
+    core.data_to_send(), core.events_received()
+    core.interrupt(2100.0)
+    assert truncates(sent(core)) == [("c", 0, 100), ("d", 0, 0)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_late_audio_of_a_truncated_item_is_dropped(dialect: str) -> None:
+    core = opened(dialect)
+    speaking(dialect, core)
+    core.interrupt(1050.0)
+    core.data_to_send(), core.events_received()
+    core.receive(audio_delta(dialect), now_ms=1060.0)  # in flight before the server saw the cancel
+    assert "audio" not in names(core)
+    assert core.current_item is None
+    core.receive(response_done(status="cancelled"))
+    core.receive(response_created("resp_2"))
+    core.receive(audio_delta(dialect, item="item_9", resp="resp_2"), now_ms=2000.0)
+    assert "audio" in names(core)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_cancel_only_while_a_response_runs_and_only_once(dialect: str) -> None:
+    core = opened(dialect)
+    assert core.cancel_response() is False
+    core.receive(response_created())
+    assert core.cancel_response() is True
+    assert core.cancel_response() is False
+    core.send_event({"type": "response.cancel"})  # a manual second cancel is swallowed too
+    assert sent_types(core) == ["response.cancel"]
+    core.receive(response_done(status="cancelled"))
+    core.receive(response_created("resp_2"))
+    core.interrupt(0.0)
+    assert sent_types(core) == ["response.cancel"]
+
+
+def test_interrupt_while_disconnected_does_nothing() -> None:
+    core = RealtimeProtocol("ga")
+    assert core.interrupt(10.0) is False
+    assert core.data_to_send() == []
+
+
+# response.create sequencing ----------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_response_create_is_tagged_and_sent_when_idle(dialect: str) -> None:
+    core = opened(dialect)
+    core.send_message("hi")
+    out = sent(core)
+    assert [e["type"] for e in out] == ["conversation.item.create", "response.create"]
+    assert out[1]["event_id"].startswith("pyrt_response_create_")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_response_create_is_held_while_a_response_runs_coalesced_and_released_on_done(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.send_message("one")
+    core.send_message("two")
+    core.request_response()
+    assert sent_types(core) == ["conversation.item.create", "conversation.item.create"]
+    assert core.held_response_creates == 1
+    core.receive(response_done())
+    out = sent(core)
+    assert [e["type"] for e in out] == ["response.create"]
+    assert core.held_response_creates == 0
+    # The released create is now in flight: another request waits for it.
+    core.request_response()
+    assert sent(core) == []
+    core.receive(response_created("resp_2"))
+    assert sent(core) == []
+    core.receive(response_done("resp_2"))
+    assert sent_types(core) == ["response.create"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_requests_with_parameters_are_each_kept_in_order(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.request_response()
+    core.request_response({"instructions": "A"})
+    core.request_response()
+    core.request_response()
+    core.send_event({"type": "response.create", "event_id": "mine", "response": {"instructions": "B"}})
+    assert sent(core) == []
+    released = []
+    for i in range(5):
+        core.receive(response_done(f"resp_{i}"))
+        out = sent(core)
+        if not out:
+            break
+        released.append(out[0])
+        core.receive(response_created(f"resp_{i + 1}"))
+    assert [e.get("response") for e in released] == [None, {"instructions": "A"}, None, {"instructions": "B"}]
+    assert released[3]["event_id"] == "mine"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_error_naming_the_create_in_flight_frees_the_slot(dialect: str) -> None:
+    core = opened(dialect)
+    core.request_response()
+    event_id = sent(core)[0]["event_id"]
+    core.request_response({"instructions": "next"})
+    assert sent(core) == []
+    core.receive(ev(type="error", error={"type": "invalid_request_error", "code": "x", "event_id": "someone_else"}))
+    assert sent(core) == []
+    core.receive(ev(type="error", error={"type": "invalid_request_error", "code": "x", "event_id": event_id}))
+    out = sent(core)
+    assert [e.get("response") for e in out] == [{"instructions": "next"}]
+    assert out[0]["event_id"] != event_id
+
+
+def test_an_untagged_error_about_response_create_frees_the_slot_too() -> None:
+    core = opened("ga")
+    core.request_response()
+    core.data_to_send()
+    core.request_response({"instructions": "x"})
+    core.receive(ev(type="error", error={"code": "conversation_already_has_active_response_create", "message": "m"}))
+    assert sent_types(core) == ["response.create"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_trigger_response_false_sends_only_the_item(dialect: str) -> None:
+    core = opened(dialect)
+    core.send_message("quiet", trigger_response=False)
+    core.add_image("data:image/png;base64,AAAA", trigger_response=False)
+    assert sent_types(core) == ["conversation.item.create", "conversation.item.create"]
+
+
+# App calls ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    "message, expected_content",
+    [
+        ("hello", [{"type": "input_text", "text": "hello"}]),
+        ({"content": "plain"}, [{"type": "input_text", "text": "plain"}]),
+        (
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "see"},
+                                                             {"type": "input_image", "image": "data:image/png;base64,AA"}]},
+            [{"type": "input_text", "text": "see"}, {"type": "input_image", "image_url": "data:image/png;base64,AA"}],
+        ),
+    ],
+)
+def test_send_message_builds_a_user_message(dialect: str, message: Any, expected_content: list[dict[str, Any]]) -> None:
+    core = opened(dialect)
+    core.send_message(message, {"event_id": "custom"})
+    create = sent(core)[0]
+    assert create["event_id"] == "custom"
+    assert create["item"]["type"] == "message" and create["item"]["role"] == "user"
+    assert create["item"]["content"] == expected_content
+
+
+@pytest.mark.parametrize("bad", [{"content": []}, 42, {"content": [7]}])
+def test_send_message_refuses_what_is_not_a_message(bad: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        opened("ga").send_message(bad)
+
+
+def test_add_image_sends_an_input_image() -> None:
+    core = opened("ga")
+    core.add_image("https://example.com/cat.png")
+    out = sent(core)
+    assert out[0]["item"]["content"] == [{"type": "input_image", "image_url": "https://example.com/cat.png"}]
+    assert out[1]["type"] == "response.create"
+    with pytest.raises(ConfigurationError):
+        core.add_image("")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    "call", [FunctionCall(id="fc_1", call_id="call_1", name="f", arguments="{}"), {"call_id": "call_1", "id": "fc_1"}]
+)
+def test_function_call_output(dialect: str, call: Any) -> None:
+    core = opened(dialect)
+    core.send_function_call_output(call, {"temp": 3})
+    out = sent(core)
+    assert out[0] == {"type": "conversation.item.create",
+                      "item": {"type": "function_call_output", "output": '{"temp": 3}', "call_id": "call_1"}}
+    assert out[1]["type"] == "response.create"
+    (update,) = payloads(core, "item_update")
+    assert (update.item_id, update.status, update.output) == ("fc_1", "completed", '{"temp": 3}')
+    core.send_function_call_output(call, "x", start_response=False)
+    assert sent_types(core) == ["conversation.item.create"]
+    with pytest.raises(ConfigurationError, match="call_id"):
+        core.send_function_call_output({"id": "no call id"}, "x")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_send_audio_base64_in_bounded_chunks(dialect: str) -> None:
+    core = opened(dialect)
+    pcm = bytes(i % 256 for i in range(MAX_AUDIO_APPEND_BYTES * 2 + 10))
+    core.send_audio(pcm, commit=True)
+    out = sent(core)
+    assert [e["type"] for e in out] == ["input_audio_buffer.append"] * 3 + ["input_audio_buffer.commit"]
+    chunks = [base64.b64decode(e["audio"]) for e in out[:3]]
+    assert [len(c) for c in chunks] == [MAX_AUDIO_APPEND_BYTES, MAX_AUDIO_APPEND_BYTES, 10]
+    assert b"".join(chunks) == pcm
+    core.send_audio(memoryview(b"\x01\x02"))
+    assert [base64.b64decode(e["audio"]) for e in sent(core)] == [b"\x01\x02"]
+    core.send_audio(b"", commit=True)
+    assert sent_types(core) == ["input_audio_buffer.commit"]
+
+
+def test_send_audio_is_ignored_unless_connected() -> None:
+    core = RealtimeProtocol("ga")
+    core.send_audio(b"\0" * 100, commit=True)
+    core.connection_opening()
+    core.send_audio(b"\0" * 100)
+    assert core.data_to_send() == []
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_reset_history_deletes_changed_and_removed_items_and_recreates_messages(dialect: str) -> None:
+    core = opened(dialect)
+    def msg(item_id: str, text: str, role: str = "user", status: str | None = "completed") -> dict[str, Any]:
+        return {"item_id": item_id, "type": "message", "role": role, "status": status,
+                "content": [{"type": "input_text", "text": text}]}
+    old = [msg("a", "keep"), msg("b", "gone"), msg("c", "before"), ItemUpdate("f", "function_call", status="completed")]
+    new = [msg("a", "keep"), msg("c", "after"), msg("d", "new", role="system"), ItemUpdate("f", "function_call", status="completed")]
+    core.reset_history(old, new)
+    out = sent(core)
+    assert [(e["type"], e.get("item_id") or e["item"]["id"]) for e in out] == [
+        ("conversation.item.delete", "b"),
+        ("conversation.item.delete", "c"),
+        ("conversation.item.create", "d"),
+        ("conversation.item.create", "c"),
+    ]
+    assert "status" not in out[2]["item"]  # system messages carry no status
+    assert out[3]["item"] == {"type": "message", "role": "user", "id": "c", "status": "completed",
+                              "content": [{"type": "input_text", "text": "after"}]}
+    with pytest.raises(ConfigurationError):
+        core.reset_history([{"no": "id"}], [])

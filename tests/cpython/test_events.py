@@ -1,0 +1,117 @@
+"""Server events: one validate_json over a discriminated union, every field kept, None for garbage."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from typing import Any
+
+import pydantic
+import pytest
+
+from pyodide_realtime.events import (
+    ConversationItemEvent,
+    GenericServerEvent,
+    InputAudioTranscriptionCompleted,
+    OutputItemEvent,
+    ResponseAudioDelta,
+    ResponseAudioDone,
+    ResponseEvent,
+    ResponseTextDelta,
+    ServerErrorEvent,
+    SessionEvent,
+    SpeechStarted,
+    TransportAudio,
+    TransportEvent,
+    ConversationItemDeleted,
+    ConversationItemTruncated,
+    parse_server_event,
+)
+
+AUDIO = bytes(range(256)) * 20
+
+
+@pytest.mark.parametrize(
+    "fields, model",
+    [
+        ({"type": "error", "error": {"type": "invalid_request_error", "code": "c", "message": "m", "param": None, "event_id": "e"}},
+         ServerErrorEvent),
+        ({"type": "session.created", "session": {"id": "s"}}, SessionEvent),
+        ({"type": "session.updated", "session": {"id": "s"}}, SessionEvent),
+        ({"type": "response.created", "response": {"id": "r"}}, ResponseEvent),
+        ({"type": "response.done", "response": {"id": "r", "usage": {}}}, ResponseEvent),
+        ({"type": "response.output_audio.done", "item_id": "i"}, ResponseAudioDone),
+        ({"type": "response.audio.done", "item_id": "i"}, ResponseAudioDone),
+        ({"type": "response.output_audio_transcript.delta", "delta": "d"}, ResponseTextDelta),
+        ({"type": "response.audio_transcript.delta", "delta": "d"}, ResponseTextDelta),
+        ({"type": "response.output_text.delta", "delta": "d"}, ResponseTextDelta),
+        ({"type": "response.text.delta", "delta": "d"}, ResponseTextDelta),
+        ({"type": "conversation.item.added", "item": {"id": "i"}}, ConversationItemEvent),
+        ({"type": "conversation.item.done", "item": {"id": "i"}}, ConversationItemEvent),
+        ({"type": "conversation.item.created", "item": {"id": "i"}}, ConversationItemEvent),
+        ({"type": "conversation.item.retrieved", "item": {"id": "i"}}, ConversationItemEvent),
+        ({"type": "conversation.item.deleted", "item_id": "i"}, ConversationItemDeleted),
+        ({"type": "conversation.item.truncated", "item_id": "i", "audio_end_ms": 5}, ConversationItemTruncated),
+        ({"type": "conversation.item.input_audio_transcription.completed", "item_id": "i", "transcript": "t"},
+         InputAudioTranscriptionCompleted),
+        ({"type": "response.output_item.added", "item": {"type": "message"}}, OutputItemEvent),
+        ({"type": "response.output_item.done", "item": {"type": "function_call"}}, OutputItemEvent),
+        ({"type": "input_audio_buffer.speech_started", "audio_start_ms": 3}, SpeechStarted),
+        ({"type": "rate_limits.updated", "rate_limits": []}, GenericServerEvent),
+    ],
+)
+def test_known_types_of_both_dialects_get_their_model_and_keep_every_field(fields: dict[str, Any], model: type) -> None:
+    fields = {**fields, "event_id": "evt_1", "brand_new_field": {"nested": [1, 2]}}
+    event = parse_server_event(json.dumps(fields))
+    assert type(event) is model
+    assert event.type == fields["type"] and event.event_id == "evt_1"
+    assert event.model_extra["brand_new_field"] == {"nested": [1, 2]}
+
+
+@pytest.mark.parametrize("name", ["response.output_audio.delta", "response.audio.delta"])
+@pytest.mark.parametrize("wrap", [str, lambda s: s.encode(), lambda s: bytearray(s.encode()), lambda s: memoryview(s.encode())])
+def test_audio_deltas_are_decoded_by_pydantic_from_any_buffer(name: str, wrap: Any) -> None:
+    text = json.dumps({"type": name, "response_id": "r", "item_id": "i", "output_index": 0, "content_index": 2,
+                       "delta": base64.b64encode(AUDIO).decode()})
+    event = parse_server_event(wrap(text))
+    assert isinstance(event, ResponseAudioDelta)
+    assert event.delta == AUDIO and isinstance(event.delta, bytes)
+    assert (event.response_id, event.item_id, event.content_index) == ("r", "i", 2)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["", "not json", "[1, 2, 3]", '"a string"', "42", "null", '{"no_type": true}', '{"type": 7}', '{"type": null}', b"\xff\xfe",
+     '{"type": "x"', memoryview(b"{}")],
+)
+def test_garbage_is_none_never_an_exception(frame: Any) -> None:
+    assert parse_server_event(frame) is None
+
+
+def test_unknown_types_keep_every_field() -> None:
+    event = parse_server_event('{"type": "output_audio_buffer.started", "event_id": "e", "response_id": "r", "n": [1, {"a": null}]}')
+    assert isinstance(event, GenericServerEvent)
+    assert event.model_dump() == {"type": "output_audio_buffer.started", "event_id": "e", "response_id": "r", "n": [1, {"a": None}]}
+
+
+def test_a_known_type_that_does_not_fit_its_model_falls_back_to_generic() -> None:
+    event = parse_server_event('{"type": "response.output_audio.delta", "item_id": "i", "delta": "%%% not base64"}')
+    assert isinstance(event, GenericServerEvent) and event.model_extra["delta"] == "%%% not base64"
+
+
+def test_events_are_frozen() -> None:
+    event = parse_server_event('{"type": "response.created", "response": {"id": "r"}}')
+    with pytest.raises(pydantic.ValidationError):
+        event.type = "other"  # type: ignore[misc]
+    audio = TransportAudio(b"x", "r", "i", 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        audio.data = b"y"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TransportEvent("a", 1).name = "b"  # type: ignore[misc]
+
+
+def test_error_details_are_typed() -> None:
+    event = parse_server_event('{"type": "error", "error": {"code": "response_cancel_not_active", "param": {"x": 1}}}')
+    assert isinstance(event, ServerErrorEvent)
+    assert event.error.code == "response_cancel_not_active" and event.error.param == {"x": 1} and event.error.event_id is None

@@ -1,0 +1,538 @@
+"""The whole transport through the CPython backend, against a scripted Realtime peer on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from pyodide_realtime import (
+    AudioInterrupted,
+    ConfigurationError,
+    ConnectionChange,
+    ConnectionFailedError,
+    ErrorEvent,
+    InvalidStateError,
+    OpenAIRealtimeWebSocket,
+    SocketRequest,
+    TransportAudio,
+    UnsupportedError,
+    __version__,
+)
+from pyodide_realtime import transport as transport_module
+from pyodide_realtime._cpython_socket import create_cpython_socket
+from pyodide_realtime.dialects import get_dialect
+
+PCM16_100MS = 4800
+DELTAS_PER_RESPONSE = 3
+SECRET = "sk-test-SECRET-abc123"
+
+
+class Peer:
+    """Plays the Realtime API. Paths: /realtime (the protocol), /slow (handshake waits), /reject (HTTP 401).
+
+    Client events it understands besides the protocol's: ``test.speech`` (answer speech_started),
+    ``test.close`` (close 4001), ``test.garbage`` (malformed frames, then ``x.after_garbage``).
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, Headers]] = []
+        self.received: list[dict[str, Any]] = []
+        self.release_slow = asyncio.Event()
+        self.hold_responses = False
+        self.port = 0
+        self._responses = 0
+
+    def url(self, path: str = "/realtime") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.received]
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.requests.append((request.path, request.headers))
+        if request.path.startswith("/slow"):
+            try:
+                await asyncio.wait_for(self.release_slow.wait(), 5)
+            except TimeoutError:
+                pass
+        if request.path.startswith("/reject"):
+            body = json.dumps({"error": {"code": "invalid_api_key", "message": f"Incorrect API key provided: {SECRET[:6]}***123."}})
+            return Response(401, "Unauthorized", Headers([("Content-Type", "application/json")]), body.encode())
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        beta = ws.request is not None and "OpenAI-Beta" in ws.request.headers
+        spec = get_dialect("beta" if beta else "ga")
+        running: str | None = None
+        await ws.send(json.dumps({"type": "session.created", "event_id": "evt_0", "session": {"id": "sess_1"}}))
+        async for message in ws:
+            event = json.loads(message)
+            self.received.append(event)
+            kind = event["type"]
+            if kind == "session.update":
+                await ws.send(json.dumps({"type": "session.updated", "session": event["session"]}))
+            elif kind == "response.create":
+                self._responses += 1
+                running = f"resp_{self._responses}"
+                item = f"item_{self._responses}"
+                await ws.send(json.dumps({"type": "response.created", "response": {"id": running}}))
+                for i in range(DELTAS_PER_RESPONSE):
+                    audio = bytes([i]) * PCM16_100MS
+                    await ws.send(json.dumps({"type": spec.audio_delta, "response_id": running, "item_id": item,
+                                              "output_index": 0, "content_index": 0, "delta": base64.b64encode(audio).decode()}))
+                await ws.send(json.dumps({"type": spec.audio_transcript_delta, "response_id": running, "item_id": item, "delta": "hi"}))
+                if not self.hold_responses:
+                    await ws.send(json.dumps({"type": spec.audio_done, "response_id": running, "item_id": item, "content_index": 0}))
+                    await ws.send(json.dumps({"type": "response.done", "response": {"id": running, "status": "completed",
+                                                                                      "usage": {"input_tokens": 1, "output_tokens": 2}}}))
+                    running = None
+            elif kind == "response.cancel":
+                if running is None:
+                    await ws.send(json.dumps({"type": "error", "error": {"code": "response_cancel_not_active"}}))
+                else:
+                    await ws.send(json.dumps({"type": "response.done", "response": {"id": running, "status": "cancelled"}}))
+                    running = None
+            elif kind == "test.speech":
+                await ws.send(json.dumps({"type": "input_audio_buffer.speech_started", "audio_start_ms": 5, "item_id": "u1"}))
+            elif kind == "test.close":
+                await ws.close(4001, "bye")
+                return
+            elif kind == "test.garbage":
+                for frame in ("not json", "[1]", '{"no_type": 1}', b"\x00\x01"):
+                    await ws.send(frame)
+                await ws.send(json.dumps({"type": "x.after_garbage", "n": 1}))
+
+
+@pytest_asyncio.fixture
+async def peer() -> AsyncIterator[Peer]:
+    server_peer = Peer()
+    async with serve(server_peer.handle, "127.0.0.1", 0, process_request=server_peer.process_request, max_size=None) as server:
+        server_peer.port = server.sockets[0].getsockname()[1]
+        yield server_peer
+        server_peer.release_slow.set()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.005)
+
+
+def record(transport: OpenAIRealtimeWebSocket, *names: str) -> list[tuple[str, Any]]:
+    got: list[tuple[str, Any]] = []
+    for name in names:
+        transport.on(name, lambda payload, name=name: got.append((name, payload)))
+    return got
+
+
+class FakePlayer:
+    """An AudioOutput test double: the real one needs Web Audio (tested in the browser suite)."""
+
+    def __init__(self, heard: float | None) -> None:
+        self.heard = heard
+        self.played: list[tuple[int, str, int, str]] = []
+        self.stops = 0
+
+    def play(self, data: bytes, *, item_id: str, content_index: int, audio_format: str) -> None:
+        self.played.append((len(data), item_id, content_index, audio_format))
+
+    def heard_ms(self, item_id: str, content_index: int) -> float | None:
+        return self.heard
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+class FakeMic:
+    def __init__(self) -> None:
+        self.muted = False
+
+
+# Handshake ---------------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+async def test_connect_sends_header_auth_and_the_session(peer: Peer, dialect: str) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), model="model-1", api_key=SECRET, dialect=dialect)
+    changes = record(transport, "connection_change", "connected")
+    await transport.connect(initial_session_config={"instructions": "hi", "tracing": None})
+    assert transport.status == "connected" and transport.connection_state.websocket is not None
+    assert [p for _, p in changes] == [ConnectionChange("connecting"), ConnectionChange("connected"), ConnectionChange("connected")]
+    path, headers = peer.requests[0]
+    assert path == "/realtime"
+    assert headers["Authorization"] == f"Bearer {SECRET}"
+    assert headers["User-Agent"] == f"pyodide-realtime/{__version__}"
+    assert headers["X-OpenAI-Agents-SDK"] == f"openai-agents-sdk.pyodide-realtime-{__version__}"
+    assert headers.get("OpenAI-Beta") == ("realtime=v1" if dialect == "beta" else None)
+    assert "Sec-WebSocket-Protocol" not in headers  # servers authenticate with headers, not subprotocols
+    await until(lambda: len(peer.received) >= 2)
+    update, tracing = peer.received[:2]
+    assert update["type"] == "session.update" and update["session"]["model"] == "model-1"
+    assert update["session"]["instructions"] == "hi"
+    assert tracing["session"]["tracing"] is None
+    assert SECRET not in repr(transport) and SECRET not in repr(transport.connection_state)
+    transport.close()
+    assert transport.status == "disconnected"
+
+
+# A conversation ----------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+async def test_an_exchange_with_audio_and_an_interruption(peer: Peer, dialect: str) -> None:
+    peer.hold_responses = True
+    player = FakePlayer(heard=150.4)
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET, dialect=dialect)
+    transport.attach_audio_output(player)
+    got = record(transport, "audio", "audio_interrupted", "audio_transcript_delta", "turn_started", "turn_done", "error")
+    await transport.connect()
+    transport.send_message("tell me a story")
+    await until(lambda: sum(1 for n, _ in got if n == "audio_transcript_delta") == 1)
+    audio = [p for n, p in got if n == "audio"]
+    assert len(audio) == DELTAS_PER_RESPONSE
+    assert audio[1] == TransportAudio(bytes([1]) * PCM16_100MS, "resp_1", "item_1", 0)
+    assert player.played == [(PCM16_100MS, "item_1", 0, "pcm16")] * DELTAS_PER_RESPONSE
+    transport.interrupt()
+    await until(lambda: "turn_done" in [n for n, _ in got])
+    assert peer.types()[-2:] == ["response.cancel", "conversation.item.truncate"]
+    assert peer.received[-1]["audio_end_ms"] == 150 and peer.received[-1]["item_id"] == "item_1"
+    assert player.stops == 1
+    assert [p for n, p in got if n == "audio_interrupted"] == [AudioInterrupted((("item_1", 0, 150),))]
+    assert [n for n, _ in got if n == "error"] == []  # no response_cancel_not_active
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_speech_started_interrupts_by_itself_and_create_waits_for_the_running_response(peer: Peer) -> None:
+    peer.hold_responses = True
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    got = record(transport, "audio", "audio_interrupted", "turn_done", "error")
+    await transport.connect()
+    transport.request_response()
+    await until(lambda: len([n for n, _ in got if n == "audio"]) == DELTAS_PER_RESPONSE)
+    transport.request_response()  # held: a response is running
+    transport.send_event({"type": "test.speech"})
+    await until(lambda: "turn_done" in [n for n, _ in got])
+    await until(lambda: peer.types().count("response.create") == 2)
+    types = peer.types()
+    assert types[types.index("test.speech") + 1 :][:3] == ["response.cancel", "conversation.item.truncate", "response.create"]
+    assert [n for n, _ in got if n == "error"] == []
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_audio_is_sent_only_while_connected(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    transport.send_audio(b"\0\0" * 10)  # ignored, as the seed does
+    await transport.connect()
+    transport.send_audio(b"\x01\x02" * 100, commit=True)
+    await until(lambda: "input_audio_buffer.commit" in peer.types())
+    append = peer.received[peer.types().index("input_audio_buffer.append")]
+    assert base64.b64decode(append["audio"]) == b"\x01\x02" * 100
+    assert peer.types().count("input_audio_buffer.append") == 1
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_garbage_frames_are_ignored_and_the_connection_lives_on(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    seen = record(transport, "*", "error")
+    await transport.connect()
+    transport.send_event({"type": "test.garbage"})
+    await until(lambda: any(getattr(p, "type", "") == "x.after_garbage" for _, p in seen))
+    assert [n for n, _ in seen if n == "error"] == []
+    assert transport.status == "connected"
+    transport.close()
+
+
+# Connection rules ---------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_connect_twice_is_a_state_error_while_connecting_and_connected(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(api_key=SECRET)
+    pending = asyncio.create_task(transport.connect(url=peer.url("/slow")))
+    await until(lambda: transport.status == "connecting")
+    with pytest.raises(InvalidStateError, match="connecting"):
+        await transport.connect(url=peer.url())
+    peer.release_slow.set()
+    await pending
+    with pytest.raises(InvalidStateError, match="connected"):
+        await transport.connect(url=peer.url())
+    assert transport.status == "connected"
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_close_during_connect_rejects_it_and_a_retry_works(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(model="first", api_key=SECRET)
+    iterator = transport.events()
+    pending = asyncio.create_task(transport.connect(url=peer.url("/slow"), model="second"))
+    await until(lambda: transport.status == "connecting")
+    transport.close()
+    with pytest.raises(ConnectionFailedError, match="close"):
+        await pending
+    assert transport.status == "disconnected" and transport.connection_state.websocket is None
+    assert transport.current_model == "first"  # the failed attempt's model was rolled back
+    seen = [e.name async for e in iterator]
+    assert seen == ["connection_change", "connection_change", "disconnected"]
+    await transport.connect(url=peer.url())
+    assert transport.status == "connected"
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_a_refused_handshake_fails_cleanly_without_the_key_and_restores_the_config(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), model="good", api_key=SECRET)
+    errors = record(transport, "error")
+    with pytest.raises(ConnectionFailedError) as info:
+        await transport.connect(url=peer.url("/reject"), model="other")
+    message = str(info.value)
+    assert "401" in message and "invalid_api_key" in message
+    assert SECRET not in message and SECRET[:6] not in message
+    assert transport.status == "disconnected" and transport.current_model == "good"
+    assert len(errors) == 1 and isinstance(errors[0][1], ErrorEvent)
+    assert errors[0][1].exception is errors[0][1].error
+    await transport.connect()  # the constructor's URL again: nothing of the failed attempt stuck
+    assert peer.requests[-1][0] == "/realtime"
+    assert transport.current_model == "good"
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_close_before_open_rejects_connect() -> None:
+    class NeverOpens:
+        def __init__(self) -> None:
+            self.closed = 0
+
+        def send(self, text: str) -> None:
+            raise AssertionError("nothing may be sent before open")
+
+        def close(self, code: int = 1000, reason: str = "") -> None:
+            self.closed += 1
+
+    sockets: list[NeverOpens] = []
+
+    def factory(request: SocketRequest, handler: Any) -> NeverOpens:
+        asyncio.get_running_loop().call_soon(handler.on_close, 1006, "gone")
+        sockets.append(NeverOpens())
+        return sockets[-1]
+
+    transport = OpenAIRealtimeWebSocket(url="ws://unused.invalid/", api_key=SECRET, create_websocket=factory)
+    with pytest.raises(ConnectionFailedError, match="closed before it opened") as info:
+        await transport.connect()
+    assert info.value.code == 1006
+    assert transport.status == "disconnected"
+    assert sockets[0].closed == 1
+
+
+@pytest.mark.asyncio
+async def test_events_of_a_stale_socket_are_ignored(peer: Peer) -> None:
+    handlers: list[Any] = []
+
+    def factory(request: SocketRequest, handler: Any) -> Any:
+        handlers.append(handler)
+        return create_cpython_socket(request, handler)
+
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET, create_websocket=factory)
+    await transport.connect()
+    transport.close()
+    await transport.connect()
+    got = record(transport, "*", "connection_change")
+    stale = handlers[0]
+    stale.on_message('{"type": "input_audio_buffer.speech_started"}')
+    stale.on_error(RuntimeError("old"))
+    stale.on_close(1000, "")
+    assert got == [] and transport.status == "connected"
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_the_server_closing_disconnects_and_ends_iterators(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    await transport.connect()
+    stream = transport.events("connection_change", "disconnected")
+    transport.send_event({"type": "test.close"})
+    seen = [(e.name, e.data) async for e in stream]
+    assert seen == [("connection_change", ConnectionChange("disconnected")), ("disconnected", ConnectionChange("disconnected"))]
+    assert transport.status == "disconnected"
+    with pytest.raises(InvalidStateError, match="disconnected"):
+        transport.send_message("anyone?")
+
+
+# Keys -------------------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+@pytest.mark.parametrize("key", ["sk has space", "sk-\u00e9", "sk-new\nline", "", None])
+async def test_bad_keys_fail_before_any_socket_without_echoing_the_key(peer: Peer, key: Any) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=key)
+    with pytest.raises(ConfigurationError) as info:
+        await transport.connect()
+    if key:
+        assert key not in str(info.value)
+    assert peer.requests == [] and transport.status == "disconnected"
+
+
+@pytest.mark.asyncio
+async def test_keys_may_come_from_sync_or_async_functions(peer: Peer) -> None:
+    async def fetch() -> str:
+        await asyncio.sleep(0)
+        return "ek_async"
+
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=lambda: "ek_sync")
+    await transport.connect()
+    transport.close()
+    await transport.connect(api_key=fetch)
+    transport.close()
+    assert [h["Authorization"] for _, h in peer.requests] == ["Bearer ek_sync", "Bearer ek_async"]
+
+
+@pytest.mark.asyncio
+async def test_close_while_a_slow_key_function_runs_rejects_connect_at_once(peer: Peer) -> None:
+    never = asyncio.Event()
+
+    async def slow_key() -> str:
+        await never.wait()
+        return "ek_never"
+
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=slow_key)
+    pending = asyncio.create_task(transport.connect())
+    await asyncio.sleep(0.01)
+    transport.close()
+    with pytest.raises(ConnectionFailedError, match="close"):
+        await asyncio.wait_for(pending, 1)
+    assert peer.requests == [] and transport.status == "disconnected"
+    await transport.connect(api_key="ek_now")
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_in_a_browser_only_ephemeral_keys_unless_insecure_is_asked_for(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport_module, "_in_browser", lambda: True)
+    refused = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET, create_websocket=create_cpython_socket)
+    with pytest.raises(ConfigurationError, match="ephemeral") as info:
+        await refused.connect()
+    assert SECRET not in str(info.value) and peer.requests == []
+    for transport in (
+        OpenAIRealtimeWebSocket(url=peer.url(), api_key="ek_123", create_websocket=create_cpython_socket),
+        OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET, use_insecure_api_key=True, create_websocket=create_cpython_socket),
+    ):
+        await transport.connect()
+        transport.close()
+    assert len(peer.requests) == 2
+
+
+# Listeners --------------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_throwing_listeners_are_reported_and_never_corrupt_state(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    errors = record(transport, "error")
+    async_ran = asyncio.Event()
+
+    def broken(_: Any) -> None:
+        raise ValueError("sync listener bug")
+
+    async def broken_async(_: Any) -> None:
+        async_ran.set()
+        raise KeyError("async listener bug")
+
+    def broken_error_listener(_: Any) -> None:
+        raise RuntimeError("even the error listener")  # must not loop
+
+    transport.on("connection_change", broken)
+    transport.on("connected", broken_async)
+    transport.on("audio", broken)
+    transport.on("error", broken_error_listener)
+    audio = record(transport, "audio", "turn_done")
+    await transport.connect()
+    assert transport.status == "connected"
+    await asyncio.wait_for(async_ran.wait(), 2)
+    transport.request_response()
+    await until(lambda: any(n == "turn_done" for n, _ in audio))
+    assert len([n for n, _ in audio if n == "audio"]) == DELTAS_PER_RESPONSE  # later listeners still ran
+    await asyncio.sleep(0)
+    kinds = [type(p.error).__name__ for _, p in errors]
+    assert kinds.count("ValueError") == 2 + DELTAS_PER_RESPONSE and kinds.count("KeyError") == 1
+    assert transport.status == "connected"
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_on_once_off_and_the_iterator(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    calls: list[str] = []
+    unsubscribe = transport.on("turn_done", lambda _: calls.append("on"))
+    transport.once("turn_done", lambda _: calls.append("once"))
+    handler = lambda _: calls.append("off")  # noqa: E731
+    transport.on("turn_done", handler)
+    transport.off("turn_done", handler)
+    stream = transport.events()
+    await transport.connect()
+    transport.request_response()
+    await until(lambda: calls.count("on") == 1)
+    unsubscribe()
+    transport.request_response()
+    await until(lambda: peer.types().count("response.create") == 2)
+    await asyncio.sleep(0.05)
+    assert calls == ["on", "once"]
+    transport.close()
+    names = [e.name async for e in stream]
+    assert names[:3] == ["connection_change", "connection_change", "connected"]
+    assert names.count("audio") == 2 * DELTAS_PER_RESPONSE and names.count("*") >= 10
+    assert names[-1] == "disconnected"
+
+
+# Devices and hooks -------------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_mute_needs_a_microphone() -> None:
+    transport = OpenAIRealtimeWebSocket()
+    assert transport.muted is None
+    with pytest.raises(UnsupportedError, match="attach_microphone"):
+        transport.mute(True)
+    mic = FakeMic()
+    transport.attach_microphone(mic)
+    transport.mute(True)
+    assert mic.muted is True and transport.muted is True
+    with pytest.raises(ConfigurationError):
+        transport.attach_audio_output(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_an_overridden_interrupt_hook_serves_speech_started(peer: Peer) -> None:
+    calls: list[tuple[Any, bool]] = []
+
+    class PhoneLine(OpenAIRealtimeWebSocket):
+        def _interrupt(self, elapsed_ms: Any, cancel_ongoing_response: bool = True) -> None:
+            calls.append((elapsed_ms, cancel_ongoing_response))
+            super()._interrupt(42, cancel_ongoing_response)
+
+    peer.hold_responses = True
+    transport = PhoneLine(url=peer.url(), api_key=SECRET)
+    await transport.connect()
+    transport.request_response()
+    await until(lambda: transport.protocol.audio_received_ms == DELTAS_PER_RESPONSE * 100)
+    transport.send_event({"type": "test.speech"})
+    await until(lambda: "conversation.item.truncate" in peer.types())
+    assert calls == [(None, True)]
+    assert peer.received[peer.types().index("conversation.item.truncate")]["audio_end_ms"] == 42
+    transport.close()
+
+
+def test_connection_state_cannot_disagree_with_itself() -> None:
+    with pytest.raises(ValueError):
+        transport_module.ConnectionState("connected", None)
+    with pytest.raises(ValueError):
+        transport_module.ConnectionState("disconnected", object())  # type: ignore[arg-type]
+
+
+def test_the_model_cannot_change_while_connected_and_call_id_needs_ga() -> None:
+    transport = OpenAIRealtimeWebSocket(model="a", dialect="beta")
+    transport.current_model = "b"
+    assert transport.current_model == "b"
+    with pytest.raises(ConfigurationError, match="dialect"):
+        OpenAIRealtimeWebSocket(dialect="v3")
