@@ -1,0 +1,148 @@
+"""Audio playback in headless Chromium: hand-off latency, and interruption accuracy.
+
+    ./build.sh bench            (or: .venv/bin/python bench/bench_audio.py after ./build.sh dist)
+
+1. Hand-off: ``AudioPlayer.play`` of a 100 ms PCM16 delta (4,800 bytes) on a live AudioContext: the
+   time the call takes in Python, and the time until the AudioWorklet acknowledges that it decoded,
+   resampled and queued the chunk (a round trip, so an upper bound of the one-way latency).
+2. Interruption: model audio arrives in bursts; we interrupt at a random moment and compare two
+   answers to "how much was heard" with what the audio thread actually rendered (its exact count
+   once the stop is in, a few ms after the call at most):
+   - seed: the reference's wall clock, ``min(now - first delta, audio received)``;
+   - player: ``AudioPlayer.interrupt()`` (frames counted in the worklet, extrapolated by the clock).
+   Scenarios: ``ahead`` (3x real time, nothing before it), ``queued`` (a previous item is still
+   playing when the first delta comes), ``stall`` (600 ms arrive at once, then nothing until 1 s:
+   the player runs dry for 400 ms, then 2x real time).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+
+from _harness import ROOT, chromium_page, static_server
+
+HANDOFF_DELTAS = 200
+TRIALS_PER_SCENARIO = 6
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>audio bench</title>
+<script type="module">
+  import { loadPyodide } from "/pyodide/pyodide.mjs";
+  window.pyodide = await loadPyodide({ indexURL: "/pyodide/" });
+  await pyodide.loadPackage(["pyodide-realtime"]);
+  window.benchReady = true;
+</script>"""
+
+BENCH_CODE = """
+import asyncio, json, math, random, time, array
+from pyodide_realtime.audio import AudioPlayer
+
+PCM16_BYTES_PER_MS = 48
+DELTA_MS = 100
+
+def tone(ms, freq=300.0):
+    n = 24 * ms
+    return array.array("h", (int(8000 * math.sin(2 * math.pi * freq * i / 24000)) for i in range(n))).tobytes()
+
+DELTA = tone(DELTA_MS)
+player = await AudioPlayer.create()
+loop = asyncio.get_running_loop()
+
+# 1. hand-off: the call's cost over a batch (the page's clock is coarse), then each ack's latency
+batch_us = []
+for b in range(11):
+    t0 = time.perf_counter()
+    for i in range(40):
+        player.play(DELTA, item_id=f"batch{b}", content_index=0, audio_format="pcm16")
+    if b > 0:  # the first batch warms the JIT up
+        batch_us.append((time.perf_counter() - t0) * 1e6 / 40)
+    player.stop()
+    await asyncio.sleep(0.05)
+ack_ms = []
+for i in range(HANDOFF_DELTAS):
+    if i % 20 == 0:
+        player.stop()
+    start = loop.time()
+    acked = await player._play_acked(DELTA, f"h{i // 20}", 0, "pcm16")  # loop time of the "queued" reply
+    ack_ms.append((acked - start) * 1000)
+    await asyncio.sleep(0.01)
+player.stop()
+
+# 2. interruption: (seconds after the first delta, deltas sent then)
+SCHEDULES = {
+    "ahead": [(0.1 * k, 3) for k in range(20)],
+    "queued": [(0.1 * k, 3) for k in range(20)],
+    "stall": [(0.0, 3), (0.1, 3)] + [(1.0 + 0.1 * k, 2) for k in range(10)],
+}
+DEADLINES = {"ahead": (0.5, 1.5), "queued": (0.5, 1.5), "stall": (1.1, 1.8)}
+rng = random.Random(7)
+trials = []
+for scenario, schedule in SCHEDULES.items():
+    for t in range(TRIALS_PER_SCENARIO):
+        item = f"{scenario}{t}"
+        if scenario == "queued":
+            player.play(tone(rng.randint(200, 500)), item_id=item + "-before", content_index=0, audio_format="pcm16")
+            await asyncio.sleep(0.05)
+        deadline = rng.uniform(*DEADLINES[scenario])
+        first = loop.time()
+        received = 0.0
+        pending = list(schedule)
+        while loop.time() - first < deadline:
+            while pending and loop.time() - first >= pending[0][0]:
+                for _ in range(pending.pop(0)[1]):
+                    player.play(DELTA, item_id=item, content_index=0, audio_format="pcm16")
+                    received += DELTA_MS
+            await asyncio.sleep(0.005)
+        elapsed = (loop.time() - first) * 1000
+        seed = min(elapsed, received)
+        position = player.interrupt()
+        heard = position.heard_ms if position and position.item_id == item else (player.heard_ms(item) or 0.0)
+        exact = await player.query_heard_ms(item)
+        trials.append(dict(scenario=scenario, seed=seed, heard=heard, exact=exact, elapsed=elapsed, received=received))
+        await asyncio.sleep(0.1)
+rate = player.sample_rate
+player.close()
+json.dumps(dict(call_us=batch_us, ack_ms=ack_ms, trials=trials, rate=rate, underruns=player.underruns))
+"""
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def main() -> int:
+    code = BENCH_CODE.replace("HANDOFF_DELTAS", str(HANDOFF_DELTAS)).replace("TRIALS_PER_SCENARIO", str(TRIALS_PER_SCENARIO))
+    with static_server({"/pyodide/": ROOT / "dist" / "pyodide"}) as base, chromium_page() as page:
+        page.route(f"{base}/audio-bench.html", lambda route: route.fulfill(body=PAGE, content_type="text/html"))
+        page.goto(f"{base}/audio-bench.html")
+        page.wait_for_function("window.benchReady === true", timeout=60_000)
+        results = json.loads(page.evaluate("(code) => pyodide.runPythonAsync(code)", code))
+
+    call_us, ack_ms = results["call_us"], results["ack_ms"]
+    print(f"audio hand-off of 100 ms PCM16 deltas (4,800 bytes), context at {results['rate']} Hz")
+    print(f"{'':<38}{'median':>9}{'p99':>9}{'max':>9}")
+    print(f"{'play() call (us, 10 batches of 40)':<38}{statistics.median(call_us):>9.0f}{percentile(call_us, 99):>9.0f}{max(call_us):>9.0f}")
+    print(f"{f'play() -> queued in worklet (ms, {len(ack_ms)})':<38}{statistics.median(ack_ms):>9.2f}{percentile(ack_ms, 99):>9.2f}{max(ack_ms):>9.2f}")
+    print("  (round trip to the audio thread and back: an upper bound of the one-way latency)")
+
+    print("\ninterruption: error of 'how much was heard' against the audio thread's count, in ms")
+    print(f"{'scenario':<10}{'trials':>7}{'seed median':>13}{'seed max':>10}{'player median':>15}{'player max':>12}")
+    status = 0
+    for scenario in ("ahead", "queued", "stall"):
+        rows = [t for t in results["trials"] if t["scenario"] == scenario]
+        seed_err = [abs(t["seed"] - t["exact"]) for t in rows]
+        ours_err = [abs(t["heard"] - t["exact"]) for t in rows]
+        print(f"{scenario:<10}{len(rows):>7}{statistics.median(seed_err):>13.1f}{max(seed_err):>10.1f}"
+              f"{statistics.median(ours_err):>15.1f}{max(ours_err):>12.1f}")
+        if statistics.median(ours_err) > statistics.median(seed_err):
+            status = 1
+    if status:
+        print("error: the heard position was less accurate than the wall clock", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

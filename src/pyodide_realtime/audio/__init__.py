@@ -1,0 +1,25 @@
+"""Audio in the browser: ``AudioPlayer`` (speakers, with heard-position tracking), ``Microphone``
+(capture to PCM16 / G.711 chunks) and ``start_voice`` (both, wired to a transport).
+
+The Web Audio work happens in ``audio_shim.js`` (AudioWorklet); ``g711`` and ``resample`` hold the same
+math in plain Python as a reference. Importing this package works in CPython; using the player or the
+microphone there raises ``UnsupportedError``.
+"""
+
+from __future__ import annotations
+
+from .microphone import MAX_CHUNK_MS, MIN_CHUNK_MS, Microphone
+from .player import FORMAT_RATES, AudioPlayer, EndReason, PlaybackPosition
+from .voice import VoiceConversation, start_voice
+
+__all__ = [
+    "AudioPlayer",
+    "PlaybackPosition",
+    "EndReason",
+    "FORMAT_RATES",
+    "Microphone",
+    "MIN_CHUNK_MS",
+    "MAX_CHUNK_MS",
+    "VoiceConversation",
+    "start_voice",
+]

@@ -1,0 +1,327 @@
+"""``AudioPlayer``: model audio to the speakers, and an exact answer to "how much of item X was heard".
+
+The audio itself never loops through Python: ``play`` hands the bytes to JS in one copy and the
+buffer is transferred to the AudioWorklet, which decodes (PCM16, G.711), resamples to the context's
+rate, queues gap-free and counts the frames it renders per item. The worklet reports the position
+every few render quanta to a small JS object on the page; ``heard_ms`` reads it (one JS call, no
+Python per report) and extrapolates with the context clock, never past what is queued for the item.
+
+Items are keyed by ``(item_id, content_index)``. Once stopped, an item stays silent: late deltas of
+an interrupted response are dropped. "Heard" means rendered by the worklet; the device plays it
+``output_latency_ms`` later (a few ms to a few tens of ms), which is not subtracted.
+
+``AudioPlayer.create(context)`` also accepts an OfflineAudioContext (deterministic rendering, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .._interfaces import AudioFormat
+from ..errors import ConfigurationError
+from ._shim import js_object, load_shim, require_web_audio
+
+__all__ = ["AudioPlayer", "PlaybackPosition", "FORMAT_RATES", "EndReason"]
+
+logger = logging.getLogger(__name__)
+
+#: Sample rate of each Realtime audio format, in Hz.
+FORMAT_RATES: dict[str, int] = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000}
+MS_PER_SECOND = 1000.0
+#: How long ``create`` waits for a suspended context to resume before going on without sound (a page
+#: without a user gesture stays suspended; call ``resume()`` from a click handler then).
+RESUME_TIMEOUT_S = 1.0
+MAX_VOLUME = 4.0
+
+#: Why an item's playback ended: all of it played (after ``finish``), the next item took over,
+#: or ``stop``/``interrupt`` cut it.
+EndReason = Literal["finished", "next", "interrupted"]
+
+
+@dataclass(frozen=True)
+class PlaybackPosition:
+    """How much of one item's audio was rendered to the output, in milliseconds."""
+
+    item_id: str
+    content_index: int
+    heard_ms: float
+
+
+def _check_volume(volume: float) -> float:
+    if not isinstance(volume, (int, float)) or not 0.0 <= volume <= MAX_VOLUME:
+        raise ConfigurationError(f"volume must be a number from 0.0 to {MAX_VOLUME} (1.0 = unchanged), not {volume!r}")
+    return float(volume)
+
+
+def check_format(audio_format: str) -> str:
+    if audio_format not in FORMAT_RATES:
+        raise ConfigurationError(
+            f"audio_format must be one of {', '.join(FORMAT_RATES)}, not {audio_format!r}"
+        )
+    return audio_format
+
+
+class AudioPlayer:
+    """Plays Realtime audio through Web Audio and tracks what was heard; an ``AudioOutput``.
+
+    Create it with ``player = await AudioPlayer.create()`` (on the page's main thread), hand it to
+    ``transport.attach_audio_output(player)``, and ``player.close()`` when done.
+
+    ``on_item_started(item_id, content_index)`` fires when an item's first frame is rendered;
+    ``on_item_ended(item_id, content_index, heard_ms, reason)`` when its last queued frame was rendered
+    and it was finished (``finish``) or followed by another item, or when ``stop`` cut it.
+    """
+
+    def __init__(
+        self,
+        context: Any,
+        handle: Any,
+        *,
+        owns_context: bool,
+        on_item_started: Callable[[str, int], Any] | None = None,
+        on_item_ended: Callable[[str, int, float, EndReason], Any] | None = None,
+        volume: float = 1.0,
+    ) -> None:
+        # Use ``AudioPlayer.create``: this wires an existing JS ``Player`` handle.
+        self.context = context
+        self._handle = handle
+        self._owns_context = owns_context
+        self._volume = volume
+        self.on_item_started = on_item_started
+        self.on_item_ended = on_item_ended
+        self.sample_rate = int(context.sampleRate)
+        self._keys: dict[tuple[str, int], int] = {}
+        self._items: dict[int, tuple[str, int]] = {}
+        self._stopped: set[int] = set()
+        self._ended: dict[int, asyncio.Future[PlaybackPosition]] = {}
+        self._acks: dict[int, asyncio.Future[float]] = {}
+        self._next_seq = 0
+        self._current: int | None = None
+        self._event_proxy: Any = None
+        self._closed = False
+        #: Times the queue ran dry in the middle of an item (audio arrived slower than real time).
+        self.underruns = 0
+
+    @classmethod
+    async def create(
+        cls,
+        context: Any = None,
+        *,
+        volume: float = 1.0,
+        on_item_started: Callable[[str, int], Any] | None = None,
+        on_item_ended: Callable[[str, int, float, EndReason], Any] | None = None,
+    ) -> AudioPlayer:
+        """A player on ``context`` (a JS AudioContext), or on a new AudioContext it owns and closes."""
+        volume = _check_volume(volume)
+        require_web_audio("AudioPlayer")
+        import js
+        from pyodide.ffi import create_proxy
+
+        shim, url = await load_shim()
+        owns = context is None
+        if owns:
+            context = js.AudioContext.new(js_object({"latencyHint": "interactive"}))
+        player = cls(context, None, owns_context=owns, on_item_started=on_item_started,
+                     on_item_ended=on_item_ended, volume=volume)
+        player._event_proxy = create_proxy(player._on_event)
+        try:
+            player._handle = await shim.createPlayer(context, url, volume, player._event_proxy)
+            await player.resume(timeout=RESUME_TIMEOUT_S)
+        except BaseException:
+            player.close()
+            raise
+        return player
+
+    # -- the AudioOutput protocol ------------------------------------------------------------------
+
+    def play(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        item_id: str,
+        content_index: int = 0,
+        audio_format: AudioFormat = "pcm16",
+    ) -> None:
+        """Queue raw audio for an item; returns at once. Audio of a stopped item is dropped."""
+        self._post(data, item_id, content_index, audio_format, None)
+
+    def heard_ms(self, item_id: str, content_index: int = 0) -> float | None:
+        """Milliseconds of the item rendered so far (0.0 if queued, not started), None if never played."""
+        key = self._keys.get((item_id, content_index))
+        if key is None or self._handle is None:
+            return None
+        frames = int(self._handle.heardFrames(key))
+        return max(frames, 0) * MS_PER_SECOND / self.sample_rate
+
+    def stop(self) -> None:
+        """Silence at once and drop everything queued (the transport calls this on interruption)."""
+        self.interrupt()
+
+    # -- more control --------------------------------------------------------------------------------
+
+    def interrupt(self) -> PlaybackPosition | None:
+        """Like ``stop``; returns how much of the item that was sounding had been heard (None: idle)."""
+        if self._closed or self._handle is None:
+            return None
+        current = self._current
+        position = None
+        if current is not None:
+            item_id, content_index = self._items[current]
+            heard = self.heard_ms(item_id, content_index)
+            position = PlaybackPosition(item_id, content_index, heard or 0.0)
+        self._stopped.update(self._items)
+        self._handle.stop()
+        return position
+
+    def finish(self, item_id: str, content_index: int = 0) -> None:
+        """No more audio comes for this item: it ends (``on_item_ended``) once its queue has played."""
+        if self._closed or self._handle is None:
+            return
+        self._handle.finish(self._key(item_id, content_index))
+
+    async def wait_ended(self, item_id: str, content_index: int = 0) -> PlaybackPosition:
+        """Wait until the item's playback ended (see ``on_item_ended``) and return what was heard."""
+        key = self._key(item_id, content_index)
+        future = self._ended.get(key)
+        if future is None:
+            future = self._ended[key] = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(future)
+
+    async def query_heard_ms(self, item_id: str, content_index: int = 0) -> float | None:
+        """The exact rendered position, asked from the audio thread (one message round trip)."""
+        key = self._keys.get((item_id, content_index))
+        if key is None or self._handle is None:
+            return None
+        report = await self._handle.query()
+        if report is None:
+            return None
+        frames = dict((int(k), int(f)) for k, f in report.frames)
+        return frames.get(key, 0) * MS_PER_SECOND / self.sample_rate
+
+    @property
+    def volume(self) -> float:
+        return self._volume
+
+    @volume.setter
+    def volume(self, value: float) -> None:
+        self._volume = _check_volume(value)
+        if self._handle is not None and not self._closed:
+            self._handle.setVolume(self._volume)
+
+    @property
+    def output_latency_ms(self) -> float:
+        """What the device adds after a frame is rendered (``heard_ms`` counts rendered frames)."""
+        latency = getattr(self.context, "outputLatency", None) or getattr(self.context, "baseLatency", None) or 0.0
+        return float(latency) * MS_PER_SECOND
+
+    @property
+    def playing(self) -> PlaybackPosition | None:
+        """The item now sounding and its position, or None."""
+        if self._current is None:
+            return None
+        item_id, content_index = self._items[self._current]
+        return PlaybackPosition(item_id, content_index, self.heard_ms(item_id, content_index) or 0.0)
+
+    async def resume(self, timeout: float | None = None) -> bool:
+        """Resume a suspended context (call from a user gesture if autoplay is blocked); True if running."""
+        if hasattr(self.context, "startRendering"):
+            return False  # an OfflineAudioContext runs when its owner calls startRendering()
+        if str(self.context.state) == "suspended":
+            try:
+                await asyncio.wait_for(asyncio.ensure_future(self.context.resume()), timeout)
+            except asyncio.TimeoutError:
+                logger.warning(
+                    "the AudioContext is still suspended (autoplay policy): call `await player.resume()` "
+                    "from a click or key handler to hear audio"
+                )
+        return str(self.context.state) == "running"
+
+    def close(self) -> None:
+        """Disconnect the nodes, release every proxy and close the context if this player made it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self._event_proxy is not None:
+            self._event_proxy.destroy()
+            self._event_proxy = None
+        if self._owns_context and str(self.context.state) != "closed":
+            self.context.close()
+        for future in [*self._ended.values(), *self._acks.values()]:
+            if not future.done():
+                future.cancel()
+        self._ended.clear()
+        self._acks.clear()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.sample_rate} Hz"
+        return f"<AudioPlayer {state}, {len(self._keys)} items, volume {self._volume}>"
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _key(self, item_id: str, content_index: int) -> int:
+        key = self._keys.get((item_id, content_index))
+        if key is None:
+            key = len(self._keys)
+            self._keys[(item_id, content_index)] = key
+            self._items[key] = (item_id, content_index)
+        return key
+
+    def _post(self, data: Any, item_id: str, content_index: int, audio_format: str, seq: int | None) -> None:
+        check_format(audio_format)
+        if self._closed or self._handle is None:
+            return
+        key = self._key(item_id, content_index)
+        if key in self._stopped or not len(data):
+            return
+        from pyodide.ffi import to_js
+
+        # One copy into a fresh Uint8Array, whose buffer JS then transfers to the audio thread.
+        self._handle.play(key, audio_format, to_js(memoryview(data)), seq)
+
+    def _play_acked(self, data: Any, item_id: str, content_index: int, audio_format: str) -> asyncio.Future[float]:
+        """Like ``play``; the future resolves (to the loop time) when the worklet has queued the audio."""
+        seq = self._next_seq
+        self._next_seq += 1
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._acks[seq] = future
+        self._post(data, item_id, content_index, audio_format, seq)
+        return future
+
+    def _on_event(self, kind: str, key: int, frames: int, reason: str, seq: int) -> None:
+        # Called by the JS Player for every worklet message except progress reports.
+        try:
+            if kind == "queued":
+                ack = self._acks.pop(seq, None)
+                if ack is not None and not ack.done():
+                    ack.set_result(asyncio.get_running_loop().time())
+                return
+            item = self._items.get(key)
+            if item is None:
+                return
+            if kind == "started":
+                self._current = key
+                if self.on_item_started is not None:
+                    self.on_item_started(*item)
+            elif kind == "underrun":
+                self.underruns += 1
+            elif kind == "ended":
+                if self._current == key:
+                    self._current = None
+                position = PlaybackPosition(item[0], item[1], frames * MS_PER_SECOND / self.sample_rate)
+                future = self._ended.get(key)
+                if future is None:
+                    future = self._ended[key] = asyncio.get_running_loop().create_future()
+                if not future.done():
+                    future.set_result(position)
+                if self.on_item_ended is not None:
+                    self.on_item_ended(item[0], item[1], position.heard_ms, reason)  # type: ignore[arg-type]
+        except Exception:
+            # A listener's bug must not break the audio thread's messages.
+            logger.exception("an AudioPlayer callback raised")

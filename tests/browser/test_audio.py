@@ -1,0 +1,533 @@
+"""Audio in headless Chromium: the AudioWorklet player and the microphone, measured, not assumed.
+
+Deterministic checks render through an OfflineAudioContext and compare every output sample with the
+Python reference math (g711, resample). Real-time checks (heard position vs the audio thread's own
+count, interruption under bursty delivery, the microphone fed from a WAV file) use a live AudioContext.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_pyodide import get_global_config, run_in_pyodide
+
+from pyodide_realtime.audio import g711
+from pyodide_realtime.audio.resample import LinearResampler
+
+QUANTUM = 128  # frames per Web Audio render quantum
+FADE_FRAMES = 128  # the worklet's de-click ramp (audio_shim.js)
+TONE_HZ = 440.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fake_microphone_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 440 Hz tone for Chromium's fake microphone; the module's browser starts after this."""
+    wav = tmp_path_factory.mktemp("audio") / "tone440.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "48000", "-c", "1", "-b", "16", str(wav), "synth", "5", "sine", str(TONE_HZ), "vol", "0.5"],
+        check=True,
+    )
+    config = get_global_config()
+    before = list(config.get_flags("chrome"))
+    config.set_flags("chrome", [*before, f"--use-file-for-fake-audio-capture={wav}"])
+    try:
+        yield wav
+    finally:
+        config.set_flags("chrome", before)
+
+
+def pcm16_tone(freq: float, rate: int, ms: int, amplitude: int = 12000, offset: int = 0) -> bytes:
+    n = rate * ms // 1000
+    samples = array.array("h", (int(amplitude * math.sin(2 * math.pi * freq * i / rate)) + offset for i in range(n)))
+    return samples.tobytes()
+
+
+def float32(values: list[float]) -> list[float]:
+    return list(struct.unpack(f"<{len(values)}f", struct.pack(f"<{len(values)}f", *values)))
+
+
+def reference_output(data: bytes, audio_format: str, context_rate: int) -> list[float]:
+    """What the worklet must render for one item: decode, then resample (Python reference)."""
+    if audio_format == "pcm16":
+        samples, rate = array.array("h", data), 24000
+    else:
+        decoded = g711.decode_ulaw(data) if audio_format == "g711_ulaw" else g711.decode_alaw(data)
+        samples, rate = array.array("h", decoded), 8000
+    return float32(LinearResampler(rate, context_rate).process([s / 32768 for s in samples]))
+
+
+def encoded(audio_format: str, pcm: bytes) -> bytes:
+    return {"pcm16": pcm, "g711_ulaw": g711.encode_ulaw(pcm), "g711_alaw": g711.encode_alaw(pcm)}[audio_format]
+
+
+# ---- The shim's G.711 against the Python reference ---------------------------------------------------
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _shim_g711_mismatches(selenium):
+    from pyodide_realtime.audio import g711
+    from pyodide_realtime.audio._shim import load_shim
+
+    shim, _ = await load_shim()
+    js = shim.g711
+    mismatches = []
+    for code in range(256):
+        if js.ulawToLinear(code) != g711.ulaw_to_linear(code) or js.alawToLinear(code) != g711.alaw_to_linear(code):
+            mismatches.append(("decode", code))
+    for sample in range(-32768, 32768):  # what the microphone worklet encodes
+        if js.linearToUlaw(sample) != g711.linear_to_ulaw(sample) or js.linearToAlaw(sample) != g711.linear_to_alaw(sample):
+            mismatches.append(("encode", sample))
+    return mismatches[:10]
+
+
+def test_the_worklets_g711_matches_the_python_reference_for_every_value(selenium):
+    assert _shim_g711_mismatches(selenium) == []
+
+
+# ---- Offline rendering: exact frames ---------------------------------------------------------------
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _render_offline(selenium, items, context_rate, seconds):
+    """Play ``items`` [(item_id, format, data, chunk_bytes)] through an OfflineAudioContext."""
+    import asyncio
+
+    import js
+
+    from pyodide_realtime.audio import AudioPlayer
+    from pyodide_realtime.audio._shim import js_object
+
+    context = js.OfflineAudioContext.new(
+        js_object({"numberOfChannels": 1, "length": int(context_rate * seconds), "sampleRate": context_rate})
+    )
+    events = []
+    player = await AudioPlayer.create(
+        context,
+        on_item_started=lambda i, c: events.append(("started", i)),
+        on_item_ended=lambda i, c, ms, reason: events.append(("ended", i, ms, reason)),
+    )
+    acks = []
+    for item_id, audio_format, data, step in items:
+        for start in range(0, len(data), step):
+            acks.append(player._play_acked(data[start : start + step], item_id, 0, audio_format))
+        player.finish(item_id)
+    await asyncio.gather(*acks)  # all queued in the worklet before rendering starts
+    rendered = await context.startRendering()
+    out = rendered.getChannelData(0).to_bytes()
+    ended = {item_id: (await player.wait_ended(item_id)).heard_ms for item_id, *_ in items}
+    heard = {item_id: player.heard_ms(item_id) for item_id, *_ in items}
+    player.close()
+    assert player._event_proxy is None and player._handle is None
+    return out, heard, ended, events, player.sample_rate
+
+
+@pytest.mark.parametrize(
+    ("audio_format", "context_rate", "step"),
+    [
+        ("pcm16", 48000, 4801),  # odd byte counts: a sample split across chunks
+        ("pcm16", 44100, 960),
+        ("pcm16", 24000, 4800),  # no resampling: the samples themselves
+        ("g711_ulaw", 48000, 160),
+        ("g711_alaw", 44100, 333),
+        ("g711_alaw", 8000, 800),
+    ],
+)
+def test_playback_renders_exactly_the_expected_frames(selenium, audio_format, context_rate, step):
+    pcm = pcm16_tone(437.0, 24000 if audio_format == "pcm16" else 8000, 700, offset=1)
+    data = encoded(audio_format, pcm)
+    raw, heard, ended, events, rate = _render_offline(selenium, [("a", audio_format, data, step)], context_rate, 1.0)
+    out = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    expected = reference_output(data, audio_format, context_rate)
+    frames = len(expected)
+    in_rate = 24000 if audio_format == "pcm16" else 8000
+    assert rate == context_rate
+    assert frames == (len(data) // (2 if audio_format == "pcm16" else 1)) * context_rate // in_rate
+    # Every sample equals the Python reference (decode + resample), bit for bit in float32.
+    assert out[:frames] == expected
+    # Then a short fade to silence (the item ends mid-wave), then exact silence.
+    assert all(abs(v) <= abs(expected[-1]) for v in out[frames : frames + FADE_FRAMES])
+    assert not any(out[frames + FADE_FRAMES :])
+    # heard_ms counts exactly the frames rendered (well within one render quantum).
+    assert heard["a"] == pytest.approx(frames * 1000 / context_rate, abs=1e-9)
+    assert ended["a"] == heard["a"]
+    assert events == [("started", "a"), ("ended", "a", heard["a"], "finished")]
+
+
+def test_items_play_back_to_back_without_a_gap_and_are_counted_apart(selenium):
+    a = pcm16_tone(300.0, 24000, 250)
+    b = g711.encode_ulaw(pcm16_tone(500.0, 8000, 300))
+    raw, heard, ended, events, rate = _render_offline(
+        selenium, [("a", "pcm16", a, 2400), ("b", "g711_ulaw", b, 400)], 48000, 1.0
+    )
+    out = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    ref_a, ref_b = reference_output(a, "pcm16", 48000), reference_output(b, "g711_ulaw", 48000)
+    assert out[: len(ref_a) + len(ref_b)] == ref_a + ref_b
+    assert heard == {"a": 250.0, "b": 300.0}
+    assert [e[:2] for e in events] == [("started", "a"), ("ended", "a"), ("started", "b"), ("ended", "b")]
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _render_with_underrun(selenium, first, second, gap_s):
+    """``first`` plays, the queue runs dry for a while (rendering paused to post ``second``), then more."""
+    import asyncio
+
+    import js
+
+    from pyodide_realtime.audio import AudioPlayer
+    from pyodide_realtime.audio._shim import js_object
+
+    rate = 48000
+    context = js.OfflineAudioContext.new(js_object({"numberOfChannels": 1, "length": rate, "sampleRate": rate}))
+    player = await AudioPlayer.create(context)
+    await player._play_acked(first, "a", 0, "pcm16")
+    resumed = asyncio.get_running_loop().create_future()
+
+    async def at_gap(_=None):
+        await player._play_acked(second, "a", 0, "pcm16")
+        player.finish("a")
+        context.resume()
+        resumed.set_result(True)
+
+    from pyodide.ffi import create_proxy
+
+    def on_suspended(_=None):
+        asyncio.ensure_future(at_gap())
+
+    proxy = create_proxy(on_suspended)
+    context.suspend(gap_s).then(proxy)
+    rendered = await context.startRendering()
+    proxy.destroy()
+    assert resumed.done()
+    heard = player.heard_ms("a")
+    underruns = player.underruns
+    player.close()
+    return rendered.getChannelData(0).to_bytes(), heard, underruns
+
+
+def test_underrun_fades_out_stays_silent_and_fades_back_in(selenium):
+    tone = pcm16_tone(437.0, 24000, 200, amplitude=16000)
+    first, second = tone[:4800], tone[4800:]  # the second half resumes mid-wave: a click without the fade-in
+    raw, heard, underruns = _render_with_underrun(selenium, first, second, 0.2)
+    out = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    played = 4800  # 100 ms at 48 kHz
+    resume = 9600  # the render was suspended at 0.2 s (a quantum boundary)
+    assert underruns == 1
+    assert heard == pytest.approx(200.0)
+    # The first 100 ms end mid-wave (sin = -0.95 at 437 Hz); the ramp takes that to 0, never beyond.
+    assert abs(out[played - 1]) > 0.3
+    assert not any(out[played + FADE_FRAMES : resume])  # silence, not stale samples
+    # No click: the largest step anywhere stays near the tone's own largest step.
+    natural = 2 * math.pi * 437.0 / 48000 * 16000 / 32768
+    steps = [abs(b - a) for a, b in zip(out, out[1:])]
+    assert max(steps) < natural * 1.6, (max(steps), steps.index(max(steps)))
+    assert any(out[resume : resume + FADE_FRAMES]) and any(out[resume + FADE_FRAMES : resume + played])
+
+
+# ---- Real time: heard position vs the audio thread, interruption ---------------------------------
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _heard_vs_audio_thread(selenium, data):
+    import asyncio
+
+    from pyodide_realtime.audio import AudioPlayer
+
+    player = await AudioPlayer.create()
+    state = str(player.context.state)
+    player.play(data, item_id="x", content_index=0, audio_format="pcm16")
+    samples = []
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(8):
+        await asyncio.sleep(0.09)
+        before = player.heard_ms("x")
+        exact = await player.query_heard_ms("x")
+        after = player.heard_ms("x")
+        samples.append((loop.time() - start, before, exact, after))
+    rate = player.sample_rate
+    player.close()
+    return state, rate, samples
+
+
+def test_heard_ms_agrees_with_the_audio_threads_count_within_a_quantum(selenium):
+    state, rate, samples = _heard_vs_audio_thread(selenium, pcm16_tone(300.0, 24000, 1500))
+    assert state == "running"
+    quantum_ms = QUANTUM * 1000 / rate
+    for _, before, exact, after in samples:
+        # The exact count is taken between the two reads: it must lie between them, give or take a quantum.
+        assert before - quantum_ms <= exact <= after + quantum_ms, (before, exact, after)
+    # And playback advances at real-time speed.
+    (t0, _, e0, _), (t1, _, e1, _) = samples[1], samples[-1]
+    assert (e1 - e0) == pytest.approx((t1 - t0) * 1000, rel=0.25)
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _interrupt_during_bursts(selenium, first, burst, bursts, burst_every_s, interrupt_after_s):
+    """Item A plays; item B arrives in bursts faster than real time; interrupt B mid-way."""
+    import asyncio
+
+    from pyodide_realtime.audio import AudioPlayer
+
+    PCM16_BYTES_PER_MS = 48
+    ended = {}
+    player = await AudioPlayer.create(on_item_ended=lambda i, c, ms, reason: ended.setdefault(i, (ms, reason)))
+    loop = asyncio.get_running_loop()
+    player.play(first, item_id="A", content_index=0, audio_format="pcm16")
+    await asyncio.sleep(0.15)
+    heard_a_at_b = player.heard_ms("A")
+    b_start = loop.time()  # the seed's clock starts at B's first delta
+    received_ms = 0.0
+    sent = 0
+    while loop.time() - b_start < interrupt_after_s:
+        due = b_start + sent * burst_every_s
+        if sent < bursts and loop.time() >= due:
+            player.play(burst, item_id="B", content_index=0, audio_format="pcm16")
+            received_ms += len(burst) / PCM16_BYTES_PER_MS
+            sent += 1
+        await asyncio.sleep(0.005)
+    elapsed_ms = (loop.time() - b_start) * 1000
+    position = player.interrupt()
+    exact = await player.query_heard_ms("B")
+    player.play(burst, item_id="B", content_index=0, audio_format="pcm16")  # a late delta: dropped
+    await asyncio.sleep(0.2)
+    later = await player.query_heard_ms("B")
+    result = dict(
+        heard_a_at_b=heard_a_at_b,
+        heard_a=player.heard_ms("A"),
+        elapsed_ms=elapsed_ms,
+        received_ms=received_ms,
+        position=(position.item_id, position.heard_ms) if position else None,
+        exact=exact,
+        later=later,
+        ended=ended,
+        underruns=player.underruns,
+    )
+    player.close()
+    return result
+
+
+def test_interruption_reports_what_was_heard_not_the_wall_clock(selenium):
+    first = pcm16_tone(300.0, 24000, 500)
+    burst = pcm16_tone(500.0, 24000, 300)  # 300 ms of audio every 200 ms: 1.5x real time
+    r = _interrupt_during_bursts(selenium, first, burst, 6, 0.2, 0.9)
+    wall_clock_estimate = min(r["elapsed_ms"], r["received_ms"])  # the seed's audio_end_ms
+    a_left_ms = 500 - r["heard_a_at_b"]
+    assert 250 < a_left_ms < 420  # A was still sounding when B's first delta came
+    assert r["heard_a"] == pytest.approx(500.0)  # all of A played
+    item, heard = r["position"]
+    assert item == "B"
+    # B could only start once A finished: heard ~ elapsed - what was left of A, minus output startup.
+    expected = r["elapsed_ms"] - a_left_ms
+    assert expected - 60 <= heard <= expected + 25, (heard, expected, r)
+    # The seed's estimate overshoots by about what was left of A; the heard position does not.
+    assert wall_clock_estimate - heard > 0.8 * a_left_ms, (wall_clock_estimate, heard)
+    assert heard < r["received_ms"]
+    # The returned position is what the audio thread counted, up to the time the stop took to arrive.
+    assert 0 <= r["exact"] - heard <= 25, (r["exact"], heard)
+    assert r["later"] == r["exact"]  # silent after the stop; the late delta was dropped
+    assert r["ended"]["A"][1] == "next" and r["ended"]["B"] == (r["exact"], "interrupted")
+    assert r["underruns"] == 0
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _volume_and_close(selenium):
+    from pyodide_realtime.audio import AudioPlayer
+    from pyodide_realtime.errors import ConfigurationError
+
+    player = await AudioPlayer.create(volume=0.5)
+    player.volume = 0.25
+    try:
+        player.volume = 9
+        bad_volume = None
+    except ConfigurationError as exc:
+        bad_volume = str(exc)
+    try:
+        player.play(b"\x00\x00", item_id="x", content_index=0, audio_format="mp3")
+        bad_format = None
+    except ConfigurationError as exc:
+        bad_format = str(exc)
+    player.play(b"\x00\x00" * 2400, item_id="x", content_index=0, audio_format="pcm16")
+    context = player.context
+    player.close()
+    player.close()  # idempotent
+    player.play(b"\x00\x00", item_id="x", content_index=0, audio_format="pcm16")  # ignored once closed
+    import asyncio
+
+    await asyncio.sleep(0.05)
+    return player.volume, bad_volume, bad_format, str(context.state), player._event_proxy is None, player.heard_ms("x")
+
+
+def test_volume_validation_and_close_release_everything(selenium):
+    volume, bad_volume, bad_format, state, proxy_gone, heard = _volume_and_close(selenium)
+    assert volume == 0.25
+    assert "volume must be a number from 0.0 to 4.0" in bad_volume
+    assert "audio_format must be one of pcm16, g711_ulaw, g711_alaw" in bad_format
+    assert state == "closed" and proxy_gone and heard is None
+
+
+# ---- Microphone --------------------------------------------------------------------------------------
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _capture(selenium, audio_format, chunk_ms, count, mute_after):
+    import asyncio
+
+    from pyodide_realtime.audio import Microphone
+
+    mic = Microphone(
+        chunk_ms=chunk_ms,
+        audio_format=audio_format,
+        echo_cancellation=False,
+        noise_suppression=False,
+        auto_gain_control=False,
+    )
+    await mic.start()
+    track = mic._handle.stream.getAudioTracks()[0]
+    loop = asyncio.get_running_loop()
+    chunks, start = [], loop.time()
+    async for chunk in mic:
+        chunks.append(chunk)
+        if len(chunks) == mute_after:
+            mic.muted = True
+        if len(chunks) == count:
+            mic.stop()
+    elapsed = loop.time() - start
+    return chunks, elapsed, mic.device_rate, str(track.readyState), mic.running
+
+
+def zero_crossing_frequency(samples: list[float], rate: int) -> float:
+    """Frequency from the first and last upward zero crossings, interpolated between samples."""
+    ups = [i + a / (a - b) for i, (a, b) in enumerate(zip(samples, samples[1:])) if a < 0 <= b]
+    return (len(ups) - 1) / ((ups[-1] - ups[0]) / rate)
+
+
+@pytest.mark.parametrize(("audio_format", "chunk_ms"), [("pcm16", 20), ("pcm16", 100), ("g711_ulaw", 40), ("g711_alaw", 50)])
+def test_microphone_delivers_chunks_of_the_asked_length_and_keeps_the_tone(selenium, audio_format, chunk_ms):
+    count = max(6, 1200 // chunk_ms)
+    mute_after = count - 3
+    chunks, elapsed, device_rate, track_state, running = _capture(selenium, audio_format, chunk_ms, count, mute_after)
+    rate = 24000 if audio_format == "pcm16" else 8000
+    bytes_per_sample = 2 if audio_format == "pcm16" else 1
+    assert len(chunks) == count
+    assert {len(c) for c in chunks} == {rate * chunk_ms // 1000 * bytes_per_sample}
+    assert device_rate in (44100, 48000)
+    # Chunks come at the pace of real time.
+    assert elapsed == pytest.approx(count * chunk_ms / 1000, abs=0.35)
+    pcm = b"".join(chunks[2:mute_after])  # skip the start-up (filter and device settling)
+    if audio_format != "pcm16":
+        pcm = (g711.decode_ulaw if audio_format == "g711_ulaw" else g711.decode_alaw)(pcm)
+    samples = [s / 32768 for s in array.array("h", pcm)]
+    assert max(samples) > 0.2  # the tone, not silence
+    assert zero_crossing_frequency(samples, rate) == pytest.approx(TONE_HZ, abs=2.0)
+    # Muted: the chunks keep coming, holding silence (so the server's VAD sees the turn end).
+    silence = {"pcm16": 0, "g711_ulaw": g711.ULAW_SILENCE, "g711_alaw": g711.ALAW_SILENCE}[audio_format]
+    assert set(b"".join(chunks[mute_after + 1 :])) == {silence}
+    assert track_state == "ended" and not running
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _open_missing_device(selenium):
+    from pyodide_realtime.audio import Microphone
+    from pyodide_realtime.errors import RealtimeError
+
+    mic = Microphone(device_id="no-such-microphone")
+    try:
+        await mic.start()
+    except RealtimeError as exc:
+        return type(exc).__name__, str(exc), mic.running
+    return None, "", mic.running
+
+
+def test_a_getusermedia_failure_becomes_an_error_that_says_what_to_do(selenium):
+    kind, message, running = _open_missing_device(selenium)
+    assert kind == "ConfigurationError"  # the browser's OverconstrainedError, by its name
+    assert "device_id" in message and "enumerateDevices" in message
+    assert not running
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _capture_to_callback(selenium):
+    import asyncio
+
+    from pyodide_realtime.audio import Microphone
+
+    got = []
+    done = asyncio.Event()
+
+    async def on_chunk(chunk):
+        got.append(len(chunk))
+        if len(got) == 5:
+            done.set()
+
+    mic = await Microphone.create(on_chunk, chunk_ms=20)
+    await asyncio.wait_for(done.wait(), 5)
+    mic.stop()
+    n = len(got)
+    await asyncio.sleep(0.2)
+    return got, n, len(got), mic.chunks
+
+
+def test_microphone_callback_gets_chunks_and_stop_ends_them(selenium):
+    got, at_stop, later, counted = _capture_to_callback(selenium)
+    assert got[:5] == [960] * 5
+    assert later == at_stop == counted  # nothing after stop()
+
+
+# ---- start_voice: the real transport, the local Realtime server ------------------------------------
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _voice_round_trip(selenium, ws_url, key):
+    import asyncio
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.audio import start_voice
+
+    transport = OpenAIRealtimeWebSocket()
+    received_ms = {}
+    transport.on("audio", lambda e: received_ms.__setitem__(e.item_id, received_ms.get(e.item_id, 0) + len(e.data) / 48))
+    await transport.connect(api_key=key, url=ws_url)
+    voice = await start_voice(transport, chunk_ms=40, echo_cancellation=False, noise_suppression=False)
+    ended = []
+    done = asyncio.Event()
+
+    def on_ended(item_id, content_index, heard_ms, reason):
+        ended.append((item_id, heard_ms, reason))
+        done.set()
+
+    voice.player.on_item_ended = on_ended
+    voice.muted = True  # the tone would count as speech; only the typed message should get a reply
+    await asyncio.sleep(0.3)
+    transport.send_message("hello")
+    await asyncio.wait_for(done.wait(), 15)
+    chunks = voice.microphone.chunks
+    voice.close()
+    attached_after_close = transport.muted
+    transport.close()
+    return ended, received_ms, chunks, attached_after_close
+
+
+def test_start_voice_plays_the_reply_to_its_end_and_streams_the_microphone(selenium, realtime_server):
+    import re
+
+    ended, received_ms, chunks, attached_after_close = _voice_round_trip(
+        selenium, realtime_server.ws_url, realtime_server.mint_key()
+    )
+    [(item_id, heard_ms, reason)] = ended
+    assert reason == "finished"  # audio_done -> finish -> the last frame played
+    assert heard_ms == pytest.approx(received_ms[item_id], abs=0.05)  # all of it, nothing more
+    assert heard_ms > 500
+    appended = [
+        e for c in realtime_server.state()["connections"] for e in c["received"] if e.get("type") == "input_audio_buffer.append"
+    ]
+    assert chunks >= 5 and len(appended) >= 5
+    # The server records audio as "<N base64 chars>"; 40 ms of PCM16 at 24 kHz is 1,920 bytes.
+    sizes = {int(re.fullmatch(r"<(\d+) base64 chars>", e["audio"]).group(1)) * 3 // 4 for e in appended}
+    assert sizes == {1920}
+    assert attached_after_close is None  # close() detached the microphone
