@@ -143,6 +143,7 @@ class RealtimeProtocol:
         self._create_in_flight: str | None = None
         self._held: deque[_HeldCreate] = deque()
         self._create_counter = 0
+        self._handlers = self._build_handlers()
 
     # Output -----------------------------------------------------------------------------------------
     def data_to_send(self) -> list[str]:
@@ -269,7 +270,7 @@ class RealtimeProtocol:
             logger.debug("ignored a text frame that is not a Realtime event")
             return None
         self._emit("*", event)
-        if isinstance(event, ServerErrorEvent):
+        if type(event) is ServerErrorEvent:
             self._emit("error", ErrorEvent(event))
         else:
             self._emit(event.type, event)
@@ -277,40 +278,47 @@ class RealtimeProtocol:
         return event
 
     def _dispatch(self, event: ServerEventBase, now_ms: float, heard_ms: HeardMs) -> None:
-        if isinstance(event, ResponseAudioDelta):
-            self._on_audio_delta(event, now_ms)
-        elif isinstance(event, ResponseTextDelta):
-            self._on_text_delta(event)
-        elif isinstance(event, ResponseAudioDone):
-            self._on_audio_done(event)
-        elif isinstance(event, ResponseEvent):
-            if event.type == "response.created":
-                self._on_response_created(event)
-            else:
-                self._on_response_done(event)
-        elif isinstance(event, SpeechStarted):
-            if self.auto_interrupt:
-                self.interrupt(now_ms, heard_ms, cancel=not self.server_cancels_on_speech)
-        elif isinstance(event, OutputItemEvent):
-            self._on_output_item(event)
-        elif isinstance(event, ConversationItemEvent):
-            self._on_conversation_item(event)
-        elif isinstance(event, ConversationItemDeleted):
-            self._emit("item_deleted", ItemDeleted(event.item_id))
-        elif isinstance(event, (InputAudioTranscriptionCompleted, ConversationItemTruncated)):
+        # One dict lookup by class: a chain of isinstance checks costs microseconds per event in
+        # Pyodide, where every audio delta passes through here.
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event, now_ms, heard_ms)
+
+    def _build_handlers(self) -> dict[type[ServerEventBase], Callable[[Any, float, HeardMs], None]]:
+        return {
+            ResponseAudioDelta: self._on_audio_delta,
+            ResponseTextDelta: self._on_text_delta,
+            ResponseAudioDone: lambda event, _now, _heard: self._on_audio_done(event),
+            ResponseEvent: lambda event, _now, _heard: (
+                self._on_response_created(event) if event.type == "response.created" else self._on_response_done(event)
+            ),
+            SpeechStarted: self._on_speech_started,
+            OutputItemEvent: lambda event, _now, _heard: self._on_output_item(event),
+            ConversationItemEvent: lambda event, _now, _heard: self._on_conversation_item(event),
+            ConversationItemDeleted: lambda event, _now, _heard: self._emit("item_deleted", ItemDeleted(event.item_id)),
             # The item changed (a transcript arrived, audio was cut): fetch it whole rather than
             # rebuild it from partials; the answer comes back as conversation.item.retrieved.
-            self._send({"type": "conversation.item.retrieve", "item_id": event.item_id})
-        elif isinstance(event, SessionEvent):
-            self._server_session = event.session
-            self._update_output_format()
-            if event.type == "session.created":
-                self._send_tracing_update()
-        elif isinstance(event, ServerErrorEvent):
-            self._on_error(event)
+            InputAudioTranscriptionCompleted: self._retrieve_item,
+            ConversationItemTruncated: self._retrieve_item,
+            SessionEvent: lambda event, _now, _heard: self._on_session(event),
+            ServerErrorEvent: lambda event, _now, _heard: self._on_error(event),
+        }
+
+    def _on_speech_started(self, event: SpeechStarted, now_ms: float, heard_ms: HeardMs) -> None:
+        if self.auto_interrupt:
+            self.interrupt(now_ms, heard_ms, cancel=not self.server_cancels_on_speech)
+
+    def _retrieve_item(self, event: InputAudioTranscriptionCompleted | ConversationItemTruncated, _now: float, _heard: HeardMs) -> None:
+        self._send({"type": "conversation.item.retrieve", "item_id": event.item_id})
+
+    def _on_session(self, event: SessionEvent) -> None:
+        self._server_session = event.session
+        self._update_output_format()
+        if event.type == "session.created":
+            self._send_tracing_update()
 
     # Audio out ---------------------------------------------------------------------------------------
-    def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: float) -> None:
+    def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: float, _heard: HeardMs = None) -> None:
         key = (event.item_id, event.content_index)
         if key in self._truncated:
             return  # late audio of an item we already cut: never play it
@@ -342,7 +350,7 @@ class RealtimeProtocol:
                 segment.done = True
         self._emit("audio_done", AudioDone(event.response_id, event.item_id, event.content_index))
 
-    def _on_text_delta(self, event: ResponseTextDelta) -> None:
+    def _on_text_delta(self, event: ResponseTextDelta, _now: float = 0.0, _heard: HeardMs = None) -> None:
         if event.type in ("response.output_audio_transcript.delta", "response.audio_transcript.delta"):
             self._emit("audio_transcript_delta", TranscriptDelta(event.delta, event.item_id, event.response_id))
         elif event.type in ("response.output_text.delta", "response.text.delta"):

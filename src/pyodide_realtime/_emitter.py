@@ -82,7 +82,9 @@ class EventStream(AsyncIterator[TransportEvent]):
 class EventEmitter:
     def __init__(self, on_listener_error: Callable[[str, BaseException], None] | None = None) -> None:
         self._listeners: dict[str, list[_Listener]] = {}
-        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        # Weak references in a plain list: an abandoned iterator is collected, and ``emit`` tests
+        # for "no iterator" with a list's truthiness (a WeakSet's ``len`` is Python code, per event).
+        self._streams: list[weakref.ref[EventStream]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_listener_error = on_listener_error
 
@@ -113,21 +115,27 @@ class EventEmitter:
     def events(self, *names: str) -> EventStream:
         """An async iterator of emitted events (of ``names`` only, if given), from now on."""
         stream = EventStream(frozenset(names) if names else None)
-        self._streams.add(stream)
+        self._streams.append(weakref.ref(stream))
         return stream
 
     def close_streams(self) -> None:
         """End every iterator (after it yields what it has queued)."""
-        for stream in list(self._streams):
-            stream._close()
-        self._streams = weakref.WeakSet()
+        streams, self._streams = self._streams, []
+        for ref in streams:
+            stream = ref()
+            if stream is not None:
+                stream._close()
 
     def emit(self, name: str, payload: Any = None) -> None:
         """Deliver to listeners and iterators; never raises because of a listener."""
         if self._streams:
             event = TransportEvent(name, payload)
-            for stream in list(self._streams):
-                stream._push(event)
+            for ref in tuple(self._streams):
+                stream = ref()
+                if stream is None:
+                    self._streams.remove(ref)
+                else:
+                    stream._push(event)
         listeners = self._listeners.get(name)
         if not listeners:
             return
@@ -139,7 +147,7 @@ class EventEmitter:
             except Exception as exc:  # a listener's bug must not break the transport's state change
                 self._report(name, exc)
                 continue
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):  # skip the ABC check for sync handlers
                 self._schedule(name, result)
 
     # Internals ---------------------------------------------------------------------------------------

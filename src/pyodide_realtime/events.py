@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 __all__ = [
     # server events
@@ -187,27 +187,10 @@ _KNOWN_MODELS: tuple[type[ServerEventBase], ...] = (
     OutputItemEvent,
     SpeechStarted,
 )
-_GENERIC_TAG = "generic"
-#: type name -> tag of its model (the model's class name).
-_TAG_BY_TYPE: dict[str, str] = {
-    literal: model.__name__
-    for model in _KNOWN_MODELS
-    for literal in model.model_fields["type"].annotation.__args__  # type: ignore[union-attr]
-}
-
-
-def _discriminate(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return _TAG_BY_TYPE.get(kind, _GENERIC_TAG) if isinstance(kind, str) else _GENERIC_TAG
-
-
-ServerEvent = Annotated[
-    Union[
-        tuple(Annotated[model, Tag(model.__name__)] for model in _KNOWN_MODELS)  # type: ignore[misc]
-        + (Annotated[GenericServerEvent, Tag(_GENERIC_TAG)],)
-    ],
-    Discriminator(_discriminate),
-]
+# A plain string discriminator: pydantic-core picks the model from the JSON's ``type`` without calling
+# Python (a callable discriminator would get the whole event, delta included, as a Python dict). An
+# unknown ``type`` fails fast with ``union_tag_invalid`` and falls back to the generic model.
+ServerEvent = Annotated[Union[_KNOWN_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
 
 _SERVER_EVENT: TypeAdapter[ServerEventBase] = TypeAdapter(ServerEvent)
 _GENERIC: TypeAdapter[GenericServerEvent] = TypeAdapter(GenericServerEvent)

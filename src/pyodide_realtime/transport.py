@@ -335,7 +335,7 @@ class OpenAIRealtimeWebSocket:
             return
         event = self._core.receive(data, now_ms=self._now_ms(), heard_ms=self._heard_source())
         self._flush()
-        if isinstance(event, SpeechStarted) and not self._core.auto_interrupt and self._handler is handler:
+        if not self._core.auto_interrupt and isinstance(event, SpeechStarted) and self._handler is handler:
             self.interrupt(cancel_ongoing_response=not self._core.server_cancels_on_speech)
 
     def _socket_error(self, handler: _SocketHandler, error: BaseException) -> None:

@@ -5,6 +5,8 @@ Routes:
 - ``POST /v1/realtime/client_secrets``: mint an ephemeral key (here, or at OpenAI with a real key).
 - ``GET /v1/realtime...`` with ``Upgrade: websocket``: a Realtime session with the simulated model.
   Test hook: ``?_select_protocol=none`` completes the handshake without selecting a subprotocol.
+- ``GET /demo-config.json``: where the demo page should connect (this server, or OpenAI when the
+  mint endpoint hands out real keys).
 - ``GET /_test/state`` (alias ``/_test/log``): what the server saw, as JSON; ``POST /_test/reset``.
 - ``GET`` / ``HEAD`` anything else: static files from the mounts, then the web root.
 """
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -32,6 +35,10 @@ from ._websocket import ServerWebSocket
 DEFAULT_PACE = 4.0
 KEEP_ALIVE_IDLE_S = 30.0
 REALTIME_PATH = "/v1/realtime"
+DEMO_CONFIG_PATH = "/demo-config.json"
+OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+# A Host header is echoed into the demo's WebSocket URL only if it is a plain host[:port].
+_HOST_HEADER = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
@@ -185,6 +192,8 @@ class RealtimeServer:
                 if request.method != "POST":
                     return HttpResponse(405, b"", {"Allow": "POST"})
                 return await self._mint(request)
+            if path == DEMO_CONFIG_PATH and request.method in ("GET", "HEAD"):
+                return HttpResponse.json(200, self._demo_config(request), {"Cache-Control": "no-store"})
             if path in ("/_test/state", "/_test/log"):
                 return HttpResponse.json(200, self.state.snapshot())
             if path == "/_test/reset" and request.method == "POST":
@@ -199,6 +208,16 @@ class RealtimeServer:
             return self.site.respond(path)
         except BadRequest as exc:
             return HttpResponse.error(exc.status, str(exc))
+
+    def _demo_config(self, request: HttpRequest) -> dict[str, str]:
+        """Where the demo connects: OpenAI when keys are minted there (local keys would not work
+        there, nor OpenAI's here), else this server, named as the browser named it."""
+        if self.upstream is not None:
+            return {"realtime_url": OPENAI_REALTIME_URL, "mode": "openai"}
+        host = request.header("Host") or ""
+        if not _HOST_HEADER.match(host):
+            host = f"{self._url_host}:{self.port}"
+        return {"realtime_url": f"ws://{host}{REALTIME_PATH}", "mode": "local"}
 
     def _origin_allowed(self, origin: str | None) -> bool:
         # A request without Origin comes from a program, not a web page (browsers always send it on
