@@ -23,7 +23,7 @@ import json
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from .config import (
     wire_tracing,
 )
 from .dialects import DialectSpec, get_dialect
+from ._emitter import WANT_ALL
 from .errors import ConfigurationError, InvalidStateError
 from .events import (
     AudioDone,
@@ -126,11 +127,15 @@ class RealtimeProtocol:
         #: When False, ``input_audio_buffer.speech_started`` only emits; the I/O layer interrupts
         #: itself (a transport whose ``_interrupt`` hook is overridden does that).
         self.auto_interrupt: bool = True
+        #: The event names the I/O layer delivers to someone (``EventEmitter.wanted``); None: all.
+        #: ``*`` and per-type events are made only when wanted.
+        self.wanted: Container[str] | None = None
         self._status: ConnectionStatus = "disconnected"
         self._config: SessionConfig = DEFAULT_SESSION_CONFIG[self.dialect.name]
         self._tracing: Any = _UNSET
         self._server_session: dict[str, Any] = {}
         self._output_format: AudioFormat = self._config.output_audio_format or "pcm16"
+        self._bytes_per_ms = bytes_per_ms(self._output_format)
         self._to_send: list[str] = []
         self._events: list[tuple[str, Any]] = []
         # Playback (interruption) state.
@@ -181,6 +186,7 @@ class RealtimeProtocol:
         self._output_format = (
             wire_output_audio_format(self._server_session) or self._config.output_audio_format or "pcm16"
         )
+        self._bytes_per_ms = bytes_per_ms(self._output_format)
 
     @property
     def server_cancels_on_speech(self) -> bool:
@@ -269,20 +275,21 @@ class RealtimeProtocol:
         if event is None:
             logger.debug("ignored a text frame that is not a Realtime event")
             return None
-        self._emit("*", event)
+        # ``*`` and the per-type events only drive listeners: skip the ones nobody wants.
+        wanted = self.wanted
+        everything = wanted is None or WANT_ALL in wanted
+        if everything or "*" in wanted:  # type: ignore[operator]
+            self._events.append(("*", event))
         if type(event) is ServerErrorEvent:
             self._emit("error", ErrorEvent(event))
-        else:
-            self._emit(event.type, event)
-        self._dispatch(event, now_ms, heard_ms)
-        return event
-
-    def _dispatch(self, event: ServerEventBase, now_ms: float, heard_ms: HeardMs) -> None:
+        elif everything or event.type in wanted:  # type: ignore[operator]
+            self._events.append((event.type, event))
         # One dict lookup by class: a chain of isinstance checks costs microseconds per event in
         # Pyodide, where every audio delta passes through here.
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event, now_ms, heard_ms)
+        return event
 
     def _build_handlers(self) -> dict[type[ServerEventBase], Callable[[Any, float, HeardMs], None]]:
         return {
@@ -329,8 +336,8 @@ class RealtimeProtocol:
                 self._first_audio_ms = now_ms
             segment = _Segment(event.item_id, event.content_index, event.response_id)
             self._segments.append(segment)
-        segment.received_ms += len(event.delta) / bytes_per_ms(self._output_format)
-        self._emit("audio", TransportAudio(event.delta, event.response_id, event.item_id, event.content_index))
+        segment.received_ms += len(event.delta) / self._bytes_per_ms
+        self._events.append(("audio", TransportAudio(event.delta, event.response_id, event.item_id, event.content_index)))
 
     def _drop_finished_segments(self, now_ms: float) -> None:
         """Forget audio that finished arriving and, by the wall clock, finished playing."""

@@ -17,12 +17,15 @@ from typing import Any
 
 from .events import TransportEvent
 
-__all__ = ["EventEmitter", "EventStream", "Handler"]
+__all__ = ["WANT_ALL", "EventEmitter", "EventStream", "Handler"]
 
 logger = logging.getLogger("pyodide_realtime")
 
 #: A listener gets one argument, the event's payload; it may return an awaitable.
 Handler = Callable[[Any], Any]
+
+#: In :attr:`EventEmitter.wanted` when an iterator takes every event.
+WANT_ALL = "**"
 
 
 class _Listener:
@@ -87,6 +90,19 @@ class EventEmitter:
         self._streams: list[weakref.ref[EventStream]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_listener_error = on_listener_error
+        #: The names someone listens to or iterates over (:data:`WANT_ALL`: everything). A producer
+        #: may skip making an event nobody wants; the set is updated in place, and may hold names
+        #: nobody wants any more (a superset is safe), never miss one.
+        self.wanted: set[str] = set()
+
+    def _update_wanted(self) -> None:
+        names = {name for name, listeners in self._listeners.items() if listeners}
+        for ref in self._streams:
+            stream = ref()
+            if stream is not None and not stream._closed:
+                names |= {WANT_ALL} if stream._names is None else stream._names
+        self.wanted.clear()
+        self.wanted.update(names)
 
     def on(self, name: str, handler: Handler) -> Callable[[], None]:
         """Call ``handler(payload)`` on every ``name`` event; returns a function that unsubscribes it."""
@@ -100,14 +116,13 @@ class EventEmitter:
         """Remove ``handler`` from ``name`` (every listener of ``name`` if ``handler`` is None)."""
         if handler is None:
             self._listeners.pop(name, None)
-            return
-        listeners = self._listeners.get(name)
-        if not listeners:
-            return
-        for i, listener in enumerate(listeners):
-            if listener.handler == handler:
-                del listeners[i]
-                break
+        else:
+            listeners = self._listeners.get(name) or []
+            for i, listener in enumerate(listeners):
+                if listener.handler == handler:
+                    del listeners[i]
+                    break
+        self._update_wanted()
 
     def listener_count(self, name: str) -> int:
         return len(self._listeners.get(name, ()))
@@ -116,6 +131,7 @@ class EventEmitter:
         """An async iterator of emitted events (of ``names`` only, if given), from now on."""
         stream = EventStream(frozenset(names) if names else None)
         self._streams.append(weakref.ref(stream))
+        self._update_wanted()
         return stream
 
     def close_streams(self) -> None:
@@ -125,6 +141,7 @@ class EventEmitter:
             stream = ref()
             if stream is not None:
                 stream._close()
+        self._update_wanted()
 
     def emit(self, name: str, payload: Any = None) -> None:
         """Deliver to listeners and iterators; never raises because of a listener."""
@@ -158,12 +175,15 @@ class EventEmitter:
             raise ConfigurationError(f"the listener for {name!r} must be callable, got {type(handler).__name__}")
         listener = _Listener(handler, once)
         self._listeners.setdefault(name, []).append(listener)
+        self.wanted.add(name)
         return lambda: self._remove(name, listener)
 
     def _remove(self, name: str, listener: _Listener) -> None:
         listeners = self._listeners.get(name)
         if listeners and listener in listeners:
             listeners.remove(listener)
+            if not listeners:
+                self._update_wanted()
 
     def _schedule(self, name: str, awaitable: Any) -> None:
         try:

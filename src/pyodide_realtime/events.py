@@ -10,7 +10,7 @@ the JSON: in Pyodide that is the fastest path there is (notes/performance.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -194,6 +194,10 @@ ServerEvent = Annotated[Union[_KNOWN_MODELS], Field(discriminator="type")]  # ty
 
 _SERVER_EVENT: TypeAdapter[ServerEventBase] = TypeAdapter(ServerEvent)
 _GENERIC: TypeAdapter[GenericServerEvent] = TypeAdapter(GenericServerEvent)
+# The validators' own methods: TypeAdapter.validate_json is a Python wrapper that costs about a
+# microsecond per call in Pyodide, on every server event.
+_validate_known = _SERVER_EVENT.validator.validate_json
+_validate_generic = _GENERIC.validator.validate_json
 
 
 def parse_server_event(data: str | bytes | bytearray | memoryview) -> ServerEventBase | None:
@@ -205,29 +209,29 @@ def parse_server_event(data: str | bytes | bytearray | memoryview) -> ServerEven
     if isinstance(data, memoryview):
         data = data.tobytes()
     try:
-        return _SERVER_EVENT.validate_json(data)
+        return _validate_known(data)
     except ValidationError:
         pass
     try:
-        return _GENERIC.validate_json(data)
+        return _validate_generic(data)
     except ValidationError:
         return None
 
 
 # What the transport emits -------------------------------------------------------------------------
+# Immutable records. The ones made for every delta (audio, transcripts, text) are NamedTuples: a
+# frozen dataclass sets each field through object.__setattr__, about 1 us per event in Pyodide.
 ConnectionStatus = Literal["disconnected", "connecting", "connected"]
 
 
-@dataclass(frozen=True, slots=True)
-class TransportEvent:
+class TransportEvent(NamedTuple):
     """One emitted event as ``transport.events()`` yields it: its name and what listeners got."""
 
     name: str
     data: Any
 
 
-@dataclass(frozen=True, slots=True)
-class TransportAudio:
+class TransportAudio(NamedTuple):
     """``audio``: decoded model audio in the session's output format."""
 
     data: bytes
@@ -252,8 +256,7 @@ class AudioInterrupted:
     truncated: tuple[tuple[str, int, int], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TranscriptDelta:
+class TranscriptDelta(NamedTuple):
     """``audio_transcript_delta``: text of the model's speech, as it arrives."""
 
     delta: str
@@ -261,8 +264,7 @@ class TranscriptDelta:
     response_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class OutputTextDelta:
+class OutputTextDelta(NamedTuple):
     """``output_text_delta``: model text output, as it arrives."""
 
     delta: str

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ._core import HeardMs, RealtimeProtocol
@@ -85,6 +86,8 @@ class _SocketHandler:
 
     def __init__(self, transport: OpenAIRealtimeWebSocket) -> None:
         self._transport = transport
+        # Every server event comes through here: a C-level partial saves a Python frame per event.
+        self.on_message = partial(transport._socket_message, self)  # type: ignore[method-assign]
 
     def on_open(self, protocol: str) -> None:
         self._transport._socket_open(self)
@@ -127,7 +130,9 @@ class OpenAIRealtimeWebSocket:
         self._handler: _SocketHandler | None = None
         self._attempt: _Attempt | None = None
         self._emitter = EventEmitter(self._on_listener_error)
+        self._core.wanted = self._emitter.wanted
         self._player: AudioOutput | None = None
+        self._heard: HeardMs = None  # _heard_source(), kept: it is passed with every server event
         self._microphone: AudioInput | None = None
 
     # State ---------------------------------------------------------------------------------------
@@ -333,7 +338,7 @@ class OpenAIRealtimeWebSocket:
     def _socket_message(self, handler: _SocketHandler, data: str | bytes | bytearray | memoryview) -> None:
         if self._handler is not handler:
             return
-        event = self._core.receive(data, now_ms=self._now_ms(), heard_ms=self._heard_source())
+        event = self._core.receive(data, now_ms=self._now_ms(), heard_ms=self._heard)
         self._flush()
         if not self._core.auto_interrupt and isinstance(event, SpeechStarted) and self._handler is handler:
             self.interrupt(cancel_ongoing_response=not self._core.server_cancels_on_speech)
@@ -423,6 +428,7 @@ class OpenAIRealtimeWebSocket:
         if player is not None and not isinstance(player, AudioOutput):
             raise ConfigurationError("the audio output must have play(), heard_ms() and stop() (see AudioOutput)")
         self._player = player
+        self._heard = self._heard_source()
 
     def attach_microphone(self, mic: AudioInput | None) -> None:
         """Let ``mute()``/``muted`` control ``mic``."""

@@ -11,6 +11,7 @@ import pydantic
 import pytest
 
 from pyodide_realtime.events import (
+    ItemDeleted,
     ConversationItemEvent,
     GenericServerEvent,
     InputAudioTranscriptionCompleted,
@@ -104,11 +105,14 @@ def test_events_are_frozen() -> None:
     event = parse_server_event('{"type": "response.created", "response": {"id": "r"}}')
     with pytest.raises(pydantic.ValidationError):
         event.type = "other"  # type: ignore[misc]
+    # Per-delta records are NamedTuples, the others frozen dataclasses: both refuse assignment.
     audio = TransportAudio(b"x", "r", "i", 0)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         audio.data = b"y"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         TransportEvent("a", 1).name = "b"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ItemDeleted("i").item_id = "j"  # type: ignore[misc]
 
 
 def test_error_details_are_typed() -> None:
