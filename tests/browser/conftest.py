@@ -49,7 +49,9 @@ def realtime_server() -> Iterator[object]:
     """The local Realtime server on loopback, in a thread, for the module's browser tests."""
     from pyodide_realtime.server import start_in_thread
 
-    server = start_in_thread(host="127.0.0.1", port=0, web_root=str(ROOT / "web"))
+    # speech="tones": the same audio with or without espeak-ng; pace 4: faster than real time, as
+    # the real API streams, yet slow enough to interrupt a reply midway.
+    server = start_in_thread(host="127.0.0.1", port=0, web_root=str(ROOT / "web"), speech="tones", pace=4.0)
     try:
         yield server
     finally:

@@ -179,3 +179,218 @@ def test_backend_turns_a_malformed_token_into_a_configuration_error(selenium, ws
     assert got[0][:2] == ("raised", "ConfigurationError") or got[0][:2] == ["raised", "ConfigurationError"]
     assert secret not in got[0][2]
     assert ws.requests == []
+
+
+# The transport over the browser backend ------------------------------------------------------------
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _connect_and_close(selenium, url, api_key, dialect, insecure):
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.errors import RealtimeError
+
+    transport = OpenAIRealtimeWebSocket(url=url, dialect=dialect, use_insecure_api_key=insecure)
+    changes = []
+    transport.on("connection_change", lambda change: changes.append(change.status))
+    try:
+        await transport.connect(api_key=api_key, model="gpt-realtime")
+    except RealtimeError as exc:
+        return {"raised": type(exc).__name__, "message": str(exc), "status": transport.status, "changes": changes}
+    status = transport.status
+    socket = transport.connection_state.websocket
+    transport.close()
+    import asyncio
+
+    for _ in range(100):
+        if socket.live_proxies == 0:
+            break
+        await asyncio.sleep(0.02)
+    return {"status": status, "changes": changes, "after": transport.status, "live_proxies": socket.live_proxies}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        ("ga", "realtime, openai-insecure-api-key.ek_test123, openai-agents-sdk.pyodide-realtime-0.1.0"),
+        (
+            "beta",
+            "realtime, openai-insecure-api-key.ek_test123, openai-beta.realtime-v1, openai-agents-sdk.pyodide-realtime-0.1.0",
+        ),
+    ],
+)
+def test_transport_offers_the_exact_subprotocols_and_releases_its_proxies(selenium, ws, dialect, expected):
+    result = _connect_and_close(selenium, ws.url + "/echo", "ek_test123", dialect, False)
+    assert result["status"] == "connected", result
+    assert result["changes"][:2] == ["connecting", "connected"]
+    assert result["live_proxies"] == 0
+    assert ws.requests[0]["headers"]["Sec-WebSocket-Protocol"] == expected
+    # The first thing sent after open is the session.update with the merged config and model.
+    first = __import__("json").loads(ws.received[0])
+    assert first["type"] == "session.update"
+    if dialect == "ga":
+        assert first["session"]["type"] == "realtime" and first["session"]["model"] == "gpt-realtime"
+
+
+def test_transport_refuses_a_regular_key_in_the_browser(selenium, ws):
+    result = _connect_and_close(selenium, ws.url + "/echo", "sk-not-ephemeral", "ga", False)
+    assert result["raised"] == "ConfigurationError"
+    assert "ek_" in result["message"] and "use_insecure_api_key" in result["message"]
+    assert "sk-not-ephemeral" not in result["message"]
+    assert result["status"] == "disconnected"
+    assert ws.requests == []
+    # With the explicit opt-in, the same key is sent.
+    result = _connect_and_close(selenium, ws.url + "/echo", "sk-not-ephemeral", "ga", True)
+    assert result["status"] == "connected"
+    assert "openai-insecure-api-key.sk-not-ephemeral" in ws.requests[0]["headers"]["Sec-WebSocket-Protocol"]
+
+
+def test_transport_refuses_a_key_that_is_not_a_subprotocol_token(selenium, ws):
+    result = _connect_and_close(selenium, ws.url + "/echo", "ek_bad key,x", "ga", False)
+    assert result["raised"] == "ConfigurationError"
+    assert "ek_bad key,x" not in result["message"]
+    assert result["status"] == "disconnected" and result["changes"] == []
+    assert ws.requests == []
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _failed_then_retry(selenium, bad_url, good_url):
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.errors import ConnectionFailedError
+
+    transport = OpenAIRealtimeWebSocket(url=bad_url)
+    try:
+        await transport.connect(api_key="ek_x")
+        first = "connected"
+    except ConnectionFailedError as exc:
+        first = type(exc).__name__
+    status_after_failure = transport.status
+    await transport.connect(api_key="ek_x", url=good_url)
+    status_after_retry = transport.status
+    transport.close()
+    return first, status_after_failure, status_after_retry
+
+
+def test_transport_fails_cleanly_when_no_subprotocol_is_selected_and_can_retry(selenium, ws):
+    first, after_failure, after_retry = _failed_then_retry(selenium, ws.url + "/no-protocol", ws.url + "/echo")
+    assert (first, after_failure, after_retry) == ("ConnectionFailedError", "disconnected", "connected")
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _close_while_connecting(selenium, url):
+    import asyncio
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.errors import ConnectionFailedError
+
+    transport = OpenAIRealtimeWebSocket(url=url)
+    task = asyncio.ensure_future(transport.connect(api_key="ek_x"))
+    await asyncio.sleep(0.2)
+    status_while = transport.status
+    socket = transport.connection_state.websocket
+    transport.close()
+    try:
+        await asyncio.wait_for(task, 5)
+        outcome = "connected"
+    except ConnectionFailedError:
+        outcome = "ConnectionFailedError"
+    for _ in range(250):  # the browser reports the aborted socket's close event later
+        if socket.live_proxies == 0:
+            break
+        await asyncio.sleep(0.02)
+    return status_while, outcome, transport.status, socket.live_proxies
+
+
+def test_close_during_connect_rejects_the_pending_connect(selenium, ws):
+    status_while, outcome, status_after, live = _close_while_connecting(selenium, ws.url + "/slow")
+    assert status_while == "connecting"
+    assert outcome == "ConnectionFailedError"
+    assert status_after == "disconnected"
+    assert live == 0
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _malformed_frames(selenium, url):
+    import asyncio
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+
+    transport = OpenAIRealtimeWebSocket(url=url)
+    seen, errors = [], []
+    transport.on("*", lambda event: seen.append(event.type))
+    transport.on("error", lambda event: errors.append(repr(event)))
+    await transport.connect(api_key="ek_x")
+    for _ in range(100):
+        if "session.created" in seen:
+            break
+        await asyncio.sleep(0.02)
+    status = transport.status
+    transport.close()
+    return seen, errors, status
+
+
+def test_malformed_and_binary_frames_are_ignored_and_unknown_events_reach_star(selenium, ws):
+    seen, errors, status = _malformed_frames(selenium, ws.url + "/frames")
+    assert seen == ["some.future_event", "session.created"]
+    assert errors == []
+    assert status == "connected"
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _full_exchange(selenium, ws_url, key):
+    import asyncio
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+
+    transport = OpenAIRealtimeWebSocket(url=ws_url + "?model=gpt-realtime")
+    audio, transcript, interrupted = [], [], []
+    transport.on("audio", lambda event: audio.append((event.item_id, len(event.data))))
+    transport.on("audio_transcript_delta", lambda event: transcript.append(event.delta))
+    transport.on("audio_interrupted", lambda event: interrupted.append(event.truncated))
+    await transport.connect(api_key=key, initial_session_config={"instructions": "Test."})
+    transport.send_message("Tell me a long story please")
+    for _ in range(500):
+        if sum(n for _, n in audio) >= 48 * 600:  # 600 ms of PCM16 received
+            break
+        await asyncio.sleep(0.01)
+    received_ms = sum(n for _, n in audio) / 48
+    transport.interrupt()
+    truncate_sent = interrupted[0] if interrupted else None
+    await asyncio.sleep(0.3)
+    socket = transport.connection_state.websocket
+    transport.close()
+    for _ in range(100):
+        if socket.live_proxies == 0:
+            break
+        await asyncio.sleep(0.02)
+    return received_ms, "".join(transcript), truncate_sent, socket.live_proxies
+
+
+def test_full_exchange_with_audio_and_an_interruption(selenium, realtime_server):
+    realtime_server.reset()
+    key = realtime_server.mint_key()
+    received_ms, transcript, truncated, live = _full_exchange(selenium, realtime_server.ws_url, key)
+    assert received_ms >= 600
+    assert transcript  # the model's words arrived as transcript deltas
+    assert truncated and len(truncated) == 1
+    item_id, content_index, end_ms = truncated[0]
+    assert isinstance(end_ms, int) and 0 <= end_ms <= received_ms
+    assert live == 0
+    state = realtime_server.state()
+    connection = state["connections"][-1]
+    types = [e["type"] for e in connection["received"]]
+    assert types[:3] == ["session.update", "conversation.item.create", "response.create"]
+    assert "response.cancel" in types and "conversation.item.truncate" in types
+    assert types.index("response.cancel") < types.index("conversation.item.truncate")
+    # The server accepted the truncate: integer ms, not past the audio it had generated.
+    assert state["truncations"] == [
+        {
+            "connection_id": connection["id"],
+            "item_id": item_id,
+            "content_index": content_index,
+            "audio_end_ms": end_ms,
+            "audio_available_ms": state["truncations"][0]["audio_available_ms"],
+            "response_active": state["truncations"][0]["response_active"],
+        }
+    ]
+    assert end_ms <= state["truncations"][0]["audio_available_ms"]
+    assert connection["errors"] == []
