@@ -759,3 +759,23 @@ def test_reset_history_deletes_changed_and_removed_items_and_recreates_messages(
                               "content": [{"type": "input_text", "text": "after"}]}
     with pytest.raises(ConfigurationError):
         core.reset_history([{"no": "id"}], [])
+
+
+def test_star_and_per_type_events_are_made_only_when_wanted() -> None:
+    core = opened("ga")
+    core.wanted = set()  # nobody listens to anything
+    core.receive(response_created())
+    core.receive(audio_delta("ga"))
+    # Behaviour events are always made (the I/O layer acts on some); notifications only on demand.
+    assert names(core) == ["turn_started", "audio"]
+    core.wanted = {"response.output_audio.delta"}
+    core.receive(audio_delta("ga"))
+    assert names(core) == ["response.output_audio.delta", "audio"]
+    core.wanted = {"*"}
+    core.receive(audio_delta("ga"))
+    assert names(core) == ["*", "audio"]
+    core.wanted = {"**"}  # an iterator that takes everything
+    core.receive(audio_delta("ga"))
+    assert names(core) == ["*", "response.output_audio.delta", "audio"]
+    core.receive(ev(type="error", error={"message": "x"}))
+    assert names(core)[:2] == ["*", "error"]

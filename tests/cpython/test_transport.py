@@ -487,6 +487,26 @@ async def test_on_once_off_and_the_iterator(peer: Peer) -> None:
     assert names[-1] == "disconnected"
 
 
+
+@pytest.mark.asyncio
+async def test_listeners_added_and_removed_while_connected_get_exactly_their_events(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    await transport.connect()
+    star: list[str] = []
+    typed: list[str] = []
+    stop_star = transport.on("*", lambda event: star.append(event.type))
+    transport.on("response.done", lambda event: typed.append(event.type))
+    transport.request_response()
+    await until(lambda: "response.done" in typed)
+    assert star.count("response.output_audio.delta") == DELTAS_PER_RESPONSE and star[-1] == "response.done"
+    stop_star()
+    before = len(star)
+    transport.request_response()
+    await until(lambda: typed.count("response.done") == 2)
+    assert len(star) == before  # unsubscribed: nothing more
+    transport.close()
+
+
 # Devices and hooks -------------------------------------------------------------------------------------
 @pytest.mark.asyncio
 async def test_mute_needs_a_microphone() -> None:
