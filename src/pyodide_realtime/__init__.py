@@ -1,10 +1,13 @@
 """pyodide-realtime: a pure-Python client for the OpenAI Realtime API, in the browser (Pyodide) and CPython.
 
 Start with :class:`OpenAIRealtimeWebSocket`; configure the session with :class:`SessionConfig` (or a dict).
+In a page, :func:`start_voice` wires an :class:`AudioPlayer` and a :class:`Microphone` to it. The local
+Realtime server (CPython only) is :mod:`pyodide_realtime.server`.
 """
 
 from ._interfaces import AudioFormat, AudioInput, AudioOutput, RealtimeSocket, SocketFactory, SocketHandler, SocketRequest
 from ._version import __version__
+from .audio import AudioPlayer, Microphone, PlaybackPosition, VoiceConversation, start_voice
 from .config import DEFAULT_SESSION_CONFIG, SessionConfig, TurnDetection
 from .errors import (
     ConfigurationError,
@@ -67,6 +70,12 @@ __all__ = [
     "ServerEventBase",
     "GenericServerEvent",
     "parse_server_event",
+    # audio (browser only; importable anywhere)
+    "AudioPlayer",
+    "PlaybackPosition",
+    "Microphone",
+    "VoiceConversation",
+    "start_voice",
     # errors
     "RealtimeError",
     "UserError",
