@@ -6,8 +6,8 @@ misbehaves on cue. The path picks the behaviour:
 - ``/echo``: selects ``realtime``, echoes every text frame, records what it received.
 - ``/no-protocol``: completes the handshake without selecting a subprotocol (browsers must fail).
 - ``/slow``: holds the HTTP handshake for ``SLOW_HANDSHAKE_S`` (to close a socket while it connects).
-- ``/frames``: selects ``realtime`` and sends ``FRAMES`` (malformed JSON, binary, no type, ...), then
-  echoes like ``/echo``.
+- ``/frames``: selects ``realtime``, sends ``FRAMES`` (malformed JSON, binary, no type, ...), then
+  only records what it receives.
 - ``/reject``: answers HTTP 401 with the Realtime API's error body.
 
 Every handshake's path and headers are kept in ``requests``; every received frame in ``received``.
@@ -117,6 +117,7 @@ class ScriptedServer:
                     if message == '{"type":"test.close_me"}':
                         await connection.close(4000, "asked to close")
                         return
-                    await connection.send(message)
+                    if not path.startswith("/frames"):  # /frames: the frames above are all the client gets
+                        await connection.send(message)
         except Exception:  # a client that vanished mid-frame is part of what these tests do
             pass

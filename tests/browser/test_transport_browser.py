@@ -378,7 +378,9 @@ def test_full_exchange_with_audio_and_an_interruption(selenium, realtime_server)
     state = realtime_server.state()
     connection = state["connections"][-1]
     types = [e["type"] for e in connection["received"]]
-    assert types[:3] == ["session.update", "conversation.item.create", "response.create"]
+    # The tracing session.update (sent when session.created arrives) may come before or after the message.
+    assert types[0] == "session.update" and types.count("session.update") == 2
+    assert [t for t in types if t != "session.update"][:2] == ["conversation.item.create", "response.create"]
     assert "response.cancel" in types and "conversation.item.truncate" in types
     assert types.index("response.cancel") < types.index("conversation.item.truncate")
     # The server accepted the truncate: integer ms, not past the audio it had generated.
