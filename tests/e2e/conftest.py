@@ -1,0 +1,119 @@
+"""End-to-end tests: Playwright drives the demo pages in Debian's headless Chromium, like a person.
+
+The local Realtime server (in a thread) serves web/ and the offline dist/ (``./build.sh dist`` makes
+it); the browser's fake microphone plays a WAV of espeak-ng speech. Every test here is marked ``e2e``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+PYODIDE_DIST = ROOT / "dist" / "pyodide"
+PYSCRIPT_DIST = ROOT / "dist" / "pyscript"
+CHROMIUM = "/usr/bin/chromium"
+
+#: The simulated model streams audio this many times faster than real time: the page plays it in real
+#: time, so a reply is still arriving (and can be interrupted) while the first second is heard.
+SERVER_PACE = 2.0
+SPOKEN_TEXT = "Hello, can you hear me?"
+MIC_RATE_HZ = 48000
+SILENCE_BEFORE_S = 0.3
+#: Chromium loops the file: the silence after the speech lets the server's VAD end the turn and keeps
+#: the next loop of speech far from the parts of a test that must not hear it.
+SILENCE_AFTER_S = 15.0
+
+BASE_ARGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _need(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise RuntimeError(f"{tool} is not installed: {hint}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the fake microphone says: espeak-ng speech, 48 kHz mono, silence before and after."""
+    folder = tmp_path_factory.mktemp("mic")
+    raw, wav = folder / "speech-raw.wav", folder / "speech.wav"
+    subprocess.run([_need("espeak-ng", "./build.sh setup installs it"), "-w", str(raw), SPOKEN_TEXT], check=True)
+    subprocess.run(
+        [_need("sox", "./build.sh setup installs it"), str(raw), "-r", str(MIC_RATE_HZ), "-c", "1", "-b", "16", str(wav),
+         "pad", str(SILENCE_BEFORE_S), str(SILENCE_AFTER_S)],
+        check=True,
+    )
+    return wav
+
+
+@pytest.fixture(scope="session")
+def demo_server() -> Iterator[Any]:
+    """The local Realtime server serving web/ with /pyodide and /pyscript from dist/."""
+    from pyodide_realtime.server import start_in_thread
+
+    for folder, what in ((PYODIDE_DIST, "pyodide-lock.json"), (PYSCRIPT_DIST, "core.js")):
+        if not (folder / what).is_file():
+            raise RuntimeError(f"{folder / what} is missing: run ./build.sh dist first")
+    server = start_in_thread(
+        web_root=WEB, mounts={"/pyodide": PYODIDE_DIST, "/pyscript": PYSCRIPT_DIST}, pace=SERVER_PACE
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+def launch(playwright: Any, *extra_args: str) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*BASE_ARGS, *extra_args])
+
+
+@pytest.fixture
+def browser_with_mic(playwright: Any, speech_wav: Path) -> Iterator[Any]:
+    """Chromium whose fake microphone plays ``speech_wav`` (in a loop)."""
+    browser = launch(playwright, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={speech_wav}")
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def browser_mic_denied(playwright: Any) -> Iterator[Any]:
+    """Chromium that refuses the microphone: without the fake permission UI, headless Chromium denies
+    the prompt (the same on every machine, whatever devices it has)."""
+    browser = launch(playwright)
+    try:
+        yield browser
+    finally:
+        browser.close()

@@ -1,0 +1,245 @@
+"""The demo pages driven like a person: connect, speak, listen, interrupt, type, use a tool.
+
+Two tests (each browser start and Python boot costs seconds): the PyScript page with a fake microphone
+that speaks, and the plain Pyodide page with a refused microphone, a dead server URL and the beta
+dialect. What the page shows is checked against what the local server saw (``GET /_test/state``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+from pyodide_realtime.server import AUDIO_REPLY
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"  # gitignored
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+BOOT_TIMEOUT_MS = 60_000  # Pyodide (and PyScript) start: about 4 s here, far more on a busy machine
+STEP_TIMEOUT_MS = 20_000
+READY = '#status[data-status="disconnected"], #status[data-status="failed"]'
+CONNECTED = '#status[data-status="connected"]'
+#: Interrupt only once this much of the reply was heard, so that the cut is clearly mid-reply.
+HEARD_BEFORE_INTERRUPT_MS = 800
+#: The page's figures refresh every 100 ms and a click takes a while on a busy machine: the cut may
+#: come this much later than the figure the test read just before clicking.
+MAX_CLICK_LAG_MS = 1500
+#: After the cut the player is silent: its position may only move by what was already in flight.
+MAX_PLAYED_AFTER_CUT_MS = 50
+SERVER_WAIT_S = 5.0
+LONG_MESSAGE = (
+    "Please read this back slowly, because it is a long sentence made for testing interruptions: "
+    "one two three four five six seven eight nine ten, and the very last word is pineapple"
+)
+
+
+def server_state(server: Any) -> dict[str, Any]:
+    """``GET /_test/state``: what the server saw, as the browser's peer."""
+    with urllib.request.urlopen(server.url + "_test/state", timeout=5) as answer:
+        state: dict[str, Any] = json.load(answer)
+    return state
+
+
+def keep_screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def stats(page: Any) -> dict[str, str]:
+    """The player's figures the page exposes on ``#player-stats`` (read-only ``data-*``)."""
+    figures: dict[str, str] = page.evaluate("() => ({...document.getElementById('player-stats').dataset})")
+    return figures
+
+
+def received_events(server: Any) -> list[dict[str, Any]]:
+    return [event for connection in server_state(server)["connections"] for event in connection["received"]]
+
+
+def wait_for_truncation(server: Any, item_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + SERVER_WAIT_S
+    while time.monotonic() < deadline:
+        found = [t for t in server_state(server)["truncations"] if t["item_id"] == item_id]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"the server saw no conversation.item.truncate for {item_id}")
+
+
+def record_foreign_requests(page: Any, server: Any) -> list[str]:
+    """Every request the page makes elsewhere than the local server (the pages must work offline)."""
+    foreign: list[str] = []
+
+    def check(request: Any) -> None:
+        if not request.url.startswith((server.url, "data:", "blob:")):
+            foreign.append(request.url)
+
+    page.on("request", check)
+    return foreign
+
+
+def assert_fits_the_screen(page: Any) -> None:
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page is {width} px wide: it scrolls sideways"
+
+
+def free_port() -> int:
+    """A port nobody listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo_server: Any) -> None:
+    demo_server.reset()
+    page = browser_with_mic.new_page(viewport=DESKTOP)
+    foreign = record_foreign_requests(page, demo_server)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    try:
+        page.goto(demo_server.url + "index.html")
+        page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+        assert page.get_attribute("#status", "data-status") == "disconnected"
+        assert page.input_value("#server-url") == demo_server.ws_url  # from /demo-config.json
+
+        # Connect; the fake microphone says one sentence, the server's VAD ends the turn, the model answers aloud.
+        page.click("#connect")
+        page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
+        expect(page.locator("#transcript li.turn.user").first).to_contain_text("(speech,")
+        first_reply = page.locator("#transcript li.turn.assistant").first
+        expect(first_reply).to_contain_text(AUDIO_REPLY)
+        # Every frame of the reply is played (heard == received), not just queued.
+        page.wait_for_function(
+            "() => { const d = document.getElementById('player-stats').dataset;"
+            " return +d.receivedMs > 1000 && Math.abs(+d.playedMs - +d.receivedMs) < 5; }",
+            timeout=STEP_TIMEOUT_MS,
+        )
+        connection = server_state(demo_server)["connections"][0]
+        assert (connection["dialect"], connection["auth"]) == ("ga", "ephemeral")
+        assert "input_audio_buffer.speech_stopped" in connection["sent_types"]
+        assert connection["received"][0]["session"]["tools"][0]["name"] == "get_weather"
+
+        # Mute (the file loops; no second sentence), ask for a long reply and cut it mid-way with the button.
+        page.click("#mute")
+        expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+        page.fill("#message", LONG_MESSAGE)
+        page.press("#message", "Enter")
+        expect(page.locator("#transcript li.turn.user .text").nth(1)).to_have_text(LONG_MESSAGE)
+        reply = page.locator("#transcript li.turn.assistant").nth(1)
+        expect(reply).to_contain_text("You said:")
+        item_id = reply.get_attribute("id").removeprefix("item-")
+        page.wait_for_function(
+            "([id, ms]) => { const d = document.getElementById('player-stats').dataset;"
+            " return d.item === id && +d.heardMs >= ms; }",
+            arg=[item_id, HEARD_BEFORE_INTERRUPT_MS],
+            timeout=STEP_TIMEOUT_MS,
+        )
+        heard_before = float(stats(page)["heardMs"])
+        page.click("#interrupt")
+        page.wait_for_function(
+            "(id) => document.getElementById('player-stats').dataset.truncateItem === id", arg=item_id
+        )
+        truncation = wait_for_truncation(demo_server, item_id)
+        cut_ms = truncation["audio_end_ms"]
+        shown = stats(page)
+        # The server cut the item exactly where the page's player said it was...
+        assert cut_ms == int(shown["truncateMs"])
+        assert abs(cut_ms - float(shown["heardAtInterrupt"])) <= 1
+        assert heard_before <= cut_ms <= heard_before + MAX_CLICK_LAG_MS
+        # ...which is mid-reply: less than the audio the model had generated, and the response was cancelled first.
+        assert cut_ms < truncation["audio_available_ms"]
+        types = [event["type"] for event in received_events(demo_server)]
+        assert "response.cancel" in types
+        assert types.index("response.cancel") < types.index("conversation.item.truncate")
+        # The player went silent at the cut, and the transcript keeps only what was heard.
+        time.sleep(0.5)
+        assert float(stats(page)["heardMs"]) <= cut_ms + MAX_PLAYED_AFTER_CUT_MS
+        expect(reply).to_have_class(re.compile(r"\binterrupted\b"))
+        expect(reply).not_to_contain_text("pineapple")
+
+        # A tool call: the model asks for get_weather, the page's Python answers, the model speaks the result.
+        page.fill("#message", "What's the weather in Paris?")
+        page.press("#message", "Enter")
+        tool = page.locator("#transcript li.turn.tool").first
+        expect(tool).to_contain_text('get_weather({"location": "Paris"})')
+        expect(tool).to_contain_text('"forecast": "sunny"')
+        expect(page.locator("#transcript li.turn.assistant").last).to_contain_text("The get_weather tool says:")
+        outputs = [
+            json.loads(event["item"]["output"])
+            for event in received_events(demo_server)
+            if event["type"] == "conversation.item.create" and event["item"]["type"] == "function_call_output"
+        ]
+        assert outputs == [{"location": "Paris", "forecast": "sunny", "temperature_c": 23}]
+        assert page.is_hidden("#error"), page.inner_text("#error")
+        assert page_errors == []
+        assert foreign == []
+
+        keep_screenshot(page, "pyscript-desktop")
+        page.set_viewport_size(PHONE)
+        assert_fits_the_screen(page)
+    finally:
+        keep_screenshot(page, "pyscript-phone")
+        page.close()
+
+
+def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo_server: Any) -> None:
+    demo_server.reset()
+    context = browser_mic_denied.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    foreign = record_foreign_requests(page, demo_server)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    error = page.locator("#error")
+    try:
+        page.goto(demo_server.url + "pyodide.html")
+        page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+        assert page.get_attribute("#status", "data-status") == "disconnected"
+        assert page.input_value("#server-url") == demo_server.ws_url
+
+        # A server that is gone: a clear message, and the page is ready to try again.
+        page.fill("#server-url", f"ws://127.0.0.1:{free_port()}/v1/realtime")
+        page.click("#connect")
+        expect(error).to_be_visible()
+        expect(error).to_have_attribute("data-kind", "connection")
+        expect(error).to_contain_text("Could not connect")
+        expect(page.locator("#status")).to_have_attribute("data-status", "disconnected")
+        expect(page.locator("#connect")).to_be_enabled()
+
+        # The beta dialect, chosen in the page; the microphone is refused, so the page says so and typing works.
+        page.fill("#server-url", demo_server.ws_url)
+        page.select_option("#dialect", "beta")
+        page.click("#connect")
+        page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
+        expect(error).to_have_attribute("data-kind", "microphone")
+        expect(error).to_contain_text("denied")
+        expect(page.locator("#mute")).to_be_disabled()
+        connection = server_state(demo_server)["connections"][-1]
+        assert (connection["dialect"], connection["model"], connection["auth"]) == ("beta", "gpt-4o-realtime-preview", "ephemeral")
+
+        page.fill("#message", "hello from plain Pyodide")
+        page.click("#send")
+        expect(page.locator("#transcript li.turn.user .text").first).to_have_text("hello from plain Pyodide")
+        expect(page.locator("#transcript li.turn.assistant .text").first).to_have_text("You said: hello from plain Pyodide")
+        page.wait_for_function("() => +document.getElementById('player-stats').dataset.playedMs > 500")
+        assert_fits_the_screen(page)
+
+        # Hanging up is not an error (and clears the microphone's).
+        page.click("#hang-up")
+        expect(page.locator("#status")).to_have_attribute("data-status", "disconnected")
+        expect(error).to_be_hidden()
+        assert page_errors == []
+        assert foreign == []
+    finally:
+        keep_screenshot(page, "pyodide-phone")
+        context.close()
