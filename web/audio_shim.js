@@ -1,0 +1,1 @@
+../src/pyodide_realtime/audio_shim.js
