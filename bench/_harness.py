@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -15,19 +16,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROME_FLAGS = [
-    "--js-flags=--expose-gc",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from chromium import CHROMIUM, DEFAULT_FLAGS  # noqa: E402
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -70,7 +61,7 @@ def chromium_page(extra_flags: list[str] | None = None) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_FLAGS + (extra_flags or []))
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=DEFAULT_FLAGS + (extra_flags or []))
         try:
             page = browser.new_page()
             page.on("console", lambda m: print(f"  [page] {m.text}") if m.type in ("error", "warning") else None)

@@ -1,9 +1,9 @@
 """Browser tests: pytest-pyodide drives Debian's headless Chromium (selenium + chromedriver).
 
 ``./build.sh test`` passes ``--runtime chrome --dist-dir dist/pyodide``; pytest-pyodide serves that folder
-itself, and our ``pyodide-lock.json`` makes every package load from it. A module that needs other Chrome
-flags (a fake microphone file, say) calls ``set_chrome_flags`` from a module-scoped autouse fixture: the
-browser of a module starts after its autouse fixtures.
+itself, and our ``pyodide-lock.json`` makes every package load from it. A module that needs more Chrome
+flags (a fake microphone file, say) adds them with ``get_global_config().set_flags`` in a module-scoped
+autouse fixture (the browser of a module starts after its autouse fixtures) and restores them after.
 """
 
 from __future__ import annotations
@@ -12,30 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromium import DEFAULT_FLAGS
 from pytest_pyodide import get_global_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Keep pytest-pyodide's own default (--expose-gc): set_flags replaces the whole list.
-BASE_CHROME_FLAGS = [
-    "--js-flags=--expose-gc",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
-
-
-def set_chrome_flags(*extra: str) -> None:
-    get_global_config().set_flags("chrome", [*BASE_CHROME_FLAGS, *extra])
-
-
-set_chrome_flags()
+# set_flags replaces the whole list: DEFAULT_FLAGS keeps pytest-pyodide's own --expose-gc.
+get_global_config().set_flags("chrome", list(DEFAULT_FLAGS))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
 PYODIDE_DIST = ROOT / "dist" / "pyodide"
 PYSCRIPT_DIST = ROOT / "dist" / "pyscript"
-CHROMIUM = "/usr/bin/chromium"
 
 #: The simulated model streams audio this many times faster than real time: the page plays it in real
 #: time, so a reply is still arriving (and can be interrupted) while the first second is heard.
@@ -30,16 +30,7 @@ SILENCE_BEFORE_S = 0.3
 #: the next loop of speech far from the parts of a test that must not hear it.
 SILENCE_AFTER_S = 15.0
 
-BASE_ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-device-for-media-stream",
-]
+BASE_ARGS = [*OFFLINE_FLAGS, *MEDIA_FLAGS]  # no GRANT_MEDIA_FLAG: one test wants the refusal
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -101,7 +92,7 @@ def launch(playwright: Any, *extra_args: str) -> Any:
 @pytest.fixture
 def browser_with_mic(playwright: Any, speech_wav: Path) -> Iterator[Any]:
     """Chromium whose fake microphone plays ``speech_wav`` (in a loop)."""
-    browser = launch(playwright, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={speech_wav}")
+    browser = launch(playwright, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={speech_wav}")
     try:
         yield browser
     finally:

@@ -1,0 +1,24 @@
+"""How every test and benchmark starts Debian's headless Chromium: one list of flags for all of them."""
+
+CHROMIUM = "/usr/bin/chromium"
+
+#: Without these, Chromium on a machine with no network tries Google's services at every start.
+OFFLINE_FLAGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Audio plays without a user gesture, and getUserMedia gets a fake device.
+MEDIA_FLAGS = [
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+]
+#: ...and the permission prompt is answered "allow" (leave it out to test a refusal).
+GRANT_MEDIA_FLAG = "--use-fake-ui-for-media-stream"
+#: pytest-pyodide's own default, kept: the benchmarks and the runner call gc().
+EXPOSE_GC_FLAG = "--js-flags=--expose-gc"
+
+DEFAULT_FLAGS = [EXPOSE_GC_FLAG, *OFFLINE_FLAGS, *MEDIA_FLAGS, GRANT_MEDIA_FLAG]
