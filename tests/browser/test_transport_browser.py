@@ -396,3 +396,66 @@ def test_full_exchange_with_audio_and_an_interruption(selenium, realtime_server)
     ]
     assert end_ms <= state["truncations"][0]["audio_available_ms"]
     assert connection["errors"] == []
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _heard_versus_wall_clock(selenium, ws_url, key):
+    """Reply 1 is still playing when reply 2's audio arrives (faster than real time); cut reply 2."""
+    import asyncio
+
+    from pyodide_realtime import AudioPlayer, OpenAIRealtimeWebSocket
+
+    loop = asyncio.get_running_loop()
+    transport = OpenAIRealtimeWebSocket(url=ws_url)
+    player = await AudioPlayer.create()
+    transport.attach_audio_output(player)
+    arrivals, received, done, cuts = {}, {}, [], []
+    left_of_first = []
+
+    def on_audio(event):
+        if event.item_id not in arrivals:
+            arrivals[event.item_id] = loop.time()
+            if len(arrivals) == 2:  # what was still to play of reply 1 when reply 2 began arriving
+                first = next(iter(arrivals))
+                left_of_first.append(received[first] - (player.heard_ms(first) or 0.0))
+        received[event.item_id] = received.get(event.item_id, 0.0) + len(event.data) / 48
+
+    transport.on("audio", on_audio)
+    transport.on("turn_done", lambda event: done.append(event.response_id))
+    transport.on("audio_interrupted", lambda event: cuts.append(event.truncated))
+    await transport.connect(api_key=key)
+    transport.send_message("one two three four five six seven eight nine ten")
+    while not done:
+        await asyncio.sleep(0.01)
+    transport.send_message("eleven twelve thirteen fourteen fifteen sixteen")
+    while len(arrivals) < 2:
+        await asyncio.sleep(0.005)
+    first, second = list(arrivals)
+    while (player.heard_ms(second) or 0.0) < 300:
+        await asyncio.sleep(0.005)
+    # What the seed would send: time since reply 2's first delta, capped at what was received.
+    seed_estimate = min((loop.time() - arrivals[second]) * 1000, received[second])
+    heard = player.heard_ms(second)
+    transport.interrupt()
+    result = dict(
+        first=first, second=second, cuts=cuts, heard=heard, seed=seed_estimate,
+        left_of_first=left_of_first[0], received=received, heard_first=player.heard_ms(first),
+    )
+    await asyncio.sleep(0.2)
+    transport.close()
+    player.close()
+    return result
+
+
+def test_the_truncate_carries_the_heard_position_not_the_wall_clock(selenium, realtime_server):
+    realtime_server.reset()
+    r = _heard_versus_wall_clock(selenium, realtime_server.ws_url, realtime_server.mint_key())
+    assert r["left_of_first"] > 500, r  # reply 1 had plenty left to play: reply 2 had to wait
+    assert r["heard_first"] == pytest.approx(r["received"][r["first"]])  # reply 1 played to the end...
+    # ...so only reply 2 is cut, at exactly what the player counted (integer ms).
+    assert r["cuts"] == [((r["second"], 0, int(r["heard"])),)]
+    # The seed's wall clock overshoots by about what was left of reply 1 (or up to all it received).
+    overshoot = min(r["left_of_first"], r["received"][r["second"]] - r["heard"])
+    assert overshoot > 500 and r["seed"] - r["heard"] > 0.8 * overshoot, r
+    truncations = realtime_server.state()["truncations"]
+    assert [(t["item_id"], t["audio_end_ms"]) for t in truncations] == [(r["second"], int(r["heard"]))]
