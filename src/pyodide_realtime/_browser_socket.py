@@ -60,6 +60,10 @@ class _ProxyRegistry:
     def __len__(self) -> int:
         return len(self._proxies)
 
+    def destroy(self, proxy: Any) -> None:
+        self._proxies.remove(proxy)
+        proxy.destroy()
+
     def destroy_all(self) -> None:
         proxies, self._proxies = self._proxies, []
         for p in proxies:
@@ -88,10 +92,10 @@ class BrowserSocket:
             },
             dict_converter=_js_object,
         )
-        buffer_proxy = self._proxies.proxy(self._buffer)
+        self._buffer_proxy = self._proxies.proxy(self._buffer)
         try:
             self._js = _open_socket_function()(
-                request.url, to_js(list(request.subprotocols)), buffer_proxy, callbacks
+                request.url, to_js(list(request.subprotocols)), self._buffer_proxy, callbacks
             )
         except JsException as exc:
             self._release()
@@ -109,9 +113,12 @@ class BrowserSocket:
         self._handler.on_message(self._buffer[:size])
 
     def _grow(self, min_bytes: int) -> Any:
-        # The old buffer's JS view was released by the shim before this call.
+        # The shim released the old buffer's view before this call and drops its proxy after it.
+        old_proxy = self._buffer_proxy
         self._buffer = bytearray(max(min_bytes, 2 * len(self._buffer)))
-        return self._proxies.proxy(self._buffer)
+        self._buffer_proxy = self._proxies.proxy(self._buffer)
+        self._proxies.destroy(old_proxy)
+        return self._buffer_proxy
 
     def _on_error(self) -> None:
         # The browser gives no reason for a WebSocket error, by design: the close event that follows

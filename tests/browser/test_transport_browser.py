@@ -58,6 +58,7 @@ async def _backend_echo(selenium, url, messages):
     request = SocketRequest(url=url, subprotocols=("realtime", "openai-insecure-api-key.ek_test"), headers={})
     sock = create_browser_socket(request, Handler())
     await asyncio.wait_for(opened.wait(), 5)
+    live_at_open = sock.live_proxies
     for m in messages:
         sock.send(m)
     deadline = asyncio.get_running_loop().time() + 5
@@ -68,20 +69,21 @@ async def _backend_echo(selenium, url, messages):
     sock.close()
     await asyncio.wait_for(closed.wait(), 5)
     await asyncio.sleep(0.05)
-    return got, live_while_open, sock.live_proxies
+    return got, (live_at_open, live_while_open), sock.live_proxies
 
 
 def test_backend_moves_text_frames_of_any_size_and_script(selenium, ws):
     # Small, multi-byte UTF-8, and larger than the initial 64 KiB buffer (forces a grow).
     big = '{"type":"x","delta":"' + "é" * 50_000 + "😀" * 10_000 + '"}'
-    messages = ['{"type":"a"}', '{"type":"ünïcödé ✓"}', big, '{"type":"after-grow"}']
-    got, live_while_open, live_after = _backend_echo(selenium, ws.url + "/echo", messages)
+    many = [f'{{"type":"n","i":{i}}}' for i in range(300)]
+    messages = ['{"type":"a"}', '{"type":"ünïcödé ✓"}', big, '{"type":"after-grow"}', *many]
+    got, (live_at_open, live_while_open), live_after = _backend_echo(selenium, ws.url + "/echo", messages)
     assert got[0] == ["open", "realtime"] or got[0] == ("open", "realtime")
     echoed = [g[1] for g in got if g[0] == "message"]
     assert echoed == messages
     assert ws.received == messages
     assert ws.requests[0]["headers"]["Sec-WebSocket-Protocol"] == "realtime, openai-insecure-api-key.ek_test"
-    assert live_while_open > 0
+    assert live_while_open == live_at_open > 0  # nothing grows per message, nor when the buffer grows
     assert live_after == 0
     assert got[-1][0] == "close"
 
