@@ -5,6 +5,7 @@
 #   ./build.sh test [ARGS...]    install what is missing, build, run every test (CPython, browser, e2e)
 #   ./build.sh dist              install what is missing, build the wheel and the offline browser dist
 #   ./build.sh bench             build, then print the benchmarks' figures
+#   ./build.sh lint              ruff and mypy (strict) over the package, tests and tools
 #   ./build.sh setup             only install: apt packages, .venv, npm packages, browser wheels
 #   ./build.sh pytest [ARGS...]  run pytest with the browser options, without rebuilding
 #
@@ -123,6 +124,12 @@ dist() {
     say "our wheel: $(basename "$wheel") ($(stat -c %s "$wheel") bytes)"
 }
 
+lint() {
+    say "ruff and mypy"
+    "$VENV/bin/ruff" check --quiet src tests bench tools web || die "ruff found problems (above); ./build.sh lint after fixing"
+    "$VENV/bin/mypy" >&2 || die "mypy found type errors (above)"
+}
+
 run_pytest() {
     "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "dist/ is stale or missing: run ./build.sh dist"
     # Selenium must use Debian's chromedriver; otherwise it first asks the network for one.
@@ -134,7 +141,8 @@ cmd="${1:-}"; [[ $# -gt 0 ]] && shift
 case "$cmd" in
     setup) setup ;;
     dist) setup; dist ;;
-    test) setup; dist; run_pytest "${@:-tests}" ;;
+    test) setup; lint; dist; run_pytest "${@:-tests}" ;;
+    lint) ensure_venv; lint ;;
     pytest) run_pytest "$@" ;;
     demo)
         setup; dist
@@ -144,5 +152,5 @@ case "$cmd" in
     bench)
         setup; dist
         "$PY" bench/run.py "$@" ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$cmd" ]] && exit 0; exit 2 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$cmd" ]] && exit 0; exit 2 ;;
 esac

@@ -27,6 +27,7 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._emitter import WANT_ALL
 from ._interfaces import AudioFormat
 from .config import (
     DEFAULT_SESSION_CONFIG,
@@ -36,7 +37,6 @@ from .config import (
     wire_tracing,
 )
 from .dialects import DialectSpec, get_dialect
-from ._emitter import WANT_ALL
 from .errors import ConfigurationError, InvalidStateError
 from .events import (
     AudioDone,
@@ -692,11 +692,11 @@ def _content_part(part: Any) -> dict[str, Any]:
         return {"type": "input_text", "text": part}
     if not isinstance(part, Mapping):
         raise ConfigurationError(f"message content must be strings or dicts, not {type(part).__name__}")
-    part = dict(part)
-    if part.get("type") == "input_image" and "image_url" not in part and "image" in part:
+    copy: dict[str, Any] = {str(key): value for key, value in part.items()}
+    if copy.get("type") == "input_image" and "image_url" not in copy and "image" in copy:
         # The JS SDK's user-input shape says "image"; the wire says "image_url".
-        part["image_url"] = part.pop("image")
-    return part
+        copy["image_url"] = copy.pop("image")
+    return copy
 
 
 def _user_message_item(message: str | Mapping[str, Any]) -> dict[str, Any]:

@@ -88,7 +88,7 @@ class EventEmitter:
         # Weak references in a plain list: an abandoned iterator is collected, and ``emit`` tests
         # for "no iterator" with a list's truthiness (a WeakSet's ``len`` is Python code, per event).
         self._streams: list[weakref.ref[EventStream]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()  # kept alive until done
         self._on_listener_error = on_listener_error
         #: The names someone listens to or iterates over (:data:`WANT_ALL`: everything). A producer
         #: may skip making an event nobody wants; the set is updated in place, and may hold names
@@ -198,7 +198,7 @@ class EventEmitter:
         task.add_done_callback(lambda t: self._task_done(name, t))
 
     def _task_done(self, name: str, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)  # type: ignore[arg-type]
+        self._tasks.discard(task)
         if task.cancelled():
             return
         exc = task.exception()

@@ -67,7 +67,7 @@ def normalize_audio_format(value: Any) -> AudioFormat:
         value = value.get("type")
     if isinstance(value, str):
         if value in _AUDIO_FORMATS:
-            return value  # type: ignore[return-value]
+            return value
         if value in _NAME_BY_GA_TYPE:
             return _NAME_BY_GA_TYPE[value]
     raise ConfigurationError(

@@ -209,11 +209,13 @@ def parse_server_event(data: str | bytes | bytearray | memoryview) -> ServerEven
     if isinstance(data, memoryview):
         data = data.tobytes()
     try:
-        return _validate_known(data)
+        event: ServerEventBase = _validate_known(data)
+        return event
     except ValidationError:
         pass
     try:
-        return _validate_generic(data)
+        generic: GenericServerEvent = _validate_generic(data)
+        return generic
     except ValidationError:
         return None
 

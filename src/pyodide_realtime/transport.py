@@ -258,20 +258,22 @@ class OpenAIRealtimeWebSocket:
             self._attempt = None
 
     async def _resolve_key(self, api_key: ApiKey | None, attempt: _Attempt) -> str:
+        key: object = api_key
         if callable(api_key):
-            api_key = api_key()
-            if inspect.isawaitable(api_key):
+            key = api_key()
+            if inspect.isawaitable(key):
                 # A close() meanwhile must not wait for a slow key server.
-                fetch = asyncio.ensure_future(api_key)
-                await asyncio.wait({fetch, attempt.opened}, return_when=asyncio.FIRST_COMPLETED)
+                fetch = asyncio.ensure_future(key)
+                either: set[asyncio.Future[Any]] = {fetch, attempt.opened}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 if fetch.done():
-                    api_key = fetch.result()
+                    key = fetch.result()
                 else:
                     fetch.cancel()
-                    api_key = None
+                    key = None
         if attempt.opened.done():  # close() was called while the key was being fetched
             attempt.opened.result()
-        return validate_api_key(api_key)
+        return validate_api_key(key)
 
     def _check_browser_key(self, key: str) -> None:
         if _in_browser() and not key.startswith(EPHEMERAL_KEY_PREFIX) and not self._use_insecure_api_key:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chromium import DEFAULT_FLAGS
 from pytest_pyodide import get_global_config
+
+from chromium import DEFAULT_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -224,7 +224,7 @@ def test_underrun_fades_out_stays_silent_and_fades_back_in(selenium):
     assert not any(out[played + FADE_FRAMES : resume])  # silence, not stale samples
     # No click: the largest step anywhere stays near the tone's own largest step.
     natural = 2 * math.pi * 437.0 / 48000 * 16000 / 32768
-    steps = [abs(b - a) for a, b in zip(out, out[1:])]
+    steps = [abs(b - a) for a, b in zip(out, out[1:], strict=False)]
     assert max(steps) < natural * 1.6, (max(steps), steps.index(max(steps)))
     assert any(out[resume : resume + FADE_FRAMES]) and any(out[resume + FADE_FRAMES : resume + played])
 
@@ -403,7 +403,7 @@ async def _capture(selenium, audio_format, chunk_ms, count, mute_after):
 
 def zero_crossing_frequency(samples: list[float], rate: int) -> float:
     """Frequency from the first and last upward zero crossings, interpolated between samples."""
-    ups = [i + a / (a - b) for i, (a, b) in enumerate(zip(samples, samples[1:])) if a < 0 <= b]
+    ups = [i + a / (a - b) for i, (a, b) in enumerate(zip(samples, samples[1:], strict=False)) if a < 0 <= b]
     return (len(ups) - 1) / ((ups[-1] - ups[0]) / rate)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from pytest_pyodide import run_in_pyodide
 
 
 @run_in_pyodide(packages=["pyodide-realtime"])
 def test_package_loads_by_name_and_validates_with_pydantic(selenium):
     import pydantic
+
     import pyodide_realtime
     from pyodide_realtime import SessionConfig
 

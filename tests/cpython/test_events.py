@@ -11,10 +11,12 @@ import pydantic
 import pytest
 
 from pyodide_realtime.events import (
-    ItemDeleted,
+    ConversationItemDeleted,
     ConversationItemEvent,
+    ConversationItemTruncated,
     GenericServerEvent,
     InputAudioTranscriptionCompleted,
+    ItemDeleted,
     OutputItemEvent,
     ResponseAudioDelta,
     ResponseAudioDone,
@@ -25,8 +27,6 @@ from pyodide_realtime.events import (
     SpeechStarted,
     TransportAudio,
     TransportEvent,
-    ConversationItemDeleted,
-    ConversationItemTruncated,
     parse_server_event,
 )
 

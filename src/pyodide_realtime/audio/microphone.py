@@ -157,7 +157,7 @@ class Microphone:
         stream, rate = opened.stream, int(opened.rate)
         self._owns_context = context is None
         if context is None:
-            options = {"latencyHint": "interactive"}
+            options: dict[str, str | int] = {"latencyHint": "interactive"}
             if rate > 0:
                 options["sampleRate"] = rate  # capture at the device's rate (Firefox insists)
             context = js.AudioContext.new(js_object(options))

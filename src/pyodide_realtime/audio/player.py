@@ -253,7 +253,8 @@ class AudioPlayer:
             self._event_proxy = None
         if self._owns_context and str(self.context.state) != "closed":
             self.context.close()
-        for future in [*self._ended.values(), *self._acks.values()]:
+        futures: list[asyncio.Future[Any]] = [*self._ended.values(), *self._acks.values()]
+        for future in futures:
             if not future.done():
                 future.cancel()
         self._ended.clear()
