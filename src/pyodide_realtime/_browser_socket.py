@@ -10,6 +10,7 @@ nothing grows per message or per connection.
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,8 @@ __all__ = ["BrowserSocket", "create_browser_socket"]
 
 #: Start big enough for a 100 ms PCM16 audio delta (about 6.6 KB of JSON) with room to spare; grows
 #: on demand, never shrinks (one allocation for the connection's life).
+logger = logging.getLogger("pyodide_realtime")
+
 INITIAL_BUFFER_BYTES = 64 * 1024
 NORMAL_CLOSURE = 1000
 
@@ -85,8 +88,8 @@ class BrowserSocket:
             {
                 "message": self._proxies.proxy(self._on_message),
                 "grow": self._proxies.proxy(self._grow),
-                "binary": self._proxies.proxy(handler.on_binary),
-                "open": self._proxies.proxy(handler.on_open),
+                "binary": self._proxies.proxy(self._on_binary),
+                "open": self._proxies.proxy(self._on_open),
                 "error": self._proxies.proxy(self._on_error),
                 "close": self._proxies.proxy(self._on_close),
             },
@@ -108,9 +111,24 @@ class BrowserSocket:
                 ) from None
             raise ConnectionFailedError(f"the browser could not open a WebSocket to {self._url}") from None
 
-    # Called from JS -----------------------------------------------------------------------------
+    # Called from JS: a handler's exception is logged here, never thrown into the page's event loop.
     def _on_message(self, size: int) -> None:
-        self._handler.on_message(self._buffer[:size])
+        try:
+            self._handler.on_message(self._buffer[:size])
+        except Exception:
+            logger.exception("the socket handler raised on a message")
+
+    def _on_open(self, protocol: str) -> None:
+        try:
+            self._handler.on_open(str(protocol))
+        except Exception:
+            logger.exception("the socket handler raised on open")
+
+    def _on_binary(self, size: int) -> None:
+        try:
+            self._handler.on_binary(int(size))
+        except Exception:
+            logger.exception("the socket handler raised on a binary frame")
 
     def _grow(self, min_bytes: int) -> Any:
         # The shim released the old buffer's view before this call and drops its proxy after it.
@@ -123,11 +141,16 @@ class BrowserSocket:
     def _on_error(self) -> None:
         # The browser gives no reason for a WebSocket error, by design: the close event that follows
         # carries the code.
-        self._handler.on_error(ConnectionFailedError(f"the browser reported a WebSocket error on {self._url}"))
+        try:
+            self._handler.on_error(ConnectionFailedError(f"the browser reported a WebSocket error on {self._url}"))
+        except Exception:
+            logger.exception("the socket handler raised on error")
 
     def _on_close(self, code: int, reason: str, was_clean: bool) -> None:
         try:
             self._handler.on_close(int(code), str(reason))
+        except Exception:
+            logger.exception("the socket handler raised on close")
         finally:
             self._release_soon()
 

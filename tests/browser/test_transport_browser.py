@@ -129,6 +129,58 @@ def test_backend_reports_binary_frames_by_size(selenium, ws):
 
 
 @run_in_pyodide(packages=["pyodide-realtime"])
+async def _backend_handler_raises(selenium, url):
+    import asyncio
+    import logging
+
+    from pyodide_realtime._browser_socket import create_browser_socket
+    from pyodide_realtime._interfaces import SocketRequest
+
+    logged, got, opened = [], [], asyncio.Event()
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            logged.append(record.getMessage())
+
+    logging.getLogger("pyodide_realtime").addHandler(Capture())
+
+    class Handler:
+        def on_open(self, protocol):
+            opened.set()
+
+        def on_message(self, data):
+            got.append(bytes(data).decode())
+            if len(got) == 1:
+                raise RuntimeError("a bug in the handler")
+
+        def on_binary(self, size):
+            pass
+
+        def on_error(self, error):
+            pass
+
+        def on_close(self, code, reason):
+            pass
+
+    sock = create_browser_socket(SocketRequest(url=url, subprotocols=("realtime",), headers={}), Handler())
+    await asyncio.wait_for(opened.wait(), 5)
+    sock.send('{"type":"first"}')
+    sock.send('{"type":"second"}')
+    for _ in range(250):
+        if len(got) == 2:
+            break
+        await asyncio.sleep(0.02)
+    sock.close()
+    return got, logged
+
+
+def test_a_handler_that_raises_is_logged_and_the_socket_lives_on(selenium, ws):
+    got, logged = _backend_handler_raises(selenium, ws.url + "/echo")
+    assert got == ['{"type":"first"}', '{"type":"second"}']
+    assert logged == ["the socket handler raised on a message"]
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
 async def _backend_failure(selenium, url, subprotocols):
     import asyncio
 
