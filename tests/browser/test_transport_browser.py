@@ -513,3 +513,56 @@ def test_the_truncate_carries_the_heard_position_not_the_wall_clock(selenium, re
     assert overshoot > 500 and r["seed"] - r["heard"] > 0.8 * overshoot, r
     truncations = realtime_server.state()["truncations"]
     assert [(t["item_id"], t["audio_end_ms"]) for t in truncations] == [(r["second"], int(r["heard"]))]
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _interrupt_by_speaking(selenium, ws_url, key, loud, quiet):
+    """The user talks over the reply: server VAD cancels it, the transport truncates at what was heard."""
+    import asyncio
+
+    from pyodide_realtime import AudioPlayer, OpenAIRealtimeWebSocket
+
+    transport = OpenAIRealtimeWebSocket(url=ws_url)
+    player = await AudioPlayer.create()
+    transport.attach_audio_output(player)
+    item, cuts, done, speech = [], [], [], []
+    transport.on("audio", lambda event: item or item.append(event.item_id))
+    transport.on("audio_interrupted", lambda event: cuts.append((event.truncated, player.heard_ms(item[0]))))
+    transport.on("turn_done", lambda event: done.append(event.status))
+    transport.on("input_audio_buffer.speech_started", lambda event: speech.append(event.type))
+    config = {"turn_detection": {"type": "server_vad", "interrupt_response": True, "create_response": False}}
+    await transport.connect(api_key=key, initial_session_config=config)
+    transport.send_message("one two three four five six seven eight nine ten eleven twelve")
+    while not item or (player.heard_ms(item[0]) or 0.0) < 400:
+        await asyncio.sleep(0.005)
+    for _ in range(5):  # 500 ms of "speech" (loud noise), 100 ms at a time, as a microphone sends it
+        transport.send_audio(loud)
+    for _ in range(8):
+        transport.send_audio(quiet)
+    while not done:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    transport.close()
+    player.close()
+    return dict(item=item[0], cuts=cuts, done=done, speech=speech)
+
+
+def test_talking_over_the_model_cuts_at_the_heard_position_without_a_client_cancel(selenium, realtime_server):
+    import random
+
+    rng = random.Random(7)
+    loud = b"".join(rng.randint(-9000, 9000).to_bytes(2, "little", signed=True) for _ in range(2400))
+    quiet = bytes(4800)
+    realtime_server.reset()
+    r = _interrupt_by_speaking(selenium, realtime_server.ws_url, realtime_server.mint_key(), loud, quiet)
+    assert r["speech"] == ["input_audio_buffer.speech_started"]
+    assert r["done"] == ["cancelled"]  # the server cancelled the reply by itself
+    (truncated, heard_then), = r["cuts"]
+    assert truncated == ((r["item"], 0, int(heard_then)),)
+    assert heard_then >= 400
+    connection = realtime_server.state()["connections"][-1]
+    types = [e["type"] for e in connection["received"]]
+    assert "response.cancel" not in types  # it would fail with response_cancel_not_active
+    assert types.count("conversation.item.truncate") == 1
+    assert connection["errors"] == []
+    assert [t["audio_end_ms"] for t in realtime_server.state()["truncations"]] == [int(heard_then)]
