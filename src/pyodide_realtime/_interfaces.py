@@ -12,6 +12,14 @@ from typing import Literal, Protocol, runtime_checkable
 
 #: The audio formats the Realtime API speaks, named once for both dialects.
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+#: Sample rate of each format, in Hz: PCM16 is 16-bit mono at 24 kHz, G.711 one byte a sample at 8 kHz.
+FORMAT_RATES: dict[str, int] = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000}
+_BYTES_PER_SAMPLE = {"pcm16": 2, "g711_ulaw": 1, "g711_alaw": 1}
+
+
+def bytes_per_ms(audio_format: str) -> int:
+    """Bytes of audio per millisecond in ``audio_format`` (48 for PCM16, 8 for G.711)."""
+    return FORMAT_RATES[audio_format] * _BYTES_PER_SAMPLE[audio_format] // 1000
 
 
 @dataclass(frozen=True)
