@@ -22,7 +22,8 @@ DIST="$ROOT/dist"
 PYODIDE_DIST="$DIST/pyodide"
 PYSCRIPT_DIST="$DIST/pyscript"
 BROWSER_PLATFORM="pyemscripten_2026_0_wasm32"
-APT_PACKAGES=(chromium chromium-driver espeak-ng sox)
+# Debian package for each command the set-up needs.
+declare -A APT_PACKAGE_FOR=([chromium]=chromium [chromedriver]=chromium-driver [espeak-ng]=espeak-ng [sox]=sox)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -36,11 +37,14 @@ need_tool() {
 }
 
 ensure_apt() {
-    local missing=()
-    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
-    command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
-    command -v sox >/dev/null 2>&1 || missing+=(sox)
+    local missing=() tool
+    for tool in "${!APT_PACKAGE_FOR[@]}"; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("${APT_PACKAGE_FOR[$tool]}")
+    done
+    # Debian's python3 makes venvs only with python3-venv (ensurepip); a python3 without it fails late.
+    if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        missing+=(python3-venv)
+    fi
     [[ ${#missing[@]} -eq 0 ]] && return 0
     say "installing Debian packages: ${missing[*]}"
     local sudo=()
@@ -48,7 +52,7 @@ ensure_apt() {
         command -v sudo >/dev/null 2>&1 || die "need root or sudo to apt-get install ${missing[*]}"
         sudo=(sudo)
     fi
-    need_tool apt-get "This set-up needs a Debian-based machine (or install ${APT_PACKAGES[*]} yourself)."
+    need_tool apt-get "This set-up needs a Debian-based machine (or install ${missing[*]} yourself)."
     "${sudo[@]}" apt-get update -qq || die "apt-get update failed: check the network access to Debian's mirrors"
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
         || die "apt-get install ${missing[*]} failed (see above)"
@@ -60,7 +64,9 @@ ensure_venv() {
     need_tool python3 "Install Python 3.11 or newer."
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "python3 is older than 3.11"
     say "creating .venv with the pinned development tools"
-    [[ -x "$PY" ]] || python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    # A venv whose creation failed halfway has a python but no pip: start it again.
+    "$PY" -m pip --version >/dev/null 2>&1 || { rm -rf "$VENV"; python3 -m venv "$VENV"; } \
+        || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
     "$PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
         || die "pip install -r requirements-dev.txt failed: is PyPI reachable?"
     echo "$want" > "$VENV/.stamp"
@@ -109,13 +115,14 @@ dist() {
     say "building the pyodide_realtime wheel"
     build_wheel
     say "assembling the offline browser dist in dist/"
-    mkdir -p "$PYODIDE_DIST" "$PYSCRIPT_DIST"
+    mkdir -p "$PYODIDE_DIST"
     local f
     for f in pyodide.js pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
         [[ -f node_modules/pyodide/$f ]] || die "node_modules/pyodide/$f is missing: run ./build.sh setup"
         cp -u "node_modules/pyodide/$f" "$PYODIDE_DIST/"
     done
-    cp -ru node_modules/@pyscript/core/dist/. "$PYSCRIPT_DIST/"
+    rm -rf "$PYSCRIPT_DIST"  # no file of an older PyScript may stay behind
+    cp -r node_modules/@pyscript/core/dist "$PYSCRIPT_DIST"
     rm -f "$PYODIDE_DIST"/*.whl
     cp "$CACHE"/browser-wheels/*.whl "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
     "$PY" tools/pyodide_lock.py write "$PYODIDE_DIST" --info-from node_modules/pyodide/pyodide-lock.json >&2
@@ -131,6 +138,7 @@ lint() {
 }
 
 run_pytest() {
+    [[ -x "$PY" ]] || die ".venv is missing: run ./build.sh test (or ./build.sh setup and ./build.sh dist) first"
     "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "dist/ is stale or missing: run ./build.sh dist"
     # Selenium must use Debian's chromedriver; otherwise it first asks the network for one.
     SE_CHROMEDRIVER=/usr/bin/chromedriver SE_OFFLINE=true \
