@@ -20,7 +20,9 @@ import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from pyodide_realtime.server import AUDIO_REPLY, RealtimeServer, ServerThread, start_in_thread
+from pyodide_realtime.server import AUDIO_REPLY, ConnectionRecord, RealtimeServer, ServerThread, start_in_thread
+from pyodide_realtime.server._state import MAX_LOGGED_EVENTS
+from pyodide_realtime.server._websocket import ServerWebSocket
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_TIMEOUT_S = 5.0
@@ -180,6 +182,25 @@ def test_with_a_real_key_minting_goes_upstream_and_the_key_stays_here() -> None:
     assert calls[0].get_header("Authorization") == "Bearer sk-real-secret"
 
 
+def test_real_keys_need_a_matching_origin_local_keys_do_not(site: tuple[ServerThread, Path]) -> None:
+    calls: list[Any] = []
+
+    def opener(request: Any, timeout: float) -> Any:
+        calls.append(request)
+        raise AssertionError("a request without Origin must not reach OpenAI")
+
+    upstream = start_in_thread(speech="tones", api_key="sk-real-secret", upstream_opener=opener)
+    try:
+        status, _, body = _http(upstream, "POST", "/v1/realtime/client_secrets", {})  # a program, maybe on the LAN
+    finally:
+        upstream.stop()
+    error = json.loads(body)["error"]
+    assert (status, error["code"]) == (403, "forbidden_origin") and "no Origin header" in error["message"]
+    assert calls == [] and b"sk-real" not in body
+    status, _, body = _http(site[0], "POST", "/v1/realtime/client_secrets", {})  # offline: tests mint like this
+    assert status == 200 and json.loads(body)["value"].startswith("ek_")
+
+
 def test_cli_prints_its_url_and_serves(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("cli")
     command = [
@@ -285,6 +306,53 @@ async def test_keys_are_single_use_and_expire() -> None:
         with pytest.raises(InvalidStatus) as expired:
             await connect(srv.ws_url, subprotocols=_auth(stale))
         assert _refusal(expired)[0] == 401 and "expired" in _refusal(expired)[1]["message"]
+
+
+@pytest.mark.asyncio
+async def test_two_handshakes_racing_with_one_key_open_one_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On loopback accepting never waits, so hold every accept at a gate: this is where a slow
+    # client's handshake sits while another with the same key is checked.
+    gate, held = asyncio.Event(), 0
+    real_accept = ServerWebSocket.accept
+
+    async def held_accept(self: ServerWebSocket, request: Any) -> bool:
+        nonlocal held
+        held += 1
+        await gate.wait()
+        return await real_accept(self, request)
+
+    monkeypatch.setattr(ServerWebSocket, "accept", held_accept)
+    async with RealtimeServer(pace=0, speech="tones") as srv:
+        key = srv.mint_key()
+        attempts = [asyncio.ensure_future(connect(srv.ws_url, subprotocols=_auth(key))) for _ in range(2)]
+        deadline = time.monotonic() + EVENT_TIMEOUT_S
+        while held + len(srv.state.rejected) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        gate.set()
+        outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+        opened = [ws for ws in outcomes if isinstance(ws, ClientConnection)]
+        refused = [exc for exc in outcomes if isinstance(exc, InvalidStatus)]
+        for ws in opened:
+            await ws.close()
+        assert (len(opened), len(refused), len(srv.state.connections)) == (1, 1, 1), outcomes
+        assert "already used" in json.loads(refused[0].response.body)["error"]["message"]
+
+
+@pytest.mark.asyncio
+async def test_a_handshake_that_fails_after_the_key_check_does_not_use_the_key_up(server: RealtimeServer) -> None:
+    key = server.mint_key()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(  # no Sec-WebSocket-Key: websockets refuses it after our key check passed
+        (
+            "GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: realtime, openai-insecure-api-key.{key}\r\n\r\n"
+        ).encode()
+    )
+    status_line = await asyncio.wait_for(reader.readline(), EVENT_TIMEOUT_S)
+    writer.close()
+    assert status_line.split()[1] == b"400"
+    async with connect(server.ws_url, subprotocols=_auth(key)) as ws:
+        assert (await _recv(ws))["type"] == "session.created"
 
 
 @pytest.mark.asyncio
@@ -670,3 +738,25 @@ async def test_invalid_client_events_get_errors_naming_their_event_id(server: Re
         assert (error["error"]["code"], error["error"]["event_id"]) == ("invalid_json", None)
         await ws.send(b"\x00binary")
         assert (await _recv(ws))["type"] == "error"
+
+
+@pytest.mark.asyncio
+async def test_the_event_log_keeps_the_latest_events_and_counts_the_rest(server: RealtimeServer) -> None:
+    extra = 300
+    audio = base64.b64encode(bytes(480)).decode()
+    async with connect(server.ws_url, subprotocols=_auth(server.mint_key())) as ws:
+        await _recv(ws)
+        for n in range(MAX_LOGGED_EVENTS + extra):
+            await _send(ws, "input_audio_buffer.append", event_id=f"e{n}", audio=audio)
+            if n % 500 == 0:
+                assert len(server.state.connections[0].received) <= MAX_LOGGED_EVENTS
+        await _send(ws, "input_audio_buffer.clear", event_id="last")
+        await _expect(ws, "input_audio_buffer.cleared")
+    [connection] = json.loads(json.dumps(server.state.snapshot()))["connections"]
+    received = connection["received"]
+    assert len(received) == MAX_LOGGED_EVENTS and connection["received_left_out"] == extra + 1
+    assert received[0]["event_id"] == f"e{extra + 1}" and received[-1]["event_id"] == "last"
+    record = ConnectionRecord("conn_x", "ga", "m", "/v1/realtime", None, "ephemeral")
+    for _ in range(MAX_LOGGED_EVENTS + 7):
+        record.log_sent("response.output_audio.delta")
+    assert (len(record.snapshot()["sent_types"]), record.snapshot()["sent_left_out"]) == (MAX_LOGGED_EVENTS, 7)

@@ -65,8 +65,9 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 class RealtimeServer:
     """The local stand-in for the OpenAI Realtime API. Use ``async with`` or ``start_in_thread``.
 
-    ``api_key`` (a regular OpenAI key) switches the mint endpoint to minting real keys at OpenAI;
-    the local WebSocket endpoint keeps working with locally minted keys.
+    ``api_key`` (a regular OpenAI key) switches the mint endpoint to minting real keys at OpenAI,
+    only for requests whose ``Origin`` is a page of this server (or in ``allowed_origins``); the
+    local WebSocket endpoint keeps working with locally minted keys.
     """
 
     def __init__(
@@ -219,11 +220,8 @@ class RealtimeServer:
             host = f"{self._url_host}:{self.port}"
         return {"realtime_url": f"ws://{host}{REALTIME_PATH}", "mode": "local"}
 
-    def _origin_allowed(self, origin: str | None) -> bool:
-        # A request without Origin comes from a program, not a web page (browsers always send it on
-        # POST); what must be refused is another site's page spending the key from a visitor's browser.
-        if origin is None:
-            return True
+    def _origin_allowed(self, origin: str) -> bool:
+        # What must be refused is another site's page spending the key from a visitor's browser.
         own = {f"http://{name}:{self.port}" for name in (*LOOPBACK_NAMES, self._url_host)}
         return origin.rstrip("/") in own or origin.rstrip("/") in self.extra_origins
 
@@ -237,7 +235,19 @@ class RealtimeServer:
         return session
 
     async def _mint(self, request: HttpRequest) -> HttpResponse:
-        if not self._origin_allowed(request.header("Origin")):
+        origin = request.header("Origin")
+        if origin is None and self.upstream is not None:
+            # Browsers always send Origin on POST, so this request comes from a program, perhaps from
+            # anywhere on the network (--host 0.0.0.0): it gets no real key billed to the operator.
+            # Offline keys only open this server, so programs (tests) may still mint those.
+            return HttpResponse.error(
+                403,
+                "Real OpenAI keys are only minted for pages served by this server, and this request has no "
+                "Origin header (browsers always send one). Open the demo page in a browser, or mint keys "
+                "at OpenAI with your own key.",
+                code="forbidden_origin",
+            )
+        if origin is not None and not self._origin_allowed(origin):
             return HttpResponse.error(
                 403,
                 "Keys are only minted for pages served by this server (the request's Origin is foreign).",
@@ -294,10 +304,18 @@ class RealtimeServer:
         if not check.ok:
             await self._refuse(socket, request, 401, "invalid_api_key", check.message)
             return
-        if not await socket.accept(ws_request):
-            return
         assert key is not None
+        # Claimed before the first await: a second handshake with the same key, checked while this
+        # one is being accepted, must already find it used.
         self.keys.claim(key)
+        accepted = False
+        try:
+            accepted = await socket.accept(ws_request)
+        finally:
+            if not accepted:
+                self.keys.release(key)
+        if not accepted:
+            return
         beta = BETA_SUBPROTOCOL in offered or (request.header("OpenAI-Beta") or "").replace(" ", "").lower() == "realtime=v1"
         dialect: Dialect = "beta" if beta else "ga"
         self._connection_count += 1

@@ -95,10 +95,17 @@ class KeyStore:
         return KeyCheck(True, session=key.session)
 
     def claim(self, value: str) -> None:
-        """Use the key up: called once a WebSocket handshake with it succeeded."""
+        """Use the key up: called right after a passing ``check``, with no await in between, so that
+        two handshakes racing with one key cannot both pass."""
         key = self._keys.get(value)
         if key is not None:
             key.used = True
+
+    def release(self, value: str) -> None:
+        """Undo ``claim`` when the handshake failed after all: the key opened no connection."""
+        key = self._keys.get(value)
+        if key is not None:
+            key.used = False
 
     def _forget_stale(self) -> None:
         # Keep expired keys around a while, so that using one says "expired" rather than "incorrect".

@@ -23,7 +23,7 @@ from ._audio import FORMATS, decode_from_wire
 from ._dialect import WIRE_NAMES, ClientEventError, Dialect, SessionConfig, new_id, seed_session
 from ._model import CallTool, Speak, plan_reply
 from ._speech import Synthesizer
-from ._state import ConnectionRecord, elide_audio
+from ._state import ConnectionRecord
 from ._vad import EnergyVad, SpeechStarted, SpeechStopped
 from ._websocket import ServerWebSocket
 
@@ -138,7 +138,7 @@ class RealtimeSession:
 
     def send(self, event: dict[str, Any]) -> None:
         event = {"type": event["type"], "event_id": new_id("event"), **{k: v for k, v in event.items() if k != "type"}}
-        self.record.sent_types.append(event["type"])
+        self.record.log_sent(event["type"])
         self.socket.send(json.dumps(event))
 
     def send_error(self, error: ClientEventError, event_id: str | None) -> None:
@@ -161,7 +161,7 @@ class RealtimeSession:
             self.send_error(ClientEventError("invalid_json", "Each client event must be a JSON object with a 'type'."), None)
             return
         event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-        self.record.received.append(elide_audio(event))
+        self.record.log_received(event)
         try:
             kind = _require(event, "type", str)
             handler = getattr(self, "on_" + kind.replace(".", "_"), None) if kind in SUPPORTED_EVENTS else None
