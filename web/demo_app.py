@@ -19,11 +19,10 @@ from pyodide.ffi import create_proxy
 from pyodide.http import pyfetch
 
 from pyodide_realtime import OpenAIRealtimeWebSocket, UnsupportedError
-from pyodide_realtime.audio import VoiceConversation, start_voice
+from pyodide_realtime.audio import VoiceConversation, bytes_per_ms, start_voice
 
 MINT_URL = "./v1/realtime/client_secrets"  # same origin as the page
 STATS_EVERY_S = 0.1
-BYTES_PER_MS = {"pcm16": 48, "g711_ulaw": 8, "g711_alaw": 8}
 WEATHER_TOOL = {
     "type": "function",
     "name": "get_weather",
@@ -52,11 +51,23 @@ class Demo:
         self.stats: dict[str, Any] = {"chunks": 0, "received-ms": 0.0}
         self._proxies: list[Any] = []  # live as long as the page: never destroyed
         self.stats_task: asyncio.Future[None] | None = None  # held: asyncio keeps only weak references
+        self.tasks: set[asyncio.Future[None]] = set()  # the buttons' tasks, held until they end
 
     def listen(self, name: str, event: str, handler: Any) -> None:
         proxy = create_proxy(handler)
         self._proxies.append(proxy)
         element(name).addEventListener(event, proxy)
+
+    def spawn(self, coroutine: Any) -> None:
+        """Run a button's coroutine as a held task; whatever it raises is shown, never lost."""
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.task_done)
+
+    def task_done(self, task: asyncio.Future[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.show_error(f"Something went wrong: {task.exception()}", "internal")
 
     def show_error(self, message: str, kind: str) -> None:
         box = element("error")
@@ -109,12 +120,29 @@ class Demo:
             self.set_status("disconnected")
             return
         try:
-            self.voice = await start_voice(transport)
+            voice = await self.start_voice(transport)
+        except Exception as exc:  # no audio output at all (no device?): typing still works
+            if self.is_current(transport):
+                self.show_error(f"Audio is off: {exc}. You can still type.", "audio")
+            return
+        if not self.is_current(transport):
+            voice.close()  # hung up (or connected anew) while the microphone prompt was open
+            return
+        self.voice = voice
+        element("mute").textContent = "Mute" if voice.microphone else "No microphone"
+        element("mute").disabled = voice.microphone is None
+
+    async def start_voice(self, transport: OpenAIRealtimeWebSocket) -> VoiceConversation:
+        try:
+            return await start_voice(transport)
         except UnsupportedError as exc:  # no microphone, or access denied: typing still works
-            self.show_error(f"Voice input is off: {exc}. You can still type.", "microphone")
-            self.voice = await start_voice(transport, microphone=False)
-        element("mute").textContent = "Mute" if self.voice.microphone else "No microphone"
-        element("mute").disabled = self.voice.microphone is None
+            if self.is_current(transport):
+                self.show_error(f"Voice input is off: {exc}. You can still type.", "microphone")
+            return await start_voice(transport, microphone=False)
+
+    def is_current(self, transport: OpenAIRealtimeWebSocket) -> bool:
+        """Whether ``transport`` is still the page's live connection (the person may hang up any time)."""
+        return transport is self.transport and transport.status == "connected"
 
     def hang_up(self) -> None:
         self.hanging_up = True
@@ -188,7 +216,7 @@ class Demo:
             self.audio_keys.append(key)
         self.stats["chunks"] += 1
         self.stats["item"] = audio.item_id
-        self.stats["received-ms"] += len(audio.data) / BYTES_PER_MS[self.transport.protocol.output_audio_format]
+        self.stats["received-ms"] += len(audio.data) / bytes_per_ms(self.transport.protocol.output_audio_format)
 
     def on_interrupted(self, event: Any) -> None:
         for item_id, _index, end_ms in event.truncated:
@@ -220,7 +248,7 @@ async def main() -> Demo:
         element("server-url").value = config["realtime_url"]
     except (OSError, ValueError):  # a static host without our server: the person types the URL
         demo.show_error("No /demo-config.json here: enter the Realtime server's URL.", "config")
-    demo.listen("connect", "click", lambda _e: asyncio.ensure_future(demo.connect()))
+    demo.listen("connect", "click", lambda _e: demo.spawn(demo.connect()))
     demo.listen("hang-up", "click", lambda _e: demo.hang_up())
     demo.listen("interrupt", "click", lambda _e: demo.interrupt())
     demo.listen("mute", "click", lambda _e: demo.toggle_mute())

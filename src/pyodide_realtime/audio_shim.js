@@ -417,7 +417,8 @@ export class Capture {
     this.onChunk = null;
     this.node.port.postMessage({ type: "stop" });
     this.node.port.onmessage = null;
-    this.source.disconnect();
+    // Only our own edge: a caller's source node may feed other nodes too, which must keep it.
+    try { this.source.disconnect(this.node); } catch (e) { /* the caller already cut it: nothing to do */ }
     this.node.disconnect();
     if (this.stream) for (const track of this.stream.getTracks()) track.stop();
   }

@@ -531,3 +531,160 @@ def test_start_voice_plays_the_reply_to_its_end_and_streams_the_microphone(selen
     sizes = {int(re.fullmatch(r"<(\d+) base64 chars>", e["audio"]).group(1)) * 3 // 4 for e in appended}
     assert sizes == {1920}
     assert attached_after_close is None  # close() detached the microphone
+
+
+# ---- Nothing waits forever, nothing keeps the microphone --------------------------------------------
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _dropped_audio_settles_the_waiters(selenium):
+    import asyncio
+
+    import js
+
+    from pyodide_realtime.audio import AudioPlayer
+    from pyodide_realtime.audio._shim import js_object
+
+    limit = 3.0  # without an answer the test fails here instead of hanging
+    context = js.OfflineAudioContext.new(js_object({"numberOfChannels": 1, "length": 48000, "sampleRate": 48000}))
+    player = await AudioPlayer.create(context)
+    results = {}
+    # Empty audio is never posted: its ack comes at once.
+    await asyncio.wait_for(player._play_acked(b"", "empty", 0, "pcm16"), limit)
+    waiting = asyncio.ensure_future(player.wait_ended("empty"))  # waits before the stop
+    await player._play_acked(b"\x00\x00" * 480, "played", 0, "pcm16")
+    player.interrupt()
+    # "empty" never reached the worklet, which reports the end only of items it knows.
+    results["waiting"] = (await asyncio.wait_for(waiting, limit)).heard_ms
+    results["after_stop"] = (await asyncio.wait_for(player.wait_ended("empty"), limit)).heard_ms
+    results["played"] = (await asyncio.wait_for(player.wait_ended("played"), limit)).heard_ms
+    # Late audio of a stopped item is dropped: its ack too comes at once.
+    await asyncio.wait_for(player._play_acked(b"\x00\x00" * 480, "played", 0, "pcm16"), limit)
+    player.finish("empty")  # a stopped item ends once, unheard: no second end
+    # An item still waiting when the player closes hears it, and so does one asked for afterwards.
+    player.play(b"\x00\x00" * 480, item_id="queued", content_index=0, audio_format="pcm16")
+    pending = asyncio.ensure_future(player.wait_ended("queued"))
+    await asyncio.sleep(0)
+    player.close()
+    results["closed"] = (await asyncio.wait_for(pending, limit)).heard_ms
+    results["after_close"] = (await asyncio.wait_for(player.wait_ended("never"), limit)).heard_ms
+    await asyncio.wait_for(player._play_acked(b"\x00\x00", "never", 0, "pcm16"), limit)
+    return results
+
+
+def test_waiting_for_dropped_or_stopped_audio_always_ends(selenium):
+    results = _dropped_audio_settles_the_waiters(selenium)
+    assert results == {"waiting": 0.0, "after_stop": 0.0, "played": 0.0, "closed": 0.0, "after_close": 0.0}
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _query_on_a_closed_context(selenium, data):
+    import asyncio
+
+    import js
+
+    from pyodide_realtime.audio import AudioPlayer
+
+    context = js.AudioContext.new()
+    player = await AudioPlayer.create(context)
+    player.play(data, item_id="x", content_index=0, audio_format="pcm16")
+    await asyncio.sleep(0.3)
+    await context.close()  # its owner closes it: the audio thread answers no more
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    heard = await asyncio.wait_for(player.query_heard_ms("x"), 5.0)
+    waited = loop.time() - start
+    cached = player.heard_ms("x")
+    player.close()
+    return heard, cached, waited
+
+
+def test_query_heard_ms_gives_up_on_a_closed_context_with_the_last_known_position(selenium):
+    from pyodide_realtime.audio.player import QUERY_TIMEOUT_S
+
+    heard, cached, waited = _query_on_a_closed_context(selenium, pcm16_tone(300.0, 24000, 1000))
+    assert 100 < heard < 1000 and heard == cached
+    assert QUERY_TIMEOUT_S - 0.05 <= waited < QUERY_TIMEOUT_S + 1.0  # the answer came from the timeout
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _mic_when_the_context_cannot_be_made(selenium):
+    import js
+    from pyodide.code import run_js
+    from pyodide.ffi import JsException
+
+    from pyodide_realtime.audio import Microphone
+
+    # Record the streams getUserMedia hands out, and make every new AudioContext fail.
+    run_js(
+        """
+        globalThis.__streams = [];
+        globalThis.__realGetUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+        navigator.mediaDevices.getUserMedia = async (c) => {
+          const s = await globalThis.__realGetUserMedia(c); globalThis.__streams.push(s); return s;
+        };
+        globalThis.__RealAudioContext = globalThis.AudioContext;
+        globalThis.AudioContext = function () { throw new DOMException("no audio device", "NotSupportedError"); };
+        """
+    )
+    mic = Microphone()
+    try:
+        await mic.start()
+        error = None
+    except JsException as exc:
+        error = str(exc)
+    finally:
+        run_js(
+            """
+            navigator.mediaDevices.getUserMedia = globalThis.__realGetUserMedia;
+            globalThis.AudioContext = globalThis.__RealAudioContext;
+            """
+        )
+    states = [str(track.readyState) for stream in js.__streams for track in stream.getTracks()]
+    return error, states, mic.running, mic._proxy is None
+
+
+def test_microphone_released_when_its_context_cannot_be_made(selenium):
+    error, states, running, proxy_gone = _mic_when_the_context_cannot_be_made(selenium)
+    assert error is not None and "no audio device" in error
+    assert states == ["ended"]  # the microphone was opened, then released: not left recording
+    assert not running and proxy_gone
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _shared_source_after_one_capture_closes(selenium):
+    import array
+    import asyncio
+
+    import js
+    from pyodide.ffi import create_proxy
+
+    from pyodide_realtime.audio._shim import js_object, load_shim
+
+    shim, url = await load_shim()
+    context = js.AudioContext.new()
+    tone = js.OscillatorNode.new(context, js_object({"frequency": 440}))
+    tone.start()
+    chunks = {"first": [], "second": []}
+    proxies = [create_proxy(lambda u8, name=name: chunks[name].append(u8.to_bytes())) for name in chunks]
+    # Two captures fed by the caller's one source node (a file, an oscillator...).
+    first, second = [await shim.createCapture(context, url, None, tone, "pcm16", 480, False, p) for p in proxies]
+    await asyncio.sleep(0.3)
+    first.close()
+    before = len(chunks["second"])
+    await asyncio.sleep(0.4)
+    after = chunks["second"][before:]
+    peak = max((max(array.array("h", c)) for c in after), default=0)
+    second.close()
+    tone.stop()
+    await context.close()
+    for proxy in proxies:
+        proxy.destroy()
+    return before, len(after), peak
+
+
+def test_closing_a_capture_leaves_the_callers_source_node_connected_elsewhere(selenium):
+    before, after, peak = _shared_source_after_one_capture_closes(selenium)
+    assert before > 0
+    assert after >= 10  # 0.4 s of 20 ms chunks, give or take the timers
+    assert peak > 10000  # the tone, not silence: the source still feeds the second capture

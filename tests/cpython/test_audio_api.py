@@ -76,3 +76,11 @@ def test_getusermedia_failures_become_errors_that_say_what_to_do(name, kind, wor
     error = media_error(name, "boom")
     assert type(error) is kind
     assert words in str(error)
+
+
+def test_the_audio_classes_share_the_one_format_table():
+    from pyodide_realtime import _interfaces, audio
+    from pyodide_realtime.audio import microphone, player
+
+    assert audio.FORMAT_RATES is player.FORMAT_RATES is microphone.FORMAT_RATES is _interfaces.FORMAT_RATES
+    assert [audio.bytes_per_ms(name) for name in ("pcm16", "g711_ulaw", "g711_alaw")] == [48, 8, 8]

@@ -243,3 +243,64 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
     finally:
         keep_screenshot(page, "pyodide-phone")
         context.close()
+
+
+#: Holds every getUserMedia call until the test calls ``window.openMicrophone()`` (a person who takes
+#: their time with the permission prompt), and keeps the streams so that the test can see their tracks.
+SLOW_MICROPHONE_PROMPT = """
+window.micStreams = [];
+window.micAsked = false;
+const prompt = new Promise((resolve) => { window.openMicrophone = resolve; });
+const realGetUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = async (constraints) => {
+  window.micAsked = true;
+  await prompt;
+  const stream = await realGetUserMedia(constraints);
+  window.micStreams.push(stream);
+  return stream;
+};
+"""
+NO_AUDIO_DEVICE = "() => { window.AudioContext = function () { throw new DOMException('no audio device', 'NotSupportedError'); }; }"
+
+
+def test_hang_up_during_the_microphone_prompt_and_a_failing_audio_start(browser_with_mic: Any, demo_server: Any) -> None:
+    demo_server.reset()
+    page = browser_with_mic.new_page(viewport=DESKTOP)
+    page.add_init_script(SLOW_MICROPHONE_PROMPT)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    error = page.locator("#error")
+    try:
+        page.goto(demo_server.url + "pyodide.html")
+        page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+
+        # Connected; the microphone prompt is still open when the person hangs up.
+        page.click("#connect")
+        page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
+        page.wait_for_function("() => window.micAsked")
+        page.click("#hang-up")
+        expect(page.locator("#status")).to_have_attribute("data-status", "disconnected")
+        # Then they allow the microphone: the page must release it at once, not record for a dead connection.
+        page.evaluate("() => window.openMicrophone()")
+        page.wait_for_function(
+            "() => window.micStreams.length === 1"
+            " && window.micStreams[0].getTracks().every((track) => track.readyState === 'ended')"
+        )
+        expect(page.locator("#mute")).to_be_disabled()
+        expect(error).to_be_hidden()
+
+        # No audio device at all: the page says so (it does not fail silently), and typing still works.
+        page.evaluate(NO_AUDIO_DEVICE)
+        page.click("#connect")
+        page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
+        expect(error).to_be_visible()
+        expect(error).to_have_attribute("data-kind", "audio")
+        expect(error).to_contain_text("no audio device")
+        page.fill("#message", "typing still works")
+        page.click("#send")
+        expect(page.locator("#transcript li.turn.assistant .text").first).to_have_text("You said: typing still works")
+        assert page_errors == []
+    finally:
+        keep_screenshot(page, "pyodide-hang-up-during-prompt")
+        page.close()

@@ -8,8 +8,9 @@ microphone there raises ``UnsupportedError``.
 
 from __future__ import annotations
 
+from .._interfaces import FORMAT_RATES, bytes_per_ms
 from .microphone import MAX_CHUNK_MS, MIN_CHUNK_MS, Microphone
-from .player import FORMAT_RATES, AudioPlayer, EndReason, PlaybackPosition
+from .player import AudioPlayer, EndReason, PlaybackPosition
 from .voice import VoiceConversation, start_voice
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "PlaybackPosition",
     "EndReason",
     "FORMAT_RATES",
+    "bytes_per_ms",
     "Microphone",
     "MIN_CHUNK_MS",
     "MAX_CHUNK_MS",

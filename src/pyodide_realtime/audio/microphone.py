@@ -16,10 +16,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from .._interfaces import AudioFormat
+from .._interfaces import FORMAT_RATES, AudioFormat
 from ..errors import ConfigurationError, RealtimeError, UnsupportedError
+from ._context import RESUME_TIMEOUT_S, resume_context
 from ._shim import js_object, load_shim, require_web_audio
-from .player import FORMAT_RATES, RESUME_TIMEOUT_S, check_format
+from .player import check_format
 
 __all__ = ["Microphone", "MIN_CHUNK_MS", "MAX_CHUNK_MS", "media_error"]
 
@@ -154,26 +155,26 @@ class Microphone:
         except JsException as exc:
             name, message = _js_error_name(exc)
             raise media_error(name, message) from None
-        stream, rate = opened.stream, int(opened.rate)
-        self._owns_context = context is None
-        if context is None:
-            options: dict[str, str | int] = {"latencyHint": "interactive"}
-            if rate > 0:
-                options["sampleRate"] = rate  # capture at the device's rate (Firefox insists)
-            context = js.AudioContext.new(js_object(options))
-        self._context = context
-        self.device_rate = int(context.sampleRate)
-        self._proxy = create_proxy(self._on_js_chunk)
-        self.chunks = 0
+        stream = opened.stream
+        # From here on the microphone is live: whatever fails (even making the context) must release it.
         try:
+            rate = int(opened.rate)
+            self._owns_context = context is None
+            if context is None:
+                options: dict[str, str | int] = {"latencyHint": "interactive"}
+                if rate > 0:
+                    options["sampleRate"] = rate  # capture at the device's rate (Firefox insists)
+                context = js.AudioContext.new(js_object(options))
+            self._context = context
+            self.device_rate = int(context.sampleRate)
+            self._proxy = create_proxy(self._on_js_chunk)
+            self.chunks = 0
             self._handle = await shim.createCapture(
                 context, url, stream, None, self.audio_format, self.chunk_samples, self._muted, self._proxy
             )
-            if str(context.state) == "suspended":
-                try:
-                    await asyncio.wait_for(asyncio.ensure_future(context.resume()), RESUME_TIMEOUT_S)
-                except asyncio.TimeoutError:
-                    logger.warning("the microphone's AudioContext is suspended: call start() from a click handler")
+            await resume_context(
+                context, RESUME_TIMEOUT_S, "the microphone's AudioContext is suspended: call start() from a click handler"
+            )
         except BaseException:
             for track in stream.getTracks():
                 track.stop()

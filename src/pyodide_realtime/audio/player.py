@@ -21,21 +21,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._interfaces import AudioFormat
+from .._interfaces import FORMAT_RATES, AudioFormat
 from ..errors import ConfigurationError
+from ._context import RESUME_TIMEOUT_S, resume_context
 from ._shim import js_object, load_shim, require_web_audio
 
-__all__ = ["AudioPlayer", "PlaybackPosition", "FORMAT_RATES", "EndReason"]
+__all__ = ["AudioPlayer", "PlaybackPosition", "FORMAT_RATES", "EndReason", "check_format"]
 
 logger = logging.getLogger(__name__)
 
-#: Sample rate of each Realtime audio format, in Hz.
-FORMAT_RATES: dict[str, int] = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000}
 MS_PER_SECOND = 1000.0
-#: How long ``create`` waits for a suspended context to resume before going on without sound (a page
-#: without a user gesture stays suspended; call ``resume()`` from a click handler then).
-RESUME_TIMEOUT_S = 1.0
 MAX_VOLUME = 4.0
+#: How long ``query_heard_ms`` waits for the audio thread's answer (a round trip takes a render
+#: quantum or two) before it settles for ``heard_ms``: a context closed by its owner never answers.
+QUERY_TIMEOUT_S = 1.0
 
 #: Why an item's playback ended: all of it played (after ``finish``), the next item took over,
 #: or ``stop``/``interrupt`` cut it.
@@ -97,6 +96,8 @@ class AudioPlayer:
         self._keys: dict[tuple[str, int], int] = {}
         self._items: dict[int, tuple[str, int]] = {}
         self._stopped: set[int] = set()
+        #: Keys the worklet knows (a chunk or a finish was posted): only those get an "ended" message.
+        self._posted: set[int] = set()
         self._ended: dict[int, asyncio.Future[PlaybackPosition]] = {}
         self._acks: dict[int, asyncio.Future[float]] = {}
         self._next_seq = 0
@@ -175,28 +176,52 @@ class AudioPlayer:
             position = PlaybackPosition(item_id, content_index, heard or 0.0)
         self._stopped.update(self._items)
         self._handle.stop()
+        # The worklet reports the end of every item it knows; one it never heard of ends here, unheard.
+        for key, future in self._ended.items():
+            if key not in self._posted and not future.done():
+                future.set_result(PlaybackPosition(*self._items[key], 0.0))
         return position
 
     def finish(self, item_id: str, content_index: int = 0) -> None:
         """No more audio comes for this item: it ends (``on_item_ended``) once its queue has played."""
         if self._closed or self._handle is None:
             return
-        self._handle.finish(self._key(item_id, content_index))
+        key = self._key(item_id, content_index)
+        if key in self._stopped and key not in self._posted:
+            return  # stopped before any of its audio came: it already ended, unheard
+        self._posted.add(key)
+        self._handle.finish(key)
 
     async def wait_ended(self, item_id: str, content_index: int = 0) -> PlaybackPosition:
-        """Wait until the item's playback ended (see ``on_item_ended``) and return what was heard."""
+        """Wait until the item's playback ended (see ``on_item_ended``) and return what was heard.
+
+        An item stopped before any of its audio was queued, or still waiting when the player closes,
+        ends with what was heard of it by then.
+        """
         key = self._key(item_id, content_index)
         future = self._ended.get(key)
         if future is None:
             future = self._ended[key] = asyncio.get_running_loop().create_future()
+            if self._closed or (key in self._stopped and key not in self._posted):
+                future.set_result(PlaybackPosition(item_id, content_index, 0.0))  # no end will be reported
         return await asyncio.shield(future)
 
-    async def query_heard_ms(self, item_id: str, content_index: int = 0) -> float | None:
-        """The exact rendered position, asked from the audio thread (one message round trip)."""
+    async def query_heard_ms(
+        self, item_id: str, content_index: int = 0, *, timeout: float | None = QUERY_TIMEOUT_S
+    ) -> float | None:
+        """The exact rendered position, asked from the audio thread (one message round trip).
+
+        Without an answer within ``timeout`` seconds (a context that its owner closed never answers)
+        it returns ``heard_ms``, the last position the audio thread reported.
+        """
         key = self._keys.get((item_id, content_index))
         if key is None or self._handle is None:
             return None
-        report = await self._handle.query()
+        try:
+            report = await asyncio.wait_for(asyncio.ensure_future(self._handle.query()), timeout)
+        except asyncio.TimeoutError:
+            logger.warning("the audio thread did not answer within %s s (is the AudioContext closed?)", timeout)
+            return self.heard_ms(item_id, content_index)
         if report is None:
             return None
         frames = dict((int(k), int(f)) for k, f in report.frames)
@@ -230,21 +255,26 @@ class AudioPlayer:
         """Resume a suspended context (call from a user gesture if autoplay is blocked); True if running."""
         if hasattr(self.context, "startRendering"):
             return False  # an OfflineAudioContext runs when its owner calls startRendering()
-        if str(self.context.state) == "suspended":
-            try:
-                await asyncio.wait_for(asyncio.ensure_future(self.context.resume()), timeout)
-            except asyncio.TimeoutError:
-                logger.warning(
-                    "the AudioContext is still suspended (autoplay policy): call `await player.resume()` "
-                    "from a click or key handler to hear audio"
-                )
-        return str(self.context.state) == "running"
+        return await resume_context(
+            self.context,
+            timeout,
+            "the AudioContext is still suspended (autoplay policy): call `await player.resume()` "
+            "from a click or key handler to hear audio",
+        )
 
     def close(self) -> None:
         """Disconnect the nodes, release every proxy and close the context if this player made it."""
         if self._closed:
             return
         self._closed = True
+        # Whoever waits for an item's end or an ack hears now: nothing more will come.
+        for key, ended in self._ended.items():
+            if not ended.done():
+                ended.set_result(PlaybackPosition(*self._items[key], self.heard_ms(*self._items[key]) or 0.0))
+        for ack in self._acks.values():
+            if not ack.done():
+                ack.set_result(ack.get_loop().time())
+        self._acks.clear()
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -253,12 +283,6 @@ class AudioPlayer:
             self._event_proxy = None
         if self._owns_context and str(self.context.state) != "closed":
             self.context.close()
-        futures: list[asyncio.Future[Any]] = [*self._ended.values(), *self._acks.values()]
-        for future in futures:
-            if not future.done():
-                future.cancel()
-        self._ended.clear()
-        self._acks.clear()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.sample_rate} Hz"
@@ -274,25 +298,31 @@ class AudioPlayer:
             self._items[key] = (item_id, content_index)
         return key
 
-    def _post(self, data: Any, item_id: str, content_index: int, audio_format: str, seq: int | None) -> None:
+    def _post(self, data: Any, item_id: str, content_index: int, audio_format: str, seq: int | None) -> bool:
+        """Send the audio to the worklet; False if it was dropped (closed, item stopped, no data)."""
         check_format(audio_format)
         if self._closed or self._handle is None:
-            return
+            return False
         key = self._key(item_id, content_index)
         if key in self._stopped or not len(data):
-            return
+            return False
         from pyodide.ffi import to_js
 
         # One copy into a fresh Uint8Array, whose buffer JS then transfers to the audio thread.
         self._handle.play(key, audio_format, to_js(memoryview(data)), seq)
+        self._posted.add(key)
+        return True
 
     def _play_acked(self, data: Any, item_id: str, content_index: int, audio_format: str) -> asyncio.Future[float]:
-        """Like ``play``; the future resolves (to the loop time) when the worklet has queued the audio."""
+        """Like ``play``; the future resolves (to the loop time) when the worklet has queued the audio,
+        at once if the audio was dropped, or when the player closes."""
         seq = self._next_seq
         self._next_seq += 1
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._acks[seq] = future
-        self._post(data, item_id, content_index, audio_format, seq)
+        if self._post(data, item_id, content_index, audio_format, seq):
+            self._acks[seq] = future
+        else:
+            future.set_result(future.get_loop().time())  # nothing to queue: no ack will come
         return future
 
     def _on_event(self, kind: str, key: int, frames: int, reason: str, seq: int) -> None:
