@@ -13,19 +13,17 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
-from ._interfaces import SocketHandler, SocketRequest
+from ._interfaces import NORMAL_CLOSURE, SocketHandler, SocketRequest, safe_url
 from .errors import ConfigurationError, ConnectionFailedError
 
 __all__ = ["BrowserSocket", "create_browser_socket"]
 
-#: Start big enough for a 100 ms PCM16 audio delta (about 6.6 KB of JSON) with room to spare; grows
-#: on demand, never shrinks (one allocation for the connection's life).
 logger = logging.getLogger("pyodide_realtime")
 
+#: Start big enough for a 100 ms PCM16 audio delta (about 6.6 KB of JSON) with room to spare; grows
+#: on demand, never shrinks (one allocation for the connection's life).
 INITIAL_BUFFER_BYTES = 64 * 1024
-NORMAL_CLOSURE = 1000
 
 _open_socket_js: Any = None
 
@@ -39,12 +37,6 @@ def _open_socket_function() -> Any:
         source = resources.files(__package__).joinpath("_socket_shim.js").read_text(encoding="utf-8")
         _open_socket_js = run_js(source)
     return _open_socket_js
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its query (a ``call_id`` or anything else a user put there stays out of errors)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 class _ProxyRegistry:
@@ -80,7 +72,7 @@ class BrowserSocket:
         from pyodide.ffi import JsException, to_js
 
         self._handler = handler
-        self._url = _safe_url(request.url)
+        self._url = safe_url(request.url)
         self._buffer = bytearray(INITIAL_BUFFER_BYTES)
         self._proxies = _ProxyRegistry()
         self.closed = False
@@ -146,7 +138,7 @@ class BrowserSocket:
         except Exception:
             logger.exception("the socket handler raised on error")
 
-    def _on_close(self, code: int, reason: str, was_clean: bool) -> None:
+    def _on_close(self, code: int, reason: str) -> None:
         try:
             self._handler.on_close(int(code), str(reason))
         except Exception:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._emitter import WANT_ALL
-from ._interfaces import AudioFormat
+from ._interfaces import AudioFormat, bytes_per_ms
 from .config import (
     DEFAULT_SESSION_CONFIG,
     SessionConfig,
@@ -69,13 +69,10 @@ from .events import (
     parse_server_event,
 )
 
-__all__ = ["RealtimeProtocol", "HeardMs", "bytes_per_ms", "MAX_AUDIO_APPEND_BYTES"]
+__all__ = ["RealtimeProtocol", "HeardMs", "MAX_AUDIO_APPEND_BYTES"]
 
 logger = logging.getLogger("pyodide_realtime")
 
-# PCM16 mono at 24 kHz: 24 samples per ms, 2 bytes each. G.711 at 8 kHz: 8 one-byte samples per ms.
-PCM16_BYTES_PER_MS = 48
-G711_BYTES_PER_MS = 8
 #: Raw bytes per ``input_audio_buffer.append``: bounds each base64 string (about 128 KiB of text) and
 #: is a multiple of 6, so chunks split on whole PCM16 samples and on base64 quanta.
 MAX_AUDIO_APPEND_BYTES = 96 * 1024
@@ -83,22 +80,28 @@ MAX_AUDIO_APPEND_BYTES = 96 * 1024
 #: matter, as a cancelled response stops within a handful of deltas.
 _MAX_TRUNCATED_KEYS = 64
 _RESPONSE_CREATE_ID_PREFIX = "pyrt_response_create_"
+#: Our ``response.create`` events kept by event_id, to send again one the server refused because a
+#: response of its own (server VAD) started first. Only the last few can still be answered.
+_MAX_RECENT_CREATES = 8
+#: The error the server answers a ``response.create`` with while another response runs.
+_ACTIVE_RESPONSE_ERROR = "conversation_already_has_active_response"
 
-#: How much of an item was heard: one position over the whole playback (ms since the first audio
-#: started playing), or a function answering per (item_id, content_index) (an AudioOutput's
-#: ``heard_ms``); None means estimate from the wall clock as the reference does.
+#: How much of an item was heard: a function answering per (item_id, content_index) (an
+#: AudioOutput's ``heard_ms``); or a number, the ms heard counted from the start of the oldest audio
+#: still tracked (audio that finished playing is forgotten, so with one item playing it is the ms of
+#: that item heard, as the reference's ``_interrupt(elapsedTime)`` takes it); None means estimate
+#: from the wall clock as the reference does.
 HeardMs = float | int | Callable[[str, int], float | None] | None
 
 _UNSET: Any = object()
 
 
-def bytes_per_ms(fmt: AudioFormat) -> int:
-    """Bytes of audio per millisecond in ``fmt``."""
-    return PCM16_BYTES_PER_MS if fmt == "pcm16" else G711_BYTES_PER_MS
-
-
-def _dumps(event: Mapping[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+def _encode(event: Mapping[str, Any]) -> str:
+    """``event`` as a text frame, or ConfigurationError (callers encode before they change any state)."""
+    try:
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"the event cannot be sent as JSON: {exc}") from None
 
 
 @dataclass
@@ -116,6 +119,15 @@ class _Segment:
 class _HeldCreate:
     event: dict[str, Any]
     manual: bool
+
+
+# Text deltas by server type (both dialects' names): the name to emit and the record to emit.
+_TEXT_DELTAS: dict[str, tuple[str, type[TranscriptDelta] | type[OutputTextDelta]]] = {
+    "response.output_audio_transcript.delta": ("audio_transcript_delta", TranscriptDelta),
+    "response.audio_transcript.delta": ("audio_transcript_delta", TranscriptDelta),
+    "response.output_text.delta": ("output_text_delta", OutputTextDelta),
+    "response.text.delta": ("output_text_delta", OutputTextDelta),
+}
 
 
 class RealtimeProtocol:
@@ -147,6 +159,7 @@ class RealtimeProtocol:
         self._cancel_requested = False
         self._create_in_flight: str | None = None
         self._held: deque[_HeldCreate] = deque()
+        self._recent_creates: deque[_HeldCreate] = deque(maxlen=_MAX_RECENT_CREATES)
         self._create_counter = 0
         self._handlers = self._build_handlers()
 
@@ -226,18 +239,30 @@ class RealtimeProtocol:
         self._status = "connecting"
         self._emit("connection_change", ConnectionChange("connecting"))
 
+    def check_session_config(
+        self, session_config: SessionConfig | Mapping[str, Any] | None, *, model: str | None = None
+    ) -> SessionConfig:
+        """What ``connection_opened(session_config)`` would configure (the defaults, ``session_config``
+        and the model merged), or ConfigurationError if it cannot be sent: a field this dialect does
+        not have, a value JSON cannot carry. Changes nothing; an I/O layer calls it before opening."""
+        initial = SessionConfig.coerce(session_config)
+        config = DEFAULT_SESSION_CONFIG[self.dialect.name].merged(initial).merged({"model": model or self.model})
+        _encode(config.to_wire(self.dialect))  # tracing included: it is sent after session.created
+        return config
+
     def connection_opened(self, session_config: SessionConfig | Mapping[str, Any] | None = None) -> None:
         """The socket is open: emit ``connected`` and send the merged session config (with the model)."""
         self._require({"connecting", "disconnected"}, "connection_opened()")
-        initial = SessionConfig.coerce(session_config)
+        config = self.check_session_config(session_config)
+        update = self._session_update(config)
         self._reset_connection_state()
-        self._tracing = initial.tracing if initial.is_set("tracing") else _UNSET
-        self._config = DEFAULT_SESSION_CONFIG[self.dialect.name].merged(initial).merged({"model": self.model})
+        self._tracing = config.tracing if config.is_set("tracing") else _UNSET
+        self._config = config
         self._update_output_format()
         self._status = "connected"
         self._emit("connection_change", ConnectionChange("connected"))
         self._emit("connected", ConnectionChange("connected"))
-        self._send_session_update()
+        self._to_send.append(update)
 
     def connection_closed(self) -> None:
         """The socket is gone (closed, failed, or never opened). Idempotent."""
@@ -257,6 +282,7 @@ class RealtimeProtocol:
         self._cancel_requested = False
         self._create_in_flight = None
         self._held.clear()
+        self._recent_creates.clear()
 
     # Input from the server ---------------------------------------------------------------------------
     def receive(
@@ -280,9 +306,8 @@ class RealtimeProtocol:
         everything = wanted is None or WANT_ALL in wanted
         if everything or "*" in wanted:  # type: ignore[operator]
             self._events.append(("*", event))
-        if type(event) is ServerErrorEvent:
-            self._emit("error", ErrorEvent(event))
-        elif everything or event.type in wanted:  # type: ignore[operator]
+        # An ``error`` is emitted by its handler, as ErrorEvent (unless the core handled it).
+        if type(event) is not ServerErrorEvent and (everything or event.type in wanted):  # type: ignore[operator]
             self._events.append((event.type, event))
         # One dict lookup by class: a chain of isinstance checks costs microseconds per event in
         # Pyodide, where every audio delta passes through here.
@@ -325,13 +350,13 @@ class RealtimeProtocol:
             self._send_tracing_update()
 
     # Audio out ---------------------------------------------------------------------------------------
-    def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: float, _heard: HeardMs = None) -> None:
+    def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: float, heard_ms: HeardMs = None) -> None:
         key = (event.item_id, event.content_index)
         if key in self._truncated:
             return  # late audio of an item we already cut: never play it
         segment = self._segments[-1] if self._segments else None
         if segment is None or (segment.item_id, segment.content_index) != key:
-            self._drop_finished_segments(now_ms)
+            self._drop_finished_segments(now_ms, heard_ms)
             if not self._segments:
                 self._first_audio_ms = now_ms
             segment = _Segment(event.item_id, event.content_index, event.response_id)
@@ -339,11 +364,17 @@ class RealtimeProtocol:
         segment.received_ms += len(event.delta) / self._bytes_per_ms
         self._events.append(("audio", TransportAudio(event.delta, event.response_id, event.item_id, event.content_index)))
 
-    def _drop_finished_segments(self, now_ms: float) -> None:
-        """Forget audio that finished arriving and, by the wall clock, finished playing."""
+    def _drop_finished_segments(self, now_ms: float, heard_ms: HeardMs) -> None:
+        """Forget audio that finished arriving and finished playing: by what the player heard when it
+        knows the item (playback may lag arrival by far), else by the wall clock."""
         while self._segments and self._first_audio_ms is not None:
             head = self._segments[0]
-            if not head.done or now_ms - self._first_audio_ms < head.received_ms:
+            if not head.done:
+                return
+            heard = heard_ms(head.item_id, head.content_index) if callable(heard_ms) else None
+            if heard is None:
+                heard = now_ms - self._first_audio_ms
+            if heard < head.received_ms:
                 return
             self._segments.pop(0)
             # The next segment started playing when this one ended.
@@ -358,10 +389,10 @@ class RealtimeProtocol:
         self._emit("audio_done", AudioDone(event.response_id, event.item_id, event.content_index))
 
     def _on_text_delta(self, event: ResponseTextDelta, _now: float = 0.0, _heard: HeardMs = None) -> None:
-        if event.type in ("response.output_audio_transcript.delta", "response.audio_transcript.delta"):
-            self._emit("audio_transcript_delta", TranscriptDelta(event.delta, event.item_id, event.response_id))
-        elif event.type in ("response.output_text.delta", "response.text.delta"):
-            self._emit("output_text_delta", OutputTextDelta(event.delta, event.item_id, event.response_id))
+        emitted = _TEXT_DELTAS.get(event.type)
+        if emitted is not None:
+            name, record = emitted
+            self._events.append((name, record(event.delta, event.item_id, event.response_id)))
 
     def _reset_playback(self) -> None:
         self._segments = []
@@ -447,9 +478,12 @@ class RealtimeProtocol:
         self._release_held_create()
 
     def _on_error(self, event: ServerErrorEvent) -> None:
+        error = event.error
+        if error.code == _ACTIVE_RESPONSE_ERROR and self._retry_create(error.event_id):
+            return
+        self._emit("error", ErrorEvent(event))
         if self._create_in_flight is None:
             return
-        error = event.error
         names_ours = error.event_id == self._create_in_flight
         # An error without an event_id that is clearly about response.create also frees the slot.
         about_create = error.event_id is None and (
@@ -458,6 +492,23 @@ class RealtimeProtocol:
         if names_ours or about_create:
             self._create_in_flight = None
             self._release_held_create()
+
+    def _retry_create(self, event_id: str | None) -> bool:
+        """Put our refused ``response.create`` back at the head of the queue; False if it is not ours.
+
+        A response the server started by itself (server VAD) crossed ours: ours is sent again when
+        that one is done. Not emitted as an error: it is handled, and ``*`` still shows it.
+        """
+        held = next((h for h in self._recent_creates if h.event.get("event_id") == event_id), None)
+        if event_id is None or held is None:
+            return False
+        self._recent_creates.remove(held)
+        if self._create_in_flight == event_id:
+            self._create_in_flight = None
+        if held.manual or not self._held or self._held[0].manual:
+            self._held.appendleft(held)  # a parameterless request already waiting serves for both
+        self._release_held_create()
+        return True
 
     def request_response(self, response: Mapping[str, Any] | None = None) -> None:
         """Ask for a response; held while one is running (see the module notes on sequencing)."""
@@ -469,24 +520,31 @@ class RealtimeProtocol:
 
     def _request_create(self, event: dict[str, Any], *, manual: bool) -> None:
         if not self._held and not self._response_running and self._create_in_flight is None:
-            self._dispatch_create(event)
+            self._dispatch_create(_HeldCreate(event, manual))
             return
         # Parameterless requests made while waiting collapse into one; requests with parameters are
         # each honoured, in order.
         if not manual and self._held and not self._held[-1].manual:
             return
+        _encode(event)  # refused now, not when it is released from inside a server event
         self._held.append(_HeldCreate(event, manual))
 
-    def _dispatch_create(self, event: dict[str, Any]) -> None:
-        if not isinstance(event.get("event_id"), str):
+    def _dispatch_create(self, held: _HeldCreate) -> None:
+        event_id = held.event.get("event_id")
+        tagged = isinstance(event_id, str)
+        if not tagged:
+            event_id = f"{_RESPONSE_CREATE_ID_PREFIX}{self._create_counter + 1}"
+            held = _HeldCreate({**held.event, "event_id": event_id}, held.manual)
+        text = _encode(held.event)
+        if not tagged:
             self._create_counter += 1
-            event = {**event, "event_id": f"{_RESPONSE_CREATE_ID_PREFIX}{self._create_counter}"}
-        self._create_in_flight = event["event_id"]
-        self._send(event)
+        self._create_in_flight = event_id
+        self._recent_creates.append(held)
+        self._to_send.append(text)
 
     def _release_held_create(self) -> None:
         if self._held and not self._response_running and self._create_in_flight is None:
-            self._dispatch_create(self._held.popleft().event)
+            self._dispatch_create(self._held.popleft())
 
     # App calls ---------------------------------------------------------------------------------------
     def send_event(self, event: Mapping[str, Any]) -> None:
@@ -498,11 +556,12 @@ class RealtimeProtocol:
         if event["type"] == "response.create":
             self._request_create(event, manual=True)
             return
+        text = _encode(event)
         if event["type"] == "response.cancel":
             if self._cancel_requested:
                 return  # a second cancel only earns response_cancel_not_active
             self._cancel_requested = self._response_running
-        self._send(event)
+        self._to_send.append(text)
 
     def send_audio(self, pcm: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
         """Append audio to the input buffer (and commit it). Ignored unless connected, as the seed does."""
@@ -540,19 +599,28 @@ class RealtimeProtocol:
         )
 
     def update_session_config(self, config: SessionConfig | Mapping[str, Any]) -> None:
-        """Merge ``config`` into the session (each field given replaces that field) and send it."""
-        merged = self._config.merged(config)
+        """Merge ``config`` into the session (each field given replaces that field) and send it.
+
+        The voice is sent only when ``config`` names it: once the model has spoken, the server
+        refuses any ``session.update`` that carries a voice (``cannot_update_voice``), even the same.
+        """
+        update = SessionConfig.coerce(config)
+        merged = self._config.merged(update)
         self._require({"connected"}, "update_session_config()")
+        text = self._session_update(merged, exclude=() if update.is_set("voice") else ("voice",))
         self._config = merged
         self._update_output_format()
-        self._send_session_update()
+        self._to_send.append(text)
 
     def send_function_call_output(
         self, call: FunctionCall | Mapping[str, Any], output: Any, *, start_response: bool = True
     ) -> None:
         """Answer a ``function_call`` with its output, then (by default) ask for a response."""
         call_id, item_id, name, arguments, previous = _call_fields(call)
-        text = output if isinstance(output, str) else json.dumps(output)
+        try:
+            text = output if isinstance(output, str) else json.dumps(output)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"the function call output cannot be sent as JSON: {exc}; pass a string") from None
         self._require({"connected"}, "send_function_call_output()")
         self._send(
             {"type": "conversation.item.create", "item": {"type": "function_call_output", "output": text, "call_id": call_id}}
@@ -579,9 +647,9 @@ class RealtimeProtocol:
         new = {item["item_id"]: item for item in map(_history_item, new_items)}
         self._require({"connected"}, "reset_history()")
         changed = [i for i, item in new.items() if i in old and old[i] != item]
-        # The API has no item update: a changed item is deleted and created again.
-        for item_id in [i for i in old if i not in new] + changed:
-            self._send({"type": "conversation.item.delete", "item_id": item_id})
+        # The API has no item update: a changed item is deleted and created again. Every frame is
+        # encoded before any is queued, so an item JSON cannot carry leaves nothing half done.
+        frames = [_encode({"type": "conversation.item.delete", "item_id": i}) for i in [i for i in old if i not in new] + changed]
         for item_id in [i for i in new if i not in old] + changed:
             item = new[item_id]
             if item["type"] != "message":
@@ -590,14 +658,15 @@ class RealtimeProtocol:
             entry: dict[str, Any] = {"type": "message", "role": item["role"], "content": item["content"], "id": item_id}
             if item["role"] != "system" and item.get("status"):
                 entry["status"] = item["status"]
-            self._send({"type": "conversation.item.create", "item": entry})
+            frames.append(_encode({"type": "conversation.item.create", "item": entry}))
+        self._to_send.extend(frames)
 
     # Session and tracing -----------------------------------------------------------------------------
-    def _send_session_update(self) -> None:
+    def _session_update(self, config: SessionConfig, exclude: tuple[str, ...] = ()) -> str:
         # Tracing is sent once, after session.created: re-sending it on every update is refused
         # once the server has a tracing config.
-        session = self._config.to_wire(self.dialect, include_tracing=False)
-        self._send({"type": "session.update", "session": session})
+        session = config.to_wire(self.dialect, include_tracing=False, exclude=exclude)
+        return _encode({"type": "session.update", "session": session})
 
     def _send_tracing_update(self) -> None:
         wanted = "auto" if self._tracing is _UNSET else self._tracing
@@ -641,10 +710,7 @@ class RealtimeProtocol:
 
     # Plumbing ----------------------------------------------------------------------------------------
     def _send(self, event: Mapping[str, Any]) -> None:
-        try:
-            self._to_send.append(_dumps(event))
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"the event cannot be sent as JSON: {exc}") from None
+        self._to_send.append(_encode(event))
 
     def _emit(self, name: str, payload: Any) -> None:
         self._events.append((name, payload))

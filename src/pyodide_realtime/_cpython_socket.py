@@ -7,30 +7,25 @@ transport needs: frames go to a queue that one writer task drains in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
 
-from ._interfaces import SocketHandler, SocketRequest
+from ._interfaces import NORMAL_CLOSURE, OPEN_TIMEOUT_S, SocketHandler, SocketRequest, safe_url
 from .errors import ConnectionClosedError, ConnectionFailedError, UnsupportedError
 
 __all__ = ["CPythonSocket", "create_cpython_socket"]
 
 logger = logging.getLogger("pyodide_realtime")
 
-NORMAL_CLOSURE = 1000
 #: What browsers report when a socket dies without a close frame; used for the same case here.
 ABNORMAL_CLOSURE = 1006
-OPEN_TIMEOUT_S = 20.0
+#: Our close code when sending failed: the server may not have everything we meant to send.
+INTERNAL_ERROR = 1011
 # Server messages may quote a (masked) key: never repeat anything that looks like one.
 _KEY_LIKE = re.compile(r"\b(?:sk|ek|rk)[-_][^\s\"',]*")
-
-
-def _safe_url(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def _redact(text: str, secrets: list[str]) -> str:
@@ -46,14 +41,16 @@ class CPythonSocket:
     def __init__(self, request: SocketRequest, handler: SocketHandler) -> None:
         try:
             from websockets.asyncio.client import connect
+            from websockets.exceptions import ConnectionClosed
         except ImportError:  # pragma: no cover - depends on the environment
             raise UnsupportedError(
                 "the CPython backend needs the websockets package: pip install 'pyodide-realtime[cpython]'"
             ) from None
         self._connect = connect
+        self._connection_closed = ConnectionClosed
         self._request = request
         self._handler = handler
-        self._url = _safe_url(request.url)
+        self._url = safe_url(request.url)
         self._secrets = [v.split(" ", 1)[-1] for k, v in request.headers.items() if k.lower() == "authorization"]
         self._outgoing: deque[str] = deque()
         self._wake = asyncio.Event()
@@ -122,14 +119,42 @@ class CPythonSocket:
             self._call(self._handler.on_close, code, reason)
 
     async def _write(self, ws: Any) -> None:
-        while True:
-            while self._outgoing:
-                await ws.send(self._outgoing.popleft())
-            if self._close_args is not None:
+        try:
+            while True:
+                while self._outgoing:
+                    await ws.send(self._outgoing[0])
+                    self._outgoing.popleft()
+                if self._close_args is not None:
+                    await ws.close(*self._close_args)
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+        except Exception as exc:
+            # Nobody awaits this task: report here, or the frames would vanish without a word. The
+            # connection cannot be trusted with later frames either, so it ends.
+            lost = len(self._outgoing)
+            self._outgoing.clear()
+            self._close_args = self._close_args or (INTERNAL_ERROR, "send failed")
+            self._report(self._send_error(exc, lost))
+            with contextlib.suppress(Exception):
                 await ws.close(*self._close_args)
-                return
-            self._wake.clear()
-            await self._wake.wait()
+
+    def _send_error(self, exc: Exception, lost: int) -> ConnectionClosedError:
+        detail = _redact(f"{type(exc).__name__}: {exc}", self._secrets)
+        if isinstance(exc, self._connection_closed):
+            # The connection ended under the writer (a close frame, or none: 1006).
+            close = exc.rcvd
+            code, reason = (close.code, close.reason) if close is not None else (ABNORMAL_CLOSURE, "")
+            return ConnectionClosedError(
+                f"the WebSocket to {self._url} closed (code {code}{', ' + reason if reason else ''}) before "
+                f"{lost} event(s) were sent ({detail})",
+                code=code,
+                reason=reason,
+            )
+        return ConnectionClosedError(
+            f"sending to {self._url} failed ({detail}); {lost} event(s) were not sent and the connection was closed",
+            code=INTERNAL_ERROR,
+        )
 
     def _report(self, error: BaseException) -> None:
         self._call(self._handler.on_error, error)

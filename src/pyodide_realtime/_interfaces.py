@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 #: The audio formats the Realtime API speaks, named once for both dialects.
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
@@ -20,6 +21,18 @@ _BYTES_PER_SAMPLE = {"pcm16": 2, "g711_ulaw": 1, "g711_alaw": 1}
 def bytes_per_ms(audio_format: str) -> int:
     """Bytes of audio per millisecond in ``audio_format`` (48 for PCM16, 8 for G.711)."""
     return FORMAT_RATES[audio_format] * _BYTES_PER_SAMPLE[audio_format] // 1000
+
+
+#: The WebSocket close code of an orderly close (RFC 6455); any other code means something went wrong.
+NORMAL_CLOSURE = 1000
+#: How long a WebSocket may take to open before ``connect`` gives up, in seconds.
+OPEN_TIMEOUT_S = 20.0
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its query: a ``call_id`` (or anything else a user put there) stays out of errors."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ class RealtimeSocket(Protocol):
     """An open (or opening) WebSocket as the transport sees it."""
 
     def send(self, text: str) -> None: ...
-    def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None: ...
 
 
 #: ``create_websocket`` hook: open a socket for ``request`` and report to ``handler``. It returns at

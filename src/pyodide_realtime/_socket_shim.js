@@ -7,8 +7,8 @@
   const encoder = new TextEncoder();
 
   // callbacks: {message(n), grow(minBytes) -> new bytearray proxy, binary(size), open(protocol),
-  //             error(), close(code, reason, wasClean)} — PyProxies owned by Python; this side only
-  //             drops its references and lets Python destroy them.
+  //             error(), close(code, reason)} — PyProxies owned by Python; this side only drops its
+  //             references and lets Python destroy them.
   return function openRealtimeSocket(url, protocols, buffer, callbacks) {
     let pyBuffer = buffer.getBuffer("u8");
     let view = pyBuffer.data;
@@ -55,7 +55,7 @@
     ws.onerror = () => callbacks.error();
     ws.onclose = (event) => {
       detach();
-      callbacks.close(event.code, event.reason, event.wasClean);
+      callbacks.close(event.code, event.reason);
     };
 
     return {
@@ -64,9 +64,6 @@
         if (ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
         ws.close(code, reason);
       },
-      detach,
-      get readyState() { return ws.readyState; },
-      get protocol() { return ws.protocol; },
     };
   };
 })()

@@ -17,19 +17,19 @@ Python SDK's)::
 
 A plain dict with the same keys works wherever a ``SessionConfig`` does. ``to_wire("beta")`` gives the
 flat beta session; ``to_wire("ga")`` the nested GA session (``type: "realtime"``, ``audio.input`` /
-``audio.output``). Fields never set are omitted, an explicit ``None`` is sent as ``null``, ``False``
+``audio.output``; ``temperature`` exists only in beta). Fields never set are omitted, an explicit ``None`` is sent as ``null``, ``False``
 and ``0`` are kept. Keys this model does not know are passed through unchanged (dicts are merged into
 the generated session), so any newer API field can be sent without waiting for a release.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Collection, Mapping
+from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ._interfaces import AudioFormat
+from ._interfaces import FORMAT_RATES, AudioFormat
 from .dialects import DialectSpec, get_dialect
 from .errors import ConfigurationError
 
@@ -47,16 +47,14 @@ __all__ = [
     "wire_tracing",
 ]
 
-PCM16_RATE_HZ = 24_000
-
 # The GA API names formats by MIME type; the beta API (and this package) by short name.
 _GA_FORMAT_BY_NAME: dict[str, dict[str, Any]] = {
-    "pcm16": {"type": "audio/pcm", "rate": PCM16_RATE_HZ},
+    "pcm16": {"type": "audio/pcm", "rate": FORMAT_RATES["pcm16"]},
     "g711_ulaw": {"type": "audio/pcmu"},
     "g711_alaw": {"type": "audio/pcma"},
 }
 _NAME_BY_GA_TYPE: dict[str, AudioFormat] = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
-_AUDIO_FORMATS: tuple[AudioFormat, ...] = ("pcm16", "g711_ulaw", "g711_alaw")
+_AUDIO_FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
 
 TracingConfig = Literal["auto"] | dict[str, Any] | None
 
@@ -110,9 +108,13 @@ _GA_PATHS: dict[str, tuple[str, ...]] = {
     "turn_detection": ("audio", "input", "turn_detection"),
     "tools": ("tools",),
     "tool_choice": ("tool_choice",),
-    "temperature": ("temperature",),
     "max_response_output_tokens": ("max_output_tokens",),
     "tracing": ("tracing",),
+}
+#: Fields the GA API has nowhere (neither in the session nor per response), with what to do instead.
+_BETA_ONLY: dict[str, str] = {
+    "temperature": "the GA API has no temperature setting, neither in the session nor per response: "
+    "leave it out, or use dialect='beta'",
 }
 
 
@@ -192,16 +194,26 @@ class SessionConfig(BaseModel):
         return None if self.turn_detection is None else self.turn_detection.create_response
 
     # Serialisation --------------------------------------------------------------------------------
-    def to_wire(self, dialect: str | DialectSpec = "ga", *, include_tracing: bool = True) -> dict[str, Any]:
-        """The ``session`` object of a ``session.update`` in that dialect."""
+    def to_wire(
+        self, dialect: str | DialectSpec = "ga", *, include_tracing: bool = True, exclude: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """The ``session`` object of a ``session.update`` in that dialect, without the ``exclude`` fields.
+
+        Raises ConfigurationError for a field that dialect does not have (``temperature`` in GA).
+        """
         spec = get_dialect(dialect)
         fields = self.set_fields()
         extras = {k: fields.pop(k) for k in list(fields) if k not in type(self).model_fields}
         if not include_tracing:
             fields.pop("tracing", None)
+        for name in exclude:
+            fields.pop(name, None)
         if spec.name == "beta":
             wire = fields
         else:
+            for name, instead in _BETA_ONLY.items():
+                if name in fields:
+                    raise ConfigurationError(f"{name} is a beta-only session field: {instead}")
             wire = {"type": "realtime"}
             for name, value in fields.items():
                 if name in ("input_audio_format", "output_audio_format") and value is not None:

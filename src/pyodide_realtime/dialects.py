@@ -1,7 +1,8 @@
 """The two dialects of the Realtime API: GA (today's) and beta (the seed's, npm <= 0.0.17).
 
-Everything that differs between them on the wire, apart from the session shape (``config.py``), is
-named here once: event type names, the WebSocket subprotocols and headers, and the URLs.
+What differs between them in the handshake is named here once: the default model, the WebSocket
+subprotocols and headers, and the URLs. The session shape differs too (``config.py``); the server
+event names of both dialects are modelled side by side in ``events.py`` (a client accepts either).
 """
 
 from __future__ import annotations
@@ -50,12 +51,6 @@ class DialectSpec:
 
     name: Dialect
     default_model: str
-    audio_delta: str
-    audio_done: str
-    audio_transcript_delta: str
-    text_delta: str
-    #: Server events that announce a conversation item (emitted as ``item_update``).
-    item_events: tuple[str, ...]
     extra_subprotocols: tuple[str, ...]
     extra_headers: tuple[tuple[str, str], ...]
     supports_call_id: bool
@@ -64,11 +59,6 @@ class DialectSpec:
 GA = DialectSpec(
     name="ga",
     default_model="gpt-realtime",
-    audio_delta="response.output_audio.delta",
-    audio_done="response.output_audio.done",
-    audio_transcript_delta="response.output_audio_transcript.delta",
-    text_delta="response.output_text.delta",
-    item_events=("conversation.item.added", "conversation.item.done", "conversation.item.retrieved"),
     extra_subprotocols=(),
     extra_headers=(),
     supports_call_id=True,
@@ -77,11 +67,6 @@ GA = DialectSpec(
 BETA = DialectSpec(
     name="beta",
     default_model="gpt-4o-realtime-preview",
-    audio_delta="response.audio.delta",
-    audio_done="response.audio.done",
-    audio_transcript_delta="response.audio_transcript.delta",
-    text_delta="response.text.delta",
-    item_events=("conversation.item.created", "conversation.item.retrieved"),
     extra_subprotocols=("openai-beta.realtime-v1",),
     extra_headers=(("OpenAI-Beta", "realtime=v1"),),
     supports_call_id=False,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import sys
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +24,17 @@ from typing import Any
 
 from ._core import HeardMs, RealtimeProtocol
 from ._emitter import EventEmitter, EventStream, Handler
-from ._interfaces import AudioInput, AudioOutput, RealtimeSocket, SocketFactory, SocketRequest
+from ._interfaces import (
+    NORMAL_CLOSURE,
+    OPEN_TIMEOUT_S,
+    AudioInput,
+    AudioOutput,
+    RealtimeSocket,
+    SocketFactory,
+    SocketRequest,
+    safe_url,
+)
+from ._platform import in_browser
 from .config import SessionConfig
 from .dialects import (
     EPHEMERAL_KEY_PREFIX,
@@ -53,10 +63,6 @@ logger = logging.getLogger("pyodide_realtime")
 ApiKey = str | Callable[[], str | Awaitable[str]]
 
 
-def _in_browser() -> bool:
-    return sys.platform == "emscripten"
-
-
 @dataclass(frozen=True)
 class ConnectionState:
     """Status and socket together: ``disconnected`` exactly when there is no socket."""
@@ -74,7 +80,7 @@ class _Attempt:
     """One ``connect`` call in progress, and what to restore if it fails."""
 
     previous_model: str
-    previous_key: ApiKey | None
+    previous_key: ApiKey | None = field(repr=False)
     previous_url: str | None
     previous_default_url: str | None
     session_config: SessionConfig
@@ -86,14 +92,12 @@ class _SocketHandler:
 
     def __init__(self, transport: OpenAIRealtimeWebSocket) -> None:
         self._transport = transport
-        # Every server event comes through here: a C-level partial saves a Python frame per event.
-        self.on_message = partial(transport._socket_message, self)  # type: ignore[method-assign]
+        # on_message: every server event comes through here, so it is a C-level partial rather than
+        # a method (that saves a Python frame per event).
+        self.on_message = partial(transport._socket_message, self)
 
     def on_open(self, protocol: str) -> None:
         self._transport._socket_open(self)
-
-    def on_message(self, data: str | bytes | bytearray | memoryview) -> None:
-        self._transport._socket_message(self, data)
 
     def on_binary(self, size: int) -> None:
         if self._transport._handler is self:
@@ -196,18 +200,26 @@ class OpenAIRealtimeWebSocket:
         url: str | None = None,
         call_id: str | None = None,
         initial_session_config: SessionConfig | Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = OPEN_TIMEOUT_S,
     ) -> None:
         """Open the connection and send the session config; returns once the socket is open.
 
-        Raises ConnectionFailedError if the socket fails or closes before it opens, or if ``close()``
-        is called meanwhile; the transport is then ``disconnected`` and ready for another ``connect``.
+        Raises ConfigurationError, before any socket, if the session config cannot be sent (a field
+        the dialect lacks, a value JSON cannot carry). Raises ConnectionFailedError if the socket
+        fails, closes before it opens, or is not open within ``timeout`` seconds (None: wait as long
+        as the socket does), or if ``close()`` is called meanwhile; the transport is then
+        ``disconnected`` and ready for another ``connect``.
         """
         if self._attempt is not None or self._state.status != "disconnected":
             status = "connecting" if self._attempt is not None else self._state.status
             raise InvalidStateError(
                 f"connect() cannot run while the transport is {status}: close() first, or await the pending connect()"
             )
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
+            raise ConfigurationError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
         config = SessionConfig.coerce(initial_session_config)
+        self._core.check_session_config(config, model=model)
         attempt = _Attempt(
             previous_model=self._core.model,
             previous_key=self._api_key,
@@ -246,7 +258,7 @@ class OpenAIRealtimeWebSocket:
             self._state = ConnectionState("connecting", socket)
             self._core.connection_opening()
             self._flush()
-            await attempt.opened
+            await self._opened(attempt, timeout)
             if self._handler is not handler or self._state.status != "connected":
                 raise ConnectionFailedError("the connection closed while connect() was finishing")
         except BaseException:
@@ -257,6 +269,21 @@ class OpenAIRealtimeWebSocket:
         finally:
             self._attempt = None
 
+    async def _opened(self, attempt: _Attempt, timeout: float | None) -> None:
+        if timeout is None:
+            await attempt.opened
+            return
+        try:
+            # shield: on timeout the attempt is failed below rather than cancelled.
+            await asyncio.wait_for(asyncio.shield(attempt.opened), timeout)
+        except TimeoutError:
+            error = ConnectionFailedError(
+                f"the WebSocket to {safe_url(self._url or '')} did not open within {timeout:g} s: check the "
+                "network and the URL, or pass a longer connect(timeout=...)"
+            )
+            self._fail_attempt(error)
+            raise error from None
+
     async def _resolve_key(self, api_key: ApiKey | None, attempt: _Attempt) -> str:
         key: object = api_key
         if callable(api_key):
@@ -265,18 +292,19 @@ class OpenAIRealtimeWebSocket:
                 # A close() meanwhile must not wait for a slow key server.
                 fetch = asyncio.ensure_future(key)
                 either: set[asyncio.Future[Any]] = {fetch, attempt.opened}
-                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-                if fetch.done():
-                    key = fetch.result()
-                else:
-                    fetch.cancel()
-                    key = None
+                try:
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    # Also when connect() itself is cancelled: nobody else would stop the fetch.
+                    if not fetch.done():
+                        fetch.cancel()
+                key = fetch.result() if fetch.done() and not fetch.cancelled() else None
         if attempt.opened.done():  # close() was called while the key was being fetched
             attempt.opened.result()
         return validate_api_key(key)
 
     def _check_browser_key(self, key: str) -> None:
-        if _in_browser() and not key.startswith(EPHEMERAL_KEY_PREFIX) and not self._use_insecure_api_key:
+        if in_browser() and not key.startswith(EPHEMERAL_KEY_PREFIX) and not self._use_insecure_api_key:
             raise ConfigurationError(
                 "in a browser, connect with an ephemeral client key (it starts with 'ek_'; mint it on your "
                 "server with POST /v1/realtime/client_secrets). A regular key would be visible to every "
@@ -286,7 +314,7 @@ class OpenAIRealtimeWebSocket:
     def _socket_factory(self) -> SocketFactory:
         if self._create_websocket is not None:
             return self._create_websocket
-        if _in_browser():
+        if in_browser():
             from ._browser_socket import create_browser_socket
 
             return create_browser_socket
@@ -328,11 +356,18 @@ class OpenAIRealtimeWebSocket:
 
     # Socket callbacks (only from the current handler) --------------------------------------------
     def _socket_open(self, handler: _SocketHandler) -> None:
-        if self._handler is not handler or self._state.websocket is None:
+        if self._handler is not handler or self._state.status != "connecting" or self._state.websocket is None:
             return
         attempt = self._attempt
+        try:
+            self._core.connection_opened(attempt.session_config if attempt else None)
+        except Exception as exc:
+            # The backend would only log it, and connect() would wait forever: fail the attempt.
+            self._fail_attempt(exc)
+            self._report(exc)
+            self._teardown()
+            return
         self._state = ConnectionState("connected", self._state.websocket)
-        self._core.connection_opened(attempt.session_config if attempt else None)
         self._flush()
         if attempt is not None and not attempt.opened.done():
             attempt.opened.set_result(None)
@@ -356,12 +391,16 @@ class OpenAIRealtimeWebSocket:
     def _socket_close(self, handler: _SocketHandler, code: int, reason: str) -> None:
         if self._handler is not handler:
             return
+        detail = f"code {code}{', ' + reason if reason else ''}"
         if self._state.status == "connecting":
             self._fail_attempt(
-                ConnectionFailedError(
-                    f"the WebSocket closed before it opened (code {code}{', ' + reason if reason else ''})",
-                    code=code,
-                    reason=reason,
+                ConnectionFailedError(f"the WebSocket closed before it opened ({detail})", code=code, reason=reason)
+            )
+        elif code != NORMAL_CLOSURE:
+            # Not asked for by close() (that handler would be gone): tell the error listeners why.
+            self._report(
+                ConnectionClosedError(
+                    f"the connection closed unexpectedly ({detail}); connect() again to go on", code=code, reason=reason
                 )
             )
         self._teardown()

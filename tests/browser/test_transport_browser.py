@@ -363,6 +363,65 @@ def test_close_during_connect_rejects_the_pending_connect(selenium, ws):
 
 
 @run_in_pyodide(packages=["pyodide-realtime"])
+async def _connect_with_timeout(selenium, url, timeout):
+    import asyncio
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.errors import ConnectionFailedError
+
+    transport = OpenAIRealtimeWebSocket(url=url)
+    sockets = []
+    transport.on("connection_change", lambda change: sockets.append(transport.connection_state.websocket))
+    started = asyncio.get_running_loop().time()
+    try:
+        await transport.connect(api_key="ek_x", timeout=timeout)
+        outcome, message = "connected", ""
+    except ConnectionFailedError as exc:
+        outcome, message = type(exc).__name__, str(exc)
+    elapsed = asyncio.get_running_loop().time() - started
+    socket = next(s for s in sockets if s is not None)
+    for _ in range(250):  # the browser reports the aborted socket's close event later
+        if socket.live_proxies == 0:
+            break
+        await asyncio.sleep(0.02)
+    return outcome, message, elapsed, transport.status, socket.live_proxies
+
+
+def test_a_socket_that_does_not_open_in_time_fails_connect(selenium, ws):
+    # The browser has no handshake timeout of its own: without connect(timeout=...) this would wait
+    # for as long as the server holds the handshake.
+    outcome, message, elapsed, status, live = _connect_with_timeout(selenium, ws.url + "/slow", 0.3)
+    assert outcome == "ConnectionFailedError" and "did not open within 0.3 s" in message, message
+    assert elapsed < 2
+    assert status == "disconnected"
+    assert live == 0
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _server_closes(selenium, url):
+    import asyncio
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+
+    transport = OpenAIRealtimeWebSocket(url=url)
+    errors = []
+    transport.on("error", lambda event: errors.append((type(event.error).__name__, event.error.code, event.error.reason)))
+    await transport.connect(api_key="ek_x")
+    transport.send_event({"type": "test.close_me"})
+    for _ in range(250):
+        if transport.status == "disconnected":
+            break
+        await asyncio.sleep(0.02)
+    return transport.status, errors
+
+
+def test_an_unexpected_close_is_reported_with_its_code_and_reason(selenium, ws):
+    status, errors = _server_closes(selenium, ws.url + "/echo")
+    assert status == "disconnected"
+    assert [tuple(e) for e in errors] == [("ConnectionClosedError", 4000, "asked to close")]
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
 async def _malformed_frames(selenium, url):
     import asyncio
 

@@ -30,7 +30,6 @@ FULL: dict[str, Any] = {
     "turn_detection": {"type": "server_vad", "interrupt_response": True, "create_response": False, "silence_duration_ms": 0},
     "tools": [{"type": "function", "name": "f", "parameters": {}}],
     "tool_choice": "auto",
-    "temperature": 0.8,
     "max_response_output_tokens": "inf",
     "tracing": {"workflow_name": "w"},
 }
@@ -39,7 +38,7 @@ FULL: dict[str, Any] = {
 @pytest.mark.parametrize(
     "dialect, expected",
     [
-        ("beta", FULL),
+        ("beta", {**FULL, "temperature": 0.8}),
         (
             "ga",
             {
@@ -58,7 +57,6 @@ FULL: dict[str, Any] = {
                 },
                 "tools": FULL["tools"],
                 "tool_choice": "auto",
-                "temperature": 0.8,
                 "max_output_tokens": "inf",
                 "tracing": {"workflow_name": "w"},
             },
@@ -66,8 +64,25 @@ FULL: dict[str, Any] = {
     ],
 )
 def test_every_field_in_both_wire_shapes(dialect: str, expected: dict[str, Any]) -> None:
-    assert SessionConfig.coerce(FULL).to_wire(dialect) == expected
-    assert SessionConfig(**FULL).to_wire(dialect) == expected
+    given = {**FULL, "temperature": 0.8} if dialect == "beta" else FULL
+    assert SessionConfig.coerce(given).to_wire(dialect) == expected
+    assert SessionConfig(**given).to_wire(dialect) == expected
+
+
+@pytest.mark.parametrize("temperature", [0.6, 0, None])
+def test_temperature_is_beta_only_and_ga_refuses_it_by_name(temperature: float | None) -> None:
+    config = SessionConfig.coerce({"instructions": "x", "temperature": temperature})
+    assert config.to_wire("beta") == {"instructions": "x", "temperature": temperature}
+    with pytest.raises(ConfigurationError, match="temperature is a beta-only session field") as info:
+        config.to_wire("ga")
+    assert "dialect='beta'" in str(info.value)
+    assert SessionConfig.coerce({"instructions": "x"}).to_wire("ga") == {"type": "realtime", "instructions": "x"}
+
+
+def test_to_wire_can_leave_fields_out() -> None:
+    config = SessionConfig.coerce({"voice": "marin", "instructions": "x", "temperature": 1})
+    assert config.to_wire("ga", exclude=("voice", "temperature")) == {"type": "realtime", "instructions": "x"}
+    assert config.to_wire("beta", exclude=("voice",)) == {"instructions": "x", "temperature": 1}
 
 
 @pytest.mark.parametrize(
@@ -79,9 +94,10 @@ def test_every_field_in_both_wire_shapes(dialect: str, expected: dict[str, Any])
         ({"turn_detection": None}, {"turn_detection": None},
          {"type": "realtime", "audio": {"input": {"turn_detection": None}}}),
         ({"tracing": None}, {"tracing": None}, {"type": "realtime", "tracing": None}),
-        ({"temperature": 0, "turn_detection": {"create_response": False}},
-         {"temperature": 0, "turn_detection": {"create_response": False}},
-         {"type": "realtime", "temperature": 0, "audio": {"input": {"turn_detection": {"create_response": False}}}}),
+        ({"instructions": "", "turn_detection": {"create_response": False}},
+         {"instructions": "", "turn_detection": {"create_response": False}},
+         {"type": "realtime", "instructions": "", "audio": {"input": {"turn_detection": {"create_response": False}}}}),
+        ({"max_response_output_tokens": 0}, {"max_response_output_tokens": 0}, {"type": "realtime", "max_output_tokens": 0}),
         ({"speed": 0.0}, {"speed": 0.0}, {"type": "realtime", "audio": {"output": {"speed": 0.0}}}),
     ],
 )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from pyodide_realtime._core import MAX_AUDIO_APPEND_BYTES, RealtimeProtocol
-from pyodide_realtime.dialects import BETA, GA, get_dialect
 from pyodide_realtime.errors import ConfigurationError, InvalidStateError, ServerError
 from pyodide_realtime.events import (
     AudioInterrupted,
@@ -26,6 +25,22 @@ from pyodide_realtime.events import (
 DIALECTS = ["ga", "beta"]
 PCM16_100MS = 4800  # bytes of 24 kHz PCM16 in 100 ms
 G711_100MS = 800
+
+
+class Names(NamedTuple):
+    """What each dialect calls the server events these tests send (events.py models both)."""
+
+    audio_delta: str
+    audio_done: str
+    audio_transcript_delta: str
+    text_delta: str
+
+
+WIRE = {
+    "ga": Names("response.output_audio.delta", "response.output_audio.done", "response.output_audio_transcript.delta",
+                "response.output_text.delta"),
+    "beta": Names("response.audio.delta", "response.audio.done", "response.audio_transcript.delta", "response.text.delta"),
+}
 
 
 # Helpers -------------------------------------------------------------------------------------------
@@ -60,12 +75,12 @@ def payloads(core: RealtimeProtocol, name: str) -> list[Any]:
 
 def audio_delta(dialect: str, nbytes: int = PCM16_100MS, item: str = "item_1", ci: int = 0, resp: str = "resp_1") -> str:
     data = bytes(i % 251 for i in range(nbytes))
-    return ev(type=get_dialect(dialect).audio_delta, event_id="e", response_id=resp, item_id=item, output_index=0,
+    return ev(type=WIRE[dialect].audio_delta, event_id="e", response_id=resp, item_id=item, output_index=0,
               content_index=ci, delta=base64.b64encode(data).decode())
 
 
 def audio_done(dialect: str, item: str = "item_1", ci: int = 0, resp: str = "resp_1") -> str:
-    return ev(type=get_dialect(dialect).audio_done, response_id=resp, item_id=item, output_index=0, content_index=ci)
+    return ev(type=WIRE[dialect].audio_done, response_id=resp, item_id=item, output_index=0, content_index=ci)
 
 
 def response_created(resp: str = "resp_1") -> str:
@@ -171,17 +186,44 @@ def test_a_tracing_config_the_server_already_has_differently_is_not_resent() -> 
     assert sent(core) == []
 
 
+def voice_of(dialect: str, session: dict[str, Any]) -> Any:
+    return session.get("audio", {}).get("output", {}).get("voice") if dialect == "ga" else session.get("voice")
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_update_session_config_merges_with_what_was_set_before(dialect: str) -> None:
-    core = opened(dialect, {"voice": "marin", "instructions": "one"})
-    core.update_session_config({"instructions": "two", "temperature": 0})
+def test_update_session_config_merges_with_what_was_set_before_and_resends_the_voice_only_when_named(dialect: str) -> None:
+    core = opened(dialect, {"voice": "marin", "instructions": "one", "speed": 1.5})
+    core.update_session_config({"instructions": "two", "max_response_output_tokens": 0})
     (update,) = sent(core)
     session = update["session"]
-    voice = session["audio"]["output"]["voice"] if dialect == "ga" else session["voice"]
-    assert voice == "marin"
+    # Once the model has spoken the server refuses any voice in session.update (cannot_update_voice).
+    assert voice_of(dialect, session) is None
     assert session["instructions"] == "two"
-    assert session["temperature"] == 0
+    assert session["max_output_tokens" if dialect == "ga" else "max_response_output_tokens"] == 0
+    assert (session["audio"]["output"]["speed"] if dialect == "ga" else session["speed"]) == 1.5
     assert core.session_config.voice == "marin"
+    core.update_session_config({"voice": "cedar"})
+    assert voice_of(dialect, sent(core)[0]["session"]) == "cedar"
+    core.update_session_config({"instructions": "three"})
+    assert voice_of(dialect, sent(core)[0]["session"]) is None
+    assert core.session_config.voice == "cedar"
+
+
+def test_temperature_is_sent_in_beta_and_refused_in_ga_without_changing_anything() -> None:
+    beta = opened("beta")
+    beta.update_session_config({"temperature": 0})
+    assert sent(beta)[0]["session"]["temperature"] == 0
+    core = opened("ga", {"instructions": "one"})
+    with pytest.raises(ConfigurationError, match="temperature is a beta-only"):
+        core.update_session_config({"temperature": 0.6, "instructions": "two"})
+    assert core.session_config.instructions == "one" and core.session_config.temperature is None
+    assert core.data_to_send() == []
+    fresh = RealtimeProtocol("ga")
+    fresh.connection_opening()
+    fresh.events_received()
+    with pytest.raises(ConfigurationError, match="temperature"):
+        fresh.connection_opened({"temperature": 0.6})
+    assert fresh.status == "connecting" and fresh.data_to_send() == [] and fresh.events_received() == []
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -236,6 +278,31 @@ def test_send_event_refuses_what_json_cannot_carry() -> None:
         core.send_event({"type": "x", "data": object()})
 
 
+def test_calls_json_cannot_carry_change_no_state() -> None:
+    # errors.py: a user error changes nothing. Each of these used to leave the core stuck or half done.
+    core = opened("ga", {"instructions": "one"})
+    with pytest.raises(ConfigurationError, match="JSON"):
+        core.request_response({"metadata": {"x": {1}}})
+    core.request_response()  # not held behind a create that was never sent
+    assert sent_types(core) == ["response.create"]
+    core.receive(response_created())
+    core.events_received()
+    with pytest.raises(ConfigurationError, match="JSON"):
+        core.request_response({"metadata": {"x": {1}}})  # held: refused now, not when released
+    assert core.held_response_creates == 0
+    with pytest.raises(ConfigurationError, match="JSON"):
+        core.send_event({"type": "response.cancel", "x": {1}})
+    assert core.cancel_response() is True  # the cancel flag was not set by the refused one
+    with pytest.raises(ConfigurationError, match="JSON"):
+        core.update_session_config({"instructions": "two", "tools": [{"type": "function", "x": {1}}]})
+    assert core.session_config.instructions == "one" and core.session_config.tools is None
+    with pytest.raises(ConfigurationError, match="JSON"):
+        core.reset_history([{"item_id": "gone"}], [{"item_id": "new", "role": "user", "content": [{"x": {1}}]}])
+    with pytest.raises(ConfigurationError, match="JSON"):
+        core.send_function_call_output({"call_id": "c"}, {1})
+    assert sent_types(core) == ["response.cancel"] and core.events_received() == []
+
+
 # What is emitted for server events --------------------------------------------------------------------
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("frame", ["not json", "[1, 2]", '{"no_type": 1}', '{"type": 5}', ""])
@@ -276,7 +343,7 @@ def test_audio_deltas_are_emitted_decoded_and_measured(dialect: str, fmt: str, n
     core = opened(dialect, {"output_audio_format": fmt})
     core.receive(audio_delta(dialect, nbytes=nbytes, item="item_7", ci=1, resp="resp_9"), now_ms=500.0)
     emitted = core.events_received()
-    assert [n for n, _ in emitted] == ["*", get_dialect(dialect).audio_delta, "audio"]
+    assert [n for n, _ in emitted] == ["*", WIRE[dialect].audio_delta, "audio"]
     audio = emitted[2][1]
     assert isinstance(audio, TransportAudio)
     assert audio == TransportAudio(bytes(i % 251 for i in range(nbytes)), "resp_9", "item_7", 1)
@@ -299,7 +366,7 @@ def test_the_servers_session_decides_the_audio_format(dialect: str, session: dic
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_deltas_and_done_events_map_to_transport_events(dialect: str) -> None:
-    spec = get_dialect(dialect)
+    spec = WIRE[dialect]
     core = opened(dialect)
     core.receive(ev(type=spec.audio_transcript_delta, response_id="r", item_id="i", delta="hel"))
     core.receive(ev(type=spec.text_delta, response_id="r", item_id="i", delta="lo"))
@@ -314,7 +381,7 @@ def test_deltas_and_done_events_map_to_transport_events(dialect: str) -> None:
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_other_dialects_names_do_not_drive_the_audio_path_twice(dialect: str) -> None:
     # The beta name sent to a GA client (or the reverse) is still audio: both names are modelled.
-    other = BETA if dialect == "ga" else GA
+    other = WIRE["beta" if dialect == "ga" else "ga"]
     core = opened(dialect)
     core.receive(ev(type=other.audio_delta, response_id="r", item_id="i", delta=base64.b64encode(b"\0\0").decode()))
     assert names(core).count("audio") == 1
@@ -535,6 +602,30 @@ def test_queued_items_are_truncated_at_what_was_heard_of_each(dialect: str) -> N
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_player_not_the_wall_clock_decides_when_an_item_finished_playing(dialect: str) -> None:
+    # Playback lags arrival: by the wall clock item a (300 ms, arrived at t=1000) ended at 1300, but
+    # the player has rendered only 100 ms of it when b starts arriving at 1400.
+    heard = {("a", 0): 100.0, ("b", 0): 0.0}
+    player = lambda item, ci: heard.get((item, ci))  # noqa: E731
+    core = opened(dialect)
+    core.receive(response_created())
+    core.receive(audio_delta(dialect, nbytes=3 * PCM16_100MS, item="a"), now_ms=1000.0, heard_ms=player)
+    core.receive(audio_done(dialect, item="a"))
+    core.receive(audio_delta(dialect, item="b"), now_ms=1400.0, heard_ms=player)
+    core.data_to_send(), core.events_received()
+    core.interrupt(1450.0, player)
+    assert truncates(sent(core)) == [("a", 0, 100), ("b", 0, 0)]
+    # Once the player has heard all of a, it is forgotten when the next item starts.
+    core.receive(response_done(status="cancelled"))
+    core.receive(response_created("resp_2"))
+    heard.update({("c", 0): 300.0, ("d", 0): 0.0})
+    core.receive(audio_delta(dialect, nbytes=3 * PCM16_100MS, item="c", resp="resp_2"), now_ms=2000.0, heard_ms=player)
+    core.receive(audio_done(dialect, item="c", resp="resp_2"))
+    core.receive(audio_delta(dialect, item="d", resp="resp_2"), now_ms=2010.0, heard_ms=player)
+    assert core.current_item == ("d", 0) and core.audio_received_ms == 100.0
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_late_audio_of_a_truncated_item_is_dropped(dialect: str) -> None:
     core = opened(dialect)
     speaking(dialect, core)
@@ -637,6 +728,28 @@ def test_an_error_naming_the_create_in_flight_frees_the_slot(dialect: str) -> No
     out = sent(core)
     assert [e.get("response") for e in out] == [{"instructions": "next"}]
     assert out[0]["event_id"] != event_id
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_create_refused_because_a_server_response_crossed_it_is_sent_again_after_that_one(dialect: str) -> None:
+    core = opened(dialect)
+    core.send_message("hello")
+    event_id = sent(core)[1]["event_id"]
+    core.receive(response_created("resp_vad"))  # server VAD started a response before ours arrived
+    core.events_received()
+    refused = {"type": "invalid_request_error", "code": "conversation_already_has_active_response",
+               "message": "Conversation already has an active response in progress: resp_vad.", "event_id": event_id}
+    core.receive(ev(type="error", error=refused))
+    assert sent(core) == [] and core.held_response_creates == 1
+    assert "error" not in names(core)  # handled: only "*" shows it
+    core.receive(response_done("resp_vad"))
+    (again,) = sent(core)
+    assert again["type"] == "response.create" and again["event_id"] == event_id
+    # The same error naming an event that is not ours is still an error.
+    core.receive(response_created("resp_2"))
+    core.events_received()
+    core.receive(ev(type="error", error={**refused, "event_id": "someone_else"}))
+    assert "error" in names(core) and sent(core) == []
 
 
 def test_an_untagged_error_about_response_create_frees_the_slot_too() -> None:

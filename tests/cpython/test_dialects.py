@@ -62,6 +62,6 @@ def test_other_keys_are_refused_without_being_echoed(key) -> None:
 
 def test_dialect_names() -> None:
     assert get_dialect("ga") is GA and get_dialect(BETA) is BETA
-    assert GA.audio_delta == "response.output_audio.delta" and BETA.audio_delta == "response.audio.delta"
+    assert (GA.name, GA.default_model) == ("ga", "gpt-realtime") and BETA.extra_subprotocols == ("openai-beta.realtime-v1",)
     with pytest.raises(ConfigurationError, match="'ga'"):
         get_dialect("gamma")

@@ -18,10 +18,12 @@ from pyodide_realtime import (
     AudioInterrupted,
     ConfigurationError,
     ConnectionChange,
+    ConnectionClosedError,
     ConnectionFailedError,
     ErrorEvent,
     InvalidStateError,
     OpenAIRealtimeWebSocket,
+    SessionConfig,
     SocketRequest,
     TransportAudio,
     UnsupportedError,
@@ -29,11 +31,15 @@ from pyodide_realtime import (
 )
 from pyodide_realtime import transport as transport_module
 from pyodide_realtime._cpython_socket import create_cpython_socket
-from pyodide_realtime.dialects import get_dialect
 
 PCM16_100MS = 4800
 DELTAS_PER_RESPONSE = 3
 SECRET = "sk-test-SECRET-abc123"
+# What each dialect calls the server events the peer sends: (audio delta, audio done, transcript delta).
+AUDIO_EVENTS = {
+    "ga": ("response.output_audio.delta", "response.output_audio.done", "response.output_audio_transcript.delta"),
+    "beta": ("response.audio.delta", "response.audio.done", "response.audio_transcript.delta"),
+}
 
 
 class Peer:
@@ -71,7 +77,7 @@ class Peer:
 
     async def handle(self, ws: ServerConnection) -> None:
         beta = ws.request is not None and "OpenAI-Beta" in ws.request.headers
-        spec = get_dialect("beta" if beta else "ga")
+        audio_delta, audio_done, transcript_delta = AUDIO_EVENTS["beta" if beta else "ga"]
         running: str | None = None
         await ws.send(json.dumps({"type": "session.created", "event_id": "evt_0", "session": {"id": "sess_1"}}))
         async for message in ws:
@@ -87,11 +93,11 @@ class Peer:
                 await ws.send(json.dumps({"type": "response.created", "response": {"id": running}}))
                 for i in range(DELTAS_PER_RESPONSE):
                     audio = bytes([i]) * PCM16_100MS
-                    await ws.send(json.dumps({"type": spec.audio_delta, "response_id": running, "item_id": item,
+                    await ws.send(json.dumps({"type": audio_delta, "response_id": running, "item_id": item,
                                               "output_index": 0, "content_index": 0, "delta": base64.b64encode(audio).decode()}))
-                await ws.send(json.dumps({"type": spec.audio_transcript_delta, "response_id": running, "item_id": item, "delta": "hi"}))
+                await ws.send(json.dumps({"type": transcript_delta, "response_id": running, "item_id": item, "delta": "hi"}))
                 if not self.hold_responses:
-                    await ws.send(json.dumps({"type": spec.audio_done, "response_id": running, "item_id": item, "content_index": 0}))
+                    await ws.send(json.dumps({"type": audio_done, "response_id": running, "item_id": item, "content_index": 0}))
                     await ws.send(json.dumps({"type": "response.done", "response": {"id": running, "status": "completed",
                                                                                       "usage": {"input_tokens": 1, "output_tokens": 2}}}))
                     running = None
@@ -180,6 +186,11 @@ async def test_connect_sends_header_auth_and_the_session(peer: Peer, dialect: st
     assert update["session"]["instructions"] == "hi"
     assert tracing["session"]["tracing"] is None
     assert SECRET not in repr(transport) and SECRET not in repr(transport.connection_state)
+    attempt = transport_module._Attempt(
+        previous_model="m", previous_key=SECRET, previous_url=peer.url(), previous_default_url=None,
+        session_config=SessionConfig(), opened=asyncio.get_running_loop().create_future(),
+    )
+    assert SECRET not in repr(attempt) and "previous_model='m'" in repr(attempt)
     transport.close()
     assert transport.status == "disconnected"
 
@@ -288,6 +299,63 @@ async def test_close_during_connect_rejects_it_and_a_retry_works(peer: Peer) -> 
 
 
 @pytest.mark.asyncio
+async def test_a_socket_that_does_not_open_in_time_fails_connect_and_a_retry_works(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(api_key=SECRET)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ConnectionFailedError, match=r"did not open within 0.2 s") as info:
+        await transport.connect(url=peer.url("/slow?call_id=secret-call"), timeout=0.2)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert "/slow" in str(info.value) and "secret-call" not in str(info.value)
+    assert transport.status == "disconnected" and transport.connection_state.websocket is None
+    for bad in (0, -1, float("nan"), "20"):
+        with pytest.raises(ConfigurationError, match="timeout"):
+            await transport.connect(url=peer.url(), timeout=bad)  # type: ignore[arg-type]
+    await transport.connect(url=peer.url(), timeout=None)
+    assert transport.status == "connected"
+    transport.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "config, why",
+    [
+        ({"tools": [{"type": "function", "name": "f", "parameters": {"enum": {1, 2}}}]}, "JSON"),
+        ({"temperature": 0.7}, "temperature is a beta-only"),
+        ({"tracing": {"workflow_name": {1}}}, "JSON"),
+    ],
+)
+async def test_a_session_config_that_cannot_be_sent_fails_connect_before_any_socket(
+    peer: Peer, config: dict[str, Any], why: str
+) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    with pytest.raises(ConfigurationError, match=why):
+        await asyncio.wait_for(transport.connect(initial_session_config=config), 2)
+    assert peer.requests == [] and transport.status == "disconnected"
+
+
+@pytest.mark.asyncio
+async def test_a_failure_while_the_socket_opens_fails_connect_instead_of_hanging(
+    peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: whatever raises inside the open callback (the backends would only log it).
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    errors = record(transport, "error")
+
+    def broken(session_config: Any = None) -> None:
+        raise RuntimeError("broken on open")
+
+    monkeypatch.setattr(transport.protocol, "connection_opened", broken)
+    with pytest.raises(RuntimeError, match="broken on open"):
+        await asyncio.wait_for(transport.connect(), 2)
+    assert transport.status == "disconnected" and transport.protocol.status == "disconnected"
+    assert [type(p.error) for _, p in errors] == [RuntimeError]
+    monkeypatch.undo()
+    await transport.connect()
+    assert transport.status == "connected"
+    transport.close()
+
+
+@pytest.mark.asyncio
 async def test_a_refused_handshake_fails_cleanly_without_the_key_and_restores_the_config(peer: Peer) -> None:
     transport = OpenAIRealtimeWebSocket(url=peer.url(), model="good", api_key=SECRET)
     errors = record(transport, "error")
@@ -353,14 +421,62 @@ async def test_events_of_a_stale_socket_are_ignored(peer: Peer) -> None:
     transport.close()
 
 
+class RecordingHandler:
+    """A SocketHandler that records what the backend reports."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, Any]] = []
+        self.opened, self.closed = asyncio.Event(), asyncio.Event()
+
+    def on_open(self, protocol: str) -> None:
+        self.opened.set()
+
+    def on_message(self, data: Any) -> None:
+        self.got.append(("message", data))
+
+    def on_binary(self, size: int) -> None:
+        self.got.append(("binary", size))
+
+    def on_error(self, error: BaseException) -> None:
+        self.got.append(("error", error))
+
+    def on_close(self, code: int, reason: str) -> None:
+        self.got.append(("close", code))
+        self.closed.set()
+
+
 @pytest.mark.asyncio
-async def test_the_server_closing_disconnects_and_ends_iterators(peer: Peer) -> None:
+async def test_a_frame_the_backend_cannot_send_is_reported_and_ends_the_connection(peer: Peer) -> None:
+    handler = RecordingHandler()
+    socket = create_cpython_socket(SocketRequest(peer.url(), (), {"Authorization": f"Bearer {SECRET}"}), handler)
+    await asyncio.wait_for(handler.opened.wait(), 2)
+    # Not text: websockets refuses it without closing, so the writer task (which nobody awaits) fails
+    # while the connection lives on; the frame queued behind it would never be sent.
+    socket.send(123)  # type: ignore[arg-type]
+    socket.send('{"type":"queued behind it"}')
+    await asyncio.wait_for(handler.closed.wait(), 2)
+    errors = [e for kind, e in handler.got if kind == "error"]
+    assert len(errors) == 1 and isinstance(errors[0], ConnectionClosedError)
+    assert "TypeError" in str(errors[0]) and "2 event(s) were not sent" in str(errors[0])
+    assert errors[0].code == 1011
+    assert SECRET not in str(errors[0])
+    assert handler.got[-1][0] == "close"
+    with pytest.raises(ConnectionClosedError):
+        socket.send('{"type":"later"}')
+
+
+@pytest.mark.asyncio
+async def test_the_server_closing_disconnects_reports_why_and_ends_iterators(peer: Peer) -> None:
     transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
     await transport.connect()
+    errors = record(transport, "error")
     stream = transport.events("connection_change", "disconnected")
     transport.send_event({"type": "test.close"})
     seen = [(e.name, e.data) async for e in stream]
     assert seen == [("connection_change", ConnectionChange("disconnected")), ("disconnected", ConnectionChange("disconnected"))]
+    (closed,) = [p.error for _, p in errors]
+    assert isinstance(closed, ConnectionClosedError) and (closed.code, closed.reason) == (4001, "bye")
+    assert "4001" in str(closed) and "bye" in str(closed)
     assert transport.status == "disconnected"
     with pytest.raises(InvalidStateError, match="disconnected"):
         transport.send_message("anyone?")
@@ -412,8 +528,31 @@ async def test_close_while_a_slow_key_function_runs_rejects_connect_at_once(peer
 
 
 @pytest.mark.asyncio
+async def test_cancelling_connect_while_the_key_function_runs_cancels_the_key_function(peer: Peer) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow_key() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "ek_late"
+
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=slow_key)
+    pending = asyncio.create_task(transport.connect())
+    await asyncio.wait_for(started.wait(), 1)
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await asyncio.wait_for(cancelled.wait(), 1)
+    assert transport.status == "disconnected" and peer.requests == []
+
+
+@pytest.mark.asyncio
 async def test_in_a_browser_only_ephemeral_keys_unless_insecure_is_asked_for(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transport_module, "_in_browser", lambda: True)
+    monkeypatch.setattr(transport_module, "in_browser", lambda: True)
     refused = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET, create_websocket=create_cpython_socket)
     with pytest.raises(ConfigurationError, match="ephemeral") as info:
         await refused.connect()

@@ -11,6 +11,7 @@ import sys
 from importlib import resources
 from typing import Any
 
+from .._platform import in_browser
 from ..errors import UnsupportedError
 
 __all__ = ["in_browser", "require_web_audio", "load_shim", "js_object"]
@@ -19,11 +20,6 @@ SHIM_RESOURCE = "audio_shim.js"
 
 _module: Any = None
 _url: str | None = None
-
-
-def in_browser() -> bool:
-    """True under Pyodide (the only place the ``js`` module exists)."""
-    return sys.platform == "emscripten"
 
 
 def require_web_audio(what: str) -> None:
