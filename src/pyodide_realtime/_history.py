@@ -84,12 +84,12 @@ def heard_text(transcript: str, heard_ms: float, audio_ms: float) -> str:
     if heard_ms >= audio_ms:
         return transcript
     cut = round(len(transcript) * heard_ms / audio_ms)
-    before = transcript.rfind(" ", 0, cut + 1)
+    before = max(transcript.rfind(" ", 0, cut + 1), 0)  # the start counts as a boundary
     after = transcript.find(" ", cut)
     after = len(transcript) if after < 0 else after
-    # The boundary nearer to the proportional cut (a word half heard counts when it is mostly heard).
-    end = after if before < 0 or after - cut < cut - before else before
-    return transcript[: max(end, 0)].rstrip()
+    # The boundary nearer to the proportional cut: a word counts as heard when most of it was.
+    end = after if after - cut < cut - before else before
+    return transcript[:end].rstrip()
 
 
 def _text(parts: Any, *keys: str) -> str:

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import math
 import re
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints, overload
@@ -173,6 +174,26 @@ def _strip_titles(schema: Any) -> Any:
     return schema
 
 
+def _parameter_hints(func: Callable[..., Any], name: str) -> dict[str, Any]:
+    """The parameters' type hints (not the return's: it is never described to the model)."""
+    annotations = dict(getattr(func, "__annotations__", {}) or {})
+    annotations.pop("return", None)
+    shim = types.FunctionType(_NO_CODE, getattr(func, "__globals__", {}))
+    shim.__annotations__ = annotations
+    try:
+        return get_type_hints(shim, include_extras=True)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"the type hints of {name} cannot be resolved ({exc}): define the types it names at module level"
+        ) from None
+
+
+def _no_code() -> None: ...
+
+
+_NO_CODE = _no_code.__code__
+
+
 def _make_tool(
     func: Callable[..., Any],
     name_override: str | None,
@@ -192,10 +213,7 @@ def _make_tool(
     if not (isinstance(needs_approval, bool) or callable(needs_approval)):
         raise ConfigurationError("needs_approval must be True/False or a function of the arguments that returns one")
     description, argument_docs = _docstring_parts(func.__doc__)
-    try:
-        hints = get_type_hints(func, include_extras=True)
-    except Exception as exc:
-        raise ConfigurationError(f"the type hints of {name} cannot be resolved: {exc}") from None
+    hints = _parameter_hints(func, name)
     fields: dict[str, Any] = {}
     for parameter in inspect.signature(func).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
