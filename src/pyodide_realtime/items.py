@@ -22,6 +22,9 @@ __all__ = [
     "RealtimeItem",
 ]
 
+#: A reply cut this close to the end of its audio was heard in full (player positions are rounded).
+HEARD_TO_THE_END_SLACK_MS = 50.0
+
 ItemStatus = Literal["in_progress", "completed", "incomplete"] | None
 
 
@@ -62,7 +65,10 @@ class AssistantMessageItem:
 
     @property
     def interrupted(self) -> bool:
-        return self.heard_ms is not None
+        """Cut before its end: part of what was received was never heard (the last few ms do not count)."""
+        if self.heard_ms is None:
+            return False
+        return self.heard_ms < self.audio_ms - HEARD_TO_THE_END_SLACK_MS or bool(self.unheard_text)
 
 
 @dataclass(frozen=True, slots=True)

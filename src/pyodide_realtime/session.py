@@ -19,10 +19,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import operator
+import time
+from array import array
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ._emitter import EventEmitter, Handler
 from ._history import EVENT_TYPES as HISTORY_EVENT_TYPES
@@ -31,7 +35,7 @@ from ._interfaces import bytes_per_ms
 from ._platform import in_browser
 from .agent import RealtimeAgent, RealtimeHandoff
 from .config import SessionConfig
-from .errors import ConfigurationError, InvalidStateError, RealtimeError, UnsupportedError
+from .errors import ConfigurationError, InvalidStateError
 from .events import AudioDone, AudioInterrupted, ErrorEvent, FunctionCall, TransportAudio, TurnDone, TurnStarted
 from .guardrail import OutputGuardrailResult
 from .items import AssistantMessageItem, RealtimeItem, RealtimeMCPApprovalRequestItem, RealtimeMCPListToolsItem
@@ -57,7 +61,10 @@ from .session_events import (
 from .tool import FunctionTool, ToolFailure, ToolResult
 from .transport import ApiKey, OpenAIRealtimeWebSocket
 
-__all__ = ["RealtimeSession", "DEFAULT_GUARDRAIL_DEBOUNCE_CHARS", "MAX_QUEUED_EVENTS"]
+__all__ = ["RealtimeSession", "VoiceState", "DEFAULT_GUARDRAIL_DEBOUNCE_CHARS", "MAX_QUEUED_EVENTS"]
+
+#: What the agent is doing, as a page shows it (see :attr:`RealtimeSession.voice_state`).
+VoiceState = Literal["off", "listening", "thinking", "speaking"]
 
 logger = logging.getLogger("pyodide_realtime")
 
@@ -68,6 +75,7 @@ MAX_QUEUED_EVENTS = 1000
 #: Tool calls of one session that may wait or run at once; more are answered with an error text.
 MAX_PENDING_CALLS = 64
 _ASSISTANT_TURN_STATUSES_NOT_TO_CONTINUE = frozenset({"cancelled", "failed"})
+_PCM16_FULL_SCALE = 32768.0
 
 
 @dataclass
@@ -147,6 +155,12 @@ class RealtimeSession:
         self._tripped: set[str] = set()
         self._mcp_tools: dict[str, tuple[dict[str, Any], ...]] = {}
         self._audio_bytes_per_ms = bytes_per_ms("pcm16")
+        self._turn_ended_at: float | None = None  # when the user's turn ended, until the reply is heard
+        self._receiving_audio = False
+        self._input_level = 0.0
+        #: Milliseconds from the end of the user's last turn to the first audio of the reply heard
+        #: (played, with the page's player; received, without one). None until a turn was measured.
+        self.last_turn_latency_ms: float | None = None
         self._unsubscribe = [
             self.transport.on(name, handler)
             for name, handler in (
@@ -212,20 +226,77 @@ class RealtimeSession:
         transport = self.transport
         try:
             voice = await start_voice(transport, microphone=self._microphone)
-        except UnsupportedError as exc:
+        except Exception as exc:  # no microphone (refused, absent) or no audio output at all: try without the mic
             if not self._microphone:
-                self._error("audio", f"audio output is off ({exc}); text still works", exc)
+                self._error("audio", f"audio is off: {exc}. You can still type", exc)
                 return
-            self._error("audio", f"the microphone is off ({exc}); you can still type, or allow it and connect again", exc)
             try:
                 voice = await start_voice(transport, microphone=False)
-            except RealtimeError as again:
-                self._error("audio", f"audio output is off ({again}); text still works", again)
+            except Exception as again:  # the audio output itself failed: the microphone was not the cause
+                self._error("audio", f"audio is off: {again}. You can still type", again)
                 return
+            if not self._closed:
+                self._error(
+                    "microphone", f"voice input is off: {exc}. You can still type, or allow the microphone and connect again", exc
+                )
         if self._closed or transport.status != "connected":
             voice.close()  # hung up while the microphone prompt was open
             return
         self.voice = voice
+        mic = voice.microphone
+        send = mic.on_chunk if mic is not None else None
+        if mic is not None and send is not None and mic.audio_format == "pcm16":
+
+            def metered(chunk: bytes) -> Any:  # the level meter hears each chunk on its way to the server
+                self._measure(chunk)
+                return send(chunk)
+
+            mic.on_chunk = metered
+
+    def _measure(self, chunk: bytes) -> None:
+        samples = array("h", chunk[: len(chunk) // 2 * 2])
+        if samples:
+            rms = math.sqrt(sum(map(operator.mul, samples, samples)) / len(samples)) / _PCM16_FULL_SCALE
+            self._input_level = max(self._input_level, min(1.0, math.sqrt(rms)))
+
+    # Voice state ---------------------------------------------------------------------------------
+    @property
+    def voice_state(self) -> VoiceState:
+        """``off`` (not connected), ``listening``, ``thinking`` (the user's turn ended and no reply is heard
+        yet) or ``speaking`` (the reply's audio plays; without a player: arrives).
+
+        Reading it also measures :attr:`last_turn_latency_ms` when a reply has begun playing: a page polls it.
+        """
+        if self.transport.status != "connected":
+            return "off"
+        played = self._played_ms()
+        if played is None:
+            return "thinking" if self._turn_ended_at is not None else "listening"
+        self._measure_latency(played)
+        return "speaking"
+
+    def _measure_latency(self, played_ms: float) -> None:
+        if self._turn_ended_at is not None:  # the reply began playing ``played_ms`` ago
+            self.last_turn_latency_ms = max(0.0, _now_ms() - played_ms - self._turn_ended_at)
+            self._turn_ended_at = None
+
+    def _played_ms(self) -> float | None:
+        """How long the reply now sounding has played; None when nothing sounds."""
+        player = getattr(self.voice, "player", None)
+        if player is None:
+            return 0.0 if self._receiving_audio else None
+        playing = player.playing
+        return None if playing is None else float(playing.heard_ms)
+
+    @property
+    def input_level(self) -> float:
+        """The microphone's loudest chunk since the last read, 0..1 (the square root of its RMS: nearer to
+        how loud it sounds); 0 without the session's microphone."""
+        level, self._input_level = self._input_level, 0.0
+        return level
+
+    def _end_turn(self) -> None:
+        self._turn_ended_at = _now_ms()
 
     def close(self) -> None:
         """Hang up: stop tool calls and approvals, release player and microphone, close the connection.
@@ -270,10 +341,13 @@ class RealtimeSession:
     def send_message(self, message: str | Mapping[str, Any]) -> None:
         """Add a user message (text, or a message dict) and ask the agent to reply."""
         self.transport.send_message(message)
+        self._end_turn()
 
     def send_audio(self, audio: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
         """Append microphone audio (PCM16 24 kHz mono by default); ``commit`` ends the user's turn."""
         self.transport.send_audio(audio, commit=commit)
+        if commit:
+            self._end_turn()
 
     def interrupt(self) -> None:
         """Stop the agent: cancel its reply and cut its audio where the user stopped hearing it."""
@@ -402,6 +476,10 @@ class RealtimeSession:
                     f"the user's speech could not be transcribed ({detail}); the reply still comes",
                     item_id=data.get("item_id"),
                 )
+        elif kind == "input_audio_buffer.speech_stopped":
+            self._end_turn()  # the server's VAD heard the end of the user's speech
+        elif kind == "input_audio_buffer.speech_started":
+            self._turn_ended_at = None
         elif kind in ("session.created", "session.updated"):
             self._update_audio_format()
         elif kind == "input_audio_buffer.timeout_triggered":
@@ -437,13 +515,18 @@ class RealtimeSession:
 
     def _on_audio(self, audio: TransportAudio) -> None:
         self._spoken = True
+        self._receiving_audio = True
+        if self.voice is None:  # no player to say when it sounds: the first audio received counts
+            self._measure_latency(0.0)
         self._apply_history(self._history.audio(audio.item_id, len(audio.data) / self._audio_bytes_per_ms))
         self._emit(RealtimeAudio(audio.data, audio.item_id, audio.content_index))
 
     def _on_audio_done(self, done: AudioDone) -> None:
+        self._receiving_audio = False
         self._emit(RealtimeAudioEnd(done.item_id, done.content_index))
 
     def _on_audio_interrupted(self, interrupted: AudioInterrupted) -> None:
+        self._receiving_audio = False
         for item_id, content_index, end_ms in interrupted.truncated:
             self._apply_history(self._history.interrupted(item_id, float(end_ms)))
             self._emit(RealtimeAudioInterrupted(item_id, content_index, float(end_ms)))
@@ -452,6 +535,7 @@ class RealtimeSession:
         self._emit(RealtimeAgentStartEvent(self._agent))
 
     def _on_turn_done(self, done: TurnDone) -> None:
+        self._receiving_audio = False
         turn = self._turns.get(done.response_id)
         if turn is not None:
             turn.done, turn.status = True, done.status
@@ -589,7 +673,7 @@ class RealtimeSession:
     # Guardrails ----------------------------------------------------------------------------------
     def _check_guardrails(self, item: AssistantMessageItem, *, final: bool = False) -> None:
         guardrails = self._agent.output_guardrails
-        if not guardrails or item.item_id in self._tripped or item.interrupted:
+        if not guardrails or item.item_id in self._tripped or item.heard_ms is not None:
             return
         text = item.text
         checked = self._guarded.get(item.item_id, 0)
@@ -619,3 +703,7 @@ class RealtimeSession:
 
     def __repr__(self) -> str:
         return f"<RealtimeSession agent={self._agent.name!r} {self.transport.status} items={len(self.history)}>"
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000.0

@@ -1,7 +1,7 @@
 """What a :class:`~pyodide_realtime.session.RealtimeSession` emits: small frozen classes, ``event.type`` a string.
 
 The names are ``openai-agents``' (``agents.realtime.events``). Errors of every origin (server, tool,
-guardrail, transport, audio, mcp) come as one :class:`RealtimeErrorEvent` whose ``message`` says what
+guardrail, transport, audio, microphone, mcp) come as one :class:`RealtimeErrorEvent` whose ``message`` says what
 failed and what to do.
 """
 
@@ -37,7 +37,7 @@ __all__ = [
     "ErrorOrigin",
 ]
 
-ErrorOrigin = Literal["server", "tool", "guardrail", "transport", "audio", "mcp"]
+ErrorOrigin = Literal["server", "tool", "guardrail", "transport", "audio", "microphone", "mcp"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,3 +346,22 @@ async def test_async_with_connects_and_closes_and_iteration_ends(server: Realtim
     assert isinstance(session.history[0], UserMessageItem)
     assert isinstance(session.history[-1], AssistantMessageItem)
     assert not isinstance(session.history[0], RealtimeToolCallItem)
+
+
+@pytest.mark.asyncio
+async def test_voice_state_and_the_last_turns_latency_without_a_player() -> None:
+    async with RealtimeServer(pace=4, speech="tones") as server:
+        session, events = await open_session(server, RealtimeAgent(name="Assistant"))
+        assert (session.voice_state, session.last_turn_latency_ms, session.input_level) == ("listening", None, 0.0)
+        states: list[str] = []
+        session.on("audio", lambda _audio: states.append(session.voice_state))
+        session.send_message("Hello there")
+        assert session.voice_state == "thinking"
+        await events.reply("You said: Hello there")
+        assert states and set(states) == {"speaking"}
+        # From the message to the first audio: a round trip through the local server, well under a second.
+        assert session.last_turn_latency_ms is not None and 0 < session.last_turn_latency_ms < 1000
+        await events.until(lambda e: e.type == "agent_end")
+        assert session.voice_state == "listening"
+        session.close()
+        assert session.voice_state == "off"
