@@ -1,5 +1,8 @@
 """The demo pages driven like a person: connect, speak, listen, interrupt, type, use a tool.
 
+The pages run ``RealtimeSession``; what they show (voice state, microphone level, latency, bubbles
+that keep what was heard) is checked against what the local server saw (``GET /_test/state``).
+
 Two tests (each browser start and Python boot costs seconds): the PyScript page with a fake microphone
 that speaks, and the plain Pyodide page with a refused microphone, a dead server URL and the beta
 dialect. What the page shows is checked against what the local server saw (``GET /_test/state``).
@@ -111,13 +114,21 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
         assert page.get_attribute("#status", "data-status") == "disconnected"
         assert page.input_value("#server-url") == demo_server.ws_url  # from /demo-config.json
+        assert page.is_hidden("#boot") and page.is_hidden("#server-url")  # loaded; the URL waits under Advanced
+        expect(page.locator("#voice-state")).to_have_attribute("data-state", "off")
 
         # Connect; the fake microphone says one sentence, the server's VAD ends the turn, the model answers aloud.
         page.click("#connect")
         page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
+        # The meter moves with the voice; the state goes listening -> thinking -> speaking.
+        page.wait_for_function("() => document.getElementById('mic-level').value > 0.05", timeout=STEP_TIMEOUT_MS)
+        expect(page.locator('#voice-state[data-state="speaking"]')).to_have_text("Speaking")
         expect(page.locator("#transcript li.turn.user").first).to_contain_text("(speech,")
         first_reply = page.locator("#transcript li.turn.assistant").first
         expect(first_reply).to_contain_text(AUDIO_REPLY)
+        expect(page.locator("#latency")).to_have_text(re.compile(r"^Last reply began \d+ ms after you stopped$"))
+        latency_ms = int(re.findall(r"\d+", page.inner_text("#latency"))[0])
+        assert 0 < latency_ms < 5000
         # Every frame of the reply is played (heard == received), not just queued.
         page.wait_for_function(
             "() => { const d = document.getElementById('player-stats').dataset;"
@@ -161,18 +172,23 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         types = [event["type"] for event in received_events(demo_server)]
         assert "response.cancel" in types
         assert types.index("response.cancel") < types.index("conversation.item.truncate")
-        # The player went silent at the cut, and the transcript keeps only what was heard.
+        # The player went silent at the cut, and the bubble says what was heard (the rest, if any, greyed).
         time.sleep(0.5)
         assert float(stats(page)["heardMs"]) <= cut_ms + MAX_PLAYED_AFTER_CUT_MS
         expect(reply).to_have_class(re.compile(r"\binterrupted\b"))
-        expect(reply).not_to_contain_text("pineapple")
+        heard_text = reply.locator(".text").inner_text()
+        assert heard_text.startswith("You said:") and "pineapple" not in heard_text
+        assert LONG_MESSAGE.startswith(heard_text.removeprefix("You said: ").rstrip())
+        unheard = reply.locator(".unheard").inner_text()
+        assert (heard_text + " " + unheard).removeprefix("You said: ").strip() in LONG_MESSAGE
+        expect(page.locator("#voice-state")).to_have_attribute("data-state", "listening")
 
         # A tool call: the model asks for get_weather, the page's Python answers, the model speaks the result.
         page.fill("#message", "What's the weather in Paris?")
         page.press("#message", "Enter")
         tool = page.locator("#transcript li.turn.tool").first
         expect(tool).to_contain_text('get_weather({"location": "Paris"})')
-        expect(tool).to_contain_text('"forecast": "sunny"')
+        expect(tool).to_contain_text('"forecast":"sunny"')
         expect(page.locator("#transcript li.turn.assistant").last).to_contain_text("The get_weather tool says:")
         outputs = [
             json.loads(event["item"]["output"])
@@ -208,6 +224,7 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         assert page.input_value("#server-url") == demo_server.ws_url
 
         # A server that is gone: a clear message, and the page is ready to try again.
+        page.click("#advanced summary")
         page.fill("#server-url", f"ws://127.0.0.1:{free_port()}/v1/realtime")
         page.click("#connect")
         expect(error).to_be_visible()
