@@ -2,7 +2,8 @@
 
 ``RealtimeSession`` does the work (audio, tool calls, history of what was heard); this file renders it. The key
 is an ephemeral ``ek_`` key minted by the page's own server. For tests (read-only): ``#status[data-status]``,
-``#voice-state[data-state]``, ``#transcript > li.turn.{user,assistant,tool}#item-<id>``, ``#player-stats[data-*]``.
+``#voice-state[data-state]``, ``#transcript > li.turn.{user,assistant,tool}#item-<id>``; a spoken reply's bubble
+has ``data-audio-ms`` (received), ``data-heard-ms`` (played) and, once cut, ``data-cut-ms``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def get_weather(location: str) -> dict[str, Any]:
     return {"location": location, "forecast": "sunny", "temperature_c": 18 + len(location) % 10}
 
 
-AGENT = RealtimeAgent(name="Assistant", instructions="You are a friendly voice assistant. Keep answers short.", tools=[get_weather])
+AGENT = RealtimeAgent(name="Assistant", instructions="You are a friendly voice assistant. Be brief.", tools=[get_weather])
 
 
 def el(name: str) -> Any:
@@ -42,7 +43,6 @@ class Demo:
     def __init__(self) -> None:
         self.session: RealtimeSession | None = None
         self.entries: dict[str, Any] = {}  # item_id -> its <li> in #transcript
-        self.stats: dict[str, Any] = {}  # the player's figures, for tests
         self.level = 0.0  # the meter's, 0..1
         self.tasks: set[asyncio.Future[Any]] = set()  # held: asyncio keeps only weak references
 
@@ -70,7 +70,7 @@ class Demo:
         return str((await answer.json())["value"])
 
     async def connect(self) -> None:
-        el("error").hidden, self.entries, self.stats = True, {}, {}
+        el("error").hidden, self.entries = True, {}
         el("transcript").replaceChildren()
         self.session = session = RealtimeSession(AGENT, dialect=el("dialect").value, audio=True)
         url = el("server-url").value.strip()
@@ -78,7 +78,6 @@ class Demo:
             url += f"?model={session.transport.current_model}"
         session.transport.on("connection_change", lambda change: self.set_status(change.status))
         session.on("history_updated", self.render)
-        session.on("audio_interrupted", lambda e: self.stats.update({"truncate-item": e.item_id, "truncate-ms": int(e.heard_ms)}))
         session.on("error", lambda e: self.show_error(e.message, ERROR_KINDS.get(e.origin, e.origin)))
         try:
             await session.connect(api_key=self.mint_key, url=url or None)
@@ -91,10 +90,10 @@ class Demo:
             self.session.send_message(text)
             el("message").value = ""
 
-    def interrupt(self) -> None:
-        playing = self.session.voice.player.playing if self.session.voice else None
-        self.stats["heard-at-interrupt"] = playing.heard_ms if playing else ""
-        self.session.interrupt()
+    def hang_up(self) -> None:
+        el("error").hidden = True  # hanging up is not an error, and it ends the one shown
+        if self.session is not None:
+            self.session.close()
 
     def toggle_mute(self) -> None:
         self.session.mute(muted := not self.session.transport.muted)
@@ -111,11 +110,14 @@ class Demo:
                 li.id, li.className = f"item-{item.item_id}", f"turn {role}"
                 li.innerHTML = f'<span class="who">{WHO[role]}</span><span class="text"></span> <span class="unheard"></span>'
             if role == "tool":
-                li.querySelector(".text").textContent = f"{item.name}({item.arguments})" + (f" → {item.output}" if item.output else " …")
+                result = f" → {item.output}" if item.output else " …"
+                li.querySelector(".text").textContent = f"{item.name}({item.arguments}){result}"
             else:  # what was not heard of an interrupted reply stays, greyed
                 li.querySelector(".text").textContent = item.text or ("🎤 …" if role == "user" else "")
                 li.querySelector(".unheard").textContent = getattr(item, "unheard_text", "")
                 li.classList.toggle("interrupted", getattr(item, "interrupted", False))
+                if getattr(item, "heard_ms", None) is not None:
+                    li.dataset.cutMs = int(item.heard_ms)
         if (order := [i.item_id for i in event.history if i.item_id in self.entries]) != list(self.entries):
             for gone in set(self.entries) - set(order):
                 self.entries.pop(gone).remove()
@@ -123,7 +125,7 @@ class Demo:
         el("transcript").scrollTop = el("transcript").scrollHeight
 
     async def tick(self) -> None:
-        """Every TICK_S: the voice state, the microphone level, the last turn's latency, the player's figures."""
+        """Every TICK_S: the voice state, the microphone level, the last turn's latency, how much was heard."""
         while True:
             await asyncio.sleep(TICK_S)
             session = self.session
@@ -133,14 +135,12 @@ class Demo:
                 el("latency").textContent = f"Last reply began {session.last_turn_latency_ms:.0f} ms after you stopped"
             el("mic-level").value = self.level = max(session.input_level if session else 0.0, self.level * LEVEL_DECAY)
             player = session.voice.player if session and session.voice else None
-            if replies := [i for i in (session.history if player else ()) if getattr(i, "audio_ms", 0)]:
-                heard = [player.heard_ms(i.item_id, 0) or 0.0 for i in replies]
-                self.stats.update({"item": replies[-1].item_id, "played-ms": sum(heard), "heard-ms": heard[-1],
-                                   "received-ms": sum(i.audio_ms for i in replies)})
-            for name, value in self.stats.items():
-                el("player-stats").setAttribute(f"data-{name}", f"{value:.1f}" if isinstance(value, float) else value)
-            el("player-stats").textContent = f"audio: {self.stats.get('received-ms', 0):.0f} ms received, " \
-                                             f"{self.stats.get('played-ms', 0):.0f} ms played"
+            spoken = [i for i in (session.history if player else ()) if getattr(i, "audio_ms", 0)]
+            for reply in spoken[-2:]:  # the one playing, and the one that just ended
+                if (li := self.entries.get(reply.item_id)) is not None:  # its underline grows as it is heard
+                    heard = player.heard_ms(reply.item_id, 0) or 0.0
+                    li.dataset.audioMs, li.dataset.heardMs = f"{reply.audio_ms:.1f}", f"{heard:.1f}"
+                    li.style.setProperty("--heard", f"{min(1.0, heard / reply.audio_ms):.3f}")
 
 
 async def main() -> Demo:
@@ -153,8 +153,8 @@ async def main() -> Demo:
         demo.show_error("No /demo-config.json here: enter the Realtime server's URL under Advanced.", "config")
     for name, event, handler in [
         ("connect", "click", lambda _e: demo.tasks.add(asyncio.ensure_future(demo.connect()))),
-        ("hang-up", "click", lambda _e: (setattr(el("error"), "hidden", True), demo.session and demo.session.close())),
-        ("interrupt", "click", lambda _e: demo.interrupt()),
+        ("hang-up", "click", lambda _e: demo.hang_up()),
+        ("interrupt", "click", lambda _e: demo.session.interrupt()),
         ("mute", "click", lambda _e: demo.toggle_mute()),
         ("composer", "submit", lambda e: (e.preventDefault(), demo.send_text())),
     ]:
