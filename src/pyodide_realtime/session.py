@@ -35,7 +35,7 @@ from ._interfaces import bytes_per_ms
 from ._platform import in_browser
 from .agent import RealtimeAgent, RealtimeHandoff
 from .config import SessionConfig
-from .errors import ConfigurationError, InvalidStateError
+from .errors import ConfigurationError, InvalidStateError, ServerError
 from .events import AudioDone, AudioInterrupted, ErrorEvent, FunctionCall, TransportAudio, TurnDone, TurnStarted
 from .guardrail import OutputGuardrailResult
 from .items import AssistantMessageItem, RealtimeItem, RealtimeMCPApprovalRequestItem, RealtimeMCPListToolsItem
@@ -215,7 +215,6 @@ class RealtimeSession:
             initial_session_config=self._config.merged(config),
             **options,
         )
-        self._emit(RealtimeAgentStartEvent(self._agent))
         if self._audio and self.voice is None:
             await self._start_voice()
         return self
@@ -508,7 +507,10 @@ class RealtimeSession:
                 self._mcp_tools[item.item_id] = item.tools
                 every = tuple(tool for tools in self._mcp_tools.values() for tool in tools)
                 self._emit(RealtimeMCPToolsChanged(item.server_label, every))
-            if isinstance(item, AssistantMessageItem) and not change.removed:
+            if change.removed:
+                self._guarded.pop(item.item_id, None)
+                self._tripped.discard(item.item_id)
+            elif isinstance(item, AssistantMessageItem):
                 self._check_guardrails(item)
         if changes:
             self._emit(RealtimeHistoryUpdated(self._history.items, changes[-1].item))
@@ -549,9 +551,8 @@ class RealtimeSession:
 
     def _on_transport_error(self, error: ErrorEvent) -> None:
         exception = error.exception
-        detail = getattr(exception, "error", None)
-        if isinstance(detail, Mapping) and detail:  # a ServerError: the server refused something we sent
-            code = detail.get("code") or detail.get("type") or "error"
+        if isinstance(exception, ServerError):  # the server refused something that was sent
+            code = exception.code or exception.error.get("type") or "error"
             self._error(
                 "server",
                 f"the server refused a request ({code}): {exception}. The session goes on; fix the request that caused it",

@@ -159,6 +159,17 @@ async def test_the_users_speech_shows_its_transcription_deltas_as_they_come(sess
     user = session.history[0]
     assert isinstance(user, UserMessageItem) and user.audio
 
+    # A failed transcription ends the 'transcribing' state and says so, as an error of the server's.
+    play(session, {"type": "conversation.item.added", "previous_item_id": "u1", "item": {**item, "id": "u2"}})
+    play(
+        session, {"type": "conversation.item.input_audio_transcription.delta", "item_id": "u2", "content_index": 0, "delta": "Wh"}
+    )
+    failure = {"type": "conversation.item.input_audio_transcription.failed", "item_id": "u2", "content_index": 0}
+    play(session, {**failure, "error": {"type": "transcription_error", "message": "audio unreadable"}})
+    error = await until(session, lambda e: e.type == "error")
+    assert (error.origin, error.item_id) == ("server", "u2") and "audio unreadable" in error.message
+    assert session.history[1].transcribing is False  # type: ignore[union-attr]
+
 
 @pytest.mark.asyncio
 async def test_tool_calls_of_one_response_run_concurrently_and_one_response_follows(
