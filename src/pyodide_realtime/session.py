@@ -157,6 +157,7 @@ class RealtimeSession:
         self._audio_bytes_per_ms = bytes_per_ms("pcm16")
         self._turn_ended_at: float | None = None  # when the user's turn ended, until the reply is heard
         self._receiving_audio = False
+        self._response_audio = False  # the running response has sent audio
         self._input_level = 0.0
         #: Milliseconds from the end of the user's last turn to the first audio of the reply heard
         #: (played, with the page's player; received, without one). None until a turn was measured.
@@ -517,7 +518,7 @@ class RealtimeSession:
 
     def _on_audio(self, audio: TransportAudio) -> None:
         self._spoken = True
-        self._receiving_audio = True
+        self._receiving_audio = self._response_audio = True
         if self.voice is None:  # no player to say when it sounds: the first audio received counts
             self._measure_latency(0.0)
         self._apply_history(self._history.audio(audio.item_id, len(audio.data) / self._audio_bytes_per_ms))
@@ -534,11 +535,14 @@ class RealtimeSession:
             self._emit(RealtimeAudioInterrupted(item_id, content_index, float(end_ms)))
 
     def _on_turn_started(self, turn: TurnStarted) -> None:
+        self._response_audio = False
         self._emit(RealtimeAgentStartEvent(self._agent))
 
     def _on_turn_done(self, done: TurnDone) -> None:
         self._receiving_audio = False
         turn = self._turns.get(done.response_id)
+        if turn is None and not self._response_audio:
+            self._turn_ended_at = None  # a reply with nothing to hear and no tool to wait for: not thinking any more
         if turn is not None:
             turn.done, turn.status = True, done.status
             self._maybe_continue(done.response_id, turn)

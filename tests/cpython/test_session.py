@@ -365,3 +365,14 @@ async def test_voice_state_and_the_last_turns_latency_without_a_player() -> None
         assert session.voice_state == "listening"
         session.close()
         assert session.voice_state == "off"
+
+
+@pytest.mark.asyncio
+async def test_a_reply_with_nothing_to_hear_does_not_leave_the_agent_thinking(server: RealtimeServer) -> None:
+    session, events = await open_session(server, RealtimeAgent(name="Assistant"), config={"modalities": ["text"]})
+    session.send_message("Reply in text")
+    assert session.voice_state == "thinking"
+    assert (await events.reply("You said: Reply in text")).audio is False
+    await events.until(lambda e: e.type == "agent_end")
+    assert (session.voice_state, session.last_turn_latency_ms) == ("listening", None)
+    session.close()
