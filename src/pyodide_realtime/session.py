@@ -25,7 +25,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._emitter import EventEmitter, Handler
@@ -74,7 +74,8 @@ DEFAULT_GUARDRAIL_DEBOUNCE_CHARS = 100
 MAX_QUEUED_EVENTS = 1000
 #: Tool calls of one session that may wait or run at once; more are answered with an error text.
 MAX_PENDING_CALLS = 64
-_ASSISTANT_TURN_STATUSES_NOT_TO_CONTINUE = frozenset({"cancelled", "failed"})
+#: A response that ended so (interrupted, failed) is not continued after its tool calls: the user moved on.
+_NOT_CONTINUED = frozenset({"cancelled", "failed"})
 _PCM16_FULL_SCALE = 32768.0
 
 
@@ -95,7 +96,6 @@ class _Approval:
     name: str
     kind: str = "function"
     server_label: str | None = None
-    always: bool = field(default=False)
 
 
 class RealtimeSession:
@@ -671,7 +671,7 @@ class RealtimeSession:
         if not turn.done or turn.pending > 0:
             return
         self._turns.pop(response_id, None)
-        if turn.answered and not turn.continued and turn.status not in _ASSISTANT_TURN_STATUSES_NOT_TO_CONTINUE:
+        if turn.answered and not turn.continued and turn.status not in _NOT_CONTINUED:
             turn.continued = True
             self.transport.request_response()
 
