@@ -26,7 +26,7 @@ Instructions = str | Callable[["RealtimeAgent"], str | Awaitable[str]] | None
 Tool = FunctionTool | Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (it holds functions and dicts)
 class RealtimeHandoff:
     """A tool that hands the conversation to ``agent`` (make one with :func:`realtime_handoff`)."""
 
@@ -62,7 +62,7 @@ def realtime_handoff(
     return RealtimeHandoff(agent, name, description)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (it holds functions and dicts)
 class RealtimeAgent:
     """A voice agent: ``name``, ``instructions``, ``tools``, ``handoffs``, ``output_guardrails``, ``voice``.
 

@@ -41,7 +41,7 @@ class OutputGuardrailResult:
     output: GuardrailFunctionOutput
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (it holds functions and dicts)
 class OutputGuardrail:
     """A named check of the model's output (make one with :func:`output_guardrail`)."""
 

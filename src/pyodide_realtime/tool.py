@@ -57,7 +57,7 @@ class ToolResult:
     failure: ToolFailure | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (it holds functions and dicts)
 class FunctionTool:
     """A tool the model can call. Make one with :func:`function_tool`."""
 
