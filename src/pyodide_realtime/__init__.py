@@ -1,12 +1,14 @@
 """pyodide-realtime: a pure-Python client for the OpenAI Realtime API, in the browser (Pyodide) and CPython.
 
-Start with :class:`OpenAIRealtimeWebSocket`; configure the session with :class:`SessionConfig` (or a dict).
+For a voice app, start with :class:`RealtimeSession` and a :class:`RealtimeAgent` (tools with
+:func:`function_tool`); underneath is :class:`OpenAIRealtimeWebSocket`; configure the session with :class:`SessionConfig` (or a dict).
 In a page, :func:`start_voice` wires an :class:`AudioPlayer` and a :class:`Microphone` to it. The local
 Realtime server (CPython only) is :mod:`pyodide_realtime.server`.
 """
 
 from ._interfaces import AudioFormat, AudioInput, AudioOutput, RealtimeSocket, SocketFactory, SocketHandler, SocketRequest
 from ._version import __version__
+from .agent import RealtimeAgent, RealtimeHandoff, realtime_handoff
 from .audio import AudioPlayer, Microphone, PlaybackPosition, VoiceConversation, start_voice
 from .config import DEFAULT_SESSION_CONFIG, SessionConfig, TurnDetection
 from .errors import (
@@ -40,10 +42,78 @@ from .events import (
     Usage,
     parse_server_event,
 )
+from .guardrail import GuardrailFunctionOutput, OutputGuardrail, OutputGuardrailResult, output_guardrail
+from .items import (
+    AssistantMessageItem,
+    RealtimeItem,
+    RealtimeMCPApprovalRequestItem,
+    RealtimeMCPCallItem,
+    RealtimeMCPListToolsItem,
+    RealtimeToolCallItem,
+    SystemMessageItem,
+    UserMessageItem,
+)
+from .session import RealtimeSession
+from .session_events import (
+    RealtimeAgentEndEvent,
+    RealtimeAgentStartEvent,
+    RealtimeAudio,
+    RealtimeAudioEnd,
+    RealtimeAudioInterrupted,
+    RealtimeErrorEvent,
+    RealtimeGuardrailTripped,
+    RealtimeHandoffEvent,
+    RealtimeHistoryAdded,
+    RealtimeHistoryUpdated,
+    RealtimeInputAudioTimeoutTriggered,
+    RealtimeMCPToolsChanged,
+    RealtimeSessionEvent,
+    RealtimeToolApprovalRequired,
+    RealtimeToolEnd,
+    RealtimeToolStart,
+)
+from .tool import FunctionTool, function_tool
 from .transport import ConnectionState, OpenAIRealtimeWebSocket
 
 __all__ = [
     "__version__",
+    # session: agents, tools, history
+    "RealtimeAgent",
+    "RealtimeSession",
+    "function_tool",
+    "FunctionTool",
+    "RealtimeHandoff",
+    "realtime_handoff",
+    "output_guardrail",
+    "OutputGuardrail",
+    "OutputGuardrailResult",
+    "GuardrailFunctionOutput",
+    # session history items
+    "RealtimeItem",
+    "UserMessageItem",
+    "AssistantMessageItem",
+    "SystemMessageItem",
+    "RealtimeToolCallItem",
+    "RealtimeMCPListToolsItem",
+    "RealtimeMCPCallItem",
+    "RealtimeMCPApprovalRequestItem",
+    # session events
+    "RealtimeSessionEvent",
+    "RealtimeAgentStartEvent",
+    "RealtimeAgentEndEvent",
+    "RealtimeHandoffEvent",
+    "RealtimeToolStart",
+    "RealtimeToolEnd",
+    "RealtimeToolApprovalRequired",
+    "RealtimeMCPToolsChanged",
+    "RealtimeAudio",
+    "RealtimeAudioEnd",
+    "RealtimeAudioInterrupted",
+    "RealtimeErrorEvent",
+    "RealtimeHistoryAdded",
+    "RealtimeHistoryUpdated",
+    "RealtimeGuardrailTripped",
+    "RealtimeInputAudioTimeoutTriggered",
     # transport
     "OpenAIRealtimeWebSocket",
     "ConnectionState",

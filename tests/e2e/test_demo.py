@@ -1,5 +1,8 @@
 """The demo pages driven like a person: connect, speak, listen, interrupt, type, use a tool.
 
+The pages run ``RealtimeSession``; what they show (voice state, microphone level, latency, bubbles
+that keep what was heard) is checked against what the local server saw (``GET /_test/state``).
+
 Two tests (each browser start and Python boot costs seconds): the PyScript page with a fake microphone
 that speaks, and the plain Pyodide page with a refused microphone, a dead server URL and the beta
 dialect. What the page shows is checked against what the local server saw (``GET /_test/state``).
@@ -54,10 +57,10 @@ def keep_screenshot(page: Any, name: str) -> Path:
     return path
 
 
-def stats(page: Any) -> dict[str, str]:
-    """The player's figures the page exposes on ``#player-stats`` (read-only ``data-*``)."""
-    figures: dict[str, str] = page.evaluate("() => ({...document.getElementById('player-stats').dataset})")
-    return figures
+def figures(page: Any, item_id: str) -> dict[str, str]:
+    """A reply bubble's playback figures (read-only ``data-*``: audioMs received, heardMs played, cutMs)."""
+    found: dict[str, str] = page.evaluate("(id) => ({...document.getElementById('item-' + id).dataset})", item_id)
+    return found
 
 
 def received_events(server: Any) -> list[dict[str, Any]]:
@@ -111,17 +114,27 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
         assert page.get_attribute("#status", "data-status") == "disconnected"
         assert page.input_value("#server-url") == demo_server.ws_url  # from /demo-config.json
+        assert page.is_hidden("#boot") and page.is_hidden("#server-url")  # loaded; the URL waits under Advanced
+        expect(page.locator("#voice-state")).to_have_attribute("data-state", "off")
 
         # Connect; the fake microphone says one sentence, the server's VAD ends the turn, the model answers aloud.
         page.click("#connect")
         page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
+        # The meter moves with the voice; the state goes listening -> thinking -> speaking.
+        page.wait_for_function("() => document.getElementById('mic-level').value > 0.05", timeout=STEP_TIMEOUT_MS)
+        keep_screenshot(page, "pyscript-desktop-listening")
+        expect(page.locator('#voice-state[data-state="speaking"]')).to_have_text("Speaking")
         expect(page.locator("#transcript li.turn.user").first).to_contain_text("(speech,")
         first_reply = page.locator("#transcript li.turn.assistant").first
         expect(first_reply).to_contain_text(AUDIO_REPLY)
+        expect(page.locator("#latency")).to_have_text(re.compile(r"^Last reply began \d+ ms after you stopped$"))
+        latency_ms = int(re.findall(r"\d+", page.inner_text("#latency"))[0])
+        assert 0 < latency_ms < 5000
         # Every frame of the reply is played (heard == received), not just queued.
         page.wait_for_function(
-            "() => { const d = document.getElementById('player-stats').dataset;"
-            " return +d.receivedMs > 1000 && Math.abs(+d.playedMs - +d.receivedMs) < 5; }",
+            "(id) => { const d = document.getElementById('item-' + id).dataset;"
+            " return +d.audioMs > 1000 && Math.abs(+d.heardMs - +d.audioMs) < 5; }",
+            arg=first_reply.get_attribute("id").removeprefix("item-"),
             timeout=STEP_TIMEOUT_MS,
         )
         connection = server_state(demo_server)["connections"][0]
@@ -139,40 +152,40 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         expect(reply).to_contain_text("You said:")
         item_id = reply.get_attribute("id").removeprefix("item-")
         page.wait_for_function(
-            "([id, ms]) => { const d = document.getElementById('player-stats').dataset;"
-            " return d.item === id && +d.heardMs >= ms; }",
+            "([id, ms]) => +document.getElementById('item-' + id).dataset.heardMs >= ms",
             arg=[item_id, HEARD_BEFORE_INTERRUPT_MS],
             timeout=STEP_TIMEOUT_MS,
         )
-        heard_before = float(stats(page)["heardMs"])
+        heard_before = float(figures(page, item_id)["heardMs"])
         page.click("#interrupt")
-        page.wait_for_function(
-            "(id) => document.getElementById('player-stats').dataset.truncateItem === id", arg=item_id
-        )
+        page.wait_for_function("(id) => 'cutMs' in document.getElementById('item-' + id).dataset", arg=item_id)
         truncation = wait_for_truncation(demo_server, item_id)
         cut_ms = truncation["audio_end_ms"]
-        shown = stats(page)
-        # The server cut the item exactly where the page's player said it was...
-        assert cut_ms == int(shown["truncateMs"])
-        assert abs(cut_ms - float(shown["heardAtInterrupt"])) <= 1
+        # The server cut the item where the page's player stopped, and the bubble records it...
+        assert cut_ms == int(figures(page, item_id)["cutMs"])
         assert heard_before <= cut_ms <= heard_before + MAX_CLICK_LAG_MS
         # ...which is mid-reply: less than the audio the model had generated, and the response was cancelled first.
         assert cut_ms < truncation["audio_available_ms"]
         types = [event["type"] for event in received_events(demo_server)]
         assert "response.cancel" in types
         assert types.index("response.cancel") < types.index("conversation.item.truncate")
-        # The player went silent at the cut, and the transcript keeps only what was heard.
+        # The player went silent at the cut, and the bubble says what was heard (the rest, if any, greyed).
         time.sleep(0.5)
-        assert float(stats(page)["heardMs"]) <= cut_ms + MAX_PLAYED_AFTER_CUT_MS
+        assert abs(float(figures(page, item_id)["heardMs"]) - cut_ms) <= MAX_PLAYED_AFTER_CUT_MS
         expect(reply).to_have_class(re.compile(r"\binterrupted\b"))
-        expect(reply).not_to_contain_text("pineapple")
+        heard_text = reply.locator(".text").inner_text()
+        assert heard_text.startswith("You said:") and "pineapple" not in heard_text
+        assert LONG_MESSAGE.startswith(heard_text.removeprefix("You said: ").rstrip())
+        unheard = reply.locator(".unheard").inner_text()
+        assert (heard_text + " " + unheard).removeprefix("You said: ").strip() in LONG_MESSAGE
+        expect(page.locator("#voice-state")).to_have_attribute("data-state", "listening")
 
         # A tool call: the model asks for get_weather, the page's Python answers, the model speaks the result.
         page.fill("#message", "What's the weather in Paris?")
         page.press("#message", "Enter")
         tool = page.locator("#transcript li.turn.tool").first
         expect(tool).to_contain_text('get_weather({"location": "Paris"})')
-        expect(tool).to_contain_text('"forecast": "sunny"')
+        expect(tool).to_contain_text('"forecast":"sunny"')
         expect(page.locator("#transcript li.turn.assistant").last).to_contain_text("The get_weather tool says:")
         outputs = [
             json.loads(event["item"]["output"])
@@ -208,6 +221,7 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         assert page.input_value("#server-url") == demo_server.ws_url
 
         # A server that is gone: a clear message, and the page is ready to try again.
+        page.click("#advanced summary")
         page.fill("#server-url", f"ws://127.0.0.1:{free_port()}/v1/realtime")
         page.click("#connect")
         expect(error).to_be_visible()
@@ -231,7 +245,7 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         page.click("#send")
         expect(page.locator("#transcript li.turn.user .text").first).to_have_text("hello from plain Pyodide")
         expect(page.locator("#transcript li.turn.assistant .text").first).to_have_text("You said: hello from plain Pyodide")
-        page.wait_for_function("() => +document.getElementById('player-stats').dataset.playedMs > 500")
+        page.wait_for_function("() => +document.querySelector('#transcript li.turn.assistant').dataset.heardMs > 500")
         assert_fits_the_screen(page)
 
         # Hanging up is not an error (and clears the microphone's).

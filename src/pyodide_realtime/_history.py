@@ -1,0 +1,370 @@
+"""The conversation as the server holds it, rebuilt from server events (sans-I/O: events in, changes out).
+
+Built from the raw server events (the transport's ``*``) rather than its derived ``item_update``: the
+history needs every item type, each delta, and the server's ``previous_item_id`` order. Function call
+outputs and MCP approval answers are folded into the call (or request) they answer, as in
+``openai-agents``; their ids stay known as aliases, so an item placed after one lands after the call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from .items import (
+    AssistantMessageItem,
+    RealtimeItem,
+    RealtimeMCPApprovalRequestItem,
+    RealtimeMCPCallItem,
+    RealtimeMCPListToolsItem,
+    RealtimeToolCallItem,
+    SystemMessageItem,
+    UserMessageItem,
+)
+
+__all__ = ["History", "HistoryChange", "heard_text"]
+
+logger = logging.getLogger("pyodide_realtime")
+
+#: The history keeps the newest items only (the server keeps its own); older ones are dropped.
+MAX_HISTORY_ITEMS = 1000
+#: A text (transcript, arguments) stops growing past this many characters.
+MAX_ITEM_CHARS = 100_000
+#: Events whose ``previous_item_id`` places the item (``done``/``retrieved`` may omit it: they never move one).
+_PLACING = frozenset({"conversation.item.added", "conversation.item.created"})
+_ITEM_EVENTS = _PLACING | {
+    "conversation.item.done",
+    "conversation.item.retrieved",
+    "response.output_item.added",
+    "response.output_item.done",
+}
+_ASSISTANT_DELTAS = frozenset(
+    {
+        "response.output_audio_transcript.delta",
+        "response.audio_transcript.delta",
+        "response.output_text.delta",
+        "response.text.delta",
+    }
+)
+_AUDIO_PARTS = frozenset({"output_audio", "audio"})
+_USER_AUDIO_PARTS = frozenset({"input_audio"})
+#: The server event types the history reads; everything else is skipped before any parsing.
+EVENT_TYPES = (
+    _ITEM_EVENTS
+    | _ASSISTANT_DELTAS
+    | {
+        "conversation.item.deleted",
+        "conversation.item.truncated",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.failed",
+        "response.function_call_arguments.delta",
+        "response.mcp_call_arguments.delta",
+    }
+)
+
+
+class HistoryChange(NamedTuple):
+    """``item`` was added (``added``), changed, or removed (``removed``)."""
+
+    item: RealtimeItem
+    added: bool = False
+    removed: bool = False
+
+
+def heard_text(transcript: str, heard_ms: float, audio_ms: float) -> str:
+    """About the part of ``transcript`` spoken in the first ``heard_ms`` of ``audio_ms`` of audio.
+
+    Proportional to the audio played, snapped to the nearest word boundary; nothing for 0 ms.
+    """
+    if heard_ms <= 0 or not transcript or audio_ms <= 0:
+        return ""
+    if heard_ms >= audio_ms:
+        return transcript
+    cut = round(len(transcript) * heard_ms / audio_ms)
+    before = max(transcript.rfind(" ", 0, cut + 1), 0)  # the start counts as a boundary
+    after = transcript.find(" ", cut)
+    after = len(transcript) if after < 0 else after
+    # The boundary nearer to the proportional cut: a word counts as heard when most of it was.
+    end = after if after - cut < cut - before else before
+    return transcript[:end].rstrip()
+
+
+def _text(parts: Any, *keys: str) -> str:
+    texts = []
+    for part in parts if isinstance(parts, list) else ():
+        if isinstance(part, Mapping):
+            for key in keys:
+                value = part.get(key)
+                if isinstance(value, str) and value:
+                    texts.append(value)
+                    break
+    return "".join(texts)
+
+
+def _status(item: Mapping[str, Any]) -> Any:
+    status = item.get("status")
+    return status if status in ("in_progress", "completed", "incomplete") else None
+
+
+class History:
+    """Ordered items, updated by :meth:`receive`, :meth:`audio`, :meth:`interrupted` and :meth:`call_output`."""
+
+    def __init__(self) -> None:
+        self._order: list[str] = []
+        self._items: dict[str, RealtimeItem] = {}
+        self._full: dict[str, str] = {}  # assistant item id -> its whole transcript (heard or not)
+        self._aliases: dict[str, str] = {}  # function_call_output / approval response id -> the item it answers
+
+    @property
+    def items(self) -> tuple[RealtimeItem, ...]:
+        return tuple(self._items[item_id] for item_id in self._order)
+
+    def get(self, item_id: str) -> RealtimeItem | None:
+        return self._items.get(self._aliases.get(item_id, item_id))
+
+    # Feeding -------------------------------------------------------------------------------------
+    def receive(self, kind: str, event: Mapping[str, Any], fields_set: frozenset[str] = frozenset()) -> list[HistoryChange]:
+        """Apply one server event (as a dict); ``fields_set`` names the fields the server actually sent."""
+        if kind in _ITEM_EVENTS:
+            item = event.get("item")
+            if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+                return []
+            placing = kind in _PLACING and "previous_item_id" in fields_set
+            return self._upsert(item, event.get("previous_item_id"), placing=placing)
+        item_id = event.get("item_id")
+        if not isinstance(item_id, str):
+            return []
+        delta = event.get("delta")
+        if kind in _ASSISTANT_DELTAS and isinstance(delta, str):
+            return self._assistant_delta(item_id, delta, audio=("audio" in kind))
+        if kind == "response.function_call_arguments.delta" and isinstance(delta, str):
+            return self._grow(item_id, RealtimeToolCallItem, "arguments", delta, call_id=str(event.get("call_id") or ""))
+        if kind == "response.mcp_call_arguments.delta" and isinstance(delta, str):
+            return self._grow(item_id, RealtimeMCPCallItem, "arguments", delta)
+        if kind == "conversation.item.input_audio_transcription.delta" and isinstance(delta, str):
+            return self._grow(item_id, UserMessageItem, "text", delta, audio=True, transcribing=True)
+        if kind == "conversation.item.input_audio_transcription.completed":
+            return self._set_user_transcript(item_id, str(event.get("transcript") or ""))
+        if kind == "conversation.item.input_audio_transcription.failed":
+            return self._replace(item_id, UserMessageItem, transcribing=False)
+        if kind == "conversation.item.truncated":
+            end = event.get("audio_end_ms")
+            current = self.get(item_id)
+            if isinstance(current, AssistantMessageItem) and current.heard_ms is None and isinstance(end, (int, float)):
+                return self.interrupted(item_id, float(end))
+            return []
+        if kind == "conversation.item.deleted":
+            return self._remove(item_id)
+        return []
+
+    def audio(self, item_id: str, ms: float) -> list[HistoryChange]:
+        """``ms`` more of the item's audio arrived (audio length is what trimming is proportional to)."""
+        current = self.get(item_id)
+        if isinstance(current, AssistantMessageItem):
+            return self._put(dataclasses.replace(current, audio_ms=current.audio_ms + ms, audio=True))
+        changes = self._put(AssistantMessageItem(item_id, audio=True, audio_ms=ms, status="in_progress"))
+        return changes
+
+    def interrupted(self, item_id: str, heard_ms: float) -> list[HistoryChange]:
+        """The reply was cut after ``heard_ms`` of it played: keep as ``text`` about what was heard."""
+        current = self.get(item_id)
+        if not isinstance(current, AssistantMessageItem):
+            current = AssistantMessageItem(item_id, audio=True, status="in_progress")
+        return self._put(self._trimmed(dataclasses.replace(current, heard_ms=max(0.0, heard_ms))))
+
+    def call_output(self, call_id: str, output: str) -> list[HistoryChange]:
+        call = self._call(call_id)
+        if call is None or call.output == output:
+            return []
+        return self._put(dataclasses.replace(call, output=output, status="completed"))
+
+    def approval(self, request_id: str, approved: bool) -> list[HistoryChange]:
+        return self._replace(request_id, RealtimeMCPApprovalRequestItem, approved=approved)
+
+    # Items ---------------------------------------------------------------------------------------
+    def _upsert(self, raw: Mapping[str, Any], previous: Any, *, placing: bool) -> list[HistoryChange]:
+        item_id = str(raw["id"])
+        kind = raw.get("type")
+        current = self.get(item_id)
+        if kind == "function_call_output":
+            call = self._call(str(raw.get("call_id") or ""))
+            if call is None:
+                return []
+            self._aliases[item_id] = call.item_id
+            output = raw.get("output")
+            return self.call_output(call.call_id, output) if isinstance(output, str) else []
+        if kind == "mcp_approval_response":
+            request_id = str(raw.get("approval_request_id") or "")
+            if request_id in self._items:
+                self._aliases[item_id] = request_id
+                return self.approval(request_id, bool(raw.get("approve")))
+            return []
+        item = self._convert(raw, current)
+        if item is None:
+            return []
+        changes = self._put(item)
+        if placing and (current is None or self._predecessor(item_id) != previous):
+            self._place(item_id, previous if isinstance(previous, str) else None)
+        return changes
+
+    def _convert(self, raw: Mapping[str, Any], current: RealtimeItem | None) -> RealtimeItem | None:
+        item_id, kind, role, content = str(raw["id"]), raw.get("type"), raw.get("role"), raw.get("content")
+        status = _status(raw) or getattr(current, "status", None)
+        if kind == "message" and role == "user":
+            parts = tuple(dict(p) for p in content if isinstance(p, Mapping)) if isinstance(content, list) else ()
+            spoken = any(p.get("type") in _USER_AUDIO_PARTS for p in parts)
+            text = _text(content, "text", "transcript")
+            old = current if isinstance(current, UserMessageItem) else None
+            if old is not None and not text:
+                text = old.text  # the server's copy has no transcript yet; the deltas' text stands
+            transcribing = old.transcribing if old is not None else False
+            return UserMessageItem(item_id, text, spoken or bool(old and old.audio), transcribing, status, content=parts)
+        if kind == "message" and role == "assistant":
+            old_a = current if isinstance(current, AssistantMessageItem) else AssistantMessageItem(item_id)
+            full = _text(content, "transcript", "text")
+            if len(full) > len(self._full.get(item_id, "")):
+                # The server's copy wins only when it knows more: after a truncation it is cut (by its
+                # own estimate), and what was heard is this history's to say.
+                self._full[item_id] = full[:MAX_ITEM_CHARS]
+            spoken = isinstance(content, list) and any(isinstance(p, Mapping) and p.get("type") in _AUDIO_PARTS for p in content)
+            return self._trimmed(dataclasses.replace(old_a, status=status, audio=old_a.audio or spoken))
+        if kind == "message" and role == "system":
+            return SystemMessageItem(item_id, _text(content, "text"), status)
+        if kind == "function_call":
+            old_c = current if isinstance(current, RealtimeToolCallItem) else None
+            arguments = str(raw.get("arguments") or "") or (old_c.arguments if old_c else "")
+            return RealtimeToolCallItem(
+                item_id,
+                str(raw.get("call_id") or ""),
+                str(raw.get("name") or ""),
+                arguments,
+                old_c.output if old_c else None,
+                status if not (old_c and old_c.output is not None) else "completed",
+            )
+        if kind == "mcp_list_tools":
+            tools = raw.get("tools")
+            listed = tuple(dict(t) for t in tools if isinstance(t, Mapping)) if isinstance(tools, list) else ()
+            return RealtimeMCPListToolsItem(item_id, str(raw.get("server_label") or ""), listed)
+        if kind == "mcp_call":
+            old_m = current if isinstance(current, RealtimeMCPCallItem) else None
+            return RealtimeMCPCallItem(
+                item_id,
+                str(raw.get("server_label") or ""),
+                str(raw.get("name") or ""),
+                str(raw.get("arguments") or "") or (old_m.arguments if old_m else ""),
+                raw.get("output") if isinstance(raw.get("output"), str) else None,
+                raw.get("error"),
+                status,
+                raw.get("approval_request_id") if isinstance(raw.get("approval_request_id"), str) else None,
+            )
+        if kind == "mcp_approval_request":
+            old_r = current if isinstance(current, RealtimeMCPApprovalRequestItem) else None
+            return RealtimeMCPApprovalRequestItem(
+                item_id,
+                str(raw.get("server_label") or ""),
+                str(raw.get("name") or ""),
+                str(raw.get("arguments") or ""),
+                old_r.approved if old_r else None,
+            )
+        return None
+
+    def _trimmed(self, item: AssistantMessageItem) -> AssistantMessageItem:
+        full = self._full.get(item.item_id, "")
+        if item.heard_ms is None:
+            return dataclasses.replace(item, text=full, unheard_text="")
+        heard = heard_text(full, item.heard_ms, item.audio_ms)
+        return dataclasses.replace(item, text=heard, unheard_text=full[len(heard) :].strip())
+
+    def _assistant_delta(self, item_id: str, delta: str, *, audio: bool) -> list[HistoryChange]:
+        current = self.get(item_id)
+        if not isinstance(current, AssistantMessageItem):
+            current = AssistantMessageItem(item_id, status="in_progress")
+        full = self._full.get(item_id, "")
+        if len(full) >= MAX_ITEM_CHARS:
+            return []
+        self._full[item_id] = full + delta
+        return self._put(self._trimmed(dataclasses.replace(current, audio=current.audio or audio)))
+
+    def _grow(self, item_id: str, kind: type[Any], name: str, delta: str, **defaults: Any) -> list[HistoryChange]:
+        current = self.get(item_id)
+        if not isinstance(current, kind):
+            current = (
+                kind(item_id, status="in_progress", **defaults)
+                if "status" in kind.__dataclass_fields__
+                else kind(item_id, **defaults)
+            )
+        value = getattr(current, name)
+        if len(value) >= MAX_ITEM_CHARS:
+            return []
+        return self._put(dataclasses.replace(current, **{name: value + delta}, **defaults))
+
+    def _set_user_transcript(self, item_id: str, transcript: str) -> list[HistoryChange]:
+        current = self.get(item_id)
+        base = current if isinstance(current, UserMessageItem) else UserMessageItem(item_id, audio=True)
+        return self._put(dataclasses.replace(base, text=transcript[:MAX_ITEM_CHARS], transcribing=False, audio=True))
+
+    def _replace(self, item_id: str, kind: type[Any], **changes: Any) -> list[HistoryChange]:
+        current = self.get(item_id)
+        return self._put(dataclasses.replace(current, **changes)) if isinstance(current, kind) else []
+
+    def _call(self, call_id: str) -> RealtimeToolCallItem | None:
+        for item in reversed(self._items.values()):
+            if isinstance(item, RealtimeToolCallItem) and item.call_id == call_id:
+                return item
+        return None
+
+    # Order ---------------------------------------------------------------------------------------
+    def _put(self, item: RealtimeItem) -> list[HistoryChange]:
+        current = self._items.get(item.item_id)
+        if current is not None:
+            item = dataclasses.replace(item, previous_item_id=current.previous_item_id)
+            if current == item:
+                return []
+        self._items[item.item_id] = item
+        if current is not None:
+            return [HistoryChange(item)]
+        self._order.append(item.item_id)
+        self._relink()
+        changes = [HistoryChange(self._items[item.item_id], added=True)]
+        while len(self._order) > MAX_HISTORY_ITEMS:
+            dropped = self._order.pop(0)
+            self._full.pop(dropped, None)
+            changes.append(HistoryChange(self._items.pop(dropped), removed=True))
+        return changes
+
+    def _predecessor(self, item_id: str) -> str | None:
+        index = self._order.index(item_id)
+        return self._order[index - 1] if index > 0 else None
+
+    def _place(self, item_id: str, previous: str | None) -> None:
+        """Move ``item_id`` right after ``previous`` (None: first). An unknown ``previous`` leaves it."""
+        if previous is not None:
+            previous = self._aliases.get(previous, previous)
+            if previous not in self._items or previous == item_id:
+                return
+        self._order.remove(item_id)
+        self._order.insert(0 if previous is None else self._order.index(previous) + 1, item_id)
+        self._relink()
+
+    def _relink(self) -> None:
+        """Every item's ``previous_item_id`` from the order (kept true after inserts and deletes)."""
+        previous: str | None = None
+        for item_id in self._order:
+            item = self._items[item_id]
+            if item.previous_item_id != previous:
+                self._items[item_id] = dataclasses.replace(item, previous_item_id=previous)
+            previous = item_id
+
+    def _remove(self, item_id: str) -> list[HistoryChange]:
+        if self._aliases.pop(item_id, None) is not None:
+            return []  # an answer folded into its call: the call stays
+        item = self._items.pop(item_id, None)
+        if item is None:
+            return []
+        self._order.remove(item_id)
+        self._full.pop(item_id, None)
+        self._relink()
+        return [HistoryChange(item, removed=True)]

@@ -1,0 +1,714 @@
+"""``RealtimeSession``: an agent on a Realtime connection, with tools, approvals, handoffs, guardrails and history.
+
+Built only on the public API of :class:`~pyodide_realtime.transport.OpenAIRealtimeWebSocket` and its
+events, so it runs wherever the transport runs (a page, a worker, CPython)::
+
+    session = RealtimeSession(agent)             # in a page: player and microphone wired on connect
+    await session.connect(api_key=mint_key)
+    session.send_message("What's the weather in Paris?")
+    async for event in session:                  # typed events; event.type is a string
+        if event.type == "history_updated":
+            render(session.history)
+
+Tool calls of one response run concurrently; each output is sent as it is ready and the next
+response is requested once, when the response is done and every call of it has answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import operator
+import time
+from array import array
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._emitter import EventEmitter, Handler
+from ._history import EVENT_TYPES as HISTORY_EVENT_TYPES
+from ._history import History, HistoryChange
+from ._interfaces import bytes_per_ms
+from ._platform import in_browser
+from .agent import RealtimeAgent, RealtimeHandoff
+from .config import SessionConfig
+from .errors import ConfigurationError, InvalidStateError, ServerError
+from .events import AudioDone, AudioInterrupted, ErrorEvent, FunctionCall, TransportAudio, TurnDone, TurnStarted
+from .guardrail import OutputGuardrailResult
+from .items import AssistantMessageItem, RealtimeItem, RealtimeMCPApprovalRequestItem, RealtimeMCPListToolsItem
+from .session_events import (
+    ErrorOrigin,
+    RealtimeAgentEndEvent,
+    RealtimeAgentStartEvent,
+    RealtimeAudio,
+    RealtimeAudioEnd,
+    RealtimeAudioInterrupted,
+    RealtimeErrorEvent,
+    RealtimeGuardrailTripped,
+    RealtimeHandoffEvent,
+    RealtimeHistoryAdded,
+    RealtimeHistoryUpdated,
+    RealtimeInputAudioTimeoutTriggered,
+    RealtimeMCPToolsChanged,
+    RealtimeSessionEvent,
+    RealtimeToolApprovalRequired,
+    RealtimeToolEnd,
+    RealtimeToolStart,
+)
+from .tool import FunctionTool, ToolFailure, ToolResult
+from .transport import ApiKey, OpenAIRealtimeWebSocket
+
+__all__ = ["RealtimeSession", "VoiceState", "DEFAULT_GUARDRAIL_DEBOUNCE_CHARS", "MAX_QUEUED_EVENTS"]
+
+#: What the agent is doing, as a page shows it (see :attr:`RealtimeSession.voice_state`).
+VoiceState = Literal["off", "listening", "thinking", "speaking"]
+
+logger = logging.getLogger("pyodide_realtime")
+
+#: Guardrails run each time a reply's transcript grew by this many characters (and when it ends).
+DEFAULT_GUARDRAIL_DEBOUNCE_CHARS = 100
+#: Events kept for ``async for event in session``; past this the oldest are dropped (nobody reads them).
+MAX_QUEUED_EVENTS = 1000
+#: Tool calls of one session that may wait or run at once; more are answered with an error text.
+MAX_PENDING_CALLS = 64
+#: A response that ended so (interrupted, failed) is not continued after its tool calls: the user moved on.
+_NOT_CONTINUED = frozenset({"cancelled", "failed"})
+_PCM16_FULL_SCALE = 32768.0
+
+
+@dataclass
+class _Turn:
+    """One response's tool calls: the next response is requested once it is done and all answered."""
+
+    pending: int = 0
+    answered: int = 0
+    done: bool = False
+    status: str | None = None
+    continued: bool = False
+
+
+@dataclass
+class _Approval:
+    future: asyncio.Future[tuple[bool, str | None]]
+    name: str
+    kind: str = "function"
+    server_label: str | None = None
+
+
+class RealtimeSession:
+    """An agent talking over one Realtime connection (see the module docstring).
+
+    ``transport``: an :class:`OpenAIRealtimeWebSocket` to use (its listeners are added now); without
+    one the session makes one from ``url``/``model``/``dialect``, and ``connect`` starts the page's
+    player and microphone (in a browser, unless ``audio=False``; ``microphone=False`` for playback only).
+    ``config``: the rest of the session config (turn detection, transcription...); the agent's
+    instructions, tools and voice win over it.
+    """
+
+    def __init__(
+        self,
+        agent: RealtimeAgent,
+        *,
+        transport: OpenAIRealtimeWebSocket | None = None,
+        config: SessionConfig | Mapping[str, Any] | None = None,
+        api_key: ApiKey | None = None,
+        url: str | None = None,
+        model: str | None = None,
+        dialect: str = "ga",
+        audio: bool | None = None,
+        microphone: bool = True,
+        tool_timeout: float | None = None,
+        guardrail_debounce_chars: int = DEFAULT_GUARDRAIL_DEBOUNCE_CHARS,
+    ) -> None:
+        if not isinstance(agent, RealtimeAgent):
+            raise ConfigurationError(f"RealtimeSession needs a RealtimeAgent, not {type(agent).__name__}")
+        if transport is not None and not isinstance(transport, OpenAIRealtimeWebSocket):
+            raise ConfigurationError("transport= takes an OpenAIRealtimeWebSocket")
+        if not (isinstance(guardrail_debounce_chars, int) and guardrail_debounce_chars > 0):
+            raise ConfigurationError("guardrail_debounce_chars must be a positive number of characters")
+        self._config = SessionConfig.coerce(config)
+        self._agent = agent
+        self._owns_transport = transport is None
+        self.transport: OpenAIRealtimeWebSocket = transport or OpenAIRealtimeWebSocket(url=url, model=model, dialect=dialect)
+        self._api_key = api_key
+        self._audio = in_browser() if audio is None else bool(audio)
+        self._microphone = microphone
+        self._tool_timeout = tool_timeout
+        self._debounce = guardrail_debounce_chars
+        #: The page's player and microphone (a ``VoiceConversation``) once ``connect`` started them.
+        self.voice: Any = None
+        self._history = History()
+        self._emitter = EventEmitter(self._on_listener_error)
+        self._queue: deque[RealtimeSessionEvent] = deque(maxlen=MAX_QUEUED_EVENTS)
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+        self._closed = False
+        self._spoken = False  # the model has produced audio: the voice can no longer change
+        self._turns: dict[str, _Turn] = {}
+        self._approvals: dict[str, _Approval] = {}
+        self._always: dict[str, bool] = {}  # tool name -> approved (True) / rejected (False) for the session
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._guarded: dict[str, int] = {}  # assistant item id -> transcript length last checked
+        self._tripped: set[str] = set()
+        self._mcp_tools: dict[str, tuple[dict[str, Any], ...]] = {}
+        self._audio_bytes_per_ms = bytes_per_ms("pcm16")
+        self._turn_ended_at: float | None = None  # when the user's turn ended, until the reply is heard
+        self._receiving_audio = False
+        self._response_audio = False  # the running response has sent audio
+        self._input_level = 0.0
+        #: Milliseconds from the end of the user's last turn to the first audio of the reply heard
+        #: (played, with the page's player; received, without one). None until a turn was measured.
+        self.last_turn_latency_ms: float | None = None
+        self._unsubscribe = [
+            self.transport.on(name, handler)
+            for name, handler in (
+                ("*", self._on_server_event),
+                ("audio", self._on_audio),
+                ("audio_done", self._on_audio_done),
+                ("audio_interrupted", self._on_audio_interrupted),
+                ("function_call", self._on_function_call),
+                ("turn_started", self._on_turn_started),
+                ("turn_done", self._on_turn_done),
+                ("error", self._on_transport_error),
+                ("disconnected", self._on_disconnected),
+            )
+        ]
+        if self.transport.status == "connected":
+            self._spawn(self._apply_agent(agent, initial=False))
+
+    # State ---------------------------------------------------------------------------------------
+    @property
+    def agent(self) -> RealtimeAgent:
+        """The agent speaking now (it changes on a handoff or ``update_agent``)."""
+        return self._agent
+
+    @property
+    def history(self) -> tuple[RealtimeItem, ...]:
+        """Every item of the conversation, in the server's order (snapshots; see ``history_updated``)."""
+        return self._history.items
+
+    @property
+    def pending_approvals(self) -> tuple[str, ...]:
+        """Call ids (or MCP approval request ids) waiting for ``approve_tool_call``/``reject_tool_call``."""
+        return tuple(self._approvals)
+
+    # Connecting ----------------------------------------------------------------------------------
+    async def connect(
+        self, api_key: ApiKey | None = None, *, url: str | None = None, model: str | None = None, timeout: float | None = None
+    ) -> RealtimeSession:
+        """Connect with the agent's config; in a page (unless ``audio=False``) start player and microphone.
+
+        ``api_key`` as for the transport: a key, or a sync/async function returning one (mint an
+        ephemeral ``ek_`` key for a page). Returns the session. Raises what ``transport.connect`` raises.
+        """
+        if self._closed:
+            raise InvalidStateError("this session was closed: make a new RealtimeSession")
+        config = await self._agent_config(self._agent, with_voice=True)
+        options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        self._ended = False
+        await self.transport.connect(
+            api_key=api_key if api_key is not None else self._api_key,
+            model=model,
+            url=url,
+            initial_session_config=self._config.merged(config),
+            **options,
+        )
+        if self._audio and self.voice is None:
+            await self._start_voice()
+        return self
+
+    async def _start_voice(self) -> None:
+        from .audio import start_voice  # browser only: imported when a page asks for voice
+
+        transport = self.transport
+        try:
+            voice = await start_voice(transport, microphone=self._microphone)
+        except Exception as exc:  # no microphone (refused, absent) or no audio output at all: try without the mic
+            if not self._microphone:
+                self._error("audio", f"audio is off: {exc}. You can still type", exc)
+                return
+            try:
+                voice = await start_voice(transport, microphone=False)
+            except Exception as again:  # the audio output itself failed: the microphone was not the cause
+                self._error("audio", f"audio is off: {again}. You can still type", again)
+                return
+            if not self._closed:
+                self._error(
+                    "microphone", f"voice input is off: {exc}. You can still type, or allow the microphone and connect again", exc
+                )
+        if self._closed or transport.status != "connected":
+            voice.close()  # hung up while the microphone prompt was open
+            return
+        self.voice = voice
+        mic = voice.microphone
+        send = mic.on_chunk if mic is not None else None
+        if mic is not None and send is not None and mic.audio_format == "pcm16":
+
+            def metered(chunk: bytes) -> Any:  # the level meter hears each chunk on its way to the server
+                self._measure(chunk)
+                return send(chunk)
+
+            mic.on_chunk = metered
+
+    def _measure(self, chunk: bytes) -> None:
+        samples = array("h", chunk[: len(chunk) // 2 * 2])
+        if samples:
+            rms = math.sqrt(sum(map(operator.mul, samples, samples)) / len(samples)) / _PCM16_FULL_SCALE
+            self._input_level = max(self._input_level, min(1.0, math.sqrt(rms)))
+
+    # Voice state ---------------------------------------------------------------------------------
+    @property
+    def voice_state(self) -> VoiceState:
+        """``off`` (not connected), ``listening``, ``thinking`` (the user's turn ended and no reply is heard
+        yet) or ``speaking`` (the reply's audio plays; without a player: arrives).
+
+        Reading it also measures :attr:`last_turn_latency_ms` when a reply has begun playing: a page polls it.
+        """
+        if self.transport.status != "connected":
+            return "off"
+        played = self._played_ms()
+        if played is None:
+            return "thinking" if self._turn_ended_at is not None else "listening"
+        self._measure_latency(played)
+        return "speaking"
+
+    def _measure_latency(self, played_ms: float) -> None:
+        if self._turn_ended_at is not None:  # the reply began playing ``played_ms`` ago
+            self.last_turn_latency_ms = max(0.0, _now_ms() - played_ms - self._turn_ended_at)
+            self._turn_ended_at = None
+
+    def _played_ms(self) -> float | None:
+        """How long the reply now sounding has played; None when nothing sounds."""
+        player = getattr(self.voice, "player", None)
+        if player is None:
+            return 0.0 if self._receiving_audio else None
+        playing = player.playing
+        return None if playing is None else float(playing.heard_ms)
+
+    @property
+    def input_level(self) -> float:
+        """The microphone's loudest chunk since the last read, 0..1 (the square root of its RMS: nearer to
+        how loud it sounds); 0 without the session's microphone."""
+        level, self._input_level = self._input_level, 0.0
+        return level
+
+    def _end_turn(self) -> None:
+        self._turn_ended_at = _now_ms()
+
+    def close(self) -> None:
+        """Hang up: stop tool calls and approvals, release player and microphone, close the connection.
+
+        ``async for`` loops end after the events already queued. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_work()
+        if self._owns_transport or self.transport.status != "disconnected":
+            self.transport.close()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._end()
+
+    def _stop_work(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for approval in self._approvals.values():
+            if not approval.future.done():
+                approval.future.cancel()
+        self._approvals.clear()
+        self._turns.clear()
+        if self.voice is not None:
+            voice, self.voice = self.voice, None
+            try:
+                voice.close()
+            except Exception as exc:  # releasing devices must not stop the hang-up
+                logger.warning("closing the audio failed: %s", exc)
+
+    async def __aenter__(self) -> RealtimeSession:
+        """Connect if the session was given an ``api_key``; close on exit."""
+        if self.transport.status == "disconnected" and self._api_key is not None:
+            await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Talking -------------------------------------------------------------------------------------
+    def send_message(self, message: str | Mapping[str, Any]) -> None:
+        """Add a user message (text, or a message dict) and ask the agent to reply."""
+        self.transport.send_message(message)
+        self._end_turn()
+
+    def send_audio(self, audio: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
+        """Append microphone audio (PCM16 24 kHz mono by default); ``commit`` ends the user's turn."""
+        self.transport.send_audio(audio, commit=commit)
+        if commit:
+            self._end_turn()
+
+    def interrupt(self) -> None:
+        """Stop the agent: cancel its reply and cut its audio where the user stopped hearing it."""
+        self.transport.interrupt()
+
+    def mute(self, muted: bool) -> None:
+        """Mute or unmute the microphone (raises UnsupportedError without one)."""
+        self.transport.mute(muted)
+
+    async def update_agent(self, agent: RealtimeAgent) -> None:
+        """Switch to ``agent``: its instructions and tools (and voice, until the model first spoke)."""
+        if not isinstance(agent, RealtimeAgent):
+            raise ConfigurationError(f"update_agent() takes a RealtimeAgent, not {type(agent).__name__}")
+        await self._apply_agent(agent, initial=False)
+
+    async def _agent_config(self, agent: RealtimeAgent, *, with_voice: bool) -> dict[str, Any]:
+        config: dict[str, Any] = {**agent.session_config, "tools": agent.tool_definitions()}
+        instructions = await agent.get_instructions()
+        if instructions is not None:
+            config["instructions"] = instructions
+        if agent.voice is not None and with_voice:
+            config["voice"] = agent.voice
+        return config
+
+    async def _apply_agent(self, agent: RealtimeAgent, *, initial: bool) -> None:
+        voice_allowed = not self._spoken
+        if agent.voice is not None and agent.voice != self._agent.voice and not voice_allowed:
+            logger.warning("%s keeps the session's voice: the API refuses a voice change once the model has spoken", agent.name)
+        config = await self._agent_config(agent, with_voice=voice_allowed and agent.voice is not None)
+        self._agent = agent
+        if self.transport.status == "connected":
+            self.transport.update_session_config(config)
+
+    # Approvals -----------------------------------------------------------------------------------
+    def approve_tool_call(self, call_id: str, *, always: bool = False) -> None:
+        """Let a waiting call run (``always``: every later call of that tool too, in this session)."""
+        self._answer(call_id, True, None, always)
+
+    def reject_tool_call(self, call_id: str, *, always: bool = False, rejection_message: str | None = None) -> None:
+        """Refuse a waiting call; the model is told (``rejection_message``, or a default text)."""
+        self._answer(call_id, False, rejection_message, always)
+
+    def _answer(self, call_id: str, approve: bool, message: str | None, always: bool) -> None:
+        approval = self._approvals.pop(call_id, None)
+        if approval is None:
+            raise InvalidStateError(
+                f"no tool call {call_id!r} is waiting for approval (waiting: {', '.join(self._approvals) or 'none'}); "
+                "answer the call_id of a tool_approval_required event once"
+            )
+        if always:
+            self._always[approval.name] = approve
+        if approval.kind == "mcp":
+            self._answer_mcp(call_id, approve, message)
+        elif not approval.future.done():
+            approval.future.set_result((approve, message))
+
+    def _answer_mcp(self, request_id: str, approve: bool, reason: str | None) -> None:
+        item: dict[str, Any] = {"type": "mcp_approval_response", "approval_request_id": request_id, "approve": approve}
+        if reason:
+            item["reason"] = reason
+        # Switch to transport.send_mcp_response(request_id, approve, reason) once the transport has it.
+        self.transport.send_event({"type": "conversation.item.create", "item": item})
+        self._apply_history(self._history.approval(request_id, approve))
+        self.transport.request_response()
+
+    # Iterating -----------------------------------------------------------------------------------
+    def on(self, event_type: str, handler: Handler) -> Callable[[], None]:
+        """Call ``handler(event)`` for every event of ``event_type`` (sync or async); returns an unsubscribe."""
+        return self._emitter.on(event_type, handler)
+
+    def off(self, event_type: str, handler: Handler | None = None) -> None:
+        self._emitter.off(event_type, handler)
+
+    def __aiter__(self) -> RealtimeSession:
+        return self
+
+    async def __anext__(self) -> RealtimeSessionEvent:
+        """The next event; the loop ends once the session is closed or disconnected and all were read."""
+        while not self._queue:
+            if self._ended:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    def _emit(self, event: RealtimeSessionEvent) -> None:
+        self._queue.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._emitter.emit(event.type, event)
+
+    def _end(self) -> None:
+        self._ended = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _error(
+        self,
+        origin: ErrorOrigin,
+        message: str,
+        exception: BaseException | None = None,
+        *,
+        call_id: str | None = None,
+        item_id: str | None = None,
+    ) -> None:
+        logger.warning("%s error: %s", origin, message)
+        self._emit(RealtimeErrorEvent(origin, message, exception, call_id, item_id))
+
+    def _on_listener_error(self, name: str, error: BaseException) -> None:
+        if name != "error":  # an error listener that raises must not loop
+            self._error("transport", f"a listener for {name!r} raised {type(error).__name__}: {error}; fix the listener", error)
+
+    # Transport events ----------------------------------------------------------------------------
+    def _on_server_event(self, event: Any) -> None:
+        kind = event.type
+        if kind in HISTORY_EVENT_TYPES:
+            data = event.model_dump()
+            self._apply_history(self._history.receive(kind, data, frozenset(event.model_fields_set)))
+            if kind == "conversation.item.input_audio_transcription.failed":
+                detail = (data.get("error") or {}).get("message") or "no detail"
+                self._error(
+                    "server",
+                    f"the user's speech could not be transcribed ({detail}); the reply still comes",
+                    item_id=data.get("item_id"),
+                )
+        elif kind == "input_audio_buffer.speech_stopped":
+            self._end_turn()  # the server's VAD heard the end of the user's speech
+        elif kind == "input_audio_buffer.speech_started":
+            self._turn_ended_at = None
+        elif kind in ("session.created", "session.updated"):
+            self._update_audio_format()
+        elif kind == "input_audio_buffer.timeout_triggered":
+            self._emit(RealtimeInputAudioTimeoutTriggered())
+        elif kind in ("response.mcp_call.failed", "mcp_list_tools.failed"):
+            self._error(
+                "mcp",
+                f"a hosted MCP tool failed ({kind}); check the MCP server's URL and its tools",
+                item_id=getattr(event, "item_id", None),
+            )
+
+    def _update_audio_format(self) -> None:
+        try:
+            self._audio_bytes_per_ms = bytes_per_ms(self.transport.protocol.output_audio_format)
+        except (KeyError, AttributeError):  # a format this package does not know: keep PCM16's
+            pass
+
+    def _apply_history(self, changes: list[HistoryChange]) -> None:
+        for change in changes:
+            item = change.item
+            if change.added:
+                self._emit(RealtimeHistoryAdded(item))
+                if isinstance(item, RealtimeMCPApprovalRequestItem):
+                    self._mcp_approval(item)
+            if isinstance(item, RealtimeMCPListToolsItem) and item.tools and self._mcp_tools.get(item.item_id) != item.tools:
+                self._mcp_tools[item.item_id] = item.tools
+                every = tuple(tool for tools in self._mcp_tools.values() for tool in tools)
+                self._emit(RealtimeMCPToolsChanged(item.server_label, every))
+            if change.removed:
+                self._guarded.pop(item.item_id, None)
+                self._tripped.discard(item.item_id)
+            elif isinstance(item, AssistantMessageItem):
+                self._check_guardrails(item)
+        if changes:
+            self._emit(RealtimeHistoryUpdated(self._history.items, changes[-1].item))
+
+    def _on_audio(self, audio: TransportAudio) -> None:
+        self._spoken = True
+        self._receiving_audio = self._response_audio = True
+        if self.voice is None:  # no player to say when it sounds: the first audio received counts
+            self._measure_latency(0.0)
+        self._apply_history(self._history.audio(audio.item_id, len(audio.data) / self._audio_bytes_per_ms))
+        self._emit(RealtimeAudio(audio.data, audio.item_id, audio.content_index))
+
+    def _on_audio_done(self, done: AudioDone) -> None:
+        self._receiving_audio = False
+        self._emit(RealtimeAudioEnd(done.item_id, done.content_index))
+
+    def _on_audio_interrupted(self, interrupted: AudioInterrupted) -> None:
+        self._receiving_audio = False
+        for item_id, content_index, end_ms in interrupted.truncated:
+            self._apply_history(self._history.interrupted(item_id, float(end_ms)))
+            self._emit(RealtimeAudioInterrupted(item_id, content_index, float(end_ms)))
+
+    def _on_turn_started(self, turn: TurnStarted) -> None:
+        self._response_audio = False
+        self._emit(RealtimeAgentStartEvent(self._agent))
+
+    def _on_turn_done(self, done: TurnDone) -> None:
+        self._receiving_audio = False
+        turn = self._turns.get(done.response_id)
+        if turn is None and not self._response_audio:
+            self._turn_ended_at = None  # a reply with nothing to hear and no tool to wait for: not thinking any more
+        if turn is not None:
+            turn.done, turn.status = True, done.status
+            self._maybe_continue(done.response_id, turn)
+        for item in done.output:
+            item_id = item.get("id") if isinstance(item, Mapping) else None
+            current = self._history.get(item_id) if isinstance(item_id, str) else None
+            if isinstance(current, AssistantMessageItem):
+                self._check_guardrails(current, final=True)
+        self._emit(RealtimeAgentEndEvent(self._agent))
+
+    def _on_transport_error(self, error: ErrorEvent) -> None:
+        exception = error.exception
+        if isinstance(exception, ServerError):  # the server refused something that was sent
+            code = exception.code or exception.error.get("type") or "error"
+            self._error(
+                "server",
+                f"the server refused a request ({code}): {exception}. The session goes on; fix the request that caused it",
+                exception,
+            )
+        else:
+            self._error("transport", f"{exception} (the connection's state: {self.transport.status})", exception)
+
+    def _on_disconnected(self, _change: Any) -> None:
+        self._stop_work()
+        self._end()
+
+    # Tool calls ----------------------------------------------------------------------------------
+    def _on_function_call(self, call: FunctionCall) -> None:
+        turn = self._turns.setdefault(call.response_id, _Turn())
+        if sum(t.pending for t in self._turns.values()) >= MAX_PENDING_CALLS:
+            self._finish_call(
+                call, turn, ToolResult(f"Error: too many tool calls at once (over {MAX_PENDING_CALLS}); try again later")
+            )
+            return
+        turn.pending += 1
+        self._spawn(self._run_call(call, turn))
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)  # held: asyncio keeps only weak references to tasks
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._error("transport", f"the session failed internally ({type(exc).__name__}: {exc}); please report it", exc)
+
+    async def _run_call(self, call: FunctionCall, turn: _Turn) -> None:
+        agent = self._agent
+        handoff = next((h for h in agent.handoff_tools if h.tool_name == call.name), None)
+        tool = next((t for t in agent.function_tools if t.name == call.name), None)
+        try:
+            if handoff is not None:
+                result = await self._handoff(agent, handoff)
+            elif tool is None:
+                known = ", ".join([t.name for t in agent.function_tools] + [h.tool_name for h in agent.handoff_tools]) or "none"
+                failure = ToolFailure(
+                    "unknown_tool", f"there is no tool named {call.name!r} (the tools are: {known}); call one of those"
+                )
+                result = ToolResult(f"Error: {failure.message}", failure)
+            else:
+                result = await self._call_tool(agent, tool, call)
+        except asyncio.CancelledError:
+            turn.pending -= 1
+            raise
+        if result.failure is not None:
+            self._error(
+                "tool", f"tool call {call.name} failed: {result.failure.message}", result.failure.exception, call_id=call.call_id
+            )
+        turn.pending -= 1
+        self._finish_call(call, turn, result)
+
+    async def _call_tool(self, agent: RealtimeAgent, tool: FunctionTool, call: FunctionCall) -> ToolResult:
+        values = tool.parse_arguments(call.arguments)
+        if isinstance(values, ToolFailure):
+            return ToolResult(f"Error: {values.message}", values)
+        if await tool.approval_needed(values):
+            approved, message = await self._approval(agent, tool, call)
+            if not approved:
+                text = message or f"The user did not allow {tool.name} to run; do not call it again for this request."
+                # Not an error: the person said no. The model is told, and the call ends.
+                self._emit(RealtimeToolEnd(agent, tool, call.call_id, text, failed=True))
+                return ToolResult(text)
+        self._emit(RealtimeToolStart(agent, tool, call.call_id, call.arguments))
+        result = await tool.run(values, timeout=self._tool_timeout)
+        self._emit(RealtimeToolEnd(agent, tool, call.call_id, result.output, failed=result.failure is not None))
+        return result
+
+    async def _approval(self, agent: RealtimeAgent, tool: FunctionTool, call: FunctionCall) -> tuple[bool, str | None]:
+        if tool.name in self._always:
+            return self._always[tool.name], None
+        future: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
+        self._approvals[call.call_id] = _Approval(future, tool.name)
+        self._emit(RealtimeToolApprovalRequired(agent, call.call_id, tool.name, call.arguments, "function", tool))
+        try:
+            return await future
+        finally:
+            self._approvals.pop(call.call_id, None)
+
+    def _mcp_approval(self, item: RealtimeMCPApprovalRequestItem) -> None:
+        if item.name in self._always:
+            self._answer_mcp(item.item_id, self._always[item.name], None)
+            return
+        future: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
+        self._approvals[item.item_id] = _Approval(future, item.name, "mcp", item.server_label)
+        self._emit(
+            RealtimeToolApprovalRequired(self._agent, item.item_id, item.name, item.arguments, "mcp", None, item.server_label)
+        )
+
+    async def _handoff(self, from_agent: RealtimeAgent, handoff: RealtimeHandoff) -> ToolResult:
+        await self._apply_agent(handoff.agent, initial=False)
+        self._emit(RealtimeHandoffEvent(from_agent, handoff.agent))
+        return ToolResult(json.dumps({"assistant": handoff.agent.name}))
+
+    def _finish_call(self, call: FunctionCall, turn: _Turn, result: ToolResult) -> None:
+        if self.transport.status != "connected":
+            logger.info("the output of %s was not sent: the session is disconnected", call.name)
+            return
+        self.transport.send_function_call_output(call, result.output, start_response=False)
+        self._apply_history(self._history.call_output(call.call_id, result.output))
+        turn.answered += 1
+        self._maybe_continue(call.response_id, turn)
+
+    def _maybe_continue(self, response_id: str, turn: _Turn) -> None:
+        if not turn.done or turn.pending > 0:
+            return
+        self._turns.pop(response_id, None)
+        if turn.answered and not turn.continued and turn.status not in _NOT_CONTINUED:
+            turn.continued = True
+            self.transport.request_response()
+
+    # Guardrails ----------------------------------------------------------------------------------
+    def _check_guardrails(self, item: AssistantMessageItem, *, final: bool = False) -> None:
+        guardrails = self._agent.output_guardrails
+        if not guardrails or item.item_id in self._tripped or item.heard_ms is not None:
+            return
+        text = item.text
+        checked = self._guarded.get(item.item_id, 0)
+        if len(text) == checked or (not final and item.status != "completed" and len(text) - checked < self._debounce):
+            return
+        self._guarded[item.item_id] = len(text)
+        self._spawn(self._run_guardrails(self._agent, item.item_id, text))
+
+    async def _run_guardrails(self, agent: RealtimeAgent, item_id: str, text: str) -> None:
+        results: list[OutputGuardrailResult] = []
+        for guardrail in agent.output_guardrails:
+            try:
+                results.append(await guardrail.run(agent, text))
+            except Exception as exc:  # a broken guardrail is reported; the others still judge
+                self._error(
+                    "guardrail",
+                    f"guardrail {guardrail.get_name()} raised {type(exc).__name__}: {exc}; fix it (the reply was not stopped)",
+                    exc,
+                    item_id=item_id,
+                )
+        tripped = tuple(result for result in results if result.output.tripwire_triggered)
+        if not tripped or item_id in self._tripped:
+            return
+        self._tripped.add(item_id)
+        self.interrupt()
+        self._emit(RealtimeGuardrailTripped(tripped, text, item_id))
+
+    def __repr__(self) -> str:
+        return f"<RealtimeSession agent={self._agent.name!r} {self.transport.status} items={len(self.history)}>"
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000.0

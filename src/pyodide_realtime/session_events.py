@@ -1,0 +1,211 @@
+"""What a :class:`~pyodide_realtime.session.RealtimeSession` emits: small frozen classes, ``event.type`` a string.
+
+The names are ``openai-agents``' (``agents.realtime.events``). Errors of every origin (server, tool,
+guardrail, transport, audio, microphone, mcp) come as one :class:`RealtimeErrorEvent` whose ``message`` says what
+failed and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from .items import RealtimeItem
+
+if TYPE_CHECKING:
+    from .agent import RealtimeAgent
+    from .guardrail import OutputGuardrailResult
+    from .tool import FunctionTool
+
+__all__ = [
+    "RealtimeAgentStartEvent",
+    "RealtimeAgentEndEvent",
+    "RealtimeHandoffEvent",
+    "RealtimeToolStart",
+    "RealtimeToolEnd",
+    "RealtimeToolApprovalRequired",
+    "RealtimeMCPToolsChanged",
+    "RealtimeAudio",
+    "RealtimeAudioEnd",
+    "RealtimeAudioInterrupted",
+    "RealtimeErrorEvent",
+    "RealtimeHistoryAdded",
+    "RealtimeHistoryUpdated",
+    "RealtimeGuardrailTripped",
+    "RealtimeInputAudioTimeoutTriggered",
+    "RealtimeSessionEvent",
+    "ErrorOrigin",
+]
+
+ErrorOrigin = Literal["server", "tool", "guardrail", "transport", "audio", "microphone", "mcp"]
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeAgentStartEvent:
+    """The agent started a reply (a response began)."""
+
+    agent: RealtimeAgent
+    type: Literal["agent_start"] = "agent_start"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeAgentEndEvent:
+    """The agent's reply ended (the response is done)."""
+
+    agent: RealtimeAgent
+    type: Literal["agent_end"] = "agent_end"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeHandoffEvent:
+    from_agent: RealtimeAgent
+    to_agent: RealtimeAgent
+    type: Literal["handoff"] = "handoff"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeToolStart:
+    agent: RealtimeAgent
+    tool: FunctionTool
+    call_id: str
+    arguments: str
+    type: Literal["tool_start"] = "tool_start"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeToolEnd:
+    """A tool call finished; ``output`` is what the model got (an error text if ``failed``)."""
+
+    agent: RealtimeAgent
+    tool: FunctionTool
+    call_id: str
+    output: str
+    failed: bool = False
+    type: Literal["tool_end"] = "tool_end"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeToolApprovalRequired:
+    """A call waits for ``session.approve_tool_call(call_id)`` or ``reject_tool_call(call_id)``.
+
+    ``kind`` is ``"function"`` (a ``needs_approval`` tool; ``tool`` is set) or ``"mcp"`` (a hosted MCP
+    tool; ``call_id`` is the server's approval request id and ``server_label`` names the server).
+    """
+
+    agent: RealtimeAgent
+    call_id: str
+    name: str
+    arguments: str
+    kind: Literal["function", "mcp"] = "function"
+    tool: FunctionTool | None = None
+    server_label: str | None = None
+    type: Literal["tool_approval_required"] = "tool_approval_required"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeMCPToolsChanged:
+    """A hosted MCP server listed its tools (``tools``: every MCP tool known in this session)."""
+
+    server_label: str
+    tools: tuple[dict[str, Any], ...]
+    type: Literal["mcp_tools_changed"] = "mcp_tools_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeAudio:
+    """Model audio (already playing if the session has a player)."""
+
+    data: bytes = field(repr=False)
+    item_id: str
+    content_index: int
+    type: Literal["audio"] = "audio"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeAudioEnd:
+    """The server sent the last audio of this item (it may still be playing)."""
+
+    item_id: str
+    content_index: int
+    type: Literal["audio_end"] = "audio_end"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeAudioInterrupted:
+    """Playback stopped; ``heard_ms`` of the item had been played (the history item is trimmed to it)."""
+
+    item_id: str
+    content_index: int
+    heard_ms: float
+    type: Literal["audio_interrupted"] = "audio_interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeErrorEvent:
+    """Something failed. ``origin`` says where; ``message`` says what failed and what to do.
+
+    ``exception`` is the underlying error when there is one; ``call_id``/``item_id`` what it concerns.
+    """
+
+    origin: ErrorOrigin
+    message: str
+    exception: BaseException | None = field(default=None, compare=False)
+    call_id: str | None = None
+    item_id: str | None = None
+    type: Literal["error"] = "error"
+
+    @property
+    def error(self) -> BaseException | str:
+        """``openai-agents`` names the payload ``error``."""
+        return self.exception if self.exception is not None else self.message
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeHistoryAdded:
+    item: RealtimeItem
+    type: Literal["history_added"] = "history_added"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeHistoryUpdated:
+    """The history changed (``item`` is the item that changed); ``history`` is all of it, in order."""
+
+    history: tuple[RealtimeItem, ...]
+    item: RealtimeItem | None = None
+    type: Literal["history_updated"] = "history_updated"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeGuardrailTripped:
+    """An output guardrail tripped: the reply was interrupted. ``message`` is the text it judged."""
+
+    guardrail_results: tuple[OutputGuardrailResult, ...]
+    message: str
+    item_id: str
+    type: Literal["guardrail_tripped"] = "guardrail_tripped"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeInputAudioTimeoutTriggered:
+    """The server's idle timeout fired: the user said nothing for a while."""
+
+    type: Literal["input_audio_timeout_triggered"] = "input_audio_timeout_triggered"
+
+
+RealtimeSessionEvent = Union[
+    RealtimeAgentStartEvent,
+    RealtimeAgentEndEvent,
+    RealtimeHandoffEvent,
+    RealtimeToolStart,
+    RealtimeToolEnd,
+    RealtimeToolApprovalRequired,
+    RealtimeMCPToolsChanged,
+    RealtimeAudio,
+    RealtimeAudioEnd,
+    RealtimeAudioInterrupted,
+    RealtimeErrorEvent,
+    RealtimeHistoryAdded,
+    RealtimeHistoryUpdated,
+    RealtimeGuardrailTripped,
+    RealtimeInputAudioTimeoutTriggered,
+]
