@@ -37,7 +37,7 @@ from .config import (
     wire_tracing,
 )
 from .dialects import DialectSpec, get_dialect
-from .errors import ConfigurationError, InvalidStateError
+from .errors import ConfigurationError, InvalidStateError, ServerError
 from .events import (
     AudioDone,
     AudioInterrupted,
@@ -51,6 +51,7 @@ from .events import (
     InputAudioTranscriptionCompleted,
     ItemDeleted,
     ItemUpdate,
+    MalformedServerEvent,
     OutputItemEvent,
     OutputTextDelta,
     ResponseAudioDelta,
@@ -306,14 +307,21 @@ class RealtimeProtocol:
         everything = wanted is None or WANT_ALL in wanted
         if everything or "*" in wanted:  # type: ignore[operator]
             self._events.append(("*", event))
-        # An ``error`` is emitted by its handler, as ErrorEvent (unless the core handled it).
-        if type(event) is not ServerErrorEvent and (everything or event.type in wanted):  # type: ignore[operator]
+        # An ``error`` is emitted by its handler, as ErrorEvent (unless the core handled it); a
+        # malformed event only as an ``error`` (its type's listeners could not read it).
+        kind = type(event)
+        if kind is not ServerErrorEvent and kind is not MalformedServerEvent and (everything or event.type in wanted):  # type: ignore[operator]
             self._events.append((event.type, event))
         # One dict lookup by class: a chain of isinstance checks costs microseconds per event in
         # Pyodide, where every audio delta passes through here.
-        handler = self._handlers.get(type(event))
+        handler = self._handlers.get(kind)
         if handler is not None:
-            handler(event, now_ms, heard_ms)
+            try:
+                handler(event, now_ms, heard_ms)
+            except Exception as exc:  # noqa: BLE001 - the last line of defence, reported below
+                # A frame must never raise into the socket's event loop: report it as an error event.
+                logger.debug("handling a %r event failed", event.type, exc_info=True)
+                self._emit("error", ErrorEvent(_handler_failure(event, exc)))
         return event
 
     def _build_handlers(self) -> dict[type[ServerEventBase], Callable[[Any, float, HeardMs], None]]:
@@ -334,7 +342,20 @@ class RealtimeProtocol:
             ConversationItemTruncated: self._retrieve_item,
             SessionEvent: lambda event, _now, _heard: self._on_session(event),
             ServerErrorEvent: lambda event, _now, _heard: self._on_error(event),
+            MalformedServerEvent: lambda event, _now, _heard: self._on_malformed(event),
         }
+
+    def _on_malformed(self, event: MalformedServerEvent) -> None:
+        """Report it, then advance the state as far as its type and the fields that did fit allow."""
+        self._emit("error", ErrorEvent(event))
+        data = event.data
+        response = data.get("response")
+        response = response if isinstance(response, Mapping) else {}
+        if event.type == "response.created":
+            self._on_response_created(ResponseEvent(type="response.created", response=_response_fields(response)))
+        elif event.type == "response.done":
+            # Whatever its shape, a response.done ends the response and releases the queue.
+            self._on_response_done(ResponseEvent(type="response.done", response=_response_fields(response)))
 
     def _on_speech_started(self, event: SpeechStarted, now_ms: float, heard_ms: HeardMs) -> None:
         if self.auto_interrupt:
@@ -465,7 +486,8 @@ class RealtimeProtocol:
         self._response_running = False
         self._cancel_requested = False
         self._create_in_flight = None
-        response_id = str(event.response.get("id") or "")
+        raw_id = event.response.get("id")
+        response_id = raw_id if isinstance(raw_id, str) else ""
         # No more audio will come for this response (cancelled ones may never send audio.done).
         for segment in self._segments:
             if segment.response_id == response_id or not response_id:
@@ -473,8 +495,10 @@ class RealtimeProtocol:
         self._truncated.clear()
         usage = _usage(event.response.get("usage"))
         self._emit("usage_update", usage)
-        output = event.response.get("output") or ()
-        self._emit("turn_done", TurnDone(response_id, event.response.get("status"), tuple(output), usage))
+        output = event.response.get("output")
+        status = event.response.get("status")
+        self._emit("turn_done", TurnDone(response_id, status if isinstance(status, str) else None,
+                                         tuple(output) if isinstance(output, list) else (), usage))
         self._release_held_create()
 
     def _on_error(self, event: ServerErrorEvent) -> None:
@@ -722,17 +746,47 @@ class RealtimeProtocol:
 
 
 # Helpers ---------------------------------------------------------------------------------------------
+def _handler_failure(event: ServerEventBase, exc: Exception) -> ServerError:
+    message = f"a {event.type!r} event could not be handled ({type(exc).__name__}: {exc})"
+    return ServerError(message, error={"type": "client_error", "code": "event_not_handled", "message": message,
+                                       "event_id": event.event_id, "event_type": event.type})
+
+
+def _count(value: Any) -> int:
+    """A token count as the server should send it (a non-negative int), else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float) and math.isfinite(value):
+        return max(int(value), 0)
+    return 0
+
+
+def _details(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _response_fields(response: Mapping[str, Any]) -> dict[str, Any]:
+    """What the core reads of a response object, each field of the right type or left out."""
+    fields: dict[str, Any] = {}
+    for name, kind in (("id", str), ("status", str), ("output", list), ("usage", dict)):
+        if isinstance(response.get(name), kind):
+            fields[name] = response[name]
+    return fields
+
+
 def _usage(raw: Any) -> Usage:
     raw = raw if isinstance(raw, Mapping) else {}
-    input_tokens = int(raw.get("input_tokens") or 0)
-    output_tokens = int(raw.get("output_tokens") or 0)
+    input_tokens = _count(raw.get("input_tokens"))
+    output_tokens = _count(raw.get("output_tokens"))
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=input_tokens + output_tokens,
         # GA says *_token_details, beta *_tokens_details.
-        input_tokens_details=dict(raw.get("input_token_details") or raw.get("input_tokens_details") or {}),
-        output_tokens_details=dict(raw.get("output_token_details") or raw.get("output_tokens_details") or {}),
+        input_tokens_details=_details(raw.get("input_token_details") or raw.get("input_tokens_details")),
+        output_tokens_details=_details(raw.get("output_token_details") or raw.get("output_tokens_details")),
     )
 
 

@@ -9,16 +9,23 @@ the JSON: in Pyodide that is the fastest path there is (notes/performance.md).
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, NamedTuple, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+logger = logging.getLogger("pyodide_realtime")
 
 __all__ = [
     # server events
     "ServerEvent",
     "ServerEventBase",
     "GenericServerEvent",
+    "MalformedServerEvent",
+    "KNOWN_SERVER_EVENT_TYPES",
     "ErrorDetail",
     "ServerErrorEvent",
     "SessionEvent",
@@ -66,6 +73,26 @@ class GenericServerEvent(ServerEventBase):
     """Any event type this package does not model; still emitted under ``*``."""
 
 
+class MalformedServerEvent(ServerEventBase):
+    """A known event type whose fields do not fit its model (say a ``response.done`` whose token counts
+    are strings). ``raw`` is the frame as received, ``problem`` what did not fit, ``data`` the parsed
+    object. It reaches ``*`` and ``error`` listeners (as :class:`ErrorEvent`), never the listeners of
+    its type, and the core still advances its state as far as the event allows."""
+
+    raw: str
+    problem: str
+    data: dict[str, Any] = {}
+
+    @property
+    def message(self) -> str:
+        return f"the server sent a malformed {self.type!r} event ({self.problem})"
+
+
+def _text_or_none(value: Any) -> Any:
+    # An error's code may come as an int, its message as anything: keep it as text, never refuse it.
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -75,10 +102,20 @@ class ErrorDetail(BaseModel):
     param: Any = None
     event_id: str | None = None
 
+    _as_text = field_validator("type", "code", "message", "event_id", mode="before")(_text_or_none)
+
 
 class ServerErrorEvent(ServerEventBase):
     type: Literal["error"]
     error: ErrorDetail = ErrorDetail()
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _any_error(cls, value: Any) -> Any:
+        # ``"error": "boom"`` (or any non-object) is still an error: its text becomes the message.
+        if value is None:
+            return {}
+        return value if isinstance(value, Mapping) else {"message": _text_or_none(value)}
 
 
 class SessionEvent(ServerEventBase):
@@ -192,6 +229,12 @@ _KNOWN_MODELS: tuple[type[ServerEventBase], ...] = (
 # unknown ``type`` fails fast with ``union_tag_invalid`` and falls back to the generic model.
 ServerEvent = Annotated[Union[_KNOWN_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
 
+#: Every event type modelled here: a frame of one of these types that does not fit its model is a
+#: :class:`MalformedServerEvent`, not a generic one.
+KNOWN_SERVER_EVENT_TYPES: frozenset[str] = frozenset(
+    name for model in _KNOWN_MODELS for name in get_args(model.model_fields["type"].annotation)
+)
+
 _SERVER_EVENT: TypeAdapter[ServerEventBase] = TypeAdapter(ServerEvent)
 _GENERIC: TypeAdapter[GenericServerEvent] = TypeAdapter(GenericServerEvent)
 # The validators' own methods: TypeAdapter.validate_json is a Python wrapper that costs about a
@@ -204,20 +247,75 @@ def parse_server_event(data: str | bytes | bytearray | memoryview) -> ServerEven
     """Parse one text frame; None (never an exception) if it is not a JSON object with a string ``type``.
 
     A known type whose fields do not fit its model (say an audio delta with no ``delta``) comes back
-    as a :class:`GenericServerEvent`, so it still reaches ``*`` listeners but drives no behaviour.
+    as a :class:`MalformedServerEvent` that keeps the frame and what did not fit. A string with an
+    escaped lone surrogate (``"\\ud800"``, which strict JSON parsers refuse) is parsed with U+FFFD in
+    its place rather than dropped.
     """
     if isinstance(data, memoryview):
         data = data.tobytes()
+    return _parse(data, mend=True)
+
+
+def _parse(data: str | bytes | bytearray, *, mend: bool) -> ServerEventBase | None:
     try:
         event: ServerEventBase = _validate_known(data)
         return event
-    except ValidationError:
-        pass
+    except ValidationError as exc:
+        failure = exc
     try:
         generic: GenericServerEvent = _validate_generic(data)
-        return generic
     except ValidationError:
-        return None
+        return _parse_replacing_surrogates(data) if mend else None
+    if generic.type in KNOWN_SERVER_EVENT_TYPES:
+        return _malformed(generic, data, failure)
+    return generic
+
+
+#: How many validation problems a malformed event's ``problem`` lists.
+_MAX_PROBLEMS = 3
+
+
+def _malformed(generic: GenericServerEvent, data: str | bytes | bytearray, failure: ValidationError) -> MalformedServerEvent:
+    problems = []
+    for error in failure.errors(include_url=False, include_input=False)[:_MAX_PROBLEMS]:
+        # The first location is the union's tag (the event type): the field path follows it.
+        where = ".".join(str(part) for part in error["loc"][1:]) or "event"
+        problems.append(f"{where}: {error['msg']}")
+    raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+    fields = dict(generic.model_extra or {})
+    return MalformedServerEvent(
+        type=generic.type,
+        event_id=generic.event_id,
+        raw=raw,
+        problem="; ".join(problems) or "it does not fit its model",
+        data=fields,
+    )
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        # Pairs are joined, lone halves become U+FFFD.
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def _parse_replacing_surrogates(data: str | bytes | bytearray) -> ServerEventBase | None:
+    """The slow path for a frame the strict parser refused: only a lone surrogate is mended."""
+    try:
+        obj = json.loads(data)
+        if not isinstance(obj, dict):
+            return None
+        mended = json.dumps(_replace_lone_surrogates(obj), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return None  # not JSON at all (or nested deeper than anything real)
+    event = _parse(mended, mend=False)
+    if event is not None:
+        logger.warning("a server event had a lone UTF-16 surrogate in a string; it was replaced with U+FFFD")
+    return event
 
 
 # What the transport emits -------------------------------------------------------------------------
@@ -357,6 +455,13 @@ class ErrorEvent:
             return self.error
         from .errors import ServerError
 
+        if isinstance(self.error, MalformedServerEvent):
+            bad = self.error
+            return ServerError(
+                bad.message,
+                error={"type": "malformed_event", "code": "malformed_event", "message": bad.message,
+                       "event_id": bad.event_id, "event_type": bad.type, "problem": bad.problem, "raw": bad.raw},
+            )
         detail = self.error.error.model_dump() if isinstance(self.error, ServerErrorEvent) else {}
         message = detail.get("message") or detail.get("code") or "the server reported an error"
         return ServerError(str(message), error=detail)

@@ -892,3 +892,100 @@ def test_star_and_per_type_events_are_made_only_when_wanted() -> None:
     assert names(core) == ["*", "response.output_audio.delta", "audio"]
     core.receive(ev(type="error", error={"message": "x"}))
     assert names(core)[:2] == ["*", "error"]
+
+
+# Malformed frames (#9.1, #9.2): nothing escapes, the state still advances --------------------------------
+BAD_VALUES: list[Any] = ["12", 1e999, float("nan"), -5, True, {"x": 1}, [1, 2], None, "\u0000", 2**70]
+
+
+def bad_usages() -> list[Any]:
+    usages: list[Any] = ["tokens", 7, [], None]
+    for value in BAD_VALUES:
+        usages.append({"input_tokens": value, "output_tokens": 3})
+        usages.append({"input_tokens": 1, "output_tokens": value, "total_tokens": value})
+        usages.append({"input_token_details": value, "output_token_details": value})
+        usages.append({"input_tokens_details": value, "output_tokens_details": value})
+    return usages
+
+
+def frame(fields: dict[str, Any]) -> str:
+    # allow_nan: 1e999 and NaN travel as the JSON literals Infinity and NaN, as a hostile peer sends them.
+    return json.dumps(fields, allow_nan=True)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("usage", bad_usages(), ids=repr)
+def test_a_response_done_with_any_usage_ends_the_response_and_releases_the_queue(dialect: str, usage: Any) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.request_response()  # held behind the running response
+    assert core.held_response_creates == 1
+    core.events_received()
+    core.receive(frame({"type": "response.done", "response": {"id": "resp_1", "status": "completed", "usage": usage}}))
+    events = core.events_received()
+    done = [p for n, p in events if n == "turn_done"]
+    assert len(done) == 1 and done[0].response_id == "resp_1"
+    assert [p for n, p in events if n == "usage_update"] == [done[0].usage]
+    assert all(isinstance(v, int) and v >= 0 for v in (done[0].usage.input_tokens, done[0].usage.output_tokens))
+    assert sent_types(core) == ["response.create"] and core.held_response_creates == 0 and not core.response_running
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("response", [
+    "not an object", 12, None, [], {"id": 5, "status": 7, "output": "none", "usage": 3},
+    {"id": "resp_1", "output": {"a": 1}}, {"id": "resp_1", "output": 1e999}, {"id": ["x"], "output": [None, 1, "x"]},
+], ids=repr)
+def test_a_response_done_of_any_shape_ends_the_response(dialect: str, response: Any) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.send_message("hi")  # its response.create is held
+    assert sent_types(core) == ["conversation.item.create"]
+    core.events_received()
+    event = core.receive(frame({"type": "response.done", "response": response}))
+    assert event is not None
+    events = core.events_received()
+    assert [n for n, _ in events].count("turn_done") == 1 and [n for n, _ in events].count("usage_update") == 1
+    assert isinstance(dict(events)["turn_done"].output, tuple)
+    assert sent_types(core) == ["response.create"]
+    assert not core.response_running and core.held_response_creates == 0
+    # Whatever did not fit is an ``error`` event that says so, never an exception.
+    for name, payload in events:
+        if name == "error":
+            assert isinstance(payload, ErrorEvent) and "response.done" in str(payload.exception)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_malformed_known_event_is_an_error_event_keeping_the_frame_and_the_problem(dialect: str) -> None:
+    core = opened(dialect)
+    text = frame({"type": WIRE[dialect].audio_delta, "item_id": 12, "delta": "AAAA"})
+    core.receive(text)
+    events = core.events_received()
+    assert [n for n, _ in events] == ["*", "error"]  # not under its own type: its listeners could not read it
+    error = events[1][1]
+    assert isinstance(error, ErrorEvent) and error.error.raw == text and "item_id" in error.error.problem
+    exception = error.exception
+    assert isinstance(exception, ServerError) and exception.code == "malformed_event"
+    assert "item_id" in str(exception) and WIRE[dialect].audio_delta in str(exception)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("error", ["boom", {"code": 429, "message": "slow down"}, {"message": ["a", "b"]}, 7, None],
+                         ids=repr)
+def test_error_listeners_always_get_an_error_event(dialect: str, error: Any) -> None:
+    core = opened(dialect)
+    core.receive(frame({"type": "error", "error": error}))
+    (payload,) = payloads(core, "error")
+    assert isinstance(payload, ErrorEvent) and isinstance(payload.exception, ServerError)
+    if error == "boom":
+        assert str(payload.exception) == "boom"
+    if isinstance(error, dict) and error.get("code") == 429:
+        assert payload.exception.code == "429" and str(payload.exception) == "slow down"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_text_delta_with_a_lone_surrogate_arrives_with_a_replacement_character(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive('{"type": "%s", "item_id": "i", "response_id": "r", "delta": "a\\ud800b\\ud83d\\ude00"}'
+                 % WIRE[dialect].text_delta)
+    (delta,) = payloads(core, "output_text_delta")
+    assert delta.delta == "a\ufffdb\U0001F600"

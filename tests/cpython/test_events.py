@@ -17,6 +17,7 @@ from pyodide_realtime.events import (
     GenericServerEvent,
     InputAudioTranscriptionCompleted,
     ItemDeleted,
+    MalformedServerEvent,
     OutputItemEvent,
     ResponseAudioDelta,
     ResponseAudioDone,
@@ -96,9 +97,11 @@ def test_unknown_types_keep_every_field() -> None:
     assert event.model_dump() == {"type": "output_audio_buffer.started", "event_id": "e", "response_id": "r", "n": [1, {"a": None}]}
 
 
-def test_a_known_type_that_does_not_fit_its_model_falls_back_to_generic() -> None:
-    event = parse_server_event('{"type": "response.output_audio.delta", "item_id": "i", "delta": "%%% not base64"}')
-    assert isinstance(event, GenericServerEvent) and event.model_extra["delta"] == "%%% not base64"
+def test_a_known_type_that_does_not_fit_its_model_is_a_malformed_event() -> None:
+    text = '{"type": "response.output_audio.delta", "item_id": "i", "delta": "%%% not base64"}'
+    event = parse_server_event(text)
+    assert isinstance(event, MalformedServerEvent) and event.data["delta"] == "%%% not base64"
+    assert event.raw == text and event.problem.startswith("delta: ") and "base64" in event.problem
 
 
 def test_events_are_frozen() -> None:
