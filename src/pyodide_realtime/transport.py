@@ -25,6 +25,7 @@ from typing import Any
 from ._core import HeardMs, RealtimeProtocol
 from ._emitter import EventEmitter, EventStream, Handler
 from ._interfaces import (
+    MAX_MESSAGE_BYTES,
     NORMAL_CLOSURE,
     OPEN_TIMEOUT_S,
     AudioInput,
@@ -40,6 +41,7 @@ from .dialects import (
     EPHEMERAL_KEY_PREFIX,
     DialectSpec,
     auth_headers,
+    check_url,
     get_dialect,
     realtime_url,
     subprotocols,
@@ -121,8 +123,29 @@ class OpenAIRealtimeWebSocket:
         use_insecure_api_key: bool = False,
         dialect: str = "ga",
         create_websocket: SocketFactory | None = None,
+        *,
+        allow_insecure_transport: bool = False,
+        max_message_bytes: int | None = MAX_MESSAGE_BYTES,
     ) -> None:
+        """Nothing is opened here; ``connect()`` does that.
+
+        ``url``: the Realtime endpoint (default: the API's, with the model); it must be ``wss://``, or
+        ``ws://`` to this machine, unless ``allow_insecure_transport=True``. ``api_key``: a key or a
+        function (sync or async) called at each ``connect()``. ``max_message_bytes``: the largest
+        incoming message accepted (bigger ones close the socket with 1009 and an ``error`` event).
+        Raises ConfigurationError for a bad dialect, URL or bound.
+        """
         self._dialect: DialectSpec = get_dialect(dialect)
+        self._allow_insecure_transport = bool(allow_insecure_transport)
+        if url is not None:
+            check_url(url, allow_insecure_transport=self._allow_insecure_transport)
+        if max_message_bytes is not None and (
+            isinstance(max_message_bytes, bool) or not isinstance(max_message_bytes, int) or max_message_bytes <= 0
+        ):
+            raise ConfigurationError(
+                f"max_message_bytes must be a positive number of bytes or None (no bound), not {max_message_bytes!r}"
+            )
+        self._max_message_bytes = max_message_bytes
         self._core = RealtimeProtocol(self._dialect, model=model)
         self._core.auto_interrupt = not self._interrupt_hooks_overridden()
         self._url = url
@@ -236,8 +259,11 @@ class OpenAIRealtimeWebSocket:
             self._check_browser_key(key)
             if api_key is not None:
                 self._api_key = api_key
-            self._url = realtime_url(
-                self._dialect, model=self._core.model, url=url, call_id=call_id, default_url=self._default_url
+            self._url = check_url(
+                realtime_url(
+                    self._dialect, model=self._core.model, url=url, call_id=call_id, default_url=self._default_url
+                ),
+                allow_insecure_transport=self._allow_insecure_transport,
             )
             if url:
                 self._default_url = url
@@ -245,6 +271,7 @@ class OpenAIRealtimeWebSocket:
                 url=self._url,
                 subprotocols=subprotocols(self._dialect, key),
                 headers=auth_headers(self._dialect, key),
+                max_message_bytes=self._max_message_bytes,
             )
             factory = self._socket_factory()
             handler = _SocketHandler(self)

@@ -392,7 +392,7 @@ async def test_close_before_open_rejects_connect() -> None:
         sockets.append(NeverOpens())
         return sockets[-1]
 
-    transport = OpenAIRealtimeWebSocket(url="ws://unused.invalid/", api_key=SECRET, create_websocket=factory)
+    transport = OpenAIRealtimeWebSocket(url="wss://unused.invalid/", api_key=SECRET, create_websocket=factory)
     with pytest.raises(ConnectionFailedError, match="closed before it opened") as info:
         await transport.connect()
     assert info.value.code == 1006
