@@ -22,16 +22,18 @@ import binascii
 import json
 import logging
 import math
-from collections import deque
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from ._client_events import encode_event
 from ._emitter import WANT_ALL
-from ._interfaces import AudioFormat, bytes_per_ms
+from ._interfaces import AudioFormat
+from ._playback import HeardMs, Playback
+from ._responses import ResponseSequencer
 from .config import (
     DEFAULT_SESSION_CONFIG,
     SessionConfig,
+    normalize_audio_format,
     wire_interrupt_response,
     wire_output_audio_format,
     wire_tracing,
@@ -56,6 +58,7 @@ from .events import (
     OutputTextDelta,
     ResponseAudioDelta,
     ResponseAudioDone,
+    ResponseCut,
     ResponseEvent,
     ResponseTextDelta,
     ServerErrorEvent,
@@ -70,56 +73,19 @@ from .events import (
     parse_server_event,
 )
 
-__all__ = ["RealtimeProtocol", "HeardMs", "MAX_AUDIO_APPEND_BYTES"]
+__all__ = ["RealtimeProtocol", "HeardMs", "MAX_AUDIO_APPEND_BYTES", "CUT_STATUS"]
 
 logger = logging.getLogger("pyodide_realtime")
 
 #: Raw bytes per ``input_audio_buffer.append``: bounds each base64 string (about 128 KiB of text) and
 #: is a multiple of 6, so chunks split on whole PCM16 samples and on base64 quanta.
 MAX_AUDIO_APPEND_BYTES = 96 * 1024
-#: Items whose audio we already truncated; their late deltas are dropped. Bounded: only the last few
-#: matter, as a cancelled response stops within a handful of deltas.
-_MAX_TRUNCATED_KEYS = 64
-_RESPONSE_CREATE_ID_PREFIX = "pyrt_response_create_"
-#: Our ``response.create`` events kept by event_id, to send again one the server refused because a
-#: response of its own (server VAD) started first. Only the last few can still be answered.
-_MAX_RECENT_CREATES = 8
-#: The error the server answers a ``response.create`` with while another response runs.
-_ACTIVE_RESPONSE_ERROR = "conversation_already_has_active_response"
-
-#: How much of an item was heard: a function answering per (item_id, content_index) (an
-#: AudioOutput's ``heard_ms``); or a number, the ms heard counted from the start of the oldest audio
-#: still tracked (audio that finished playing is forgotten, so with one item playing it is the ms of
-#: that item heard, as the reference's ``_interrupt(elapsedTime)`` takes it); None means estimate
-#: from the wall clock as the reference does.
-HeardMs = float | int | Callable[[str, int], float | None] | None
+#: ``TurnDone.status`` of a response the connection cut (closed before its ``response.done``). Not an
+#: API status: the API's own ones (completed, cancelled, failed, incomplete) come from the server.
+CUT_STATUS = "cut"
 
 _UNSET: Any = object()
-
-
-def _encode(event: Mapping[str, Any]) -> str:
-    """``event`` as a text frame, or ConfigurationError (callers encode before they change any state)."""
-    try:
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"the event cannot be sent as JSON: {exc}") from None
-
-
-@dataclass
-class _Segment:
-    """The audio of one (item, content index), in arrival order within one playback."""
-
-    item_id: str
-    content_index: int
-    response_id: str
-    received_ms: float = 0.0
-    done: bool = False
-
-
-@dataclass
-class _HeldCreate:
-    event: dict[str, Any]
-    manual: bool
+_encode = encode_event
 
 
 # Text deltas by server type (both dialects' names): the name to emit and the record to emit.
@@ -132,7 +98,12 @@ _TEXT_DELTAS: dict[str, tuple[str, type[TranscriptDelta] | type[OutputTextDelta]
 
 
 class RealtimeProtocol:
-    """The Realtime protocol state of one transport (it survives reconnects; each connection resets it)."""
+    """The Realtime protocol state of one transport (it survives reconnects; each connection resets it).
+
+    The state lives in three places, each changed only by its own methods: the connection status
+    (here), the response sequencing (:class:`~._responses.ResponseSequencer`) and the playback
+    (:class:`~._playback.Playback`). This class parses, dispatches and encodes.
+    """
 
     def __init__(self, dialect: str | DialectSpec = "ga", *, model: str | None = None) -> None:
         self.dialect: DialectSpec = get_dialect(dialect)
@@ -148,20 +119,10 @@ class RealtimeProtocol:
         self._tracing: Any = _UNSET
         self._server_session: dict[str, Any] = {}
         self._output_format: AudioFormat = self._config.output_audio_format or "pcm16"
-        self._bytes_per_ms = bytes_per_ms(self._output_format)
         self._to_send: list[str] = []
         self._events: list[tuple[str, Any]] = []
-        # Playback (interruption) state.
-        self._segments: list[_Segment] = []
-        self._first_audio_ms: float | None = None
-        self._truncated: deque[tuple[str, int]] = deque(maxlen=_MAX_TRUNCATED_KEYS)
-        # Response sequencing.
-        self._response_running = False
-        self._cancel_requested = False
-        self._create_in_flight: str | None = None
-        self._held: deque[_HeldCreate] = deque()
-        self._recent_creates: deque[_HeldCreate] = deque(maxlen=_MAX_RECENT_CREATES)
-        self._create_counter = 0
+        self._playback = Playback()
+        self._responses = ResponseSequencer()
         self._handlers = self._build_handlers()
 
     # Output -----------------------------------------------------------------------------------------
@@ -178,6 +139,7 @@ class RealtimeProtocol:
     # State the transport reads -----------------------------------------------------------------------
     @property
     def status(self) -> ConnectionStatus:
+        """The connection status: the one place it is kept (the I/O layer asks here)."""
         return self._status
 
     @property
@@ -192,15 +154,15 @@ class RealtimeProtocol:
 
     @property
     def output_audio_format(self) -> AudioFormat:
-        """The format of received audio: what the server reported, else what was configured."""
+        """The session's format of received audio: what the server reported, else what was configured.
+        A response with its own format says so in each ``audio`` event (``TransportAudio.audio_format``)."""
         return self._output_format
 
     def _update_output_format(self) -> None:
-        # Cached: it is read for every audio delta.
+        # Cached: it is read for every new audio segment.
         self._output_format = (
             wire_output_audio_format(self._server_session) or self._config.output_audio_format or "pcm16"
         )
-        self._bytes_per_ms = bytes_per_ms(self._output_format)
 
     @property
     def server_cancels_on_speech(self) -> bool:
@@ -212,30 +174,36 @@ class RealtimeProtocol:
 
     @property
     def response_running(self) -> bool:
-        return self._response_running
+        return self._responses.running
+
+    @property
+    def response_state(self) -> str:
+        """The sequencing state: ``idle``, ``requested``, ``running`` or ``cancelling``."""
+        return self._responses.state.value
 
     @property
     def held_response_creates(self) -> int:
         """``response.create`` events waiting for the running response to finish."""
-        return len(self._held)
+        return self._responses.held
 
     @property
     def audio_received_ms(self) -> float:
         """Milliseconds of audio received in the current playback (0 when nothing is tracked)."""
-        return sum(s.received_ms for s in self._segments)
+        return self._playback.received_ms
 
     @property
     def current_item(self) -> tuple[str, int] | None:
         """(item_id, content_index) of the audio received last, if it is still tracked."""
-        return (self._segments[-1].item_id, self._segments[-1].content_index) if self._segments else None
+        return self._playback.current_item
 
     @property
     def first_audio_ms(self) -> float | None:
-        return self._first_audio_ms
+        return self._playback.first_audio_ms
 
     # Connection milestones ---------------------------------------------------------------------------
     def connection_opening(self) -> None:
-        """A socket is being opened."""
+        """A socket is being opened: emits ``connection_change``. Sends nothing. InvalidStateError
+        unless disconnected."""
         self._require({"disconnected"}, "connection_opening()")
         self._status = "connecting"
         self._emit("connection_change", ConnectionChange("connecting"))
@@ -245,14 +213,17 @@ class RealtimeProtocol:
     ) -> SessionConfig:
         """What ``connection_opened(session_config)`` would configure (the defaults, ``session_config``
         and the model merged), or ConfigurationError if it cannot be sent: a field this dialect does
-        not have, a value JSON cannot carry. Changes nothing; an I/O layer calls it before opening."""
+        not have, a value JSON cannot carry. Changes nothing, sends nothing; an I/O layer calls it
+        before opening."""
         initial = SessionConfig.coerce(session_config)
         config = DEFAULT_SESSION_CONFIG[self.dialect.name].merged(initial).merged({"model": model or self.model})
         _encode(config.to_wire(self.dialect))  # tracing included: it is sent after session.created
         return config
 
     def connection_opened(self, session_config: SessionConfig | Mapping[str, Any] | None = None) -> None:
-        """The socket is open: emit ``connected`` and send the merged session config (with the model)."""
+        """The socket is open: emits ``connection_change`` and ``connected``, sends ``session.update``
+        with the merged session config (and the model). ConfigurationError (nothing changed) for a
+        config that cannot be sent; InvalidStateError when already connected."""
         self._require({"connecting", "disconnected"}, "connection_opened()")
         config = self.check_session_config(session_config)
         update = self._session_update(config)
@@ -266,10 +237,19 @@ class RealtimeProtocol:
         self._to_send.append(update)
 
     def connection_closed(self) -> None:
-        """The socket is gone (closed, failed, or never opened). Idempotent."""
+        """The socket is gone (closed, failed, or never opened). Idempotent; never raises.
+
+        A response that was running is reported cut: ``response_cut`` (:class:`ResponseCut`) and a
+        ``turn_done`` with status ``"cut"``, so nobody waits for its ``response.done``. Then
+        ``connection_change`` and ``disconnected``.
+        """
+        cut = self._responses.closed()
         self._reset_connection_state()
         if self._status == "disconnected":
             return
+        if cut is not None:
+            self._emit("response_cut", ResponseCut(cut))
+            self._emit("turn_done", TurnDone(cut, CUT_STATUS, (), Usage()))
         self._status = "disconnected"
         self._emit("connection_change", ConnectionChange("disconnected"))
         self._emit("disconnected", ConnectionChange("disconnected"))
@@ -277,23 +257,21 @@ class RealtimeProtocol:
     def _reset_connection_state(self) -> None:
         self._server_session = {}
         self._update_output_format()
-        self._reset_playback()
-        self._truncated.clear()
-        self._response_running = False
-        self._cancel_requested = False
-        self._create_in_flight = None
-        self._held.clear()
-        self._recent_creates.clear()
+        self._playback.reset()
+        self._responses.closed()
 
     # Input from the server ---------------------------------------------------------------------------
     def receive(
         self, data: str | bytes | bytearray | memoryview, *, now_ms: float = 0.0, heard_ms: HeardMs = None
     ) -> ServerEventBase | None:
-        """Handle one text frame. ``now_ms`` timestamps audio; ``heard_ms`` serves an automatic interrupt.
+        """Handle one text frame. ``now_ms`` timestamps audio; ``heard_ms`` (see :data:`HeardMs`: the
+        player, its ``heard_ms``, a number or None) serves an automatic interrupt.
 
-        Returns the parsed event, or None for a frame that is not a JSON object with a ``type`` (it is
-        ignored: a peer's garbage never raises into the socket's event loop) or that arrived while
-        not connected.
+        Never raises. Returns the parsed event, or None for a frame that is not a JSON object with a
+        ``type`` (ignored) or that arrived while not connected. A known type whose fields do not fit
+        is a :class:`MalformedServerEvent`: emitted as ``*`` and ``error``, and the state still
+        advances as far as it allows (a ``response.done`` of any shape ends the response). Whatever
+        the handling sends back is in ``data_to_send()``.
         """
         if self._status != "connected":
             # Frames of a socket that is no longer ours (the I/O layer should not pass them at all).
@@ -338,8 +316,8 @@ class RealtimeProtocol:
             ConversationItemDeleted: lambda event, _now, _heard: self._emit("item_deleted", ItemDeleted(event.item_id)),
             # The item changed (a transcript arrived, audio was cut): fetch it whole rather than
             # rebuild it from partials; the answer comes back as conversation.item.retrieved.
-            InputAudioTranscriptionCompleted: self._retrieve_item,
-            ConversationItemTruncated: self._retrieve_item,
+            InputAudioTranscriptionCompleted: self._retrieve_changed_item,
+            ConversationItemTruncated: self._retrieve_changed_item,
             SessionEvent: lambda event, _now, _heard: self._on_session(event),
             ServerErrorEvent: lambda event, _now, _heard: self._on_error(event),
             MalformedServerEvent: lambda event, _now, _heard: self._on_malformed(event),
@@ -356,13 +334,18 @@ class RealtimeProtocol:
         elif event.type == "response.done":
             # Whatever its shape, a response.done ends the response and releases the queue.
             self._on_response_done(ResponseEvent(type="response.done", response=_response_fields(response)))
+        elif event.type in ("response.output_audio.done", "response.audio.done"):
+            item_id, content_index = data.get("item_id"), data.get("content_index", 0)
+            if isinstance(item_id, str) and type(content_index) is int:
+                self._playback.audio_done(item_id, content_index)
 
     def _on_speech_started(self, event: SpeechStarted, now_ms: float, heard_ms: HeardMs) -> None:
         if self.auto_interrupt:
             self.interrupt(now_ms, heard_ms, cancel=not self.server_cancels_on_speech)
 
-    def _retrieve_item(self, event: InputAudioTranscriptionCompleted | ConversationItemTruncated, _now: float, _heard: HeardMs) -> None:
-        self._send({"type": "conversation.item.retrieve", "item_id": event.item_id})
+    def _retrieve_changed_item(self, event: InputAudioTranscriptionCompleted | ConversationItemTruncated, _now: float, _heard: HeardMs) -> None:
+        if event.item_id:
+            self._send({"type": "conversation.item.retrieve", "item_id": event.item_id})
 
     def _on_session(self, event: SessionEvent) -> None:
         self._server_session = event.session
@@ -372,41 +355,16 @@ class RealtimeProtocol:
 
     # Audio out ---------------------------------------------------------------------------------------
     def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: float, heard_ms: HeardMs = None) -> None:
-        key = (event.item_id, event.content_index)
-        if key in self._truncated:
-            return  # late audio of an item we already cut: never play it
-        segment = self._segments[-1] if self._segments else None
-        if segment is None or (segment.item_id, segment.content_index) != key:
-            self._drop_finished_segments(now_ms, heard_ms)
-            if not self._segments:
-                self._first_audio_ms = now_ms
-            segment = _Segment(event.item_id, event.content_index, event.response_id)
-            self._segments.append(segment)
-        segment.received_ms += len(event.delta) / self._bytes_per_ms
-        self._events.append(("audio", TransportAudio(event.delta, event.response_id, event.item_id, event.content_index)))
-
-    def _drop_finished_segments(self, now_ms: float, heard_ms: HeardMs) -> None:
-        """Forget audio that finished arriving and finished playing: by what the player heard when it
-        knows the item (playback may lag arrival by far), else by the wall clock."""
-        while self._segments and self._first_audio_ms is not None:
-            head = self._segments[0]
-            if not head.done:
-                return
-            heard = heard_ms(head.item_id, head.content_index) if callable(heard_ms) else None
-            if heard is None:
-                heard = now_ms - self._first_audio_ms
-            if heard < head.received_ms:
-                return
-            self._segments.pop(0)
-            # The next segment started playing when this one ended.
-            self._first_audio_ms += head.received_ms
-        if not self._segments:
-            self._first_audio_ms = None
+        audio_format = self._playback.audio(
+            event.item_id, event.content_index, event.response_id, len(event.delta), now_ms, heard_ms, self._output_format
+        )
+        if audio_format is not None:
+            self._events.append(
+                ("audio", TransportAudio(event.delta, event.response_id, event.item_id, event.content_index, audio_format))
+            )
 
     def _on_audio_done(self, event: ResponseAudioDone) -> None:
-        for segment in self._segments:
-            if segment.item_id == event.item_id and segment.content_index == event.content_index:
-                segment.done = True
+        self._playback.audio_done(event.item_id, event.content_index)
         self._emit("audio_done", AudioDone(event.response_id, event.item_id, event.content_index))
 
     def _on_text_delta(self, event: ResponseTextDelta, _now: float = 0.0, _heard: HeardMs = None) -> None:
@@ -415,10 +373,6 @@ class RealtimeProtocol:
             name, record = emitted
             self._events.append((name, record(event.delta, event.item_id, event.response_id)))
 
-    def _reset_playback(self) -> None:
-        self._segments = []
-        self._first_audio_ms = None
-
     # Interruption ------------------------------------------------------------------------------------
     def interrupt(self, now_ms: float, heard_ms: HeardMs = None, cancel: bool = True) -> bool:
         """Stop the model's audio where the user stopped hearing it.
@@ -426,116 +380,69 @@ class RealtimeProtocol:
         Sends ``response.cancel`` if ``cancel`` and a response is running (and no cancel is pending),
         then, if any received audio had not finished playing, emits ``audio_interrupted`` and sends one
         ``conversation.item.truncate`` per such item with an integer ``audio_end_ms`` clamped to the
-        audio received. Returns True if audio was truncated. Does nothing while disconnected.
+        audio received. An item whose audio finished playing is never truncated (the player's
+        ``finished`` decides when it has one). Returns True if audio was truncated. Does nothing while
+        disconnected; never raises.
         """
         if self._status != "connected":
             return False
         if cancel:
             self.cancel_response()
-        truncations = self._truncation_points(now_ms, heard_ms)
-        self._reset_playback()
+        truncations = self._playback.interrupt(now_ms, heard_ms)
         if not truncations:
             return False
         self._emit("audio_interrupted", AudioInterrupted(tuple(truncations)))
         for item_id, content_index, end_ms in truncations:
-            self._truncated.append((item_id, content_index))
             self._send(
-                {
-                    "type": "conversation.item.truncate",
-                    "item_id": item_id,
-                    "content_index": content_index,
-                    "audio_end_ms": end_ms,
-                }
+                {"type": "conversation.item.truncate", "item_id": item_id, "content_index": content_index, "audio_end_ms": end_ms}
             )
         return True
 
-    def _truncation_points(self, now_ms: float, heard_ms: HeardMs) -> list[tuple[str, int, int]]:
-        if not self._segments or self._first_audio_ms is None:
-            return []
-        # Playback is sequential: each segment starts playing when the one before it ends.
-        position = float(heard_ms) if isinstance(heard_ms, (int, float)) else now_ms - self._first_audio_ms
-        points: list[tuple[str, int, int]] = []
-        offset = 0.0
-        for segment in self._segments:
-            heard = heard_ms(segment.item_id, segment.content_index) if callable(heard_ms) else None
-            if heard is None:
-                heard = position - offset
-            offset += segment.received_ms
-            heard = min(max(heard, 0.0), segment.received_ms)
-            if segment.done and heard >= segment.received_ms:
-                continue  # it played to the end: nothing to cut
-            points.append((segment.item_id, segment.content_index, math.floor(heard)))
-        return points
-
     def cancel_response(self) -> bool:
-        """Send ``response.cancel`` if a response is running and none was sent for it yet."""
-        if self._status != "connected" or not self._response_running or self._cancel_requested:
+        """Send ``response.cancel`` if a response is running and none was sent for it yet; returns
+        whether it was sent. Does nothing while disconnected; never raises."""
+        if self._status != "connected" or not self._responses.running:
             return False
-        self._cancel_requested = True
+        if not self._responses.cancel():
+            return False
         self._send({"type": "response.cancel"})
         return True
 
     # Responses ---------------------------------------------------------------------------------------
     def _on_response_created(self, event: ResponseEvent) -> None:
-        self._response_running = True
-        self._cancel_requested = False
-        self._create_in_flight = None
-        self._emit("turn_started", TurnStarted(str(event.response.get("id") or ""), event.model_dump()))
+        response = event.response
+        response_id = response.get("id")
+        response_id = response_id if isinstance(response_id, str) else ""
+        self._to_send.extend(self._responses.created(response_id))
+        self._playback.response_format(response_id, _response_output_format(response))
+        self._emit("turn_started", TurnStarted(response_id, event.model_dump()))
 
     def _on_response_done(self, event: ResponseEvent) -> None:
-        self._response_running = False
-        self._cancel_requested = False
-        self._create_in_flight = None
-        raw_id = event.response.get("id")
+        response = event.response
+        raw_id = response.get("id")
         response_id = raw_id if isinstance(raw_id, str) else ""
-        # No more audio will come for this response (cancelled ones may never send audio.done).
-        for segment in self._segments:
-            if segment.response_id == response_id or not response_id:
-                segment.done = True
-        self._truncated.clear()
-        usage = _usage(event.response.get("usage"))
+        released = self._responses.done()
+        self._playback.response_done(response_id)
+        usage = _usage(response.get("usage"))
         self._emit("usage_update", usage)
-        output = event.response.get("output")
-        status = event.response.get("status")
+        output = response.get("output")
+        status = response.get("status")
         self._emit("turn_done", TurnDone(response_id, status if isinstance(status, str) else None,
                                          tuple(output) if isinstance(output, list) else (), usage))
-        self._release_held_create()
+        self._to_send.extend(released)
 
     def _on_error(self, event: ServerErrorEvent) -> None:
         error = event.error
-        if error.code == _ACTIVE_RESPONSE_ERROR and self._retry_create(error.event_id):
-            return
-        self._emit("error", ErrorEvent(event))
-        if self._create_in_flight is None:
-            return
-        names_ours = error.event_id == self._create_in_flight
-        # An error without an event_id that is clearly about response.create also frees the slot.
-        about_create = error.event_id is None and (
-            "response_create" in (error.code or "") or "response.create" in (error.message or "")
-        )
-        if names_ours or about_create:
-            self._create_in_flight = None
-            self._release_held_create()
-
-    def _retry_create(self, event_id: str | None) -> bool:
-        """Put our refused ``response.create`` back at the head of the queue; False if it is not ours.
-
-        A response the server started by itself (server VAD) crossed ours: ours is sent again when
-        that one is done. Not emitted as an error: it is handled, and ``*`` still shows it.
-        """
-        held = next((h for h in self._recent_creates if h.event.get("event_id") == event_id), None)
-        if event_id is None or held is None:
-            return False
-        self._recent_creates.remove(held)
-        if self._create_in_flight == event_id:
-            self._create_in_flight = None
-        if held.manual or not self._held or self._held[0].manual:
-            self._held.appendleft(held)  # a parameterless request already waiting serves for both
-        self._release_held_create()
-        return True
+        handled, frames = self._responses.server_error(error.code, error.event_id, error.message)
+        if not handled:
+            self._emit("error", ErrorEvent(event))
+        self._to_send.extend(frames)
 
     def request_response(self, response: Mapping[str, Any] | None = None) -> None:
-        """Ask for a response; held while one is running (see the module notes on sequencing)."""
+        """Ask for a response: sends ``response.create`` (with ``response`` as its parameters) now, or
+        holds it while a response runs or one is requested; it is sent when that one is done.
+        Parameterless requests made while waiting collapse into one. ConfigurationError for
+        parameters JSON cannot carry, InvalidStateError unless connected (nothing changes)."""
         event: dict[str, Any] = {"type": "response.create"}
         if response is not None:
             event["response"] = dict(response)
@@ -543,36 +450,14 @@ class RealtimeProtocol:
         self._request_create(event, manual=response is not None)
 
     def _request_create(self, event: dict[str, Any], *, manual: bool) -> None:
-        if not self._held and not self._response_running and self._create_in_flight is None:
-            self._dispatch_create(_HeldCreate(event, manual))
-            return
-        # Parameterless requests made while waiting collapse into one; requests with parameters are
-        # each honoured, in order.
-        if not manual and self._held and not self._held[-1].manual:
-            return
-        _encode(event)  # refused now, not when it is released from inside a server event
-        self._held.append(_HeldCreate(event, manual))
-
-    def _dispatch_create(self, held: _HeldCreate) -> None:
-        event_id = held.event.get("event_id")
-        tagged = isinstance(event_id, str)
-        if not tagged:
-            event_id = f"{_RESPONSE_CREATE_ID_PREFIX}{self._create_counter + 1}"
-            held = _HeldCreate({**held.event, "event_id": event_id}, held.manual)
-        text = _encode(held.event)
-        if not tagged:
-            self._create_counter += 1
-        self._create_in_flight = event_id
-        self._recent_creates.append(held)
-        self._to_send.append(text)
-
-    def _release_held_create(self) -> None:
-        if self._held and not self._response_running and self._create_in_flight is None:
-            self._dispatch_create(self._held.popleft())
+        self._to_send.extend(self._responses.request(event, manual=manual))
 
     # App calls ---------------------------------------------------------------------------------------
     def send_event(self, event: Mapping[str, Any]) -> None:
-        """Send any client event as is (``response.create`` goes through the sequencing)."""
+        """Send any client event (a dict with a string ``type``). ``response.create`` goes through the
+        sequencing (held while a response runs); a second ``response.cancel`` for the same response
+        is not sent. ConfigurationError for an event that is not a dict with a string type or that
+        JSON cannot carry; InvalidStateError unless connected. Nothing is sent on an error."""
         if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
             raise ConfigurationError("an event must be a dict with a string 'type', e.g. {'type': 'response.cancel'}")
         self._require({"connected"}, f"send_event({event['type']!r})")
@@ -581,14 +466,14 @@ class RealtimeProtocol:
             self._request_create(event, manual=True)
             return
         text = _encode(event)
-        if event["type"] == "response.cancel":
-            if self._cancel_requested:
-                return  # a second cancel only earns response_cancel_not_active
-            self._cancel_requested = self._response_running
+        if event["type"] == "response.cancel" and not self._responses.cancel(explicit=True):
+            return
         self._to_send.append(text)
 
     def send_audio(self, pcm: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
-        """Append audio to the input buffer (and commit it). Ignored unless connected, as the seed does."""
+        """Append audio to the input buffer: ``input_audio_buffer.append`` frames of at most
+        :data:`MAX_AUDIO_APPEND_BYTES` each (then ``input_audio_buffer.commit`` if ``commit``). Ignored
+        unless connected, as the seed does; never raises for audio."""
         if self._status != "connected":
             return
         view = memoryview(pcm).cast("B")
@@ -598,6 +483,59 @@ class RealtimeProtocol:
             self._to_send.append('{"type":"input_audio_buffer.append","audio":"' + chunk.decode("ascii") + '"}')
         if commit:
             self._send({"type": "input_audio_buffer.commit"})
+
+    def commit_audio(self) -> None:
+        """Sends ``input_audio_buffer.commit``: the audio appended so far becomes a user item (push to
+        talk). InvalidStateError unless connected."""
+        self._require({"connected"}, "commit_audio()")
+        self._send({"type": "input_audio_buffer.commit"})
+
+    def clear_audio(self) -> None:
+        """Sends ``input_audio_buffer.clear``: the audio appended and not committed is dropped.
+        InvalidStateError unless connected."""
+        self._require({"connected"}, "clear_audio()")
+        self._send({"type": "input_audio_buffer.clear"})
+
+    def delete_item(self, item_id: str) -> None:
+        """Sends ``conversation.item.delete``. ConfigurationError for an empty or non-string id,
+        InvalidStateError unless connected."""
+        self._require({"connected"}, "delete_item()")
+        self._send({"type": "conversation.item.delete", "item_id": _item_id(item_id, "delete_item")})
+
+    def retrieve_item(self, item_id: str) -> None:
+        """Sends ``conversation.item.retrieve``; the item comes back as ``item_update``.
+        ConfigurationError for an empty or non-string id, InvalidStateError unless connected."""
+        self._require({"connected"}, "retrieve_item()")
+        self._send({"type": "conversation.item.retrieve", "item_id": _item_id(item_id, "retrieve_item")})
+
+    def truncate_item(self, item_id: str, content_index: int, audio_end_ms: int) -> None:
+        """Sends ``conversation.item.truncate``: the item's audio (and transcript) is cut at
+        ``audio_end_ms``. ConfigurationError for a bad id or a negative/non-integer index or
+        position, InvalidStateError unless connected."""
+        self._require({"connected"}, "truncate_item()")
+        for name, value in (("content_index", content_index), ("audio_end_ms", audio_end_ms)):
+            if type(value) is not int or value < 0:
+                raise ConfigurationError(f"truncate_item() needs {name} as an int >= 0, not {value!r}")
+        self._send({"type": "conversation.item.truncate", "item_id": _item_id(item_id, "truncate_item"),
+                    "content_index": content_index, "audio_end_ms": audio_end_ms})
+
+    def send_mcp_response(self, approval_request_id: str, approve: bool, reason: str | None = None) -> None:
+        """Answer an ``mcp_approval_request``: sends ``conversation.item.create`` with an
+        ``mcp_approval_response`` item, then asks for a response, as the JS transport does.
+        ConfigurationError for a bad id, ``approve`` that is not a bool or a non-string reason;
+        InvalidStateError unless connected."""
+        self._require({"connected"}, "send_mcp_response()")
+        if not isinstance(approve, bool):
+            raise ConfigurationError(f"send_mcp_response() needs approve=True or False, not {approve!r}")
+        if reason is not None and not isinstance(reason, str):
+            raise ConfigurationError("send_mcp_response() takes reason as a string")
+        item: dict[str, Any] = {"type": "mcp_approval_response",
+                                "approval_request_id": _item_id(approval_request_id, "send_mcp_response"),
+                                "approve": approve}
+        if reason is not None:
+            item["reason"] = reason
+        self._send({"type": "conversation.item.create", "item": item})
+        self._request_create({"type": "response.create"}, manual=False)
 
     def send_message(
         self,
@@ -746,6 +684,26 @@ class RealtimeProtocol:
 
 
 # Helpers ---------------------------------------------------------------------------------------------
+def _item_id(value: Any, call: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{call}() needs the item's id as a non-empty string, not {value!r}")
+    return value
+
+
+def _response_output_format(response: Mapping[str, Any]) -> AudioFormat | None:
+    """A response's own output format (GA ``audio.output.format``, beta ``output_audio_format``)."""
+    audio = response.get("audio")
+    value = audio.get("output", {}).get("format") if isinstance(audio, Mapping) and isinstance(audio.get("output"), Mapping) else None
+    if value is None:
+        value = response.get("output_audio_format")
+    if value is None:
+        return None
+    try:
+        return normalize_audio_format(value)
+    except ConfigurationError:
+        return None
+
+
 def _handler_failure(event: ServerEventBase, exc: Exception) -> ServerError:
     message = f"a {event.type!r} event could not be handled ({type(exc).__name__}: {exc})"
     return ServerError(message, error={"type": "client_error", "code": "event_not_handled", "message": message,

@@ -52,6 +52,7 @@ __all__ = [
     "FunctionCall",
     "TurnStarted",
     "TurnDone",
+    "ResponseCut",
     "Usage",
     "ConnectionChange",
     "ErrorEvent",
@@ -332,12 +333,13 @@ class TransportEvent(NamedTuple):
 
 
 class TransportAudio(NamedTuple):
-    """``audio``: decoded model audio in the session's output format."""
+    """``audio``: decoded model audio in ``audio_format`` (the response's own, else the session's)."""
 
     data: bytes
     response_id: str
     item_id: str
     content_index: int
+    audio_format: str = "pcm16"
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +435,14 @@ class TurnDone:
     status: str | None
     output: tuple[Any, ...]
     usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCut:
+    """``response_cut``: the connection closed while this response ran; no ``response.done`` will
+    come. A ``turn_done`` with status ``"cut"`` follows, so nobody waits for it."""
+
+    response_id: str
 
 
 @dataclass(frozen=True, slots=True)

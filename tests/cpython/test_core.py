@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from pyodide_realtime._core import MAX_AUDIO_APPEND_BYTES, RealtimeProtocol
+from pyodide_realtime._core import CUT_STATUS, MAX_AUDIO_APPEND_BYTES, RealtimeProtocol
 from pyodide_realtime.errors import ConfigurationError, InvalidStateError, ServerError
 from pyodide_realtime.events import (
     AudioInterrupted,
@@ -17,6 +17,7 @@ from pyodide_realtime.events import (
     FunctionCall,
     GenericServerEvent,
     ItemUpdate,
+    ResponseCut,
     TransportAudio,
     TurnDone,
     Usage,
@@ -231,7 +232,10 @@ def test_close_resets_and_emits_and_stale_frames_are_ignored(dialect: str) -> No
     core = opened(dialect)
     speaking(dialect, core)
     core.connection_closed()
-    assert names(core) == ["connection_change", "disconnected"]
+    # The response it cut is reported (#9.6), so a turn_done loop does not wait for its response.done.
+    events = core.events_received()
+    assert [n for n, _ in events] == ["response_cut", "turn_done", "connection_change", "disconnected"]
+    assert events[0][1] == ResponseCut("resp_1") and events[1][1] == TurnDone("resp_1", CUT_STATUS, (), Usage())
     assert core.status == "disconnected" and core.current_item is None and not core.response_running
     assert core.receive(audio_delta(dialect)) is None
     assert core.events_received() == []
@@ -346,7 +350,7 @@ def test_audio_deltas_are_emitted_decoded_and_measured(dialect: str, fmt: str, n
     assert [n for n, _ in emitted] == ["*", WIRE[dialect].audio_delta, "audio"]
     audio = emitted[2][1]
     assert isinstance(audio, TransportAudio)
-    assert audio == TransportAudio(bytes(i % 251 for i in range(nbytes)), "resp_9", "item_7", 1)
+    assert audio == TransportAudio(bytes(i % 251 for i in range(nbytes)), "resp_9", "item_7", 1, fmt)
     assert core.audio_received_ms == expected_ms
     assert core.current_item == ("item_7", 1)
     assert core.first_audio_ms == 500.0
@@ -989,3 +993,80 @@ def test_a_text_delta_with_a_lone_surrogate_arrives_with_a_replacement_character
                  % WIRE[dialect].text_delta)
     (delta,) = payloads(core, "output_text_delta")
     assert delta.delta == "a\ufffdb\U0001F600"
+
+
+# Finished audio is never cut (#9.7) -------------------------------------------------------------------
+class FinishingPlayer:
+    """An AudioOutput double with ``finished``: what a player reports after its last frame rendered."""
+
+    def __init__(self, heard: dict[tuple[str, int], float], finished: set[tuple[str, int]]) -> None:
+        self.heard, self.done = heard, finished
+
+    def play(self, data: bytes, *, item_id: str, content_index: int, audio_format: str) -> None: ...
+    def stop(self) -> None: ...
+
+    def heard_ms(self, item_id: str, content_index: int) -> float | None:
+        return self.heard.get((item_id, content_index))
+
+    def finished(self, item_id: str, content_index: int) -> bool:
+        return (item_id, content_index) in self.done
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("as_method", [True, False], ids=["player.heard_ms", "player"])
+def test_an_item_the_player_says_finished_is_never_truncated_whatever_it_reports_heard(dialect: str, as_method: bool) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    for item in ("item_1", "item_2"):
+        core.receive(audio_delta(dialect, item=item), now_ms=1000.0)
+        core.receive(audio_delta(dialect, item=item), now_ms=1000.0)
+        core.receive(audio_done(dialect, item=item))
+    # item_1 played to its end but, resampled at another rate, counts 150 ms heard of 200 ms received.
+    player = FinishingPlayer({("item_1", 0): 150.0, ("item_2", 0): 40.0}, {("item_1", 0)})
+    core.events_received()
+    assert core.interrupt(1100.0, player.heard_ms if as_method else player)
+    assert [f["item_id"] for f in sent(core) if f["type"] == "conversation.item.truncate"] == ["item_2"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_without_finished_audio_heard_to_within_resampling_rounding_of_its_end_is_not_truncated(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.receive(audio_delta(dialect, nbytes=143174), now_ms=0.0)  # 2982.79 ms of PCM16
+    core.receive(audio_done(dialect))
+    core.receive(response_done())
+    sent(core)
+    # The demo's case: 2982 ms heard of 2982.8 ms received. It played to its end.
+    assert not core.interrupt(5000.0, lambda item_id, content_index: 2982.0)
+    assert "conversation.item.truncate" not in sent_types(core)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_response_with_its_own_audio_format_is_measured_and_played_in_it(dialect: str) -> None:
+    core = opened(dialect)  # the session says pcm16
+    response = ({"id": "resp_1", "audio": {"output": {"format": {"type": "audio/pcmu"}}}} if dialect == "ga"
+                else {"id": "resp_1", "output_audio_format": "g711_ulaw"})
+    core.receive(ev(type="response.created", response=response))
+    core.receive(audio_delta(dialect, nbytes=8000), now_ms=0.0)  # 8,000 bytes of pcmu: one second
+    (audio,) = payloads(core, "audio")
+    assert audio.audio_format == "g711_ulaw" and core.audio_received_ms == 1000.0
+    core.interrupt(250.0)
+    (truncate,) = [f for f in sent(core) if f["type"] == "conversation.item.truncate"]
+    assert truncate["audio_end_ms"] == 250
+    # The next response, without its own format, is in the session's.
+    core.receive(response_done())
+    core.receive(response_created("resp_2"))
+    core.receive(audio_delta(dialect, nbytes=4800, item="item_2", resp="resp_2"), now_ms=300.0)
+    (audio,) = payloads(core, "audio")
+    assert audio.audio_format == "pcm16"
+
+
+# Response sequencing: a closed connection reports the response it cut (#9.6) ------------------------
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_close_with_no_response_running_reports_no_cut(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.receive(response_done())
+    core.events_received()
+    core.connection_closed()
+    assert names(core) == ["connection_change", "disconnected"]
