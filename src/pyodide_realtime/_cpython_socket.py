@@ -15,6 +15,7 @@ from typing import Any
 from ._interfaces import (
     ABNORMAL_CLOSURE,
     INTERNAL_ERROR,
+    KEEPALIVE_TIMEOUT_REASON,
     MESSAGE_TOO_BIG,
     NORMAL_CLOSURE,
     OPEN_TIMEOUT_S,
@@ -27,7 +28,7 @@ from ._interfaces import (
 )
 from .errors import ConnectionClosedError, ConnectionFailedError, UnsupportedError
 
-__all__ = ["CPythonSocket", "create_cpython_socket", "PING_INTERVAL_S", "PING_TIMEOUT_S"]
+__all__ = ["CPythonSocket", "create_cpython_socket", "PING_INTERVAL_S", "PING_TIMEOUT_S", "CLOSE_TIMEOUT_S"]
 
 logger = logging.getLogger("pyodide_realtime")
 
@@ -35,8 +36,9 @@ logger = logging.getLogger("pyodide_realtime")
 #: (websockets' defaults, named here so that the error can say how long it waited).
 PING_INTERVAL_S = 20.0
 PING_TIMEOUT_S = 20.0
-#: The reason websockets gives when it closes a connection for a missing pong.
-_KEEPALIVE_REASON = "keepalive ping timeout"
+#: How long a closing handshake may wait for the peer (also after a missing pong) before the TCP
+#: connection is cut: so a stalled peer is reported after about PING_INTERVAL_S + PING_TIMEOUT_S + this.
+CLOSE_TIMEOUT_S = 10.0
 
 
 class CPythonSocket:
@@ -108,6 +110,7 @@ class CPythonSocket:
                     max_size=self._request.max_message_bytes,
                     ping_interval=PING_INTERVAL_S,
                     ping_timeout=PING_TIMEOUT_S,
+                    close_timeout=CLOSE_TIMEOUT_S,
                     # websockets logs every handshake header at DEBUG, the Authorization one too.
                     logger=RedactingLogger(logging.getLogger("websockets.client"), self._secrets),
                 )
@@ -178,12 +181,12 @@ class CPythonSocket:
                 code=MESSAGE_TOO_BIG,
                 reason="message too big",
             )
-        if sent.code == INTERNAL_ERROR and sent.reason == _KEEPALIVE_REASON:
+        if sent.code == INTERNAL_ERROR and sent.reason == KEEPALIVE_TIMEOUT_REASON:
             return ConnectionClosedError(
                 f"no pong from {self._url} within {PING_TIMEOUT_S:g} s of a keepalive ping: the server or the "
                 "network stalled, and the connection was closed (keepalive timeout)",
                 code=INTERNAL_ERROR,
-                reason=_KEEPALIVE_REASON,
+                reason=KEEPALIVE_TIMEOUT_REASON,
             )
         return None
 
@@ -226,6 +229,7 @@ class CPythonSocket:
                 + (f": {detail}" if detail else "")
                 + (" (check the API key)" if status in (401, 403) else ""),
                 code=ABNORMAL_CLOSURE,
+                http_status=int(status),
             )
         if isinstance(exc, TimeoutError):
             return ConnectionFailedError(f"opening the WebSocket to {self._url} timed out after {OPEN_TIMEOUT_S:g} s")

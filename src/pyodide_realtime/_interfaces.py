@@ -33,6 +33,8 @@ ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
 #: Close code of a peer that failed (the server's internal error; also websockets' keepalive timeout).
 INTERNAL_ERROR = 1011
+#: The reason of a connection closed for a missing pong (websockets' words, kept for both backends).
+KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 #: Close code of a server that restarts.
 SERVICE_RESTART = 1012
 #: How long a WebSocket may take to open before ``connect`` gives up, in seconds.

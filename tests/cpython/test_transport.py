@@ -187,10 +187,10 @@ async def test_connect_sends_header_auth_and_the_session(peer: Peer, dialect: st
     assert tracing["session"]["tracing"] is None
     assert SECRET not in repr(transport) and SECRET not in repr(transport.connection_state)
     attempt = transport_module._Attempt(
-        previous_model="m", previous_key=SECRET, previous_url=peer.url(), previous_default_url=None,
+        model="m", api_key=SECRET, url=peer.url(), default_url=None,
         session_config=SessionConfig(), opened=asyncio.get_running_loop().create_future(),
     )
-    assert SECRET not in repr(attempt) and "previous_model='m'" in repr(attempt)
+    assert SECRET not in repr(attempt) and "model='m'" in repr(attempt)
     transport.close()
     assert transport.status == "disconnected"
 
