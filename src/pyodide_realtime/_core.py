@@ -41,6 +41,7 @@ from .config import (
 from .dialects import DialectSpec, get_dialect
 from .errors import ConfigurationError, InvalidStateError, ServerError
 from .events import (
+    AudioCommitted,
     AudioDone,
     AudioInterrupted,
     ConnectionChange,
@@ -50,12 +51,30 @@ from .events import (
     ConversationItemTruncated,
     ErrorEvent,
     FunctionCall,
+    InputAudioBufferCommitted,
+    InputAudioTimeout,
+    InputAudioTimeoutTriggered,
     InputAudioTranscriptionCompleted,
+    InputAudioTranscriptionFailed,
+    InputSpeechStarted,
+    InputSpeechStopped,
+    InputTranscriptCompleted,
+    InputTranscriptDelta,
+    InputTranscriptFailed,
+    ItemBase,
     ItemDeleted,
     ItemUpdate,
     MalformedServerEvent,
+    McpApprovalRequest,
+    McpCallEvent,
+    McpListToolsEvent,
+    McpToolCall,
+    McpToolsListed,
     OutputItemEvent,
     OutputTextDelta,
+    RateLimits,
+    RateLimitsUpdated,
+    Response,
     ResponseAudioDelta,
     ResponseAudioDone,
     ResponseCut,
@@ -65,6 +84,7 @@ from .events import (
     ServerEventBase,
     SessionEvent,
     SpeechStarted,
+    SpeechStopped,
     TranscriptDelta,
     TransportAudio,
     TurnDone,
@@ -311,13 +331,28 @@ class RealtimeProtocol:
                 self._on_response_created(event) if event.type == "response.created" else self._on_response_done(event)
             ),
             SpeechStarted: self._on_speech_started,
+            SpeechStopped: lambda event, _now, _heard: self._emit(
+                "speech_stopped", InputSpeechStopped(event.item_id, event.audio_end_ms)),
+            InputAudioBufferCommitted: lambda event, _now, _heard: self._emit(
+                "audio_committed", AudioCommitted(event.item_id, event.previous_item_id)),
+            InputAudioTimeoutTriggered: lambda event, _now, _heard: self._emit(
+                "input_audio_timeout", InputAudioTimeout(event.item_id, event.audio_start_ms, event.audio_end_ms)),
+            RateLimitsUpdated: lambda event, _now, _heard: self._emit(
+                "rate_limits_updated", RateLimits(tuple(event.rate_limits))),
             OutputItemEvent: lambda event, _now, _heard: self._on_output_item(event),
             ConversationItemEvent: lambda event, _now, _heard: self._on_conversation_item(event),
             ConversationItemDeleted: lambda event, _now, _heard: self._emit("item_deleted", ItemDeleted(event.item_id)),
-            # The item changed (a transcript arrived, audio was cut): fetch it whole rather than
-            # rebuild it from partials; the answer comes back as conversation.item.retrieved.
-            InputAudioTranscriptionCompleted: self._retrieve_changed_item,
+            InputAudioTranscriptionCompleted: self._on_transcription_completed,
+            InputAudioTranscriptionFailed: lambda event, _now, _heard: self._emit(
+                "input_audio_transcription_failed",
+                InputTranscriptFailed(event.item_id, event.content_index, event.error.model_dump())),
+            # The item changed (audio was cut; an MCP call or tool list is under way): fetch it whole
+            # rather than rebuild it from partials; it comes back as conversation.item.retrieved.
             ConversationItemTruncated: self._retrieve_changed_item,
+            McpCallEvent: lambda event, now, heard: (
+                self._retrieve_changed_item(event, now, heard) if event.type == "response.mcp_call.in_progress" else None),
+            McpListToolsEvent: lambda event, now, heard: (
+                self._retrieve_changed_item(event, now, heard) if event.type == "mcp_list_tools.in_progress" else None),
             SessionEvent: lambda event, _now, _heard: self._on_session(event),
             ServerErrorEvent: lambda event, _now, _heard: self._on_error(event),
             MalformedServerEvent: lambda event, _now, _heard: self._on_malformed(event),
@@ -327,28 +362,39 @@ class RealtimeProtocol:
         """Report it, then advance the state as far as its type and the fields that did fit allow."""
         self._emit("error", ErrorEvent(event))
         data = event.data
-        response = data.get("response")
-        response = response if isinstance(response, Mapping) else {}
+        raw = data.get("response")
+        response = raw if isinstance(raw, Mapping) else {}
+        raw_id = response.get("id")
+        response_id = raw_id if isinstance(raw_id, str) else ""
         if event.type == "response.created":
-            self._on_response_created(ResponseEvent(type="response.created", response=_response_fields(response)))
+            self._start_response(response_id, _response_output_format(response), {"type": event.type, "response": dict(response)})
         elif event.type == "response.done":
             # Whatever its shape, a response.done ends the response and releases the queue.
-            self._on_response_done(ResponseEvent(type="response.done", response=_response_fields(response)))
+            status, output = response.get("status"), response.get("output")
+            self._end_response(response_id, status if isinstance(status, str) else None,
+                               tuple(output) if isinstance(output, list) else (), response.get("usage"))
         elif event.type in ("response.output_audio.done", "response.audio.done"):
             item_id, content_index = data.get("item_id"), data.get("content_index", 0)
             if isinstance(item_id, str) and type(content_index) is int:
                 self._playback.audio_done(item_id, content_index)
 
     def _on_speech_started(self, event: SpeechStarted, now_ms: float, heard_ms: HeardMs) -> None:
+        self._emit("speech_started", InputSpeechStarted(event.item_id, event.audio_start_ms))
         if self.auto_interrupt:
             self.interrupt(now_ms, heard_ms, cancel=not self.server_cancels_on_speech)
 
-    def _retrieve_changed_item(self, event: InputAudioTranscriptionCompleted | ConversationItemTruncated, _now: float, _heard: HeardMs) -> None:
+    def _retrieve_changed_item(self, event: Any, _now: float, _heard: HeardMs) -> None:
         if event.item_id:
             self._send({"type": "conversation.item.retrieve", "item_id": event.item_id})
 
+    def _on_transcription_completed(self, event: InputAudioTranscriptionCompleted, now: float, heard: HeardMs) -> None:
+        self._emit("input_audio_transcription_completed",
+                   InputTranscriptCompleted(event.item_id, event.content_index, event.transcript))
+        # The user's item now has its transcript: fetch it whole (item_update follows).
+        self._retrieve_changed_item(event, now, heard)
+
     def _on_session(self, event: SessionEvent) -> None:
-        self._server_session = event.session
+        self._server_session = event.session.to_dict()
         self._update_output_format()
         if event.type == "session.created":
             self._send_tracing_update()
@@ -372,6 +418,9 @@ class RealtimeProtocol:
         if emitted is not None:
             name, record = emitted
             self._events.append((name, record(event.delta, event.item_id, event.response_id)))
+        elif event.type == "conversation.item.input_audio_transcription.delta":
+            self._events.append(("input_audio_transcription_delta",
+                                 InputTranscriptDelta(event.item_id, event.content_index, event.delta)))
 
     # Interruption ------------------------------------------------------------------------------------
     def interrupt(self, now_ms: float, heard_ms: HeardMs = None, cancel: bool = True) -> bool:
@@ -411,24 +460,25 @@ class RealtimeProtocol:
     # Responses ---------------------------------------------------------------------------------------
     def _on_response_created(self, event: ResponseEvent) -> None:
         response = event.response
-        response_id = response.get("id")
-        response_id = response_id if isinstance(response_id, str) else ""
+        self._start_response(response.id, _response_output_format(response), event.model_dump())
+
+    def _start_response(self, response_id: str, audio_format: AudioFormat | None, provider_data: dict[str, Any]) -> None:
         self._to_send.extend(self._responses.created(response_id))
-        self._playback.response_format(response_id, _response_output_format(response))
-        self._emit("turn_started", TurnStarted(response_id, event.model_dump()))
+        self._playback.response_format(response_id, audio_format)
+        self._emit("turn_started", TurnStarted(response_id, provider_data))
 
     def _on_response_done(self, event: ResponseEvent) -> None:
         response = event.response
-        raw_id = response.get("id")
-        response_id = raw_id if isinstance(raw_id, str) else ""
+        # TurnDone.output keeps the items as the server sent them (typed ones are in the event).
+        output = tuple(item.to_dict() for item in response.output)
+        self._end_response(response.id, response.status, output, None if response.usage is None else response.usage.to_dict())
+
+    def _end_response(self, response_id: str, status: str | None, output: tuple[Any, ...], usage_raw: Any) -> None:
         released = self._responses.done()
         self._playback.response_done(response_id)
-        usage = _usage(response.get("usage"))
+        usage = _usage(usage_raw)
         self._emit("usage_update", usage)
-        output = response.get("output")
-        status = response.get("status")
-        self._emit("turn_done", TurnDone(response_id, status if isinstance(status, str) else None,
-                                         tuple(output) if isinstance(output, list) else (), usage))
+        self._emit("turn_done", TurnDone(response_id, status, output, usage))
         self._to_send.extend(released)
 
     def _on_error(self, event: ServerErrorEvent) -> None:
@@ -521,7 +571,8 @@ class RealtimeProtocol:
 
     def send_mcp_response(self, approval_request_id: str, approve: bool, reason: str | None = None) -> None:
         """Answer an ``mcp_approval_request``: sends ``conversation.item.create`` with an
-        ``mcp_approval_response`` item, then asks for a response, as the JS transport does.
+        ``mcp_approval_response`` item placed after the request (``previous_item_id``), as the JS
+        transport does; the server goes on with the response by itself.
         ConfigurationError for a bad id, ``approve`` that is not a bool or a non-string reason;
         InvalidStateError unless connected."""
         self._require({"connected"}, "send_mcp_response()")
@@ -529,13 +580,11 @@ class RealtimeProtocol:
             raise ConfigurationError(f"send_mcp_response() needs approve=True or False, not {approve!r}")
         if reason is not None and not isinstance(reason, str):
             raise ConfigurationError("send_mcp_response() takes reason as a string")
-        item: dict[str, Any] = {"type": "mcp_approval_response",
-                                "approval_request_id": _item_id(approval_request_id, "send_mcp_response"),
-                                "approve": approve}
+        request_id = _item_id(approval_request_id, "send_mcp_response")
+        item: dict[str, Any] = {"type": "mcp_approval_response", "approval_request_id": request_id, "approve": approve}
         if reason is not None:
             item["reason"] = reason
-        self._send({"type": "conversation.item.create", "item": item})
-        self._request_create({"type": "response.create"}, manual=False)
+        self._send({"type": "conversation.item.create", "previous_item_id": request_id, "item": item})
 
     def send_message(
         self,
@@ -644,31 +693,58 @@ class RealtimeProtocol:
     # Items -------------------------------------------------------------------------------------------
     def _on_output_item(self, event: OutputItemEvent) -> None:
         item = event.item
-        kind = item.get("type")
-        if kind == "function_call" and item.get("status") == "completed":
+        kind = item.type
+        done = event.type == "response.output_item.done"
+        if kind == "function_call" and item.status == "completed":
             # Shown as in progress until its output is sent.
             self._emit("item_update", _item_update(item, status="in_progress"))
             self._emit(
                 "function_call",
                 FunctionCall(
-                    id=str(item.get("id") or ""),
+                    id=item.id or "",
                     call_id=str(item.get("call_id") or ""),
                     name=str(item.get("name") or ""),
                     arguments=str(item.get("arguments") or ""),
                     response_id=event.response_id,
                 ),
             )
+        elif kind in _MCP_CALL_TYPES:
+            self._emit("item_update", _item_update(item, status="completed" if done else "in_progress"))
         elif kind == "message":
-            default = "completed" if event.type == "response.output_item.done" else "in_progress"
-            self._emit("item_update", _item_update(item, status=item.get("status") or default))
+            default = "completed" if done else "in_progress"
+            self._emit("item_update", _item_update(item, status=item.status or default))
 
     def _on_conversation_item(self, event: ConversationItemEvent) -> None:
         item = event.item
-        if item.get("type") != "message":
+        kind = item.type
+        done = event.type == "conversation.item.done"
+        if kind == "mcp_list_tools":
+            # Only once done are the tools there; not an item of the history (as the JS transport).
+            if done:
+                tools = item.get("tools")
+                self._emit("mcp_tools_listed", McpToolsListed(str(item.get("server_label") or ""),
+                                                              tuple(tools) if isinstance(tools, list) else (), item.id or ""))
+            return
+        if kind in _MCP_CALL_TYPES:
+            update = _item_update(item, status="completed" if done else "in_progress")
+            self._emit("item_update", update)
+            if done:
+                self._emit("mcp_tool_call_completed", McpToolCall(
+                    update.item_id, str(item.get("server_label") or ""), update.name or "", update.arguments or "",
+                    update.output, item.get("error")))
+            return
+        if kind == "mcp_approval_request":
+            if done:
+                update = _item_update(item, status="in_progress")
+                self._emit("item_update", update)
+                self._emit("mcp_approval_request", McpApprovalRequest(
+                    update.item_id, str(item.get("server_label") or ""), update.name or "", update.arguments or ""))
+            return
+        if kind not in _HISTORY_ITEM_TYPES:
             return
         previous = None if event.type == "conversation.item.retrieved" else event.previous_item_id
         default = "in_progress" if event.type == "conversation.item.added" else "completed"
-        self._emit("item_update", _item_update(item, status=item.get("status") or default, previous_item_id=previous))
+        self._emit("item_update", _item_update(item, status=item.status or default, previous_item_id=previous))
 
     # Plumbing ----------------------------------------------------------------------------------------
     def _send(self, event: Mapping[str, Any]) -> None:
@@ -690,7 +766,7 @@ def _item_id(value: Any, call: str) -> str:
     return value
 
 
-def _response_output_format(response: Mapping[str, Any]) -> AudioFormat | None:
+def _response_output_format(response: Response | Mapping[str, Any]) -> AudioFormat | None:
     """A response's own output format (GA ``audio.output.format``, beta ``output_audio_format``)."""
     audio = response.get("audio")
     value = audio.get("output", {}).get("format") if isinstance(audio, Mapping) and isinstance(audio.get("output"), Mapping) else None
@@ -725,15 +801,6 @@ def _details(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def _response_fields(response: Mapping[str, Any]) -> dict[str, Any]:
-    """What the core reads of a response object, each field of the right type or left out."""
-    fields: dict[str, Any] = {}
-    for name, kind in (("id", str), ("status", str), ("output", list), ("usage", dict)):
-        if isinstance(response.get(name), kind):
-            fields[name] = response[name]
-    return fields
-
-
 def _usage(raw: Any) -> Usage:
     raw = raw if isinstance(raw, Mapping) else {}
     input_tokens = _count(raw.get("input_tokens"))
@@ -748,20 +815,29 @@ def _usage(raw: Any) -> Usage:
     )
 
 
-def _item_update(item: Mapping[str, Any], *, status: Any, previous_item_id: str | None = None) -> ItemUpdate:
+#: Item types whose conversation.item.* events become item_update (MCP ones are handled apart).
+_HISTORY_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "mcp_approval_response"})
+_MCP_CALL_TYPES = frozenset({"mcp_call", "mcp_tool_call"})
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _item_update(item: ItemBase, *, status: Any, previous_item_id: str | None = None) -> ItemUpdate:
     content = item.get("content")
     return ItemUpdate(
-        item_id=str(item.get("id") or ""),
-        type=str(item.get("type") or ""),
+        item_id=item.id or "",
+        type=item.type,
         role=item.get("role"),
         status=status,
         content=tuple(content) if isinstance(content, list) else (),
         previous_item_id=previous_item_id,
-        name=item.get("name"),
-        arguments=item.get("arguments"),
-        call_id=item.get("call_id"),
-        output=item.get("output"),
-        raw=dict(item),
+        name=_text(item.get("name")),
+        arguments=_text(item.get("arguments")),
+        call_id=_text(item.get("call_id")),
+        output=_text(item.get("output")),
+        raw=item.to_dict(),
     )
 
 

@@ -13,9 +13,9 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, NamedTuple, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
 
 logger = logging.getLogger("pyodide_realtime")
 
@@ -39,6 +39,38 @@ __all__ = [
     "InputAudioTranscriptionCompleted",
     "OutputItemEvent",
     "SpeechStarted",
+    "SpeechStopped",
+    "TranscriptionSessionUpdated",
+    "ConversationCreated",
+    "ResponseTextDone",
+    "ResponseTranscriptDone",
+    "ContentPartEvent",
+    "FunctionCallArgumentsDone",
+    "McpCallArgumentsDone",
+    "McpCallEvent",
+    "McpListToolsEvent",
+    "InputAudioTranscriptionFailed",
+    "InputAudioTranscriptionSegment",
+    "InputAudioBufferCommitted",
+    "InputAudioBufferCleared",
+    "InputAudioTimeoutTriggered",
+    "DtmfEventReceived",
+    "OutputAudioBufferEvent",
+    "RateLimitsUpdated",
+    # objects inside events
+    "Item",
+    "ItemBase",
+    "MessageItem",
+    "FunctionCallItem",
+    "FunctionCallOutputItem",
+    "McpListToolsItem",
+    "McpApprovalRequestItem",
+    "McpApprovalResponseItem",
+    "McpCallItem",
+    "GenericItem",
+    "Response",
+    "ResponseUsage",
+    "Session",
     "parse_server_event",
     # transport events
     "TransportEvent",
@@ -53,6 +85,17 @@ __all__ = [
     "TurnStarted",
     "TurnDone",
     "ResponseCut",
+    "InputTranscriptDelta",
+    "InputTranscriptCompleted",
+    "InputTranscriptFailed",
+    "InputSpeechStarted",
+    "InputSpeechStopped",
+    "AudioCommitted",
+    "InputAudioTimeout",
+    "RateLimits",
+    "McpToolsListed",
+    "McpApprovalRequest",
+    "McpToolCall",
     "Usage",
     "ConnectionChange",
     "ErrorEvent",
@@ -94,6 +137,13 @@ def _text_or_none(value: Any) -> Any:
     return value if value is None or isinstance(value, str) else str(value)
 
 
+def _error_object(value: Any) -> Any:
+    # ``"error": "boom"`` (or any non-object) is still an error: its text becomes the message.
+    if value is None:
+        return {}
+    return value if isinstance(value, Mapping) else {"message": _text_or_none(value)}
+
+
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -110,23 +160,178 @@ class ServerErrorEvent(ServerEventBase):
     type: Literal["error"]
     error: ErrorDetail = ErrorDetail()
 
-    @field_validator("error", mode="before")
-    @classmethod
-    def _any_error(cls, value: Any) -> Any:
-        # ``"error": "boom"`` (or any non-object) is still an error: its text becomes the message.
-        if value is None:
-            return {}
-        return value if isinstance(value, Mapping) else {"message": _text_or_none(value)}
+    _any_error = field_validator("error", mode="before")(_error_object)
 
 
+class _Record(BaseModel):
+    """An object inside an event (an item, a response, a session): frozen, every field kept, and
+    readable as a dict too (``record["id"]``, ``record.get("status")``), as it was before it was typed."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in type(self).model_fields:
+            return getattr(self, key)
+        return (self.model_extra or {}).get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        marker = object()
+        value = self.get(key, marker)
+        if value is marker:
+            raise KeyError(key)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as the server sent it (fields it left out stay out)."""
+        return self.model_dump(exclude_unset=True)
+
+
+# Items ------------------------------------------------------------------------------------------------
+ItemStatus = str
+
+
+class ItemBase(_Record):
+    """A conversation item; ``type`` says which (see :data:`Item`)."""
+
+    type: str = ""
+    id: str | None = None
+    object: str | None = None
+    status: ItemStatus | None = None
+
+
+class MessageItem(ItemBase):
+    type: Literal["message"]
+    role: str = ""
+    content: list[dict[str, Any]] = []
+
+
+class FunctionCallItem(ItemBase):
+    type: Literal["function_call"]
+    name: str = ""
+    call_id: str = ""
+    arguments: str = ""
+
+
+class FunctionCallOutputItem(ItemBase):
+    type: Literal["function_call_output"]
+    call_id: str = ""
+    output: str = ""
+
+
+class McpListToolsItem(ItemBase):
+    type: Literal["mcp_list_tools"]
+    server_label: str = ""
+    tools: list[dict[str, Any]] = []
+
+
+class McpApprovalRequestItem(ItemBase):
+    type: Literal["mcp_approval_request"]
+    server_label: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+class McpApprovalResponseItem(ItemBase):
+    type: Literal["mcp_approval_response"]
+    approval_request_id: str = ""
+    approve: bool = False
+    reason: str | None = None
+
+
+class McpCallItem(ItemBase):
+    type: Literal["mcp_call", "mcp_tool_call"]
+    server_label: str = ""
+    name: str = ""
+    arguments: str = ""
+    approval_request_id: str | None = None
+    output: str | None = None
+    error: Any = None
+
+
+class GenericItem(ItemBase):
+    """An item of a type this package does not model (a newer API's)."""
+
+
+_ITEM_MODELS: dict[str, type[ItemBase]] = {
+    name: model
+    for model in (MessageItem, FunctionCallItem, FunctionCallOutputItem, McpListToolsItem, McpApprovalRequestItem,
+                  McpApprovalResponseItem, McpCallItem)
+    for name in get_args(model.model_fields["type"].annotation)
+}
+
+
+def _item_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if isinstance(kind, str) and kind in _ITEM_MODELS else "other"
+
+
+#: Any conversation item, discriminated by its ``type``; an unknown type is a :class:`GenericItem`.
+if TYPE_CHECKING:
+    Item = ItemBase
+else:
+    Item = Annotated[
+        Union[tuple(Annotated[model, Tag(name)] for name, model in _ITEM_MODELS.items()) + (Annotated[GenericItem, Tag("other")],)],  # noqa: E501
+        Discriminator(_item_tag),
+    ]
+
+
+# Responses and sessions ---------------------------------------------------------------------------
+class ResponseUsage(_Record):
+    total_tokens: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    input_token_details: dict[str, Any] | None = None
+    output_token_details: dict[str, Any] | None = None
+
+
+class Response(_Record):
+    """A response (``response.created``/``response.done``); ``output`` holds typed items."""
+
+    id: str = ""
+    object: str | None = None
+    status: str | None = None
+    status_details: dict[str, Any] | None = None
+    output: list[Item] = []
+    usage: ResponseUsage | None = None
+    conversation_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None  # GA: audio.output.format / voice of this response
+    output_audio_format: Any = None  # beta
+
+
+class Session(_Record):
+    """A session as the server reports it, either dialect (GA nests audio, beta is flat)."""
+
+    id: str | None = None
+    object: str | None = None
+    type: str | None = None
+    model: str | None = None
+    instructions: str | None = None
+    voice: Any = None
+    audio: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+    tracing: Any = None
+
+
+# Server events by type -------------------------------------------------------------------------------
 class SessionEvent(ServerEventBase):
     type: Literal["session.created", "session.updated"]
+    session: Session = Session()
+
+
+class TranscriptionSessionUpdated(ServerEventBase):
+    type: Literal["transcription_session.updated"]
     session: dict[str, Any] = {}
+
+
+class ConversationCreated(ServerEventBase):
+    type: Literal["conversation.created"]
+    conversation: dict[str, Any] = {}
 
 
 class ResponseEvent(ServerEventBase):
     type: Literal["response.created", "response.done"]
-    response: dict[str, Any] = {}
+    response: Response = Response()
 
 
 class ResponseAudioDelta(ServerEventBase):
@@ -150,8 +355,13 @@ class ResponseAudioDone(ServerEventBase):
     content_index: int = 0
 
 
+def _none_as_empty(value: Any) -> Any:
+    return "" if value is None else value
+
+
 class ResponseTextDelta(ServerEventBase):
-    """A text delta: model text, the transcript of model audio, or of the user's audio."""
+    """A text delta: model text, the transcript of model audio, or of the user's audio, or the
+    arguments of a function or MCP call."""
 
     type: Literal[
         "response.output_text.delta",
@@ -160,12 +370,71 @@ class ResponseTextDelta(ServerEventBase):
         "response.audio_transcript.delta",
         "conversation.item.input_audio_transcription.delta",
         "response.function_call_arguments.delta",
+        "response.mcp_call_arguments.delta",
     ]
     response_id: str = ""
     item_id: str = ""
     output_index: int = 0
     content_index: int = 0
     delta: str = ""
+
+    _none_delta = field_validator("delta", mode="before")(_none_as_empty)
+
+
+class ResponseTextDone(ServerEventBase):
+    type: Literal["response.output_text.done", "response.text.done"]
+    response_id: str = ""
+    item_id: str = ""
+    output_index: int = 0
+    content_index: int = 0
+    text: str = ""
+
+
+class ResponseTranscriptDone(ServerEventBase):
+    type: Literal["response.output_audio_transcript.done", "response.audio_transcript.done"]
+    response_id: str = ""
+    item_id: str = ""
+    output_index: int = 0
+    content_index: int = 0
+    transcript: str = ""
+
+
+class ContentPartEvent(ServerEventBase):
+    type: Literal["response.content_part.added", "response.content_part.done"]
+    response_id: str = ""
+    item_id: str = ""
+    output_index: int = 0
+    content_index: int = 0
+    part: dict[str, Any] = {}
+
+
+class FunctionCallArgumentsDone(ServerEventBase):
+    type: Literal["response.function_call_arguments.done"]
+    response_id: str = ""
+    item_id: str = ""
+    output_index: int = 0
+    call_id: str = ""
+    name: str | None = None
+    arguments: str = ""
+
+
+class McpCallArgumentsDone(ServerEventBase):
+    type: Literal["response.mcp_call_arguments.done"]
+    response_id: str = ""
+    item_id: str = ""
+    output_index: int = 0
+    arguments: str = ""
+
+
+class McpCallEvent(ServerEventBase):
+    type: Literal["response.mcp_call.in_progress", "response.mcp_call.completed", "response.mcp_call.failed"]
+    item_id: str = ""
+    output_index: int = 0
+
+
+class McpListToolsEvent(ServerEventBase):
+    type: Literal["mcp_list_tools.in_progress", "mcp_list_tools.completed", "mcp_list_tools.failed"]
+    item_id: str = ""
 
 
 class ConversationItemEvent(ServerEventBase):
@@ -176,7 +445,7 @@ class ConversationItemEvent(ServerEventBase):
         "conversation.item.retrieved",
     ]
     previous_item_id: str | None = None
-    item: dict[str, Any] = {}
+    item: Item
 
 
 class ConversationItemDeleted(ServerEventBase):
@@ -198,11 +467,31 @@ class InputAudioTranscriptionCompleted(ServerEventBase):
     transcript: str = ""
 
 
+class InputAudioTranscriptionFailed(ServerEventBase):
+    type: Literal["conversation.item.input_audio_transcription.failed"]
+    item_id: str = ""
+    content_index: int = 0
+    error: ErrorDetail = ErrorDetail()
+
+    _any_error = field_validator("error", mode="before")(_error_object)
+
+
+class InputAudioTranscriptionSegment(ServerEventBase):
+    type: Literal["conversation.item.input_audio_transcription.segment"]
+    id: str = ""
+    item_id: str = ""
+    content_index: int = 0
+    text: str = ""
+    speaker: str | None = None
+    start: float = 0.0
+    end: float = 0.0
+
+
 class OutputItemEvent(ServerEventBase):
     type: Literal["response.output_item.added", "response.output_item.done"]
     response_id: str = ""
     output_index: int = 0
-    item: dict[str, Any] = {}
+    item: Item
 
 
 class SpeechStarted(ServerEventBase):
@@ -211,19 +500,78 @@ class SpeechStarted(ServerEventBase):
     item_id: str = ""
 
 
+class SpeechStopped(ServerEventBase):
+    type: Literal["input_audio_buffer.speech_stopped"]
+    audio_end_ms: int = 0
+    item_id: str = ""
+
+
+class InputAudioBufferCommitted(ServerEventBase):
+    type: Literal["input_audio_buffer.committed"]
+    item_id: str = ""
+    previous_item_id: str | None = None
+
+
+class InputAudioBufferCleared(ServerEventBase):
+    type: Literal["input_audio_buffer.cleared"]
+
+
+class InputAudioTimeoutTriggered(ServerEventBase):
+    type: Literal["input_audio_buffer.timeout_triggered"]
+    item_id: str = ""
+    audio_start_ms: int = 0
+    audio_end_ms: int = 0
+
+
+class DtmfEventReceived(ServerEventBase):
+    type: Literal["input_audio_buffer.dtmf_event_received"]
+    event: str = ""
+    received_at: int = 0
+
+
+class OutputAudioBufferEvent(ServerEventBase):
+    """WebRTC/SIP only: the server's own output buffer started, stopped or was cleared."""
+
+    type: Literal["output_audio_buffer.started", "output_audio_buffer.stopped", "output_audio_buffer.cleared"]
+    response_id: str = ""
+
+
+class RateLimitsUpdated(ServerEventBase):
+    type: Literal["rate_limits.updated"]
+    rate_limits: list[dict[str, Any]] = []
+
+
 _KNOWN_MODELS: tuple[type[ServerEventBase], ...] = (
     ServerErrorEvent,
     SessionEvent,
+    TranscriptionSessionUpdated,
+    ConversationCreated,
     ResponseEvent,
     ResponseAudioDelta,
     ResponseAudioDone,
     ResponseTextDelta,
+    ResponseTextDone,
+    ResponseTranscriptDone,
+    ContentPartEvent,
+    FunctionCallArgumentsDone,
+    McpCallArgumentsDone,
+    McpCallEvent,
+    McpListToolsEvent,
     ConversationItemEvent,
     ConversationItemDeleted,
     ConversationItemTruncated,
     InputAudioTranscriptionCompleted,
+    InputAudioTranscriptionFailed,
+    InputAudioTranscriptionSegment,
     OutputItemEvent,
     SpeechStarted,
+    SpeechStopped,
+    InputAudioBufferCommitted,
+    InputAudioBufferCleared,
+    InputAudioTimeoutTriggered,
+    DtmfEventReceived,
+    OutputAudioBufferEvent,
+    RateLimitsUpdated,
 )
 # A plain string discriminator: pydantic-core picks the model from the JSON's ``type`` without calling
 # Python (a callable discriminator would get the whole event, delta included, as a Python dict). An
@@ -435,6 +783,103 @@ class TurnDone:
     status: str | None
     output: tuple[Any, ...]
     usage: Usage
+
+
+class InputTranscriptDelta(NamedTuple):
+    """``input_audio_transcription_delta``: text of the user's speech, as it arrives."""
+
+    item_id: str
+    content_index: int
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptCompleted:
+    """``input_audio_transcription_completed``: the whole transcript of the user's audio item."""
+
+    item_id: str
+    content_index: int
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptFailed:
+    """``input_audio_transcription_failed``: the user's audio could not be transcribed."""
+
+    item_id: str
+    content_index: int
+    error: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpeechStarted:
+    """``speech_started``: the server heard the user start speaking (server VAD)."""
+
+    item_id: str
+    audio_start_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpeechStopped:
+    """``speech_stopped``: the server heard the user stop speaking."""
+
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCommitted:
+    """``audio_committed``: the input audio became the user item ``item_id``."""
+
+    item_id: str
+    previous_item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputAudioTimeout:
+    """``input_audio_timeout``: the user said nothing for ``idle_timeout_ms`` (turn_detection)."""
+
+    item_id: str
+    audio_start_ms: int
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """``rate_limits_updated``: each limit as the server sent it (name, limit, remaining, reset_seconds)."""
+
+    rate_limits: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class McpToolsListed:
+    """``mcp_tools_listed``: an MCP server's tools, once listed (``conversation.item.done``)."""
+
+    server_label: str
+    tools: tuple[dict[str, Any], ...]
+    item_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class McpApprovalRequest:
+    """``mcp_approval_request``: the model wants an MCP tool run; answer with ``send_mcp_response``."""
+
+    item_id: str
+    server_label: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class McpToolCall:
+    """``mcp_tool_call_completed``: an MCP tool call finished (``output`` or ``error``)."""
+
+    item_id: str
+    server_label: str
+    name: str
+    arguments: str
+    output: str | None = None
+    error: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -322,7 +322,7 @@ def test_every_event_reaches_star_and_its_own_name(dialect: str) -> None:
     core.receive(ev(type="some.future_event", payload={"x": 1}))
     core.receive(ev(type="input_audio_buffer.committed", item_id="i"))
     emitted = core.events_received()
-    assert [n for n, _ in emitted] == ["*", "some.future_event", "*", "input_audio_buffer.committed"]
+    assert [n for n, _ in emitted] == ["*", "some.future_event", "*", "input_audio_buffer.committed", "audio_committed"]
     future = emitted[0][1]
     assert isinstance(future, GenericServerEvent) and future.model_extra == {"payload": {"x": 1}}
 
