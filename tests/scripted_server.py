@@ -9,6 +9,9 @@ misbehaves on cue. The path picks the behaviour:
 - ``/frames``: selects ``realtime``, sends ``FRAMES`` (malformed JSON, binary, no type, ...), then
   only records what it receives.
 - ``/reject``: answers HTTP 401 with the Realtime API's error body.
+- ``/sized``: selects ``realtime``; a ``{"type": "test.size", "n": N, "char": C}`` frame is answered
+  with a valid event of exactly N bytes of UTF-8 (padded with C); a ``test.drop`` frame cuts the TCP
+  connection without a close frame. The close code the client sent is kept in ``closes``.
 
 Every handshake's path and headers are kept in ``requests``; every received frame in ``received``.
 
@@ -53,6 +56,7 @@ class ScriptedServer:
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     received: list[str] = field(default_factory=list)
+    closes: list[int | None] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _stop: asyncio.Event | None = None
@@ -82,6 +86,7 @@ class ScriptedServer:
     def reset(self) -> None:
         self.requests.clear()
         self.received.clear()
+        self.closes.clear()
 
     async def _main(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -118,6 +123,9 @@ class ScriptedServer:
         if path.startswith("/frames"):
             for frame in FRAMES:
                 await connection.send(frame)
+        if path.startswith("/sized"):
+            await self._sized(connection)
+            return
         try:
             async for message in connection:
                 if isinstance(message, str):
@@ -129,6 +137,32 @@ class ScriptedServer:
                         await connection.send(message)
         except Exception:  # a client that vanished mid-frame is part of what these tests do
             pass
+
+
+    async def _sized(self, connection: ServerConnection) -> None:
+        try:
+            async for message in connection:
+                self.received.append(str(message))
+                event = json.loads(message)
+                if event.get("type") == "test.size":
+                    await connection.send(event_of_size(int(event["n"]), str(event.get("char", "x"))))
+                elif event.get("type") == "test.drop":
+                    connection.transport.abort()
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            await connection.wait_closed()
+            self.closes.append(connection.close_code)
+
+
+def event_of_size(size: int, char: str = "x") -> str:
+    """A valid server event of exactly ``size`` bytes of UTF-8, padded with ``char`` (any width)."""
+    head = json.dumps({"type": "x.padding", "pad": ""})
+    room = size - len(head)
+    width = len(char.encode())
+    pad = char * (room // width) + "x" * (room % width)
+    return head[:-2] + pad + head[-2:]
 
 
 #: The peer's own log records (a server necessarily sees the key it is sent): tests can tell them apart.
