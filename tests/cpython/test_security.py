@@ -29,6 +29,7 @@ from pyodide_realtime import (
 )
 from pyodide_realtime._interfaces import safe_url
 from pyodide_realtime.dialects import check_url, is_loopback_host
+from pyodide_realtime.transport import Reconnected, Reconnecting, ReconnectPolicy
 
 SECRET = "sk-proj-Zq8xW3vKp7Lm2Rt9Yb4NcQ6d"
 # A leak of part of the key is a leak too (websockets' frame logs cut long frames in the middle).
@@ -47,6 +48,7 @@ class LeakyPeer:
     def __init__(self) -> None:
         self.port = 0
         self.authorizations: list[str] = []
+        self.live: list[ServerConnection] = []
 
     def url(self, path: str = "/realtime") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
@@ -59,6 +61,7 @@ class LeakyPeer:
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
+        self.live.append(ws)
         await ws.send(json.dumps({"type": "session.created", "session": {"id": "sess_1", "client_secret": SECRET}}))
         async for message in ws:
             event = json.loads(message)
@@ -71,6 +74,11 @@ class LeakyPeer:
                 await ws.send(json.dumps({"type": "response.done", "response": {"id": "r1", "status": "completed"}}))
             elif event["type"] == "test.close":
                 await ws.close(4001, f"bye {SECRET}")
+                return
+            elif event["type"] == "test.big":  # over the client's bound, the key inside
+                await ws.send(json.dumps({"type": "x.big", "pad": SECRET * 10_000}))
+            elif event["type"] == "test.drop":  # no close frame: the client reconnects
+                ws.transport.abort()
                 return
 
 
@@ -95,10 +103,13 @@ async def test_the_key_reaches_no_log_record_message_repr_or_error_across_a_whol
     peer: LeakyPeer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, websockets' included, at its most talkative
-    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=lambda: SECRET)
+    transport = OpenAIRealtimeWebSocket(
+        url=peer.url(), api_key=lambda: SECRET, max_message_bytes=100_000,
+        reconnect=ReconnectPolicy(initial_delay_s=0.01),
+    )
     seen: list[Any] = []
-    transport.on("error", seen.append)
-    transport.on("disconnected", seen.append)
+    for name in ("error", "disconnected", "reconnecting", "reconnected"):
+        transport.on(name, seen.append)
 
     with pytest.raises(ConnectionFailedError) as refused:  # the server's 401 body quotes the key
         await transport.connect(url=peer.url("/reject"))
@@ -110,13 +121,22 @@ async def test_the_key_reaches_no_log_record_message_repr_or_error_across_a_whol
         seen.append(event.data)
         if event.name == "response.done":
             break
+    transport.send_event({"type": "test.drop"})  # a reconnect, with the key again
+    async for event in stream:
+        seen.append(event.data)
+        if event.name == "reconnected":
+            break
     transport.send_event({"type": "test.close"})  # the server's close reason quotes the key
     async for event in stream:
         seen.append(event.data)
     await transport.connect()
+    transport.send_event({"type": "test.big"})  # refused by the bound: 1009
+    async for _ in transport.events():
+        pass
+    await transport.connect()
     transport.close()
 
-    assert peer.authorizations == [f"Bearer {SECRET}"] * 3  # the key did travel, where it must
+    assert peer.authorizations == [f"Bearer {SECRET}"] * 5  # the key did travel, where it must
     client_records = [r for r in caplog.records if not r.name.startswith(PEER_LOGGER)]
     assert any(r.name == "websockets.client" and "Authorization" in r.getMessage() for r in client_records), (
         "the handshake headers were not logged: this test would prove nothing"
@@ -128,8 +148,10 @@ async def test_the_key_reaches_no_log_record_message_repr_or_error_across_a_whol
     # server's: it reaches the app as sent, like every server event).
     ours = [e for e in seen if isinstance(e, BaseException)]
     ours += [e.exception for e in seen if isinstance(e, ErrorEvent) and isinstance(e.error, BaseException)]
-    ours += [e for e in seen if isinstance(e, ConnectionChange)]
-    assert sum(isinstance(e, (ConnectionFailedError, ConnectionClosedError)) for e in ours) >= 2  # refusal, close
+    ours += [e for e in seen if isinstance(e, (ConnectionChange, Reconnecting, Reconnected))]
+    assert any(isinstance(e, Reconnected) for e in ours) and any(getattr(e, "code", 0) == 1009 for e in ours)
+    # The refusal, the drop, the close, the 1009.
+    assert sum(isinstance(e, (ConnectionFailedError, ConnectionClosedError)) for e in ours) >= 4
     for item in ours:
         assert not leaks(str(item)) and not leaks(repr(item)), repr(item)[:200]
     assert not leaks(repr(transport))
