@@ -774,3 +774,37 @@ def test_a_dropped_connection_is_one_error_with_words_and_bad_urls_are_refused(s
         ("ConnectionClosedError", errors[0][1]),
     ]
     assert "code 1006 (abnormal closure" in errors[0][1]
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _reconnect_in_the_page(selenium, url):
+    import asyncio
+    import itertools
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.transport import ReconnectPolicy
+
+    counter = itertools.count(1)
+    transport = OpenAIRealtimeWebSocket(url=url, reconnect=ReconnectPolicy(initial_delay_s=0.01))
+    got = []
+    for name in ("error", "reconnecting", "reconnected"):
+        transport.on(name, lambda payload, name=name: got.append(name))
+    await transport.connect(api_key=lambda: f"ek_{next(counter)}", initial_session_config={"instructions": "stay"})
+    transport.send_event({"type": "test.drop"})
+    for _ in range(250):
+        if "reconnected" in got:
+            break
+        await asyncio.sleep(0.02)
+    status = transport.status
+    transport.close()
+    return got, status
+
+
+def test_the_page_reconnects_after_a_drop_with_a_fresh_key_and_the_session(selenium, ws):
+    got, status = _reconnect_in_the_page(selenium, ws.url + "/sized")
+    assert got == ["error", "reconnecting", "reconnected"] and status == "connected"
+    offered = [r["headers"]["Sec-WebSocket-Protocol"] for r in ws.requests]
+    assert [("openai-insecure-api-key.ek_1" in o, "openai-insecure-api-key.ek_2" in o) for o in offered] == [
+        (True, False), (False, True)]
+    updates = [m for m in ws.received if '"session.update"' in m and '"instructions":"stay"' in m]
+    assert len(updates) == 2  # the session config, re-sent on the new connection
