@@ -4,6 +4,12 @@ The core (``_core.RealtimeProtocol``) decides everything about the protocol; thi
 socket, the clock, the connection attempt, the audio devices and the listeners. Backends: your
 ``create_websocket``, else the page's WebSocket in Pyodide, else the ``websockets`` library.
 
+What the transport guards, whatever the app or the peer does: the key travels only over ``wss://``
+(or ``ws://`` to this machine; ``allow_insecure_transport=True`` opts out) and never reaches a log,
+a message or a repr; incoming messages are bounded (``max_message_bytes``: over it, close 1009);
+microphone audio is dropped, not piled up, on a slow uplink (``audio_dropped``); every close is
+reported with its code in words; ``reconnect=`` (off by default) comes back after a drop.
+
 Extension points kept from the seed: override ``_on_audio(event)`` to handle audio yourself,
 ``_interrupt(elapsed_ms, cancel_ongoing_response)`` to compute interruptions differently (e.g. from a
 phone line's playback marks), ``_cancel_response()`` to change how a response is cancelled, and
@@ -301,18 +307,19 @@ class OpenAIRealtimeWebSocket:
         return self._emitter.on(name, handler)
 
     def once(self, name: str, handler: Handler) -> Callable[[], None]:
-        """Like :meth:`on`, for the next ``name`` event only."""
+        """Like :meth:`on`, for the next ``name`` event only. Sends nothing; ConfigurationError if
+        ``handler`` is not callable."""
         return self._emitter.once(name, handler)
 
     def off(self, name: str, handler: Handler | None = None) -> None:
-        """Remove ``handler`` (or every listener) from ``name``. Never raises."""
+        """Remove ``handler`` (or every listener) from ``name``. Sends nothing; never raises."""
         self._emitter.off(name, handler)
 
     def events(self, *names: str) -> EventStream:
         """Async iterator of every emitted event (or only ``names``) as ``TransportEvent(name, data)``.
 
         It ends when the transport disconnects (after yielding ``disconnected``), unless a reconnect
-        follows: then it goes on with the new connection's events.
+        follows: then it goes on with the new connection's events. Sends nothing; never raises.
         """
         return self._emitter.events(*names)
 
@@ -528,11 +535,10 @@ class OpenAIRealtimeWebSocket:
         failure = error if isinstance(error, RealtimeError) else ConnectionFailedError(f"WebSocket error: {error}")
         self._fail_attempt(failure)
         self._report(failure)
-        retry = (
-            isinstance(failure, ConnectionClosedError)
-            and failure.reason == KEEPALIVE_TIMEOUT_REASON
-            or isinstance(failure, ConnectionClosedError)
-            and failure.code in (ABNORMAL_CLOSURE, SERVICE_RESTART)
+        # Worth a reconnect: a peer that stopped answering pings, or a connection that dropped under a
+        # send. Not a local send failure (1011 "send failed"), nor a message over the bound (1009).
+        retry = isinstance(failure, ConnectionClosedError) and (
+            failure.reason == KEEPALIVE_TIMEOUT_REASON or failure.code in (ABNORMAL_CLOSURE, SERVICE_RESTART)
         )
         self._lost(failure, retry)
 
@@ -739,7 +745,7 @@ class OpenAIRealtimeWebSocket:
     def reset_history(
         self, old_items: Iterable[ItemUpdate | Mapping[str, Any]], new_items: Iterable[ItemUpdate | Mapping[str, Any]]
     ) -> None:
-        """Make the server's conversation ``new_items``: the ``conversation.item.delete`` and
+        """Make the server's conversation ``new_items``: sends the ``conversation.item.delete`` and
         ``conversation.item.create`` events that turn ``old_items`` into it. ConfigurationError for a
         malformed item, InvalidStateError unless connected."""
         self._core.reset_history(old_items, new_items)
@@ -755,14 +761,16 @@ class OpenAIRealtimeWebSocket:
 
     # Audio devices -------------------------------------------------------------------------------
     def attach_audio_output(self, player: AudioOutput | None) -> None:
-        """Play received audio on ``player``; it also tells interruptions how much was heard."""
+        """Play received audio on ``player`` (None: detach); it also tells interruptions how much was
+        heard. Sends nothing; ConfigurationError for an object that is not an AudioOutput."""
         if player is not None and not isinstance(player, AudioOutput):
             raise ConfigurationError("the audio output must have play(), heard_ms() and stop() (see AudioOutput)")
         self._player = player
         self._heard = self._heard_source()
 
     def attach_microphone(self, mic: AudioInput | None) -> None:
-        """Let ``mute()``/``muted`` control ``mic``."""
+        """Let ``mute()``/``muted`` control ``mic`` (None: detach). Sends nothing; ConfigurationError
+        for an object that is not an AudioInput."""
         if mic is not None and not isinstance(mic, AudioInput):
             raise ConfigurationError("the microphone must have a 'muted' property (see AudioInput)")
         self._microphone = mic
@@ -852,10 +860,11 @@ class OpenAIRealtimeWebSocket:
         return f"<OpenAIRealtimeWebSocket {self._dialect.name} model={self._core.model!r} status={self._core.status}>"
 
     async def __aenter__(self) -> OpenAIRealtimeWebSocket:
-        """``async with`` closes the transport at the end (see :meth:`close`)."""
+        """``async with``: sends nothing, never raises; the transport is closed at the end."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Calls :meth:`close` (sends the close frame); never raises."""
         self.close()
 
 

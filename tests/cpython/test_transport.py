@@ -695,3 +695,18 @@ def test_the_model_cannot_change_while_connected_and_call_id_needs_ga() -> None:
     assert transport.current_model == "b"
     with pytest.raises(ConfigurationError, match="dialect"):
         OpenAIRealtimeWebSocket(dialect="v3")
+
+
+def test_every_public_method_says_what_it_sends_and_what_it_raises() -> None:
+    import inspect
+    import re
+
+    for name, member in inspect.getmembers(OpenAIRealtimeWebSocket):
+        if name.startswith("_") and name not in ("__init__", "__aenter__", "__aexit__"):
+            continue
+        doc = inspect.getdoc(member) or ""
+        assert doc, f"{name} has no docstring"
+        if isinstance(member, property):
+            continue
+        assert re.search(r"\b(send|sends|sent|opened)\b", doc, re.I), f"{name}: what does it send?"
+        assert re.search(r"raise|Error\b", doc), f"{name}: what does it raise?"
