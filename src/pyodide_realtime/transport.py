@@ -707,9 +707,9 @@ class OpenAIRealtimeWebSocket:
         self._flush()
 
     def send_mcp_response(self, approval_request_id: str, approve: bool, reason: str | None = None) -> None:
-        """Answer an ``mcp_approval_request``: send an ``mcp_approval_response`` item, then ask for a
-        response. ConfigurationError for a bad id, approve or reason; InvalidStateError unless
-        connected."""
+        """Answer an ``mcp_approval_request``: sends ``conversation.item.create`` with an
+        ``mcp_approval_response`` item (see ``RealtimeProtocol.send_mcp_response``). ConfigurationError
+        for a bad id, approve or reason; InvalidStateError unless connected."""
         self._core.send_mcp_response(approval_request_id, approve, reason)
         self._flush()
 
