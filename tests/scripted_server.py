@@ -172,10 +172,13 @@ PEER_LOGGER = "tests.loopback_peer"
 class LoopbackPeer:
     """A Realtime peer on loopback in the running event loop; ``async with LoopbackPeer() as peer``."""
 
-    def __init__(self, recv_buffer_bytes: int | None = None) -> None:
+    def __init__(self, recv_buffer_bytes: int | None = None, compression: str | None = None) -> None:
         #: A small kernel receive buffer (set before accept, so no autotuning) makes a peer that stops
         #: reading push back on the client within kilobytes: a slow uplink.
         self.recv_buffer_bytes = recv_buffer_bytes
+        #: None, as the Realtime API (and a deflated stream of silence would never fill a buffer);
+        #: "deflate" to send compressed frames (a small frame that inflates to a huge message).
+        self.compression = compression
         self.port = 0
         self.received: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
@@ -201,9 +204,9 @@ class LoopbackPeer:
         if self.recv_buffer_bytes is not None:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.recv_buffer_bytes)
         listener.bind(("127.0.0.1", 0))
-        # compression=None: as the Realtime API; and a deflated stream of silence would never fill a buffer.
         self._server = await serve(
-            self._handle, sock=listener, process_request=self._process_request, max_size=None, compression=None,
+            self._handle, sock=listener, process_request=self._process_request, max_size=None,
+            compression=self.compression,
             logger=logging.getLogger(PEER_LOGGER),
         )
         self.port = self._server.sockets[0].getsockname()[1]

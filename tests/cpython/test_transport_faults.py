@@ -97,6 +97,21 @@ async def test_the_default_bound_refuses_a_hostile_frame_without_reading_it(peer
     assert [getattr(e, "code", None) for e in errors] == [1009]
 
 
+@pytest.mark.asyncio
+async def test_a_compressed_frame_is_bounded_by_what_it_inflates_to() -> None:
+    async with LoopbackPeer(compression="deflate") as peer:
+        async def on_open(ws: ServerConnection) -> None:
+            await ws.send(event_of_size(MAX_MESSAGE_BYTES + 1))  # a deflate bomb: ~17 MB of "x", ~17 KB on the wire
+
+        peer.on_open = on_open
+        transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=KEY)
+        errors = errors_of(transport)
+        await transport.connect()
+        await until(lambda: transport.status == "disconnected")
+        assert [getattr(e, "code", None) for e in errors] == [1009]
+        assert peer.connections[0].protocol.extensions  # permessage-deflate was on
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "16MB", True])
 def test_a_bad_bound_is_refused(bad: Any) -> None:
     with pytest.raises(ConfigurationError, match="max_message_bytes"):
