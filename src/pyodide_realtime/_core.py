@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any
 
-from ._client_events import encode_event
+from ._client_events import encode_event, validate_client_event
 from ._emitter import WANT_ALL
 from ._interfaces import AudioFormat
 from ._playback import HeardMs, Playback
@@ -506,10 +506,12 @@ class RealtimeProtocol:
     def send_event(self, event: Mapping[str, Any]) -> None:
         """Send any client event (a dict with a string ``type``). ``response.create`` goes through the
         sequencing (held while a response runs); a second ``response.cancel`` for the same response
-        is not sent. ConfigurationError for an event that is not a dict with a string type or that
-        JSON cannot carry; InvalidStateError unless connected. Nothing is sent on an error."""
+        is not sent. ConfigurationError for an event that is not a client event of this dialect (an
+        unknown type or field: the message names the nearest known one) or that JSON cannot carry;
+        InvalidStateError unless connected. Nothing is sent on an error."""
         if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
             raise ConfigurationError("an event must be a dict with a string 'type', e.g. {'type': 'response.cancel'}")
+        validate_client_event(event, self.dialect.name)
         self._require({"connected"}, f"send_event({event['type']!r})")
         event = dict(event)
         if event["type"] == "response.create":
@@ -653,23 +655,59 @@ class RealtimeProtocol:
             self._request_create({"type": "response.create"}, manual=False)
 
     def reset_history(self, old_items: Iterable[ItemUpdate | Mapping[str, Any]], new_items: Iterable[ItemUpdate | Mapping[str, Any]]) -> None:
-        """Make the server's conversation match ``new_items``: delete what went or changed, re-add it."""
-        old = {item["item_id"]: item for item in map(_history_item, old_items)}
-        new = {item["item_id"]: item for item in map(_history_item, new_items)}
+        """Make the server's conversation match ``new_items``, as the JS transport (0.20) does.
+
+        Sends ``conversation.item.delete`` for each item that went or changed (the API has no item
+        update), then ``conversation.item.create`` for each added or changed message, in the new
+        order: one that must land before an item the server keeps names the item it follows
+        (``previous_item_id``, ``"root"`` for the start), so an edited or inserted item keeps its
+        place. Only a message's ``type``, ``role``, ``content``, ``id`` (and ``status``) are sent.
+        Function calls cannot be re-created (skipped with a warning). ConfigurationError, before
+        anything is sent, for an added or changed assistant message with audio (the API cannot replay
+        it: give its transcript as ``output_text`` content, or remove it), for an MCP item added or
+        changed, and for items JSON cannot carry. InvalidStateError unless connected.
+        """
+        old = [_history_item(item) for item in old_items]
+        new = [_history_item(item) for item in new_items]
         self._require({"connected"}, "reset_history()")
-        changed = [i for i, item in new.items() if i in old and old[i] != item]
-        # The API has no item update: a changed item is deleted and created again. Every frame is
-        # encoded before any is queued, so an item JSON cannot carry leaves nothing half done.
-        frames = [_encode({"type": "conversation.item.delete", "item_id": i}) for i in [i for i in old if i not in new] + changed]
-        for item_id in [i for i in new if i not in old] + changed:
-            item = new[item_id]
+        old_by_id = {item["item_id"]: item for item in old}
+        new_ids = {item["item_id"] for item in new}
+        removals = [item["item_id"] for item in old if item["item_id"] not in new_ids]
+        pending = [item for item in new if item["item_id"] not in old_by_id or old_by_id[item["item_id"]] != item]
+        for item in pending:
+            replaced = old_by_id.get(item["item_id"])
+            if item["type"] in _MCP_HISTORY_TYPES or (replaced is not None and replaced["type"] in _MCP_HISTORY_TYPES):
+                raise ConfigurationError(
+                    f"MCP items cannot be added or changed by reset_history() (item {item['item_id']!r}): leave them "
+                    "unchanged, or remove them from the history")
+            if item["role"] == "assistant" and any(
+                isinstance(part, Mapping) and part.get("type") in _AUDIO_PART_TYPES for part in item["content"]
+            ):
+                raise ConfigurationError(
+                    f"the assistant audio item {item['item_id']!r} cannot be replayed through the Realtime API: give "
+                    "its transcript as {'type': 'output_text', 'text': ...} content, or remove the item")
+        pending_ids = {item["item_id"] for item in pending}
+        # Every frame is encoded before any is queued, so an item JSON cannot carry leaves nothing half done.
+        frames = [_encode({"type": "conversation.item.delete", "item_id": i})
+                  for i in dict.fromkeys([*removals, *(i for i in pending_ids if i in old_by_id)])]
+        # Only a create that must land before an item the server keeps names an anchor; past the last
+        # such item a plain append is right.
+        last_kept = max((index for index, item in enumerate(new) if item["item_id"] not in pending_ids), default=-1)
+        previous = _CONVERSATION_ROOT
+        for index, item in enumerate(new):
+            item_id = item["item_id"]
+            if item_id not in pending_ids:
+                previous = item_id
+                continue
             if item["type"] != "message":
                 logger.warning("reset_history: %s items cannot be re-created; skipped %s", item["type"], item_id)
                 continue
             entry: dict[str, Any] = {"type": "message", "role": item["role"], "content": item["content"], "id": item_id}
             if item["role"] != "system" and item.get("status"):
                 entry["status"] = item["status"]
-            frames.append(_encode({"type": "conversation.item.create", "item": entry}))
+            placement = {"previous_item_id": previous} if index < last_kept else {}
+            frames.append(_encode({"type": "conversation.item.create", **placement, "item": entry}))
+            previous = item_id
         self._to_send.extend(frames)
 
     # Session and tracing -----------------------------------------------------------------------------
@@ -815,6 +853,11 @@ def _usage(raw: Any) -> Usage:
     )
 
 
+#: ``previous_item_id`` that places a created item at the start of the conversation.
+_CONVERSATION_ROOT = "root"
+_MCP_HISTORY_TYPES = frozenset({"mcp_call", "mcp_tool_call", "mcp_approval_request"})
+#: Content of the model's audio: the API cannot create it (GA calls it output_audio, beta audio).
+_AUDIO_PART_TYPES = frozenset({"output_audio", "audio"})
 #: Item types whose conversation.item.* events become item_update (MCP ones are handled apart).
 _HISTORY_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "mcp_approval_response"})
 _MCP_CALL_TYPES = frozenset({"mcp_call", "mcp_tool_call"})

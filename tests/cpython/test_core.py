@@ -295,7 +295,7 @@ def test_calls_json_cannot_carry_change_no_state() -> None:
         core.request_response({"metadata": {"x": {1}}})  # held: refused now, not when released
     assert core.held_response_creates == 0
     with pytest.raises(ConfigurationError, match="JSON"):
-        core.send_event({"type": "response.cancel", "x": {1}})
+        core.send_event({"type": "response.cancel", "response_id": {1}})
     assert core.cancel_response() is True  # the cancel flag was not set by the refused one
     with pytest.raises(ConfigurationError, match="JSON"):
         core.update_session_config({"instructions": "two", "tools": [{"type": "function", "x": {1}}]})
@@ -865,14 +865,16 @@ def test_reset_history_deletes_changed_and_removed_items_and_recreates_messages(
     new = [msg("a", "keep"), msg("c", "after"), msg("d", "new", role="system"), ItemUpdate("f", "function_call", status="completed")]
     core.reset_history(old, new)
     out = sent(core)
-    assert [(e["type"], e.get("item_id") or e["item"]["id"]) for e in out] == [
-        ("conversation.item.delete", "b"),
-        ("conversation.item.delete", "c"),
-        ("conversation.item.create", "d"),
-        ("conversation.item.create", "c"),
+    # As the JS transport (0.20): creates in the new order, each placed after the item before it,
+    # so the edited "c" keeps its place instead of moving to the end.
+    assert [(e["type"], e.get("item_id") or e["item"]["id"], e.get("previous_item_id")) for e in out] == [
+        ("conversation.item.delete", "b", None),
+        ("conversation.item.delete", "c", None),
+        ("conversation.item.create", "c", "a"),
+        ("conversation.item.create", "d", "c"),
     ]
-    assert "status" not in out[2]["item"]  # system messages carry no status
-    assert out[3]["item"] == {"type": "message", "role": "user", "id": "c", "status": "completed",
+    assert "status" not in out[3]["item"]  # system messages carry no status
+    assert out[2]["item"] == {"type": "message", "role": "user", "id": "c", "status": "completed",
                               "content": [{"type": "input_text", "text": "after"}]}
     with pytest.raises(ConfigurationError):
         core.reset_history([{"no": "id"}], [])
@@ -1070,3 +1072,44 @@ def test_a_close_with_no_response_running_reports_no_cut(dialect: str) -> None:
     core.events_received()
     core.connection_closed()
     assert names(core) == ["connection_change", "disconnected"]
+
+
+def history_message(item_id: str, text: str, role: str = "user", part: str = "input_text") -> dict[str, Any]:
+    return {"item_id": item_id, "type": "message", "role": role, "status": "completed",
+            "content": [{"type": part, "text": text} if part != "output_audio" else {"type": part, "transcript": text}]}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_reset_history_places_inserted_items_and_appends_past_the_last_kept_one(dialect: str) -> None:
+    core = opened(dialect)
+    a, b = history_message("a", "one"), history_message("b", "two")
+    first, tail = history_message("x0", "first"), history_message("z", "tail")
+    middle = history_message("m", "middle")
+    core.reset_history([a, b], [first, a, middle, b, tail])
+    assert [(e["item"]["id"], e.get("previous_item_id")) for e in sent(core)] == [("x0", "root"), ("m", "a"), ("z", None)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("part", ["output_audio", "audio"])
+def test_reset_history_refuses_an_assistant_audio_item_it_cannot_replay_before_sending_anything(dialect: str, part: str) -> None:
+    core = opened(dialect)
+    spoken = history_message("s", "Hello!", role="assistant", part=part)
+    with pytest.raises(ConfigurationError, match="cannot be replayed.*output_text"):
+        core.reset_history([history_message("gone", "x")], [spoken])
+    assert core.data_to_send() == []  # nothing deleted before the refusal: the item is not lost
+    # As text it is replayed.
+    core.reset_history([], [history_message("s", "Hello!", role="assistant", part="output_text")])
+    assert sent_types(core) == ["conversation.item.create"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_reset_history_refuses_to_add_or_change_mcp_items_but_may_remove_them(dialect: str) -> None:
+    core = opened(dialect)
+    call = {"item_id": "mcp_1", "type": "mcp_call", "content": []}
+    with pytest.raises(ConfigurationError, match="MCP items"):
+        core.reset_history([], [call])
+    with pytest.raises(ConfigurationError, match="MCP items"):
+        core.reset_history([call], [history_message("mcp_1", "now a message")])
+    assert core.data_to_send() == []
+    core.reset_history([call], [])
+    assert sent(core) == [{"type": "conversation.item.delete", "item_id": "mcp_1"}]
