@@ -194,6 +194,7 @@ class RealtimeProtocol:
 
     @property
     def response_running(self) -> bool:
+        """True from ``response.created`` to ``response.done`` (or the close that cut it)."""
         return self._responses.running
 
     @property
@@ -218,6 +219,7 @@ class RealtimeProtocol:
 
     @property
     def first_audio_ms(self) -> float | None:
+        """When the oldest audio still tracked started arriving (the wall-clock estimate starts there)."""
         return self._playback.first_audio_ms
 
     # Connection milestones ---------------------------------------------------------------------------
@@ -464,6 +466,10 @@ class RealtimeProtocol:
 
     def _start_response(self, response_id: str, audio_format: AudioFormat | None, provider_data: dict[str, Any]) -> None:
         self._to_send.extend(self._responses.created(response_id))
+        if audio_format is None and self._responses.answered is not None:
+            # Not echoed: the format our response.create asked for, if it named one.
+            asked = self._responses.answered.get("response")
+            audio_format = _response_output_format(asked) if isinstance(asked, Mapping) else None
         self._playback.response_format(response_id, audio_format)
         self._emit("turn_started", TurnStarted(response_id, provider_data))
 
@@ -595,7 +601,12 @@ class RealtimeProtocol:
         *,
         trigger_response: bool = True,
     ) -> None:
-        """Add a user message (text, or a message dict with text/image content), then ask for a response."""
+        """Add a user message (text, or a message dict with text/image content), then ask for a response.
+
+        Sends ``conversation.item.create`` (with ``other_event_data`` merged into the event), then a
+        ``response.create`` unless ``trigger_response`` is False (held while a response runs).
+        ConfigurationError for a message that is not text or a dict with content, or that JSON cannot
+        carry; InvalidStateError unless connected. Nothing is sent on an error."""
         self._require({"connected"}, "send_message()")
         item = _user_message_item(message)
         self._send({"type": "conversation.item.create", "item": item, **dict(other_event_data or {})})
@@ -603,7 +614,9 @@ class RealtimeProtocol:
             self._request_create({"type": "response.create"}, manual=False)
 
     def add_image(self, image_url: str, *, trigger_response: bool = True) -> None:
-        """Add an image (a data: URL or an https URL) as a user message."""
+        """Add an image (a data: URL or an https URL) as a user message: sends what ``send_message``
+        sends, with one ``input_image`` part. ConfigurationError for an empty or non-string URL,
+        InvalidStateError unless connected."""
         if not isinstance(image_url, str) or not image_url:
             raise ConfigurationError("add_image() needs the image as a data: URL or an https URL string")
         self.send_message(
@@ -612,7 +625,9 @@ class RealtimeProtocol:
         )
 
     def update_session_config(self, config: SessionConfig | Mapping[str, Any]) -> None:
-        """Merge ``config`` into the session (each field given replaces that field) and send it.
+        """Merge ``config`` into the session (each field given replaces that field) and send it as a
+        ``session.update``. ConfigurationError (nothing changed) for an invalid config, a field this
+        dialect does not have or a value JSON cannot carry; InvalidStateError unless connected.
 
         The voice is sent only when ``config`` names it: once the model has spoken, the server
         refuses any ``session.update`` that carries a voice (``cannot_update_voice``), even the same.
@@ -628,7 +643,10 @@ class RealtimeProtocol:
     def send_function_call_output(
         self, call: FunctionCall | Mapping[str, Any], output: Any, *, start_response: bool = True
     ) -> None:
-        """Answer a ``function_call`` with its output, then (by default) ask for a response."""
+        """Answer a ``function_call`` with its output: sends ``conversation.item.create`` with a
+        ``function_call_output`` item (``output`` as JSON unless it is a string), emits its
+        ``item_update``, then (by default) asks for a response. ConfigurationError for a call without a
+        ``call_id`` or an output JSON cannot carry, InvalidStateError unless connected."""
         call_id, item_id, name, arguments, previous = _call_fields(call)
         try:
             text = output if isinstance(output, str) else json.dumps(output)

@@ -95,6 +95,9 @@ class ResponseSequencer:
         #: The id of the running response ("" when none runs or the server gave none).
         self.response_id: str = ""
         self._in_flight: str | None = None
+        self._in_flight_event: dict[str, Any] | None = None
+        #: The ``response.create`` the last ``response.created`` answered (None: the server's own).
+        self.answered: dict[str, Any] | None = None
         self._held: deque[_Create] = deque()
         self._recent: deque[_Create] = deque(maxlen=_MAX_RECENT_CREATES)
         self._counter = 0
@@ -132,6 +135,7 @@ class ResponseSequencer:
             self._counter += 1
         self._fire(Trigger.SEND_CREATE)
         self._in_flight = event_id
+        self._in_flight_event = create.event
         self._recent.append(create)
         return text
 
@@ -156,8 +160,10 @@ class ResponseSequencer:
 
     # Server triggers -------------------------------------------------------------------------------
     def created(self, response_id: str) -> list[str]:
+        self.answered = self._in_flight_event if self.state is REQUESTED else None
         self._fire(Trigger.CREATED)
         self._in_flight = None
+        self._in_flight_event = None
         self.response_id = response_id
         return []
 

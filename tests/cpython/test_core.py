@@ -1113,3 +1113,20 @@ def test_reset_history_refuses_to_add_or_change_mcp_items_but_may_remove_them(di
     assert core.data_to_send() == []
     core.reset_history([call], [])
     assert sent(core) == [{"type": "conversation.item.delete", "item_id": "mcp_1"}]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_format_a_response_create_asked_for_holds_when_response_created_does_not_echo_it(dialect: str) -> None:
+    core = opened(dialect)
+    asked = {"audio": {"output": {"format": {"type": "audio/pcmu"}}}} if dialect == "ga" else {"output_audio_format": "g711_ulaw"}
+    core.request_response(asked)
+    core.receive(response_created())  # echoes no format
+    core.receive(audio_delta(dialect, nbytes=8000), now_ms=0.0)
+    (audio,) = payloads(core, "audio")
+    assert audio.audio_format == "g711_ulaw" and core.audio_received_ms == 1000.0
+    # A response the server started by itself (server VAD) is in the session's format.
+    core.receive(response_done())
+    core.receive(response_created("resp_2"))
+    core.receive(audio_delta(dialect, nbytes=4800, item="item_2", resp="resp_2"), now_ms=2000.0)
+    (audio,) = payloads(core, "audio")
+    assert audio.audio_format == "pcm16"
