@@ -68,6 +68,7 @@ from .errors import (
     InvalidStateError,
     RealtimeError,
     UnsupportedError,
+    UserError,
 )
 from .events import ConnectionStatus, ErrorEvent, FunctionCall, ItemUpdate, SpeechStarted, TransportAudio
 
@@ -601,9 +602,13 @@ class OpenAIRealtimeWebSocket:
                         )
                         return
                     continue
-                except RealtimeError as exc:  # a key function that failed, a config refused: not transient
+                except UserError as exc:  # a key or config this transport refuses: another try would too
                     self._report(exc)
                     return
+                except Exception as exc:  # the api_key function's own failure (its key server is down?)
+                    cause = exc
+                    self._report(exc)
+                    continue
                 self._emitter.emit("reconnected", Reconnected(attempt))
                 return
             self._report(

@@ -237,6 +237,33 @@ async def test_it_gives_up_after_max_attempts_and_says_so(peer: LoopbackPeer) ->
     transport.close()
 
 
+@pytest.mark.asyncio
+async def test_a_failing_key_function_is_retried_but_a_refused_key_is_not(peer: LoopbackPeer) -> None:
+    calls = itertools.count(1)
+
+    def flaky_key() -> str:
+        n = next(calls)
+        if n == 2:
+            raise OSError("the key server is down")
+        return "sk-ok" if n != 4 else "sk has a space"
+
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=flaky_key, reconnect=FAST)
+    got = record(transport)
+    await transport.connect()
+    peer.drop()
+    await until(lambda: "reconnected" in names(got))
+    errors = [p.exception for n, p in got if n == "error"]
+    assert [type(e).__name__ for e in errors] == ["ConnectionClosedError", "OSError"]
+    assert got[-1] == ("reconnected", Reconnected(attempts=2))
+
+    got.clear()
+    peer.drop()  # the next key is malformed: refused before any socket, and not retried
+    await until(lambda: not transport.reconnecting and "reconnecting" in names(got))
+    assert [type(p.exception).__name__ for n, p in got if n == "error"] == ["ConnectionClosedError", "ConfigurationError"]
+    assert names(got).count("reconnecting") == 1 and transport.status == "disconnected"
+    assert len(peer.authorizations) == 2
+
+
 def test_backoff_is_capped_exponential_with_jitter() -> None:
     policy = ReconnectPolicy(max_attempts=9, initial_delay_s=0.5, max_delay_s=15, multiplier=2, jitter=0.5)
     assert [policy.delay_s(n, rand=lambda: 0.0) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 15, 15]
