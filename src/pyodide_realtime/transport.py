@@ -214,7 +214,7 @@ class OpenAIRealtimeWebSocket:
         allow_insecure_transport: bool = False,
         max_message_bytes: int | None = MAX_MESSAGE_BYTES,
         max_buffered_audio_bytes: int = MAX_BUFFERED_AUDIO_BYTES,
-        reconnect: ReconnectPolicy | bool = False,
+        reconnect: ReconnectPolicy | bool | None = False,
     ) -> None:
         """Nothing is opened here; ``connect()`` does that. Raises ConfigurationError for a bad option.
 
@@ -236,7 +236,7 @@ class OpenAIRealtimeWebSocket:
         )
         if reconnect is True:
             reconnect = ReconnectPolicy()
-        if reconnect is not False and not isinstance(reconnect, ReconnectPolicy):
+        if reconnect is not False and reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
             raise ConfigurationError(f"reconnect must be True, False or a ReconnectPolicy, not {reconnect!r}")
         self._reconnect_policy: ReconnectPolicy | None = reconnect or None
         self._reconnect_task: asyncio.Task[None] | None = None

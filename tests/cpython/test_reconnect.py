@@ -283,3 +283,4 @@ def test_a_bad_policy_is_refused(kwargs: dict[str, Any]) -> None:
         ReconnectPolicy(**kwargs)
     with pytest.raises(ConfigurationError, match="reconnect"):
         OpenAIRealtimeWebSocket(reconnect="yes")  # type: ignore[arg-type]
+    assert not OpenAIRealtimeWebSocket(reconnect=None).reconnecting  # None and False: off
