@@ -1,10 +1,15 @@
 """Events: what the server sends (pydantic models) and what the transport emits (small frozen classes).
 
 Server events are parsed by :func:`parse_server_event` with one ``TypeAdapter.validate_json`` over a
-discriminated union of the known types of both dialects, with :class:`GenericServerEvent` for any
-other type. Every model is frozen and keeps every field the server sent (``extra="allow"``), so a
-newer API field is never lost. Audio deltas are decoded from base64 by pydantic itself while it parses
-the JSON: in Pyodide that is the fastest path there is (notes/performance.md).
+discriminated union of every type of both dialects (the 46 GA types of the official SDK and the 7
+beta-only ones), with :class:`GenericServerEvent` for any other type and :class:`MalformedServerEvent`
+for a known type whose fields do not fit. Items inside events are typed by their ``type``
+(:data:`Item`: message, function_call, function_call_output, the MCP ones, :class:`GenericItem` for a
+newer one), as are responses (:class:`Response`) and sessions (:class:`Session`). Every model is frozen
+and keeps every field the server sent (``extra="allow"``), so a newer API field is never lost; the
+objects inside events also read like the dicts they were (``item["id"]``, ``response.get("status")``).
+Audio deltas are decoded from base64 by pydantic itself while it parses the JSON: in Pyodide that is
+the fastest path there is (notes/performance.md).
 """
 
 from __future__ import annotations
