@@ -92,6 +92,9 @@ def safe_url(url: str) -> str:
 
 # API keys by their prefixes (secret, ephemeral, restricted): a server's error text may quote one.
 _KEY_LIKE = re.compile(r"\b(?:sk|ek|rk)[-_][^\s\"',]*")
+# Where a key travels whatever it looks like: the Authorization header's credentials and the browser's
+# key subprotocol (a server logging its handshakes knows no secret to look for, only these places).
+_KEY_PLACES = re.compile(r"(?i)(authorization:\s*\S+\s+|openai-insecure-api-key\.)[^\s,\"']+")
 REDACTED = "<redacted>"
 
 
@@ -121,12 +124,14 @@ def _redact_fragments(text: str, secret: str) -> str:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every secret (and any run of SECRET_FRAGMENT_CHARS characters of one), and anything
-    that looks like an API key, replaced."""
+    """``text`` with every secret (and any run of SECRET_FRAGMENT_CHARS characters of one), anything that
+    looks like an API key, and whatever follows ``Authorization: <scheme>`` or the key subprotocol's
+    prefix, replaced."""
+    text = _KEY_LIKE.sub(REDACTED, _KEY_PLACES.sub(r"\1" + REDACTED, text))
     for secret in secrets:
         if secret:
             text = _redact_fragments(text, secret)
-    return _KEY_LIKE.sub(REDACTED, text)
+    return text
 
 
 class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -27,7 +27,7 @@ from pyodide_realtime import (
     OpenAIRealtimeWebSocket,
     SocketRequest,
 )
-from pyodide_realtime._interfaces import safe_url
+from pyodide_realtime._interfaces import RedactingLogger, redact, safe_url
 from pyodide_realtime.dialects import check_url, is_loopback_host
 from pyodide_realtime.transport import Reconnected, Reconnecting, ReconnectPolicy
 
@@ -228,3 +228,35 @@ async def test_connect_checks_its_url_too_before_any_socket(peer: LeakyPeer) -> 
 def test_loopback_hosts() -> None:
     assert all(map(is_loopback_host, ["localhost", "LOCALHOST.", "127.0.0.1", "127.255.0.9", "::1", "a.localhost"]))
     assert not any(map(is_loopback_host, ["example.com", "10.0.0.1", "::2", "0.0.0.0", "localhost.com", "128.0.0.1"]))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("> Authorization: Bearer abc123XYZ", "> Authorization: Bearer <redacted>"),
+        ("< authorization: Basic dXNlcjpwYXNz", "< authorization: Basic <redacted>"),
+        ("< Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.zz9, openai-beta.realtime-v1",
+         "< Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.<redacted>, openai-beta.realtime-v1"),
+        ("Incorrect API key provided: sk-proj-abc***xyz.", "Incorrect API key provided: <redacted>"),
+        ("...W3vKp7Lm2Rt9Yb4NcQ6d\"}}' [109 bytes]", "...<redacted>\"}}' [109 bytes]"),  # a cut key's tail
+        ("task-1 desk_2 risk-free", "task-1 desk_2 risk-free"),
+    ],
+)
+def test_redact(text: str, expected: str) -> None:
+    assert redact(text, [SECRET]) == expected
+
+
+@pytest.mark.asyncio
+async def test_a_server_can_log_handshakes_without_keys_through_the_same_logger(caplog: pytest.LogCaptureFixture) -> None:
+    # What the local server (or any websockets server) can do: it knows no secret, only where keys travel.
+    caplog.set_level(logging.DEBUG)
+    name = "tests.redacted_server"
+    async with serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0,
+                     logger=RedactingLogger(logging.getLogger(name), ())) as server:
+        port = server.sockets[0].getsockname()[1]
+        transport = OpenAIRealtimeWebSocket(url=f"ws://127.0.0.1:{port}/", api_key=SECRET)
+        await transport.connect()
+        transport.close()
+    records = [r for r in caplog.records if r.name == name]
+    assert any("Authorization" in r.getMessage() for r in records)
+    assert not any(leaks(r.getMessage()) for r in records)
