@@ -360,17 +360,38 @@ async def test_a_refused_handshake_fails_cleanly_without_the_key_and_restores_th
     transport = OpenAIRealtimeWebSocket(url=peer.url(), model="good", api_key=SECRET)
     errors = record(transport, "error")
     with pytest.raises(ConnectionFailedError) as info:
-        await transport.connect(url=peer.url("/reject"), model="other")
+        await transport.connect(url=peer.url("/reject"), model="other", api_key="sk-refused")
     message = str(info.value)
-    assert "401" in message and "invalid_api_key" in message
+    assert "401" in message and "invalid_api_key" in message and info.value.http_status == 401
     assert SECRET not in message and SECRET[:6] not in message
     assert transport.status == "disconnected" and transport.current_model == "good"
     assert len(errors) == 1 and isinstance(errors[0][1], ErrorEvent)
     assert errors[0][1].exception is errors[0][1].error
-    await transport.connect()  # the constructor's URL again: nothing of the failed attempt stuck
+    await transport.connect()  # the constructor's URL and key again: nothing of the failed attempt stuck
     assert peer.requests[-1][0] == "/realtime"
+    assert peer.requests[-1][1]["Authorization"] == f"Bearer {SECRET}"
     assert transport.current_model == "good"
     transport.close()
+    # What a connect gives is kept once it opened: the next connect() uses it.
+    await transport.connect(url=peer.url("/realtime?second"), model="other", api_key="sk-second")
+    transport.close()
+    await transport.connect()
+    assert peer.requests[-1][0] == "/realtime?second" and peer.requests[-1][1]["Authorization"] == "Bearer sk-second"
+    assert transport.current_model == "other"
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_the_status_lives_in_the_core(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    seen: list[tuple[str, str, str]] = []
+    transport.on("connection_change", lambda change: seen.append((change.status, transport.status, transport.protocol.status)))
+    await transport.connect()
+    transport.send_event({"type": "test.close"})
+    await until(lambda: transport.status == "disconnected")
+    assert [s[0] for s in seen] == ["connecting", "connected", "disconnected"]
+    assert all(a == b == c for a, b, c in seen)
+    assert transport.connection_state.status == transport.protocol.status == "disconnected"
 
 
 @pytest.mark.asyncio
