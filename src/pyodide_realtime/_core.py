@@ -876,8 +876,10 @@ _CONVERSATION_ROOT = "root"
 _MCP_HISTORY_TYPES = frozenset({"mcp_call", "mcp_tool_call", "mcp_approval_request"})
 #: Content of the model's audio: the API cannot create it (GA calls it output_audio, beta audio).
 _AUDIO_PART_TYPES = frozenset({"output_audio", "audio"})
-#: Item types whose conversation.item.* events become item_update (MCP ones are handled apart).
-_HISTORY_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "mcp_approval_response"})
+#: Item types whose conversation.item.* events become item_update (MCP ones are handled apart). Not
+#: function_call: its item_update comes from response.output_item.done and send_function_call_output
+#: (with the output), as in the JS transport; the server's copy would erase the output.
+_HISTORY_ITEM_TYPES = frozenset({"message", "function_call_output", "mcp_approval_response"})
 _MCP_CALL_TYPES = frozenset({"mcp_call", "mcp_tool_call"})
 
 

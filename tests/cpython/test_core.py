@@ -1130,3 +1130,15 @@ def test_the_format_a_response_create_asked_for_holds_when_response_created_does
     core.receive(audio_delta(dialect, nbytes=4800, item="item_2", resp="resp_2"), now_ms=2000.0)
     (audio,) = payloads(core, "audio")
     assert audio.audio_format == "pcm16"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_servers_copy_of_a_function_call_item_does_not_erase_its_output(dialect: str) -> None:
+    core = opened(dialect)
+    call = {"id": "fc_1", "type": "function_call", "status": "completed", "name": "f", "call_id": "c1", "arguments": "{}"}
+    core.receive(ev(type="response.output_item.done", response_id="r", output_index=0, item=call))
+    (function_call,) = payloads(core, "function_call")
+    core.send_function_call_output(function_call, "42", start_response=False)
+    core.receive(ev(type="conversation.item.done", previous_item_id=None, item=call))
+    updates = payloads(core, "item_update")
+    assert [(u.item_id, u.output) for u in updates] == [("fc_1", "42")]
