@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
+from pydantic_core import from_json
 
 logger = logging.getLogger("pyodide_realtime")
 
@@ -619,7 +620,9 @@ def _parse(data: str | bytes | bytearray, *, mend: bool) -> ServerEventBase | No
     try:
         generic: GenericServerEvent = _validate_generic(data)
     except ValidationError:
-        return _parse_replacing_surrogates(data) if mend else None
+        if not mend:
+            return None
+        return _parse_replacing_surrogates(data) or _parse_cut_short(data)
     if generic.type in KNOWN_SERVER_EVENT_TYPES:
         return _malformed(generic, data, failure)
     return generic
@@ -655,6 +658,28 @@ def _replace_lone_surrogates(value: Any) -> Any:
     if isinstance(value, dict):
         return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
     return value
+
+
+def _parse_cut_short(data: str | bytes | bytearray) -> MalformedServerEvent | None:
+    """A frame cut short (not valid JSON) whose beginning names a known type: a malformed event, so
+    the state still advances (a cut ``response.done`` still ends its response)."""
+    try:
+        obj = from_json(data, allow_partial=True)
+    except ValueError:
+        return None
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    if not isinstance(kind, str) or kind not in KNOWN_SERVER_EVENT_TYPES:
+        return None  # not JSON, or no type we know of: nothing to advance
+    try:
+        from_json(data)
+        problem = "it does not fit its model"
+    except ValueError as exc:
+        problem = f"the frame is not valid JSON ({exc})"
+    fields = {key: value for key, value in obj.items() if key not in ("type", "event_id")}
+    event_id = obj.get("event_id")
+    raw = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+    return MalformedServerEvent(type=kind, event_id=event_id if isinstance(event_id, str) else None, raw=raw,
+                                problem=problem, data=fields)
 
 
 def _parse_replacing_surrogates(data: str | bytes | bytearray) -> ServerEventBase | None:

@@ -1142,3 +1142,18 @@ def test_the_servers_copy_of_a_function_call_item_does_not_erase_its_output(dial
     core.receive(ev(type="conversation.item.done", previous_item_id=None, item=call))
     updates = payloads(core, "item_update")
     assert [(u.item_id, u.output) for u in updates] == [("fc_1", "42")]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("cut", [30, 60, 80])
+def test_a_response_done_cut_short_still_ends_the_response_and_is_reported(dialect: str, cut: int) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.request_response()  # held
+    core.events_received()
+    text = response_done(usage={"input_tokens": 12, "output_tokens": 3})[:cut]
+    core.receive(text)
+    events = core.events_received()
+    assert [n for n, _ in events] == ["*", "error", "usage_update", "turn_done"]
+    assert "not valid JSON" in str(events[1][1].exception) and events[1][1].error.raw == text
+    assert sent_types(core) == ["response.create"] and not core.response_running
