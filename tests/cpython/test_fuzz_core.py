@@ -219,6 +219,11 @@ def test_mutated_events_never_escape_and_a_valid_exchange_works_afterwards(
         heard = rnd.choice([None, player, player.heard_ms, 120.0])
         payload: str | bytes = text.encode("utf-8", "surrogatepass") if as_bytes else text
         feed(core, payload, 100.0 * i, heard)
+        if rnd.random() < 0.25:
+            # The app interrupts amid the hostile frames: what it sends back is still strict JSON.
+            core.interrupt(100.0 * i + 50.0, heard)
+            for frame in core.data_to_send():
+                strict_json(frame)
     assert_still_works(core, dialect, 1000.0)
 
 
