@@ -9,20 +9,31 @@ misbehaves on cue. The path picks the behaviour:
 - ``/frames``: selects ``realtime``, sends ``FRAMES`` (malformed JSON, binary, no type, ...), then
   only records what it receives.
 - ``/reject``: answers HTTP 401 with the Realtime API's error body.
+- ``/sized``: selects ``realtime``; a ``{"type": "test.size", "n": N, "char": C}`` frame is answered
+  with a valid event of exactly N bytes of UTF-8 (padded with C); a ``test.drop`` frame cuts the TCP
+  connection without a close frame. The close code the client sent is kept in ``closes``.
 
 Every handshake's path and headers are kept in ``requests``; every received frame in ``received``.
+
+``LoopbackPeer`` is the same idea inside the test's own event loop (CPython tests): a Realtime peer
+whose reactions the test writes (``on_open``, ``on_event``), that can refuse handshakes and drop
+connections, and that records every client event, handshake and close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 SLOW_HANDSHAKE_S = 3.0
@@ -45,6 +56,7 @@ class ScriptedServer:
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     received: list[str] = field(default_factory=list)
+    closes: list[int | None] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _stop: asyncio.Event | None = None
@@ -74,6 +86,7 @@ class ScriptedServer:
     def reset(self) -> None:
         self.requests.clear()
         self.received.clear()
+        self.closes.clear()
 
     async def _main(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -110,6 +123,9 @@ class ScriptedServer:
         if path.startswith("/frames"):
             for frame in FRAMES:
                 await connection.send(frame)
+        if path.startswith("/sized"):
+            await self._sized(connection)
+            return
         try:
             async for message in connection:
                 if isinstance(message, str):
@@ -121,3 +137,117 @@ class ScriptedServer:
                         await connection.send(message)
         except Exception:  # a client that vanished mid-frame is part of what these tests do
             pass
+
+
+    async def _sized(self, connection: ServerConnection) -> None:
+        try:
+            async for message in connection:
+                self.received.append(str(message))
+                event = json.loads(message)
+                if event.get("type") == "test.size":
+                    await connection.send(event_of_size(int(event["n"]), str(event.get("char", "x"))))
+                elif event.get("type") == "test.drop":
+                    connection.transport.abort()
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            await connection.wait_closed()
+            self.closes.append(connection.close_code)
+
+
+def event_of_size(size: int, char: str = "x") -> str:
+    """A valid server event of exactly ``size`` bytes of UTF-8, padded with ``char`` (any width)."""
+    head = json.dumps({"type": "x.padding", "pad": ""})
+    room = size - len(head)
+    width = len(char.encode())
+    pad = char * (room // width) + "x" * (room % width)
+    return head[:-2] + pad + head[-2:]
+
+
+#: The peer's own log records (a server necessarily sees the key it is sent): tests can tell them apart.
+PEER_LOGGER = "tests.loopback_peer"
+
+
+class LoopbackPeer:
+    """A Realtime peer on loopback in the running event loop; ``async with LoopbackPeer() as peer``."""
+
+    def __init__(self, recv_buffer_bytes: int | None = None, compression: str | None = None) -> None:
+        #: A small kernel receive buffer (set before accept, so no autotuning) makes a peer that stops
+        #: reading push back on the client within kilobytes: a slow uplink.
+        self.recv_buffer_bytes = recv_buffer_bytes
+        #: None, as the Realtime API (and a deflated stream of silence would never fill a buffer);
+        #: "deflate" to send compressed frames (a small frame that inflates to a huge message).
+        self.compression = compression
+        self.port = 0
+        self.received: list[dict[str, Any]] = []
+        self.authorizations: list[str] = []
+        self.closes: list[tuple[int | None, str]] = []
+        self.connections: list[ServerConnection] = []
+        #: An HTTP status to refuse the next handshakes with (None: accept).
+        self.refuse_status: int | None = None
+        #: Called with each new connection after ``session.created``.
+        self.on_open: Callable[[ServerConnection], Awaitable[None]] | None = None
+        #: Called with each client event (already recorded in ``received``).
+        self.on_event: Callable[[ServerConnection, dict[str, Any]], Awaitable[None]] | None = None
+        self._server: Server | None = None
+
+    def url(self, path: str = "/realtime") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def types(self) -> list[str]:
+        return [e.get("type", "") for e in self.received]
+
+    async def __aenter__(self) -> LoopbackPeer:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.recv_buffer_bytes is not None:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.recv_buffer_bytes)
+        listener.bind(("127.0.0.1", 0))
+        self._server = await serve(
+            self._handle, sock=listener, process_request=self._process_request, max_size=None,
+            compression=self.compression,
+            logger=logging.getLogger(PEER_LOGGER),
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self.drop()  # a deaf connection would hold the server's close for its close timeout
+        self._server.close()
+        await self._server.wait_closed()
+
+    def drop(self) -> None:
+        """Cut every live connection without a close frame (what a dead network looks like: 1006)."""
+        for connection in self.connections:
+            connection.transport.abort()
+
+    def stop_reading(self) -> None:
+        """Stop reading from every live connection: alive but deaf (no pong, a full uplink)."""
+        for connection in self.connections:
+            connection.transport.pause_reading()
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.authorizations.append(request.headers.get("Authorization", ""))
+        if self.refuse_status is not None:
+            headers = Headers([("Content-Type", "application/json")])
+            return Response(self.refuse_status, "Refused", headers, UNAUTHORIZED_BODY.encode())
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections.append(ws)
+        try:
+            await ws.send(json.dumps({"type": "session.created", "session": {"id": f"sess_{len(self.connections)}"}}))
+            if self.on_open is not None:
+                await self.on_open(ws)
+            async for message in ws:
+                event = json.loads(message)
+                self.received.append(event)
+                if self.on_event is not None:
+                    await self.on_event(ws, event)
+        except ConnectionClosed:
+            pass
+        finally:
+            await ws.wait_closed()
+            self.closes.append((ws.close_code, ws.close_reason or ""))

@@ -14,8 +14,8 @@ import logging
 from importlib import resources
 from typing import Any
 
-from ._interfaces import NORMAL_CLOSURE, SocketHandler, SocketRequest, safe_url
-from .errors import ConfigurationError, ConnectionFailedError
+from ._interfaces import MESSAGE_TOO_BIG, NORMAL_CLOSURE, SocketHandler, SocketRequest, redact, safe_url
+from .errors import ConfigurationError, ConnectionClosedError, ConnectionFailedError
 
 __all__ = ["BrowserSocket", "create_browser_socket"]
 
@@ -24,6 +24,9 @@ logger = logging.getLogger("pyodide_realtime")
 #: Start big enough for a 100 ms PCM16 audio delta (about 6.6 KB of JSON) with room to spare; grows
 #: on demand, never shrinks (one allocation for the connection's life).
 INITIAL_BUFFER_BYTES = 64 * 1024
+#: Room past the size bound that proves a message over it (the shim's UTF8_SLACK: encodeInto stops
+#: before a character of up to 4 bytes that does not fit).
+UTF8_SLACK = 4
 
 _open_socket_js: Any = None
 
@@ -73,14 +76,19 @@ class BrowserSocket:
 
         self._handler = handler
         self._url = safe_url(request.url)
-        self._buffer = bytearray(INITIAL_BUFFER_BYTES)
+        self._secrets = request.secrets
+        self._max_bytes = request.max_message_bytes
+        initial = INITIAL_BUFFER_BYTES if self._max_bytes is None else min(INITIAL_BUFFER_BYTES, self._max_bytes + UTF8_SLACK)
+        self._buffer = bytearray(initial)
         self._proxies = _ProxyRegistry()
+        self._opened = False
         self.closed = False
         callbacks = to_js(
             {
                 "message": self._proxies.proxy(self._on_message),
                 "grow": self._proxies.proxy(self._grow),
                 "binary": self._proxies.proxy(self._on_binary),
+                "tooBig": self._proxies.proxy(self._on_too_big),
                 "open": self._proxies.proxy(self._on_open),
                 "error": self._proxies.proxy(self._on_error),
                 "close": self._proxies.proxy(self._on_close),
@@ -90,7 +98,7 @@ class BrowserSocket:
         self._buffer_proxy = self._proxies.proxy(self._buffer)
         try:
             self._js = _open_socket_function()(
-                request.url, to_js(list(request.subprotocols)), self._buffer_proxy, callbacks
+                request.url, to_js(list(request.subprotocols)), self._buffer_proxy, callbacks, self._max_bytes or 0
             )
         except JsException as exc:
             self._release()
@@ -111,6 +119,7 @@ class BrowserSocket:
             logger.exception("the socket handler raised on a message")
 
     def _on_open(self, protocol: str) -> None:
+        self._opened = True
         try:
             self._handler.on_open(str(protocol))
         except Exception:
@@ -122,17 +131,38 @@ class BrowserSocket:
         except Exception:
             logger.exception("the socket handler raised on a binary frame")
 
+    def _on_too_big(self, at_least: int) -> None:
+        # The shim has closed the socket (with 4009: a page may not send 1009) without copying a byte.
+        try:
+            self._handler.on_error(
+                ConnectionClosedError(
+                    f"the server at {self._url} sent a message of at least {int(at_least)} bytes, more than the "
+                    f"transport's max_message_bytes ({self._max_bytes}); it was not read and the connection was closed",
+                    code=MESSAGE_TOO_BIG,
+                    reason="message too big",
+                )
+            )
+        except Exception:
+            logger.exception("the socket handler raised on an oversized message")
+
     def _grow(self, min_bytes: int) -> Any:
         # The shim released the old buffer's view before this call and drops its proxy after it.
         old_proxy = self._buffer_proxy
-        self._buffer = bytearray(max(min_bytes, 2 * len(self._buffer)))
+        size = max(min_bytes, 2 * len(self._buffer))
+        if self._max_bytes is not None:
+            size = max(min_bytes, min(size, self._max_bytes + UTF8_SLACK))  # never more than the bound needs
+        self._buffer = bytearray(size)
         self._buffer_proxy = self._proxies.proxy(self._buffer)
         self._proxies.destroy(old_proxy)
         return self._buffer_proxy
 
     def _on_error(self) -> None:
-        # The browser gives no reason for a WebSocket error, by design: the close event that follows
-        # carries the code.
+        # The browser gives no reason for a WebSocket error, by design; a close event always follows
+        # with the code. Once open, that close says more (1006, with words), so it alone reports;
+        # before open, the error fails the connect at once.
+        if self._opened:
+            logger.debug("the browser reported a WebSocket error on %s; its close event follows", self._url)
+            return
         try:
             self._handler.on_error(ConnectionFailedError(f"the browser reported a WebSocket error on {self._url}"))
         except Exception:
@@ -140,7 +170,7 @@ class BrowserSocket:
 
     def _on_close(self, code: int, reason: str) -> None:
         try:
-            self._handler.on_close(int(code), str(reason))
+            self._handler.on_close(int(code), redact(str(reason), self._secrets))
         except Exception:
             logger.exception("the socket handler raised on close")
         finally:
@@ -148,9 +178,15 @@ class BrowserSocket:
 
     # The RealtimeSocket protocol ------------------------------------------------------------------
     def send(self, text: str) -> None:
+        """Send a text frame; raises ConnectionClosedError once the socket is closed."""
         if self.closed:
-            raise ConnectionFailedError(f"the WebSocket to {self._url} is closed")
+            raise ConnectionClosedError(f"the WebSocket to {self._url} is closed")
         self._js.send(text)
+
+    @property
+    def buffered_amount(self) -> int:
+        """The page's ``WebSocket.bufferedAmount``: bytes sent by the page but not yet on the network."""
+        return 0 if self.closed else int(self._js.bufferedAmount())
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         if not self.closed:

@@ -22,23 +22,26 @@ import binascii
 import json
 import logging
 import math
-from collections import deque
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from ._client_events import encode_event, validate_client_event
 from ._emitter import WANT_ALL
-from ._interfaces import AudioFormat, bytes_per_ms
+from ._interfaces import AudioFormat
+from ._playback import HeardMs, Playback
+from ._responses import ResponseSequencer
 from .config import (
     DEFAULT_SESSION_CONFIG,
     SessionConfig,
+    normalize_audio_format,
     wire_interrupt_response,
     wire_output_audio_format,
     wire_tracing,
 )
 from .dialects import DialectSpec, get_dialect
-from .errors import ConfigurationError, InvalidStateError
+from .errors import ConfigurationError, InvalidStateError, ServerError
 from .events import (
+    AudioCommitted,
     AudioDone,
     AudioInterrupted,
     ConnectionChange,
@@ -48,19 +51,40 @@ from .events import (
     ConversationItemTruncated,
     ErrorEvent,
     FunctionCall,
+    InputAudioBufferCommitted,
+    InputAudioTimeout,
+    InputAudioTimeoutTriggered,
     InputAudioTranscriptionCompleted,
+    InputAudioTranscriptionFailed,
+    InputSpeechStarted,
+    InputSpeechStopped,
+    InputTranscriptCompleted,
+    InputTranscriptDelta,
+    InputTranscriptFailed,
+    ItemBase,
     ItemDeleted,
     ItemUpdate,
+    MalformedServerEvent,
+    McpApprovalRequest,
+    McpCallEvent,
+    McpListToolsEvent,
+    McpToolCall,
+    McpToolsListed,
     OutputItemEvent,
     OutputTextDelta,
+    RateLimits,
+    RateLimitsUpdated,
+    Response,
     ResponseAudioDelta,
     ResponseAudioDone,
+    ResponseCut,
     ResponseEvent,
     ResponseTextDelta,
     ServerErrorEvent,
     ServerEventBase,
     SessionEvent,
     SpeechStarted,
+    SpeechStopped,
     TranscriptDelta,
     TransportAudio,
     TurnDone,
@@ -69,56 +93,19 @@ from .events import (
     parse_server_event,
 )
 
-__all__ = ["RealtimeProtocol", "HeardMs", "MAX_AUDIO_APPEND_BYTES"]
+__all__ = ["RealtimeProtocol", "HeardMs", "MAX_AUDIO_APPEND_BYTES", "CUT_STATUS"]
 
 logger = logging.getLogger("pyodide_realtime")
 
 #: Raw bytes per ``input_audio_buffer.append``: bounds each base64 string (about 128 KiB of text) and
 #: is a multiple of 6, so chunks split on whole PCM16 samples and on base64 quanta.
 MAX_AUDIO_APPEND_BYTES = 96 * 1024
-#: Items whose audio we already truncated; their late deltas are dropped. Bounded: only the last few
-#: matter, as a cancelled response stops within a handful of deltas.
-_MAX_TRUNCATED_KEYS = 64
-_RESPONSE_CREATE_ID_PREFIX = "pyrt_response_create_"
-#: Our ``response.create`` events kept by event_id, to send again one the server refused because a
-#: response of its own (server VAD) started first. Only the last few can still be answered.
-_MAX_RECENT_CREATES = 8
-#: The error the server answers a ``response.create`` with while another response runs.
-_ACTIVE_RESPONSE_ERROR = "conversation_already_has_active_response"
-
-#: How much of an item was heard: a function answering per (item_id, content_index) (an
-#: AudioOutput's ``heard_ms``); or a number, the ms heard counted from the start of the oldest audio
-#: still tracked (audio that finished playing is forgotten, so with one item playing it is the ms of
-#: that item heard, as the reference's ``_interrupt(elapsedTime)`` takes it); None means estimate
-#: from the wall clock as the reference does.
-HeardMs = float | int | Callable[[str, int], float | None] | None
+#: ``TurnDone.status`` of a response the connection cut (closed before its ``response.done``). Not an
+#: API status: the API's own ones (completed, cancelled, failed, incomplete) come from the server.
+CUT_STATUS = "cut"
 
 _UNSET: Any = object()
-
-
-def _encode(event: Mapping[str, Any]) -> str:
-    """``event`` as a text frame, or ConfigurationError (callers encode before they change any state)."""
-    try:
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"the event cannot be sent as JSON: {exc}") from None
-
-
-@dataclass
-class _Segment:
-    """The audio of one (item, content index), in arrival order within one playback."""
-
-    item_id: str
-    content_index: int
-    response_id: str
-    received_ms: float = 0.0
-    done: bool = False
-
-
-@dataclass
-class _HeldCreate:
-    event: dict[str, Any]
-    manual: bool
+_encode = encode_event
 
 
 # Text deltas by server type (both dialects' names): the name to emit and the record to emit.
@@ -131,7 +118,12 @@ _TEXT_DELTAS: dict[str, tuple[str, type[TranscriptDelta] | type[OutputTextDelta]
 
 
 class RealtimeProtocol:
-    """The Realtime protocol state of one transport (it survives reconnects; each connection resets it)."""
+    """The Realtime protocol state of one transport (it survives reconnects; each connection resets it).
+
+    The state lives in three places, each changed only by its own methods: the connection status
+    (here), the response sequencing (:class:`~._responses.ResponseSequencer`) and the playback
+    (:class:`~._playback.Playback`). This class parses, dispatches and encodes.
+    """
 
     def __init__(self, dialect: str | DialectSpec = "ga", *, model: str | None = None) -> None:
         self.dialect: DialectSpec = get_dialect(dialect)
@@ -147,20 +139,10 @@ class RealtimeProtocol:
         self._tracing: Any = _UNSET
         self._server_session: dict[str, Any] = {}
         self._output_format: AudioFormat = self._config.output_audio_format or "pcm16"
-        self._bytes_per_ms = bytes_per_ms(self._output_format)
         self._to_send: list[str] = []
         self._events: list[tuple[str, Any]] = []
-        # Playback (interruption) state.
-        self._segments: list[_Segment] = []
-        self._first_audio_ms: float | None = None
-        self._truncated: deque[tuple[str, int]] = deque(maxlen=_MAX_TRUNCATED_KEYS)
-        # Response sequencing.
-        self._response_running = False
-        self._cancel_requested = False
-        self._create_in_flight: str | None = None
-        self._held: deque[_HeldCreate] = deque()
-        self._recent_creates: deque[_HeldCreate] = deque(maxlen=_MAX_RECENT_CREATES)
-        self._create_counter = 0
+        self._playback = Playback()
+        self._responses = ResponseSequencer()
         self._handlers = self._build_handlers()
 
     # Output -----------------------------------------------------------------------------------------
@@ -177,6 +159,7 @@ class RealtimeProtocol:
     # State the transport reads -----------------------------------------------------------------------
     @property
     def status(self) -> ConnectionStatus:
+        """The connection status: the one place it is kept (the I/O layer asks here)."""
         return self._status
 
     @property
@@ -191,15 +174,15 @@ class RealtimeProtocol:
 
     @property
     def output_audio_format(self) -> AudioFormat:
-        """The format of received audio: what the server reported, else what was configured."""
+        """The session's format of received audio: what the server reported, else what was configured.
+        A response with its own format says so in each ``audio`` event (``TransportAudio.audio_format``)."""
         return self._output_format
 
     def _update_output_format(self) -> None:
-        # Cached: it is read for every audio delta.
+        # Cached: it is read for every new audio segment.
         self._output_format = (
             wire_output_audio_format(self._server_session) or self._config.output_audio_format or "pcm16"
         )
-        self._bytes_per_ms = bytes_per_ms(self._output_format)
 
     @property
     def server_cancels_on_speech(self) -> bool:
@@ -211,30 +194,38 @@ class RealtimeProtocol:
 
     @property
     def response_running(self) -> bool:
-        return self._response_running
+        """True from ``response.created`` to ``response.done`` (or the close that cut it)."""
+        return self._responses.running
+
+    @property
+    def response_state(self) -> str:
+        """The sequencing state: ``idle``, ``requested``, ``running`` or ``cancelling``."""
+        return self._responses.state.value
 
     @property
     def held_response_creates(self) -> int:
         """``response.create`` events waiting for the running response to finish."""
-        return len(self._held)
+        return self._responses.held
 
     @property
     def audio_received_ms(self) -> float:
         """Milliseconds of audio received in the current playback (0 when nothing is tracked)."""
-        return sum(s.received_ms for s in self._segments)
+        return self._playback.received_ms
 
     @property
     def current_item(self) -> tuple[str, int] | None:
         """(item_id, content_index) of the audio received last, if it is still tracked."""
-        return (self._segments[-1].item_id, self._segments[-1].content_index) if self._segments else None
+        return self._playback.current_item
 
     @property
     def first_audio_ms(self) -> float | None:
-        return self._first_audio_ms
+        """When the oldest audio still tracked started arriving (the wall-clock estimate starts there)."""
+        return self._playback.first_audio_ms
 
     # Connection milestones ---------------------------------------------------------------------------
     def connection_opening(self) -> None:
-        """A socket is being opened."""
+        """A socket is being opened: emits ``connection_change``. Sends nothing. InvalidStateError
+        unless disconnected."""
         self._require({"disconnected"}, "connection_opening()")
         self._status = "connecting"
         self._emit("connection_change", ConnectionChange("connecting"))
@@ -244,14 +235,17 @@ class RealtimeProtocol:
     ) -> SessionConfig:
         """What ``connection_opened(session_config)`` would configure (the defaults, ``session_config``
         and the model merged), or ConfigurationError if it cannot be sent: a field this dialect does
-        not have, a value JSON cannot carry. Changes nothing; an I/O layer calls it before opening."""
+        not have, a value JSON cannot carry. Changes nothing, sends nothing; an I/O layer calls it
+        before opening."""
         initial = SessionConfig.coerce(session_config)
         config = DEFAULT_SESSION_CONFIG[self.dialect.name].merged(initial).merged({"model": model or self.model})
         _encode(config.to_wire(self.dialect))  # tracing included: it is sent after session.created
         return config
 
     def connection_opened(self, session_config: SessionConfig | Mapping[str, Any] | None = None) -> None:
-        """The socket is open: emit ``connected`` and send the merged session config (with the model)."""
+        """The socket is open: emits ``connection_change`` and ``connected``, sends ``session.update``
+        with the merged session config (and the model). ConfigurationError (nothing changed) for a
+        config that cannot be sent; InvalidStateError when already connected."""
         self._require({"connecting", "disconnected"}, "connection_opened()")
         config = self.check_session_config(session_config)
         update = self._session_update(config)
@@ -265,10 +259,19 @@ class RealtimeProtocol:
         self._to_send.append(update)
 
     def connection_closed(self) -> None:
-        """The socket is gone (closed, failed, or never opened). Idempotent."""
+        """The socket is gone (closed, failed, or never opened). Idempotent; never raises.
+
+        A response that was running is reported cut: ``response_cut`` (:class:`ResponseCut`) and a
+        ``turn_done`` with status ``"cut"``, so nobody waits for its ``response.done``. Then
+        ``connection_change`` and ``disconnected``.
+        """
+        cut = self._responses.closed()
         self._reset_connection_state()
         if self._status == "disconnected":
             return
+        if cut is not None:
+            self._emit("response_cut", ResponseCut(cut))
+            self._emit("turn_done", TurnDone(cut, CUT_STATUS, (), Usage()))
         self._status = "disconnected"
         self._emit("connection_change", ConnectionChange("disconnected"))
         self._emit("disconnected", ConnectionChange("disconnected"))
@@ -276,23 +279,21 @@ class RealtimeProtocol:
     def _reset_connection_state(self) -> None:
         self._server_session = {}
         self._update_output_format()
-        self._reset_playback()
-        self._truncated.clear()
-        self._response_running = False
-        self._cancel_requested = False
-        self._create_in_flight = None
-        self._held.clear()
-        self._recent_creates.clear()
+        self._playback.reset()
+        self._responses.closed()
 
     # Input from the server ---------------------------------------------------------------------------
     def receive(
         self, data: str | bytes | bytearray | memoryview, *, now_ms: float = 0.0, heard_ms: HeardMs = None
     ) -> ServerEventBase | None:
-        """Handle one text frame. ``now_ms`` timestamps audio; ``heard_ms`` serves an automatic interrupt.
+        """Handle one text frame. ``now_ms`` timestamps audio; ``heard_ms`` (see :data:`HeardMs`: the
+        player, its ``heard_ms``, a number or None) serves an automatic interrupt.
 
-        Returns the parsed event, or None for a frame that is not a JSON object with a ``type`` (it is
-        ignored: a peer's garbage never raises into the socket's event loop) or that arrived while
-        not connected.
+        Never raises. Returns the parsed event, or None for a frame that is not a JSON object with a
+        ``type`` (ignored) or that arrived while not connected. A known type whose fields do not fit
+        is a :class:`MalformedServerEvent`: emitted as ``*`` and ``error``, and the state still
+        advances as far as it allows (a ``response.done`` of any shape ends the response). Whatever
+        the handling sends back is in ``data_to_send()``.
         """
         if self._status != "connected":
             # Frames of a socket that is no longer ours (the I/O layer should not pass them at all).
@@ -306,14 +307,21 @@ class RealtimeProtocol:
         everything = wanted is None or WANT_ALL in wanted
         if everything or "*" in wanted:  # type: ignore[operator]
             self._events.append(("*", event))
-        # An ``error`` is emitted by its handler, as ErrorEvent (unless the core handled it).
-        if type(event) is not ServerErrorEvent and (everything or event.type in wanted):  # type: ignore[operator]
+        # An ``error`` is emitted by its handler, as ErrorEvent (unless the core handled it); a
+        # malformed event only as an ``error`` (its type's listeners could not read it).
+        kind = type(event)
+        if kind is not ServerErrorEvent and kind is not MalformedServerEvent and (everything or event.type in wanted):  # type: ignore[operator]
             self._events.append((event.type, event))
         # One dict lookup by class: a chain of isinstance checks costs microseconds per event in
         # Pyodide, where every audio delta passes through here.
-        handler = self._handlers.get(type(event))
+        handler = self._handlers.get(kind)
         if handler is not None:
-            handler(event, now_ms, heard_ms)
+            try:
+                handler(event, now_ms, heard_ms)
+            except Exception as exc:  # noqa: BLE001 - the last line of defence, reported below
+                # A frame must never raise into the socket's event loop: report it as an error event.
+                logger.debug("handling a %r event failed", event.type, exc_info=True)
+                self._emit("error", ErrorEvent(_handler_failure(event, exc)))
         return event
 
     def _build_handlers(self) -> dict[type[ServerEventBase], Callable[[Any, float, HeardMs], None]]:
@@ -325,67 +333,86 @@ class RealtimeProtocol:
                 self._on_response_created(event) if event.type == "response.created" else self._on_response_done(event)
             ),
             SpeechStarted: self._on_speech_started,
+            SpeechStopped: lambda event, _now, _heard: self._emit(
+                "speech_stopped", InputSpeechStopped(event.item_id, event.audio_end_ms)),
+            InputAudioBufferCommitted: lambda event, _now, _heard: self._emit(
+                "audio_committed", AudioCommitted(event.item_id, event.previous_item_id)),
+            InputAudioTimeoutTriggered: lambda event, _now, _heard: self._emit(
+                "input_audio_timeout", InputAudioTimeout(event.item_id, event.audio_start_ms, event.audio_end_ms)),
+            RateLimitsUpdated: lambda event, _now, _heard: self._emit(
+                "rate_limits_updated", RateLimits(tuple(event.rate_limits))),
             OutputItemEvent: lambda event, _now, _heard: self._on_output_item(event),
             ConversationItemEvent: lambda event, _now, _heard: self._on_conversation_item(event),
             ConversationItemDeleted: lambda event, _now, _heard: self._emit("item_deleted", ItemDeleted(event.item_id)),
-            # The item changed (a transcript arrived, audio was cut): fetch it whole rather than
-            # rebuild it from partials; the answer comes back as conversation.item.retrieved.
-            InputAudioTranscriptionCompleted: self._retrieve_item,
-            ConversationItemTruncated: self._retrieve_item,
+            InputAudioTranscriptionCompleted: self._on_transcription_completed,
+            InputAudioTranscriptionFailed: lambda event, _now, _heard: self._emit(
+                "input_audio_transcription_failed",
+                InputTranscriptFailed(event.item_id, event.content_index, event.error.model_dump())),
+            # The item changed (audio was cut; an MCP call or tool list is under way): fetch it whole
+            # rather than rebuild it from partials; it comes back as conversation.item.retrieved.
+            ConversationItemTruncated: self._retrieve_changed_item,
+            McpCallEvent: lambda event, now, heard: (
+                self._retrieve_changed_item(event, now, heard) if event.type == "response.mcp_call.in_progress" else None),
+            McpListToolsEvent: lambda event, now, heard: (
+                self._retrieve_changed_item(event, now, heard) if event.type == "mcp_list_tools.in_progress" else None),
             SessionEvent: lambda event, _now, _heard: self._on_session(event),
             ServerErrorEvent: lambda event, _now, _heard: self._on_error(event),
+            MalformedServerEvent: lambda event, _now, _heard: self._on_malformed(event),
         }
 
+    def _on_malformed(self, event: MalformedServerEvent) -> None:
+        """Report it, then advance the state as far as its type and the fields that did fit allow."""
+        self._emit("error", ErrorEvent(event))
+        data = event.data
+        raw = data.get("response")
+        response = raw if isinstance(raw, Mapping) else {}
+        raw_id = response.get("id")
+        response_id = raw_id if isinstance(raw_id, str) else ""
+        if event.type == "response.created":
+            self._start_response(response_id, _response_output_format(response), {"type": event.type, "response": dict(response)})
+        elif event.type == "response.done":
+            # Whatever its shape, a response.done ends the response and releases the queue.
+            status, output = response.get("status"), response.get("output")
+            self._end_response(response_id, status if isinstance(status, str) else None,
+                               tuple(output) if isinstance(output, list) else (), response.get("usage"))
+        elif event.type in ("response.output_audio.done", "response.audio.done"):
+            item_id, content_index = data.get("item_id"), data.get("content_index", 0)
+            if isinstance(item_id, str) and type(content_index) is int:
+                self._playback.audio_done(item_id, content_index)
+
     def _on_speech_started(self, event: SpeechStarted, now_ms: float, heard_ms: HeardMs) -> None:
+        self._emit("speech_started", InputSpeechStarted(event.item_id, event.audio_start_ms))
         if self.auto_interrupt:
             self.interrupt(now_ms, heard_ms, cancel=not self.server_cancels_on_speech)
 
-    def _retrieve_item(self, event: InputAudioTranscriptionCompleted | ConversationItemTruncated, _now: float, _heard: HeardMs) -> None:
-        self._send({"type": "conversation.item.retrieve", "item_id": event.item_id})
+    def _retrieve_changed_item(self, event: Any, _now: float, _heard: HeardMs) -> None:
+        if event.item_id:
+            self._send({"type": "conversation.item.retrieve", "item_id": event.item_id})
+
+    def _on_transcription_completed(self, event: InputAudioTranscriptionCompleted, now: float, heard: HeardMs) -> None:
+        self._emit("input_audio_transcription_completed",
+                   InputTranscriptCompleted(event.item_id, event.content_index, event.transcript))
+        # The user's item now has its transcript: fetch it whole (item_update follows).
+        self._retrieve_changed_item(event, now, heard)
 
     def _on_session(self, event: SessionEvent) -> None:
-        self._server_session = event.session
+        self._server_session = event.session.to_dict()
         self._update_output_format()
         if event.type == "session.created":
             self._send_tracing_update()
 
     # Audio out ---------------------------------------------------------------------------------------
     def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: float, heard_ms: HeardMs = None) -> None:
-        key = (event.item_id, event.content_index)
-        if key in self._truncated:
-            return  # late audio of an item we already cut: never play it
-        segment = self._segments[-1] if self._segments else None
-        if segment is None or (segment.item_id, segment.content_index) != key:
-            self._drop_finished_segments(now_ms, heard_ms)
-            if not self._segments:
-                self._first_audio_ms = now_ms
-            segment = _Segment(event.item_id, event.content_index, event.response_id)
-            self._segments.append(segment)
-        segment.received_ms += len(event.delta) / self._bytes_per_ms
-        self._events.append(("audio", TransportAudio(event.delta, event.response_id, event.item_id, event.content_index)))
-
-    def _drop_finished_segments(self, now_ms: float, heard_ms: HeardMs) -> None:
-        """Forget audio that finished arriving and finished playing: by what the player heard when it
-        knows the item (playback may lag arrival by far), else by the wall clock."""
-        while self._segments and self._first_audio_ms is not None:
-            head = self._segments[0]
-            if not head.done:
-                return
-            heard = heard_ms(head.item_id, head.content_index) if callable(heard_ms) else None
-            if heard is None:
-                heard = now_ms - self._first_audio_ms
-            if heard < head.received_ms:
-                return
-            self._segments.pop(0)
-            # The next segment started playing when this one ended.
-            self._first_audio_ms += head.received_ms
-        if not self._segments:
-            self._first_audio_ms = None
+        audio_format = self._playback.audio(
+            event.item_id, event.content_index, event.response_id, len(event.delta), now_ms, heard_ms, self._output_format
+        )
+        if audio_format is not None:
+            self._events.append(
+                ("audio", TransportAudio(event.delta, event.response_id, event.item_id, event.content_index, audio_format))
+            )
 
     def _on_audio_done(self, event: ResponseAudioDone) -> None:
-        for segment in self._segments:
-            if segment.item_id == event.item_id and segment.content_index == event.content_index:
-                segment.done = True
+        self._playback.audio_done(event.item_id, event.content_index)
         self._emit("audio_done", AudioDone(event.response_id, event.item_id, event.content_index))
 
     def _on_text_delta(self, event: ResponseTextDelta, _now: float = 0.0, _heard: HeardMs = None) -> None:
@@ -393,10 +420,9 @@ class RealtimeProtocol:
         if emitted is not None:
             name, record = emitted
             self._events.append((name, record(event.delta, event.item_id, event.response_id)))
-
-    def _reset_playback(self) -> None:
-        self._segments = []
-        self._first_audio_ms = None
+        elif event.type == "conversation.item.input_audio_transcription.delta":
+            self._events.append(("input_audio_transcription_delta",
+                                 InputTranscriptDelta(event.item_id, event.content_index, event.delta)))
 
     # Interruption ------------------------------------------------------------------------------------
     def interrupt(self, now_ms: float, heard_ms: HeardMs = None, cancel: bool = True) -> bool:
@@ -405,113 +431,74 @@ class RealtimeProtocol:
         Sends ``response.cancel`` if ``cancel`` and a response is running (and no cancel is pending),
         then, if any received audio had not finished playing, emits ``audio_interrupted`` and sends one
         ``conversation.item.truncate`` per such item with an integer ``audio_end_ms`` clamped to the
-        audio received. Returns True if audio was truncated. Does nothing while disconnected.
+        audio received. An item whose audio finished playing is never truncated (the player's
+        ``finished`` decides when it has one). Returns True if audio was truncated. Does nothing while
+        disconnected; never raises.
         """
         if self._status != "connected":
             return False
         if cancel:
             self.cancel_response()
-        truncations = self._truncation_points(now_ms, heard_ms)
-        self._reset_playback()
+        truncations = self._playback.interrupt(now_ms, heard_ms)
         if not truncations:
             return False
         self._emit("audio_interrupted", AudioInterrupted(tuple(truncations)))
         for item_id, content_index, end_ms in truncations:
-            self._truncated.append((item_id, content_index))
             self._send(
-                {
-                    "type": "conversation.item.truncate",
-                    "item_id": item_id,
-                    "content_index": content_index,
-                    "audio_end_ms": end_ms,
-                }
+                {"type": "conversation.item.truncate", "item_id": item_id, "content_index": content_index, "audio_end_ms": end_ms}
             )
         return True
 
-    def _truncation_points(self, now_ms: float, heard_ms: HeardMs) -> list[tuple[str, int, int]]:
-        if not self._segments or self._first_audio_ms is None:
-            return []
-        # Playback is sequential: each segment starts playing when the one before it ends.
-        position = float(heard_ms) if isinstance(heard_ms, (int, float)) else now_ms - self._first_audio_ms
-        points: list[tuple[str, int, int]] = []
-        offset = 0.0
-        for segment in self._segments:
-            heard = heard_ms(segment.item_id, segment.content_index) if callable(heard_ms) else None
-            if heard is None:
-                heard = position - offset
-            offset += segment.received_ms
-            heard = min(max(heard, 0.0), segment.received_ms)
-            if segment.done and heard >= segment.received_ms:
-                continue  # it played to the end: nothing to cut
-            points.append((segment.item_id, segment.content_index, math.floor(heard)))
-        return points
-
     def cancel_response(self) -> bool:
-        """Send ``response.cancel`` if a response is running and none was sent for it yet."""
-        if self._status != "connected" or not self._response_running or self._cancel_requested:
+        """Send ``response.cancel`` if a response is running and none was sent for it yet; returns
+        whether it was sent. Does nothing while disconnected; never raises."""
+        if self._status != "connected" or not self._responses.running:
             return False
-        self._cancel_requested = True
+        if not self._responses.cancel():
+            return False
         self._send({"type": "response.cancel"})
         return True
 
     # Responses ---------------------------------------------------------------------------------------
     def _on_response_created(self, event: ResponseEvent) -> None:
-        self._response_running = True
-        self._cancel_requested = False
-        self._create_in_flight = None
-        self._emit("turn_started", TurnStarted(str(event.response.get("id") or ""), event.model_dump()))
+        response = event.response
+        self._start_response(response.id, _response_output_format(response), event.model_dump())
+
+    def _start_response(self, response_id: str, audio_format: AudioFormat | None, provider_data: dict[str, Any]) -> None:
+        self._to_send.extend(self._responses.created(response_id))
+        if audio_format is None and self._responses.answered is not None:
+            # Not echoed: the format our response.create asked for, if it named one.
+            asked = self._responses.answered.get("response")
+            audio_format = _response_output_format(asked) if isinstance(asked, Mapping) else None
+        self._playback.response_format(response_id, audio_format)
+        self._emit("turn_started", TurnStarted(response_id, provider_data))
 
     def _on_response_done(self, event: ResponseEvent) -> None:
-        self._response_running = False
-        self._cancel_requested = False
-        self._create_in_flight = None
-        response_id = str(event.response.get("id") or "")
-        # No more audio will come for this response (cancelled ones may never send audio.done).
-        for segment in self._segments:
-            if segment.response_id == response_id or not response_id:
-                segment.done = True
-        self._truncated.clear()
-        usage = _usage(event.response.get("usage"))
+        response = event.response
+        # TurnDone.output keeps the items as the server sent them (typed ones are in the event).
+        output = tuple(item.to_dict() for item in response.output)
+        self._end_response(response.id, response.status, output, None if response.usage is None else response.usage.to_dict())
+
+    def _end_response(self, response_id: str, status: str | None, output: tuple[Any, ...], usage_raw: Any) -> None:
+        released = self._responses.done()
+        self._playback.response_done(response_id)
+        usage = _usage(usage_raw)
         self._emit("usage_update", usage)
-        output = event.response.get("output") or ()
-        self._emit("turn_done", TurnDone(response_id, event.response.get("status"), tuple(output), usage))
-        self._release_held_create()
+        self._emit("turn_done", TurnDone(response_id, status, output, usage))
+        self._to_send.extend(released)
 
     def _on_error(self, event: ServerErrorEvent) -> None:
         error = event.error
-        if error.code == _ACTIVE_RESPONSE_ERROR and self._retry_create(error.event_id):
-            return
-        self._emit("error", ErrorEvent(event))
-        if self._create_in_flight is None:
-            return
-        names_ours = error.event_id == self._create_in_flight
-        # An error without an event_id that is clearly about response.create also frees the slot.
-        about_create = error.event_id is None and (
-            "response_create" in (error.code or "") or "response.create" in (error.message or "")
-        )
-        if names_ours or about_create:
-            self._create_in_flight = None
-            self._release_held_create()
-
-    def _retry_create(self, event_id: str | None) -> bool:
-        """Put our refused ``response.create`` back at the head of the queue; False if it is not ours.
-
-        A response the server started by itself (server VAD) crossed ours: ours is sent again when
-        that one is done. Not emitted as an error: it is handled, and ``*`` still shows it.
-        """
-        held = next((h for h in self._recent_creates if h.event.get("event_id") == event_id), None)
-        if event_id is None or held is None:
-            return False
-        self._recent_creates.remove(held)
-        if self._create_in_flight == event_id:
-            self._create_in_flight = None
-        if held.manual or not self._held or self._held[0].manual:
-            self._held.appendleft(held)  # a parameterless request already waiting serves for both
-        self._release_held_create()
-        return True
+        handled, frames = self._responses.server_error(error.code, error.event_id, error.message)
+        if not handled:
+            self._emit("error", ErrorEvent(event))
+        self._to_send.extend(frames)
 
     def request_response(self, response: Mapping[str, Any] | None = None) -> None:
-        """Ask for a response; held while one is running (see the module notes on sequencing)."""
+        """Ask for a response: sends ``response.create`` (with ``response`` as its parameters) now, or
+        holds it while a response runs or one is requested; it is sent when that one is done.
+        Parameterless requests made while waiting collapse into one. ConfigurationError for
+        parameters JSON cannot carry, InvalidStateError unless connected (nothing changes)."""
         event: dict[str, Any] = {"type": "response.create"}
         if response is not None:
             event["response"] = dict(response)
@@ -519,52 +506,32 @@ class RealtimeProtocol:
         self._request_create(event, manual=response is not None)
 
     def _request_create(self, event: dict[str, Any], *, manual: bool) -> None:
-        if not self._held and not self._response_running and self._create_in_flight is None:
-            self._dispatch_create(_HeldCreate(event, manual))
-            return
-        # Parameterless requests made while waiting collapse into one; requests with parameters are
-        # each honoured, in order.
-        if not manual and self._held and not self._held[-1].manual:
-            return
-        _encode(event)  # refused now, not when it is released from inside a server event
-        self._held.append(_HeldCreate(event, manual))
-
-    def _dispatch_create(self, held: _HeldCreate) -> None:
-        event_id = held.event.get("event_id")
-        tagged = isinstance(event_id, str)
-        if not tagged:
-            event_id = f"{_RESPONSE_CREATE_ID_PREFIX}{self._create_counter + 1}"
-            held = _HeldCreate({**held.event, "event_id": event_id}, held.manual)
-        text = _encode(held.event)
-        if not tagged:
-            self._create_counter += 1
-        self._create_in_flight = event_id
-        self._recent_creates.append(held)
-        self._to_send.append(text)
-
-    def _release_held_create(self) -> None:
-        if self._held and not self._response_running and self._create_in_flight is None:
-            self._dispatch_create(self._held.popleft())
+        self._to_send.extend(self._responses.request(event, manual=manual))
 
     # App calls ---------------------------------------------------------------------------------------
     def send_event(self, event: Mapping[str, Any]) -> None:
-        """Send any client event as is (``response.create`` goes through the sequencing)."""
+        """Send any client event (a dict with a string ``type``). ``response.create`` goes through the
+        sequencing (held while a response runs); a second ``response.cancel`` for the same response
+        is not sent. ConfigurationError for an event that is not a client event of this dialect (an
+        unknown type or field: the message names the nearest known one) or that JSON cannot carry;
+        InvalidStateError unless connected. Nothing is sent on an error."""
         if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
             raise ConfigurationError("an event must be a dict with a string 'type', e.g. {'type': 'response.cancel'}")
+        validate_client_event(event, self.dialect.name)
         self._require({"connected"}, f"send_event({event['type']!r})")
         event = dict(event)
         if event["type"] == "response.create":
             self._request_create(event, manual=True)
             return
         text = _encode(event)
-        if event["type"] == "response.cancel":
-            if self._cancel_requested:
-                return  # a second cancel only earns response_cancel_not_active
-            self._cancel_requested = self._response_running
+        if event["type"] == "response.cancel" and not self._responses.cancel(explicit=True):
+            return
         self._to_send.append(text)
 
     def send_audio(self, pcm: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
-        """Append audio to the input buffer (and commit it). Ignored unless connected, as the seed does."""
+        """Append audio to the input buffer: ``input_audio_buffer.append`` frames of at most
+        :data:`MAX_AUDIO_APPEND_BYTES` each (then ``input_audio_buffer.commit`` if ``commit``). Ignored
+        unless connected, as the seed does; never raises for audio."""
         if self._status != "connected":
             return
         view = memoryview(pcm).cast("B")
@@ -575,6 +542,58 @@ class RealtimeProtocol:
         if commit:
             self._send({"type": "input_audio_buffer.commit"})
 
+    def commit_audio(self) -> None:
+        """Sends ``input_audio_buffer.commit``: the audio appended so far becomes a user item (push to
+        talk). InvalidStateError unless connected."""
+        self._require({"connected"}, "commit_audio()")
+        self._send({"type": "input_audio_buffer.commit"})
+
+    def clear_audio(self) -> None:
+        """Sends ``input_audio_buffer.clear``: the audio appended and not committed is dropped.
+        InvalidStateError unless connected."""
+        self._require({"connected"}, "clear_audio()")
+        self._send({"type": "input_audio_buffer.clear"})
+
+    def delete_item(self, item_id: str) -> None:
+        """Sends ``conversation.item.delete``. ConfigurationError for an empty or non-string id,
+        InvalidStateError unless connected."""
+        self._require({"connected"}, "delete_item()")
+        self._send({"type": "conversation.item.delete", "item_id": _item_id(item_id, "delete_item")})
+
+    def retrieve_item(self, item_id: str) -> None:
+        """Sends ``conversation.item.retrieve``; the item comes back as ``item_update``.
+        ConfigurationError for an empty or non-string id, InvalidStateError unless connected."""
+        self._require({"connected"}, "retrieve_item()")
+        self._send({"type": "conversation.item.retrieve", "item_id": _item_id(item_id, "retrieve_item")})
+
+    def truncate_item(self, item_id: str, content_index: int, audio_end_ms: int) -> None:
+        """Sends ``conversation.item.truncate``: the item's audio (and transcript) is cut at
+        ``audio_end_ms``. ConfigurationError for a bad id or a negative/non-integer index or
+        position, InvalidStateError unless connected."""
+        self._require({"connected"}, "truncate_item()")
+        for name, value in (("content_index", content_index), ("audio_end_ms", audio_end_ms)):
+            if type(value) is not int or value < 0:
+                raise ConfigurationError(f"truncate_item() needs {name} as an int >= 0, not {value!r}")
+        self._send({"type": "conversation.item.truncate", "item_id": _item_id(item_id, "truncate_item"),
+                    "content_index": content_index, "audio_end_ms": audio_end_ms})
+
+    def send_mcp_response(self, approval_request_id: str, approve: bool, reason: str | None = None) -> None:
+        """Answer an ``mcp_approval_request``: sends ``conversation.item.create`` with an
+        ``mcp_approval_response`` item placed after the request (``previous_item_id``), as the JS
+        transport does; the server goes on with the response by itself.
+        ConfigurationError for a bad id, ``approve`` that is not a bool or a non-string reason;
+        InvalidStateError unless connected."""
+        self._require({"connected"}, "send_mcp_response()")
+        if not isinstance(approve, bool):
+            raise ConfigurationError(f"send_mcp_response() needs approve=True or False, not {approve!r}")
+        if reason is not None and not isinstance(reason, str):
+            raise ConfigurationError("send_mcp_response() takes reason as a string")
+        request_id = _item_id(approval_request_id, "send_mcp_response")
+        item: dict[str, Any] = {"type": "mcp_approval_response", "approval_request_id": request_id, "approve": approve}
+        if reason is not None:
+            item["reason"] = reason
+        self._send({"type": "conversation.item.create", "previous_item_id": request_id, "item": item})
+
     def send_message(
         self,
         message: str | Mapping[str, Any],
@@ -582,7 +601,12 @@ class RealtimeProtocol:
         *,
         trigger_response: bool = True,
     ) -> None:
-        """Add a user message (text, or a message dict with text/image content), then ask for a response."""
+        """Add a user message (text, or a message dict with text/image content), then ask for a response.
+
+        Sends ``conversation.item.create`` (with ``other_event_data`` merged into the event), then a
+        ``response.create`` unless ``trigger_response`` is False (held while a response runs).
+        ConfigurationError for a message that is not text or a dict with content, or that JSON cannot
+        carry; InvalidStateError unless connected. Nothing is sent on an error."""
         self._require({"connected"}, "send_message()")
         item = _user_message_item(message)
         self._send({"type": "conversation.item.create", "item": item, **dict(other_event_data or {})})
@@ -590,7 +614,9 @@ class RealtimeProtocol:
             self._request_create({"type": "response.create"}, manual=False)
 
     def add_image(self, image_url: str, *, trigger_response: bool = True) -> None:
-        """Add an image (a data: URL or an https URL) as a user message."""
+        """Add an image (a data: URL or an https URL) as a user message: sends what ``send_message``
+        sends, with one ``input_image`` part. ConfigurationError for an empty or non-string URL,
+        InvalidStateError unless connected."""
         if not isinstance(image_url, str) or not image_url:
             raise ConfigurationError("add_image() needs the image as a data: URL or an https URL string")
         self.send_message(
@@ -599,7 +625,9 @@ class RealtimeProtocol:
         )
 
     def update_session_config(self, config: SessionConfig | Mapping[str, Any]) -> None:
-        """Merge ``config`` into the session (each field given replaces that field) and send it.
+        """Merge ``config`` into the session (each field given replaces that field) and send it as a
+        ``session.update``. ConfigurationError (nothing changed) for an invalid config, a field this
+        dialect does not have or a value JSON cannot carry; InvalidStateError unless connected.
 
         The voice is sent only when ``config`` names it: once the model has spoken, the server
         refuses any ``session.update`` that carries a voice (``cannot_update_voice``), even the same.
@@ -615,7 +643,10 @@ class RealtimeProtocol:
     def send_function_call_output(
         self, call: FunctionCall | Mapping[str, Any], output: Any, *, start_response: bool = True
     ) -> None:
-        """Answer a ``function_call`` with its output, then (by default) ask for a response."""
+        """Answer a ``function_call`` with its output: sends ``conversation.item.create`` with a
+        ``function_call_output`` item (``output`` as JSON unless it is a string), emits its
+        ``item_update``, then (by default) asks for a response. ConfigurationError for a call without a
+        ``call_id`` or an output JSON cannot carry, InvalidStateError unless connected."""
         call_id, item_id, name, arguments, previous = _call_fields(call)
         try:
             text = output if isinstance(output, str) else json.dumps(output)
@@ -642,23 +673,59 @@ class RealtimeProtocol:
             self._request_create({"type": "response.create"}, manual=False)
 
     def reset_history(self, old_items: Iterable[ItemUpdate | Mapping[str, Any]], new_items: Iterable[ItemUpdate | Mapping[str, Any]]) -> None:
-        """Make the server's conversation match ``new_items``: delete what went or changed, re-add it."""
-        old = {item["item_id"]: item for item in map(_history_item, old_items)}
-        new = {item["item_id"]: item for item in map(_history_item, new_items)}
+        """Make the server's conversation match ``new_items``, as the JS transport (0.20) does.
+
+        Sends ``conversation.item.delete`` for each item that went or changed (the API has no item
+        update), then ``conversation.item.create`` for each added or changed message, in the new
+        order: one that must land before an item the server keeps names the item it follows
+        (``previous_item_id``, ``"root"`` for the start), so an edited or inserted item keeps its
+        place. Only a message's ``type``, ``role``, ``content``, ``id`` (and ``status``) are sent.
+        Function calls cannot be re-created (skipped with a warning). ConfigurationError, before
+        anything is sent, for an added or changed assistant message with audio (the API cannot replay
+        it: give its transcript as ``output_text`` content, or remove it), for an MCP item added or
+        changed, and for items JSON cannot carry. InvalidStateError unless connected.
+        """
+        old = [_history_item(item) for item in old_items]
+        new = [_history_item(item) for item in new_items]
         self._require({"connected"}, "reset_history()")
-        changed = [i for i, item in new.items() if i in old and old[i] != item]
-        # The API has no item update: a changed item is deleted and created again. Every frame is
-        # encoded before any is queued, so an item JSON cannot carry leaves nothing half done.
-        frames = [_encode({"type": "conversation.item.delete", "item_id": i}) for i in [i for i in old if i not in new] + changed]
-        for item_id in [i for i in new if i not in old] + changed:
-            item = new[item_id]
+        old_by_id = {item["item_id"]: item for item in old}
+        new_ids = {item["item_id"] for item in new}
+        removals = [item["item_id"] for item in old if item["item_id"] not in new_ids]
+        pending = [item for item in new if item["item_id"] not in old_by_id or old_by_id[item["item_id"]] != item]
+        for item in pending:
+            replaced = old_by_id.get(item["item_id"])
+            if item["type"] in _MCP_HISTORY_TYPES or (replaced is not None and replaced["type"] in _MCP_HISTORY_TYPES):
+                raise ConfigurationError(
+                    f"MCP items cannot be added or changed by reset_history() (item {item['item_id']!r}): leave them "
+                    "unchanged, or remove them from the history")
+            if item["role"] == "assistant" and any(
+                isinstance(part, Mapping) and part.get("type") in _AUDIO_PART_TYPES for part in item["content"]
+            ):
+                raise ConfigurationError(
+                    f"the assistant audio item {item['item_id']!r} cannot be replayed through the Realtime API: give "
+                    "its transcript as {'type': 'output_text', 'text': ...} content, or remove the item")
+        pending_ids = {item["item_id"] for item in pending}
+        # Every frame is encoded before any is queued, so an item JSON cannot carry leaves nothing half done.
+        frames = [_encode({"type": "conversation.item.delete", "item_id": i})
+                  for i in dict.fromkeys([*removals, *(i for i in pending_ids if i in old_by_id)])]
+        # Only a create that must land before an item the server keeps names an anchor; past the last
+        # such item a plain append is right.
+        last_kept = max((index for index, item in enumerate(new) if item["item_id"] not in pending_ids), default=-1)
+        previous = _CONVERSATION_ROOT
+        for index, item in enumerate(new):
+            item_id = item["item_id"]
+            if item_id not in pending_ids:
+                previous = item_id
+                continue
             if item["type"] != "message":
                 logger.warning("reset_history: %s items cannot be re-created; skipped %s", item["type"], item_id)
                 continue
             entry: dict[str, Any] = {"type": "message", "role": item["role"], "content": item["content"], "id": item_id}
             if item["role"] != "system" and item.get("status"):
                 entry["status"] = item["status"]
-            frames.append(_encode({"type": "conversation.item.create", "item": entry}))
+            placement = {"previous_item_id": previous} if index < last_kept else {}
+            frames.append(_encode({"type": "conversation.item.create", **placement, "item": entry}))
+            previous = item_id
         self._to_send.extend(frames)
 
     # Session and tracing -----------------------------------------------------------------------------
@@ -682,31 +749,58 @@ class RealtimeProtocol:
     # Items -------------------------------------------------------------------------------------------
     def _on_output_item(self, event: OutputItemEvent) -> None:
         item = event.item
-        kind = item.get("type")
-        if kind == "function_call" and item.get("status") == "completed":
+        kind = item.type
+        done = event.type == "response.output_item.done"
+        if kind == "function_call" and item.status == "completed":
             # Shown as in progress until its output is sent.
             self._emit("item_update", _item_update(item, status="in_progress"))
             self._emit(
                 "function_call",
                 FunctionCall(
-                    id=str(item.get("id") or ""),
+                    id=item.id or "",
                     call_id=str(item.get("call_id") or ""),
                     name=str(item.get("name") or ""),
                     arguments=str(item.get("arguments") or ""),
                     response_id=event.response_id,
                 ),
             )
+        elif kind in _MCP_CALL_TYPES:
+            self._emit("item_update", _item_update(item, status="completed" if done else "in_progress"))
         elif kind == "message":
-            default = "completed" if event.type == "response.output_item.done" else "in_progress"
-            self._emit("item_update", _item_update(item, status=item.get("status") or default))
+            default = "completed" if done else "in_progress"
+            self._emit("item_update", _item_update(item, status=item.status or default))
 
     def _on_conversation_item(self, event: ConversationItemEvent) -> None:
         item = event.item
-        if item.get("type") != "message":
+        kind = item.type
+        done = event.type == "conversation.item.done"
+        if kind == "mcp_list_tools":
+            # Only once done are the tools there; not an item of the history (as the JS transport).
+            if done:
+                tools = item.get("tools")
+                self._emit("mcp_tools_listed", McpToolsListed(str(item.get("server_label") or ""),
+                                                              tuple(tools) if isinstance(tools, list) else (), item.id or ""))
+            return
+        if kind in _MCP_CALL_TYPES:
+            update = _item_update(item, status="completed" if done else "in_progress")
+            self._emit("item_update", update)
+            if done:
+                self._emit("mcp_tool_call_completed", McpToolCall(
+                    update.item_id, str(item.get("server_label") or ""), update.name or "", update.arguments or "",
+                    update.output, item.get("error")))
+            return
+        if kind == "mcp_approval_request":
+            if done:
+                update = _item_update(item, status="in_progress")
+                self._emit("item_update", update)
+                self._emit("mcp_approval_request", McpApprovalRequest(
+                    update.item_id, str(item.get("server_label") or ""), update.name or "", update.arguments or ""))
+            return
+        if kind not in _HISTORY_ITEM_TYPES:
             return
         previous = None if event.type == "conversation.item.retrieved" else event.previous_item_id
         default = "in_progress" if event.type == "conversation.item.added" else "completed"
-        self._emit("item_update", _item_update(item, status=item.get("status") or default, previous_item_id=previous))
+        self._emit("item_update", _item_update(item, status=item.status or default, previous_item_id=previous))
 
     # Plumbing ----------------------------------------------------------------------------------------
     def _send(self, event: Mapping[str, Any]) -> None:
@@ -722,34 +816,91 @@ class RealtimeProtocol:
 
 
 # Helpers ---------------------------------------------------------------------------------------------
+def _item_id(value: Any, call: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{call}() needs the item's id as a non-empty string, not {value!r}")
+    return value
+
+
+def _response_output_format(response: Response | Mapping[str, Any]) -> AudioFormat | None:
+    """A response's own output format (GA ``audio.output.format``, beta ``output_audio_format``)."""
+    audio = response.get("audio")
+    value = audio.get("output", {}).get("format") if isinstance(audio, Mapping) and isinstance(audio.get("output"), Mapping) else None
+    if value is None:
+        value = response.get("output_audio_format")
+    if value is None:
+        return None
+    try:
+        return normalize_audio_format(value)
+    except ConfigurationError:
+        return None
+
+
+def _handler_failure(event: ServerEventBase, exc: Exception) -> ServerError:
+    message = f"a {event.type!r} event could not be handled ({type(exc).__name__}: {exc})"
+    return ServerError(message, error={"type": "client_error", "code": "event_not_handled", "message": message,
+                                       "event_id": event.event_id, "event_type": event.type})
+
+
+def _count(value: Any) -> int:
+    """A token count as the server should send it (a non-negative int), else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float) and math.isfinite(value):
+        return max(int(value), 0)
+    return 0
+
+
+def _details(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
 def _usage(raw: Any) -> Usage:
     raw = raw if isinstance(raw, Mapping) else {}
-    input_tokens = int(raw.get("input_tokens") or 0)
-    output_tokens = int(raw.get("output_tokens") or 0)
+    input_tokens = _count(raw.get("input_tokens"))
+    output_tokens = _count(raw.get("output_tokens"))
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=input_tokens + output_tokens,
         # GA says *_token_details, beta *_tokens_details.
-        input_tokens_details=dict(raw.get("input_token_details") or raw.get("input_tokens_details") or {}),
-        output_tokens_details=dict(raw.get("output_token_details") or raw.get("output_tokens_details") or {}),
+        input_tokens_details=_details(raw.get("input_token_details") or raw.get("input_tokens_details")),
+        output_tokens_details=_details(raw.get("output_token_details") or raw.get("output_tokens_details")),
     )
 
 
-def _item_update(item: Mapping[str, Any], *, status: Any, previous_item_id: str | None = None) -> ItemUpdate:
+#: ``previous_item_id`` that places a created item at the start of the conversation.
+_CONVERSATION_ROOT = "root"
+_MCP_HISTORY_TYPES = frozenset({"mcp_call", "mcp_tool_call", "mcp_approval_request"})
+#: Content of the model's audio: the API cannot create it (GA calls it output_audio, beta audio).
+_AUDIO_PART_TYPES = frozenset({"output_audio", "audio"})
+#: Item types whose conversation.item.* events become item_update (MCP ones are handled apart). Not
+#: function_call: its item_update comes from response.output_item.done and send_function_call_output
+#: (with the output), as in the JS transport; the server's copy would erase the output.
+_HISTORY_ITEM_TYPES = frozenset({"message", "function_call_output", "mcp_approval_response"})
+_MCP_CALL_TYPES = frozenset({"mcp_call", "mcp_tool_call"})
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _item_update(item: ItemBase, *, status: Any, previous_item_id: str | None = None) -> ItemUpdate:
     content = item.get("content")
     return ItemUpdate(
-        item_id=str(item.get("id") or ""),
-        type=str(item.get("type") or ""),
+        item_id=item.id or "",
+        type=item.type,
         role=item.get("role"),
         status=status,
         content=tuple(content) if isinstance(content, list) else (),
         previous_item_id=previous_item_id,
-        name=item.get("name"),
-        arguments=item.get("arguments"),
-        call_id=item.get("call_id"),
-        output=item.get("output"),
-        raw=dict(item),
+        name=_text(item.get("name")),
+        arguments=_text(item.get("arguments")),
+        call_id=_text(item.get("call_id")),
+        output=_text(item.get("output")),
+        raw=item.to_dict(),
     )
 
 

@@ -9,30 +9,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import deque
 from typing import Any
 
-from ._interfaces import NORMAL_CLOSURE, OPEN_TIMEOUT_S, SocketHandler, SocketRequest, safe_url
+from ._interfaces import (
+    ABNORMAL_CLOSURE,
+    INTERNAL_ERROR,
+    KEEPALIVE_TIMEOUT_REASON,
+    MESSAGE_TOO_BIG,
+    NORMAL_CLOSURE,
+    OPEN_TIMEOUT_S,
+    RedactingLogger,
+    SocketHandler,
+    SocketRequest,
+    describe_close,
+    redact,
+    safe_url,
+)
 from .errors import ConnectionClosedError, ConnectionFailedError, UnsupportedError
 
-__all__ = ["CPythonSocket", "create_cpython_socket"]
+__all__ = ["CPythonSocket", "create_cpython_socket", "PING_INTERVAL_S", "PING_TIMEOUT_S", "CLOSE_TIMEOUT_S"]
 
 logger = logging.getLogger("pyodide_realtime")
 
-#: What browsers report when a socket dies without a close frame; used for the same case here.
-ABNORMAL_CLOSURE = 1006
-#: Our close code when sending failed: the server may not have everything we meant to send.
-INTERNAL_ERROR = 1011
-# Server messages may quote a (masked) key: never repeat anything that looks like one.
-_KEY_LIKE = re.compile(r"\b(?:sk|ek|rk)[-_][^\s\"',]*")
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return _KEY_LIKE.sub("<redacted>", text)
+#: Keepalive: a ping every PING_INTERVAL_S seconds; no pong within PING_TIMEOUT_S ends the connection
+#: (websockets' defaults, named here so that the error can say how long it waited).
+PING_INTERVAL_S = 20.0
+PING_TIMEOUT_S = 20.0
+#: How long a closing handshake may wait for the peer (also after a missing pong) before the TCP
+#: connection is cut: so a stalled peer is reported after about PING_INTERVAL_S + PING_TIMEOUT_S + this.
+CLOSE_TIMEOUT_S = 10.0
 
 
 class CPythonSocket:
@@ -51,8 +57,9 @@ class CPythonSocket:
         self._request = request
         self._handler = handler
         self._url = safe_url(request.url)
-        self._secrets = [v.split(" ", 1)[-1] for k, v in request.headers.items() if k.lower() == "authorization"]
+        self._secrets = request.secrets
         self._outgoing: deque[str] = deque()
+        self._outgoing_bytes = 0
         self._wake = asyncio.Event()
         self._ws: Any = None
         self._close_args: tuple[int, str] | None = None
@@ -61,10 +68,23 @@ class CPythonSocket:
 
     # The RealtimeSocket protocol ------------------------------------------------------------------
     def send(self, text: str) -> None:
+        """Queue ``text`` for the writer task; raises ConnectionClosedError once the socket is closed."""
         if self.closed or self._close_args is not None:
             raise ConnectionClosedError(f"the WebSocket to {self._url} is closed")
         self._outgoing.append(text)
+        self._outgoing_bytes += _size(text)
         self._wake.set()
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes accepted by ``send`` but not yet handed to the network: our queue plus the OS transport's
+        write buffer (what the browser calls ``bufferedAmount``)."""
+        amount = self._outgoing_bytes
+        transport = getattr(self._ws, "transport", None)
+        if transport is not None:
+            with contextlib.suppress(Exception):  # a closed transport has no buffer to report
+                amount += transport.get_write_buffer_size()
+        return amount
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         if self.closed or self._close_args is not None:
@@ -87,7 +107,12 @@ class CPythonSocket:
                     additional_headers=headers,
                     user_agent_header=None if has_agent else "pyodide-realtime",
                     open_timeout=OPEN_TIMEOUT_S,
-                    max_size=None,
+                    max_size=self._request.max_message_bytes,
+                    ping_interval=PING_INTERVAL_S,
+                    ping_timeout=PING_TIMEOUT_S,
+                    close_timeout=CLOSE_TIMEOUT_S,
+                    # websockets logs every handshake header at DEBUG, the Authorization one too.
+                    logger=RedactingLogger(logging.getLogger("websockets.client"), self._secrets),
                 )
             except asyncio.CancelledError:
                 code, reason = self._close_args or (NORMAL_CLOSURE, "")
@@ -108,12 +133,15 @@ class CPythonSocket:
                         self._call(self._handler.on_message, message)
                     else:
                         self._call(self._handler.on_binary, len(message))
-            except Exception as exc:  # ConnectionClosedError: a close without a close frame
+            except Exception as exc:  # websockets' ConnectionClosedError: we or the network ended it
+                failure = self._closed_by_us(exc)
+                if failure is not None:
+                    self._report(failure)
                 logger.debug("the WebSocket to %s failed: %s", self._url, type(exc).__name__)
             finally:
                 writer.cancel()
             code = ws.close_code if ws.close_code is not None else ABNORMAL_CLOSURE
-            reason = ws.close_reason or ""
+            reason = redact(ws.close_reason or "", self._secrets)
         finally:
             self.closed = True
             self._call(self._handler.on_close, code, reason)
@@ -123,7 +151,7 @@ class CPythonSocket:
             while True:
                 while self._outgoing:
                     await ws.send(self._outgoing[0])
-                    self._outgoing.popleft()
+                    self._outgoing_bytes -= _size(self._outgoing.popleft())
                 if self._close_args is not None:
                     await ws.close(*self._close_args)
                     return
@@ -134,19 +162,42 @@ class CPythonSocket:
             # connection cannot be trusted with later frames either, so it ends.
             lost = len(self._outgoing)
             self._outgoing.clear()
+            self._outgoing_bytes = 0
             self._close_args = self._close_args or (INTERNAL_ERROR, "send failed")
             self._report(self._send_error(exc, lost))
             with contextlib.suppress(Exception):
                 await ws.close(*self._close_args)
 
+    def _closed_by_us(self, exc: Exception) -> ConnectionClosedError | None:
+        """Why websockets itself failed the connection, in words, when it did: a message over the
+        bound (it sent 1009) or a peer that stopped answering pings. None for a close by the peer."""
+        sent = getattr(exc, "sent", None)
+        if not isinstance(exc, self._connection_closed) or sent is None or getattr(exc, "rcvd_then_sent", None):
+            return None
+        if sent.code == MESSAGE_TOO_BIG:
+            return ConnectionClosedError(
+                f"the server at {self._url} sent a message of more than {self._request.max_message_bytes} bytes "
+                "(the transport's max_message_bytes); it was not read and the connection was closed with 1009",
+                code=MESSAGE_TOO_BIG,
+                reason="message too big",
+            )
+        if sent.code == INTERNAL_ERROR and sent.reason == KEEPALIVE_TIMEOUT_REASON:
+            return ConnectionClosedError(
+                f"no pong from {self._url} within {PING_TIMEOUT_S:g} s of a keepalive ping: the server or the "
+                "network stalled, and the connection was closed (keepalive timeout)",
+                code=INTERNAL_ERROR,
+                reason=KEEPALIVE_TIMEOUT_REASON,
+            )
+        return None
+
     def _send_error(self, exc: Exception, lost: int) -> ConnectionClosedError:
-        detail = _redact(f"{type(exc).__name__}: {exc}", self._secrets)
+        detail = redact(f"{type(exc).__name__}: {exc}", self._secrets)
         if isinstance(exc, self._connection_closed):
             # The connection ended under the writer (a close frame, or none: 1006).
             close = exc.rcvd
             code, reason = (close.code, close.reason) if close is not None else (ABNORMAL_CLOSURE, "")
             return ConnectionClosedError(
-                f"the WebSocket to {self._url} closed (code {code}{', ' + reason if reason else ''}) before "
+                f"the WebSocket to {self._url} closed ({describe_close(code, reason)}) before "
                 f"{lost} event(s) were sent ({detail})",
                 code=code,
                 reason=reason,
@@ -172,17 +223,24 @@ class CPythonSocket:
         status = getattr(response, "status_code", None)
         if status is not None:
             body = getattr(response, "body", b"") or b""
-            detail = _redact(bytes(body[:500]).decode("utf-8", "replace").strip(), self._secrets)
+            detail = redact(bytes(body[:500]).decode("utf-8", "replace").strip(), self._secrets)
             return ConnectionFailedError(
                 f"the server at {self._url} refused the WebSocket with HTTP {status}"
                 + (f": {detail}" if detail else "")
                 + (" (check the API key)" if status in (401, 403) else ""),
                 code=ABNORMAL_CLOSURE,
+                http_status=int(status),
             )
         if isinstance(exc, TimeoutError):
             return ConnectionFailedError(f"opening the WebSocket to {self._url} timed out after {OPEN_TIMEOUT_S:g} s")
-        text = _redact(str(exc), self._secrets)
+        text = redact(str(exc), self._secrets)
         return ConnectionFailedError(f"could not open a WebSocket to {self._url}: {type(exc).__name__}: {text}")
+
+
+def _size(text: object) -> int:
+    # Characters count as bytes: JSON with base64 audio is ASCII. Anything else fails in the writer,
+    # which reports it; counting must not fail first.
+    return len(text) if isinstance(text, str) else 0
 
 
 def create_cpython_socket(request: SocketRequest, handler: SocketHandler) -> CPythonSocket:

@@ -15,19 +15,25 @@ Python SDK's)::
         tools=[...], tool_choice="auto", tracing="auto",
     )
 
-A plain dict with the same keys works wherever a ``SessionConfig`` does. ``to_wire("beta")`` gives the
-flat beta session; ``to_wire("ga")`` the nested GA session (``type: "realtime"``, ``audio.input`` /
-``audio.output``; ``temperature`` exists only in beta). Fields never set are omitted, an explicit ``None`` is sent as ``null``, ``False``
-and ``0`` are kept. Keys this model does not know are passed through unchanged (dicts are merged into
-the generated session), so any newer API field can be sent without waiting for a release.
+A plain dict with the same keys works wherever a ``SessionConfig`` does, and so does the GA API's own
+nested shape (``{"type": "realtime", "audio": {"input": {...}, "output": {...}}, "output_modalities":
+[...]}``): either is translated to each dialect. ``to_wire("beta")`` gives the flat beta session;
+``to_wire("ga")`` the nested GA session. ``temperature`` exists only in beta; ``include``, ``prompt``,
+``truncation``, ``parallel_tool_calls``, ``reasoning`` and a custom voice (``{"id": "voice_..."}``) only
+in GA. Fields never set are omitted, an explicit ``None`` is sent as ``null``, ``False`` and ``0`` are
+kept. An unknown or camelCase key is refused with the nearest known name (a typo never reaches the
+server); a field newer than this release goes in ``extra_fields``, merged into the session as given.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
 from collections.abc import Collection, Mapping
 from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._interfaces import FORMAT_RATES, AudioFormat
 from .dialects import DialectSpec, get_dialect
@@ -80,9 +86,9 @@ def ga_audio_format(fmt: AudioFormat) -> dict[str, Any]:
 
 
 class TurnDetection(BaseModel):
-    """Voice activity detection settings; every key the API knows may be given, unknown ones pass through."""
+    """Voice activity detection settings (server_vad or semantic_vad); an unknown key is refused."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str | None = None
     create_response: bool | None = None
@@ -92,6 +98,13 @@ class TurnDetection(BaseModel):
     silence_duration_ms: int | None = None
     idle_timeout_ms: int | None = None
     eagerness: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            check_keys(value, cls.model_fields, "turn_detection")
+        return value
 
 
 # Field name -> where it lives in the GA session (a path of keys).
@@ -110,23 +123,86 @@ _GA_PATHS: dict[str, tuple[str, ...]] = {
     "tool_choice": ("tool_choice",),
     "max_response_output_tokens": ("max_output_tokens",),
     "tracing": ("tracing",),
+    "include": ("include",),
+    "prompt": ("prompt",),
+    "truncation": ("truncation",),
+    "parallel_tool_calls": ("parallel_tool_calls",),
+    "reasoning": ("reasoning",),
 }
 #: Fields the GA API has nowhere (neither in the session nor per response), with what to do instead.
 _BETA_ONLY: dict[str, str] = {
     "temperature": "the GA API has no temperature setting, neither in the session nor per response: "
     "leave it out, or use dialect='beta'",
 }
+#: Fields only the GA API has.
+_GA_ONLY = ("include", "prompt", "truncation", "parallel_tool_calls", "reasoning")
+#: The GA nested shape: audio.input.<key> / audio.output.<key> -> our flat field.
+_GA_AUDIO_FIELDS: dict[str, dict[str, str]] = {
+    "input": {"format": "input_audio_format", "transcription": "input_audio_transcription",
+              "noise_reduction": "input_audio_noise_reduction", "turn_detection": "turn_detection"},
+    "output": {"format": "output_audio_format", "voice": "voice", "speed": "speed"},
+}
+#: What ``include`` may list.
+INCLUDE_VALUES = ("item.input_audio_transcription.logprobs",)
+_PROMPT_KEYS = ("id", "variables", "version")
+_TRUNCATION_KEYS = ("type", "retention_ratio", "token_limits")
+_TRUNCATION_MODES = ("auto", "disabled")
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def check_keys(given: Mapping[Any, Any], known: Collection[str], where: str) -> None:
+    """ConfigurationError for the first key of ``given`` not in ``known``, naming the nearest known one."""
+    for key in given:
+        if key in known:
+            continue
+        text = str(key)
+        snake = _CAMEL.sub(r"_\1", text).lower()
+        if snake != text and snake in known:
+            raise ConfigurationError(f"{where} has no field {text!r}: the API's names are snake_case, use {snake!r}")
+        nearest = difflib.get_close_matches(snake, [str(k) for k in known], n=1, cutoff=0.6)
+        hint = f"did you mean {nearest[0]!r}?" if nearest else f"the fields are: {', '.join(sorted(map(str, known)))}"
+        raise ConfigurationError(f"{where} has no field {text!r}: {hint}")
+
+
+def _flat_session(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat shape of a session given flat or in the GA nested shape; unknown keys refused."""
+    flat = {str(k) if isinstance(k, str) else k: v for k, v in value.items()}
+    check_keys(flat, _SESSION_KEYS, "the session config")
+    kind = flat.pop("type", "realtime")
+    if kind != "realtime":
+        raise ConfigurationError(f"session type {kind!r} is not supported: a Realtime session is type 'realtime'")
+    audio = flat.pop("audio", None)
+    if audio is None:
+        return flat
+    if not isinstance(audio, Mapping):
+        raise ConfigurationError("session audio must be a dict like {'input': {...}, 'output': {...}}")
+    check_keys(audio, _GA_AUDIO_FIELDS, "session audio")
+    for side, fields in _GA_AUDIO_FIELDS.items():
+        part = audio.get(side)
+        if part is None:
+            continue
+        if not isinstance(part, Mapping):
+            raise ConfigurationError(f"session audio.{side} must be a dict of {', '.join(fields)}")
+        check_keys(part, fields, f"session audio.{side}")
+        for key, name in fields.items():
+            if key not in part:
+                continue
+            if name in flat or (name == "input_audio_noise_reduction" and "noise_reduction" in flat):
+                raise ConfigurationError(f"{name} is given twice: as {name} and as audio.{side}.{key}; give it once")
+            flat[name] = part[key]
+    return flat
 
 
 class SessionConfig(BaseModel):
     """The session, in one dialect-neutral shape (see the module docstring)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     model: str | None = None
     instructions: str | None = None
     modalities: list[str] | None = Field(default=None, validation_alias=AliasChoices("modalities", "output_modalities"))
-    voice: str | None = None
+    #: A built-in voice name, or a custom voice as ``{"id": "voice_..."}`` (GA).
+    voice: str | dict[str, str] | None = None
     speed: float | None = None
     input_audio_format: AudioFormat | None = None
     output_audio_format: AudioFormat | None = None
@@ -142,6 +218,64 @@ class SessionConfig(BaseModel):
         default=None, validation_alias=AliasChoices("max_response_output_tokens", "max_output_tokens")
     )
     tracing: TracingConfig = None
+    #: GA: extra outputs to include, e.g. ``["item.input_audio_transcription.logprobs"]``.
+    include: list[str] | None = None
+    #: GA: a stored prompt, ``{"id": "pmpt_...", "variables": {...}, "version": "..."}``.
+    prompt: dict[str, Any] | None = None
+    #: GA: ``"auto"``, ``"disabled"`` or ``{"type": "retention_ratio", "retention_ratio": 0.8}``.
+    truncation: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning: dict[str, Any] | None = None
+    #: Fields newer than this release, merged into the wire session as given (no check).
+    extra_fields: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_both_shapes(cls, value: Any) -> Any:
+        return _flat_session(value) if isinstance(value, Mapping) else value
+
+    @field_validator("voice", mode="before")
+    @classmethod
+    def _voice(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            check_keys(value, ("id",), "a custom voice")
+            if not isinstance(value.get("id"), str) or not value["id"]:
+                raise ConfigurationError("a custom voice is {'id': 'voice_...'} with the voice's id as a string")
+        return value
+
+    @field_validator("include", mode="before")
+    @classmethod
+    def _include(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, list) or any(v not in INCLUDE_VALUES for v in value):
+            raise ConfigurationError(f"include must be a list of {', '.join(map(repr, INCLUDE_VALUES))}, not {value!r}")
+        return value
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, Mapping) or not isinstance(value.get("id"), str):
+            raise ConfigurationError("prompt must be a dict like {'id': 'pmpt_...', 'variables': {...}, 'version': '1'}")
+        check_keys(value, _PROMPT_KEYS, "prompt")
+        return value
+
+    @field_validator("truncation", mode="before")
+    @classmethod
+    def _truncation(cls, value: Any) -> Any:
+        if value is None or value in _TRUNCATION_MODES:
+            return value
+        if isinstance(value, Mapping):
+            check_keys(value, _TRUNCATION_KEYS, "truncation")
+            ratio = value.get("retention_ratio")
+            if value.get("type") == "retention_ratio" and isinstance(ratio, (int, float)) and not isinstance(ratio, bool) \
+                    and math.isfinite(ratio) and 0 <= ratio <= 1:
+                return value
+        raise ConfigurationError(
+            f"truncation must be 'auto', 'disabled' or {{'type': 'retention_ratio', 'retention_ratio': 0.0..1.0}}, not {value!r}"
+        )
 
     @field_validator("input_audio_format", "output_audio_format", mode="before")
     @classmethod
@@ -165,13 +299,18 @@ class SessionConfig(BaseModel):
         except ConfigurationError:
             raise
         except ValidationError as exc:
+            # Our own checks already say what to do: their message stands as it is.
+            for error in exc.errors():
+                own = (error.get("ctx") or {}).get("error")
+                if isinstance(own, ConfigurationError):
+                    raise ConfigurationError(str(own)) from None
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
             )
             raise ConfigurationError(f"invalid session config ({problems}); see SessionConfig for the fields") from None
 
     def set_fields(self) -> dict[str, Any]:
-        """The fields that were set (explicit None included), extras too, as plain values."""
+        """The fields that were set (explicit None included), as plain values."""
         return self.model_dump(exclude_unset=True)
 
     def merged(self, update: SessionConfig | Mapping[str, Any] | None) -> SessionConfig:
@@ -203,12 +342,17 @@ class SessionConfig(BaseModel):
         """
         spec = get_dialect(dialect)
         fields = self.set_fields()
-        extras = {k: fields.pop(k) for k in list(fields) if k not in type(self).model_fields}
+        extras = fields.pop("extra_fields", None) or {}
         if not include_tracing:
             fields.pop("tracing", None)
         for name in exclude:
             fields.pop(name, None)
         if spec.name == "beta":
+            for name in _GA_ONLY:
+                if name in fields:
+                    raise ConfigurationError(f"{name} is a GA-only session field: leave it out, or use dialect='ga'")
+            if isinstance(fields.get("voice"), Mapping):
+                raise ConfigurationError("a custom voice ({'id': ...}) needs the GA API: use dialect='ga' or a voice name")
             wire = fields
         else:
             for name, instead in _BETA_ONLY.items():
@@ -251,6 +395,10 @@ def _default_for(dialect: str) -> SessionConfig:
         return SessionConfig.coerce({"voice": "ash", "modalities": ["text", "audio"], **common})
     return SessionConfig.coerce({"modalities": ["audio"], **common})
 
+
+_SESSION_KEYS: frozenset[str] = frozenset(
+    {*SessionConfig.model_fields, "output_modalities", "noise_reduction", "max_output_tokens", "type", "audio"}
+)
 
 #: What ``connect`` starts from before your ``initial_session_config`` is merged in, per dialect.
 DEFAULT_SESSION_CONFIG: dict[str, SessionConfig] = {"ga": _default_for("ga"), "beta": _default_for("beta")}

@@ -7,9 +7,10 @@ event names of both dialects are modelled side by side in ``events.py`` (a clien
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from ._version import __version__
 from .errors import ConfigurationError
@@ -24,6 +25,8 @@ __all__ = [
     "SDK_TOKEN",
     "EPHEMERAL_KEY_PREFIX",
     "validate_api_key",
+    "check_url",
+    "is_loopback_host",
     "realtime_url",
     "subprotocols",
     "auth_headers",
@@ -97,6 +100,62 @@ def validate_api_key(api_key: object) -> str:
             "(spaces, quotes, newlines or non-ASCII); check that it was copied whole and nothing else"
         )
     return api_key
+
+
+#: The only schemes a Realtime URL may have; ``ws`` (plaintext) only to this machine unless opted in.
+SECURE_SCHEME = "wss"
+PLAIN_SCHEME = "ws"
+#: The option that allows ``ws://`` to another machine (named once: error messages cite it).
+INSECURE_TRANSPORT_OPTION = "allow_insecure_transport"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` (and ``*.localhost``), 127.0.0.0/8 and ``::1``: traffic that never leaves
+    this machine, where plaintext ``ws://`` exposes nothing."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: object, *, allow_insecure_transport: bool = False) -> str:
+    """Return ``url`` if the key may travel to it: ``wss://`` anywhere, ``ws://`` only to a loopback host
+    (or anywhere with ``allow_insecure_transport=True``), never with ``user:password@`` in it.
+
+    Raises ConfigurationError otherwise; the message never repeats the URL's credentials or query.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"the URL must be a non-empty string such as '{DEFAULT_BASE_URL}', not {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - parses the port: a bad one raises ValueError here, not in the backend
+    except ValueError:
+        raise ConfigurationError(
+            f"the URL is malformed (check the host and the port); expected something like '{DEFAULT_BASE_URL}'"
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in (SECURE_SCHEME, PLAIN_SCHEME):
+        shown = scheme[:16] + "://" if scheme else "no scheme"
+        raise ConfigurationError(
+            f"a Realtime URL starts with wss:// (or ws:// to this machine), not {shown}: e.g. '{DEFAULT_BASE_URL}'"
+        )
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            "the URL carries credentials (user:password@host): a key there would be sent and logged in clear. "
+            "Remove them and pass the key as api_key="
+        )
+    if not host:
+        raise ConfigurationError(f"the URL has no host: expected something like '{DEFAULT_BASE_URL}'")
+    if scheme == PLAIN_SCHEME and not allow_insecure_transport and not is_loopback_host(host):
+        raise ConfigurationError(
+            f"refusing ws:// to {host}: the API key and the conversation would cross the network unencrypted. "
+            f"Use wss://, or, on a network you trust, create the transport with {INSECURE_TRANSPORT_OPTION}=True"
+        )
+    return url
 
 
 def realtime_url(dialect: DialectSpec, *, model: str, url: str | None = None, call_id: str | None = None,

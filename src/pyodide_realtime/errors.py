@@ -58,12 +58,17 @@ class RemoteError(RealtimeError):
 
 
 class ConnectionFailedError(RemoteError, ConnectionError):
-    """The WebSocket could not be opened, or it closed before it opened."""
+    """The WebSocket could not be opened, or it closed before it opened.
 
-    def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
+    ``http_status`` is the HTTP status of a refused handshake (401/403: the key was refused) when the
+    backend can see it (the CPython backend can; a browser hides it).
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, reason: str = "", http_status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
+        self.http_status = http_status
 
 
 class ConnectionClosedError(RemoteError, ConnectionError):

@@ -4,6 +4,12 @@ The core (``_core.RealtimeProtocol``) decides everything about the protocol; thi
 socket, the clock, the connection attempt, the audio devices and the listeners. Backends: your
 ``create_websocket``, else the page's WebSocket in Pyodide, else the ``websockets`` library.
 
+What the transport guards, whatever the app or the peer does: the key travels only over ``wss://``
+(or ``ws://`` to this machine; ``allow_insecure_transport=True`` opts out) and never reaches a log,
+a message or a repr; incoming messages are bounded (``max_message_bytes``: over it, close 1009);
+microphone audio is dropped, not piled up, on a slow uplink (``audio_dropped``); every close is
+reported with its code in words; ``reconnect=`` (off by default) comes back after a drop.
+
 Extension points kept from the seed: override ``_on_audio(event)`` to handle audio yourself,
 ``_interrupt(elapsed_ms, cancel_ongoing_response)`` to compute interruptions differently (e.g. from a
 phone line's playback marks), ``_cancel_response()`` to change how a response is cancelled, and
@@ -16,6 +22,7 @@ import asyncio
 import inspect
 import logging
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,13 +32,21 @@ from typing import Any
 from ._core import HeardMs, RealtimeProtocol
 from ._emitter import EventEmitter, EventStream, Handler
 from ._interfaces import (
+    ABNORMAL_CLOSURE,
+    INTERNAL_ERROR,
+    KEEPALIVE_TIMEOUT_REASON,
+    MAX_BUFFERED_AUDIO_BYTES,
+    MAX_MESSAGE_BYTES,
     NORMAL_CLOSURE,
     OPEN_TIMEOUT_S,
+    SERVICE_RESTART,
     AudioInput,
     AudioOutput,
+    BufferedSocket,
     RealtimeSocket,
     SocketFactory,
     SocketRequest,
+    describe_close,
     safe_url,
 )
 from ._platform import in_browser
@@ -40,6 +55,7 @@ from .dialects import (
     EPHEMERAL_KEY_PREFIX,
     DialectSpec,
     auth_headers,
+    check_url,
     get_dialect,
     realtime_url,
     subprotocols,
@@ -52,15 +68,31 @@ from .errors import (
     InvalidStateError,
     RealtimeError,
     UnsupportedError,
+    UserError,
 )
 from .events import ConnectionStatus, ErrorEvent, FunctionCall, ItemUpdate, SpeechStarted, TransportAudio
 
-__all__ = ["OpenAIRealtimeWebSocket", "ConnectionState", "ApiKey"]
+__all__ = [
+    "OpenAIRealtimeWebSocket",
+    "ConnectionState",
+    "ApiKey",
+    "ReconnectPolicy",
+    "AudioDropped",
+    "Reconnecting",
+    "Reconnected",
+    "RECONNECT_CLOSE_CODES",
+]
 
 logger = logging.getLogger("pyodide_realtime")
 
 #: An API key, or a function (sync or async) that returns one when ``connect`` runs.
 ApiKey = str | Callable[[], str | Awaitable[str]]
+
+#: Close codes after which an opt-in reconnect is tried: the connection dropped (1006), the server
+#: failed or stopped answering pings (1011), or it restarts (1012). Any other code was meant.
+RECONNECT_CLOSE_CODES = frozenset({ABNORMAL_CLOSURE, INTERNAL_ERROR, SERVICE_RESTART})
+#: HTTP statuses of a refused key: a reconnect stops there (a new attempt would be refused too).
+AUTH_REFUSED_STATUSES = frozenset({401, 403})
 
 
 @dataclass(frozen=True)
@@ -75,14 +107,71 @@ class ConnectionState:
             raise ValueError(f"a {self.status} connection state must {'not ' if self.status == 'disconnected' else ''}have a socket")
 
 
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """Opt-in reconnect after an unexpected close (:data:`RECONNECT_CLOSE_CODES`, keepalive timeout).
+
+    Attempt ``n`` waits ``min(max_delay_s, initial_delay_s * multiplier ** (n - 1))``, shortened at
+    random by up to ``jitter`` of it (so that many clients dropped together do not return together).
+    """
+
+    max_attempts: int = 5
+    initial_delay_s: float = 0.5
+    max_delay_s: float = 15.0
+    multiplier: float = 2.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if type(self.max_attempts) is not int or self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be an int >= 1, not {self.max_attempts!r}")
+        for name in ("initial_delay_s", "max_delay_s", "multiplier"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigurationError(f"{name} must be a finite number >= 0, not {value!r}")
+        if self.multiplier < 1:
+            raise ConfigurationError(f"multiplier must be >= 1, not {self.multiplier!r}")
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, (int, float)) or not 0 <= self.jitter <= 1:
+            raise ConfigurationError(f"jitter must be a fraction between 0 and 1, not {self.jitter!r}")
+
+    def delay_s(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before attempt ``attempt`` (1-based)."""
+        base = min(self.max_delay_s, self.initial_delay_s * self.multiplier ** min(attempt - 1, 64))
+        return base * (1.0 - self.jitter * rand())
+
+
+@dataclass(frozen=True)
+class AudioDropped:
+    """``audio_dropped``: microphone audio given to ``send_audio`` was not sent (a slow uplink)."""
+
+    bytes: int
+    buffered_amount: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    """``reconnecting``: attempt ``attempt`` starts after ``delay_s`` seconds; ``error`` is why."""
+
+    attempt: int
+    delay_s: float
+    error: BaseException | None
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """``reconnected``: open again after ``attempts`` attempts, the session config re-sent."""
+
+    attempts: int
+
+
 @dataclass
 class _Attempt:
-    """One ``connect`` call in progress, and what to restore if it fails."""
+    """One ``connect`` in progress: the values it will commit once its socket is open."""
 
-    previous_model: str
-    previous_key: ApiKey | None = field(repr=False)
-    previous_url: str | None
-    previous_default_url: str | None
+    model: str
+    url: str
+    api_key: ApiKey | None = field(repr=False)
+    default_url: str | None
     session_config: SessionConfig
     opened: asyncio.Future[None]
 
@@ -121,8 +210,36 @@ class OpenAIRealtimeWebSocket:
         use_insecure_api_key: bool = False,
         dialect: str = "ga",
         create_websocket: SocketFactory | None = None,
+        *,
+        allow_insecure_transport: bool = False,
+        max_message_bytes: int | None = MAX_MESSAGE_BYTES,
+        max_buffered_audio_bytes: int = MAX_BUFFERED_AUDIO_BYTES,
+        reconnect: ReconnectPolicy | bool | None = False,
     ) -> None:
+        """Nothing is opened here; ``connect()`` does that. Raises ConfigurationError for a bad option.
+
+        ``url``: the Realtime endpoint (default: the API's, with the model); it must be ``wss://``, or
+        ``ws://`` to this machine, unless ``allow_insecure_transport=True``. ``api_key``: a key or a
+        function (sync or async) called at each ``connect()`` (and each reconnect).
+        ``max_message_bytes``: the largest incoming message accepted (a bigger one closes the socket
+        with 1009 and an ``error`` event; None: no bound). ``max_buffered_audio_bytes``: above this
+        many bytes waiting in the socket's send buffer, ``send_audio`` drops audio (``audio_dropped``).
+        ``reconnect``: True or a :class:`ReconnectPolicy` to reconnect after an unexpected close.
+        """
         self._dialect: DialectSpec = get_dialect(dialect)
+        self._allow_insecure_transport = bool(allow_insecure_transport)
+        if url is not None:
+            check_url(url, allow_insecure_transport=self._allow_insecure_transport)
+        self._max_message_bytes = _positive_int_or_none("max_message_bytes", max_message_bytes, allow_none=True)
+        self._max_buffered_audio_bytes = _positive_int_or_none(
+            "max_buffered_audio_bytes", max_buffered_audio_bytes, allow_none=False
+        )
+        if reconnect is True:
+            reconnect = ReconnectPolicy()
+        if reconnect is not False and reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
+            raise ConfigurationError(f"reconnect must be True, False or a ReconnectPolicy, not {reconnect!r}")
+        self._reconnect_policy: ReconnectPolicy | None = reconnect or None
+        self._reconnect_task: asyncio.Task[None] | None = None
         self._core = RealtimeProtocol(self._dialect, model=model)
         self._core.auto_interrupt = not self._interrupt_hooks_overridden()
         self._url = url
@@ -130,7 +247,8 @@ class OpenAIRealtimeWebSocket:
         self._api_key = api_key
         self._use_insecure_api_key = use_insecure_api_key
         self._create_websocket = create_websocket
-        self._state = ConnectionState()
+        # The status lives in the core; this is only the socket (None exactly when disconnected).
+        self._socket: RealtimeSocket | None = None
         self._handler: _SocketHandler | None = None
         self._attempt: _Attempt | None = None
         self._emitter = EventEmitter(self._on_listener_error)
@@ -142,11 +260,18 @@ class OpenAIRealtimeWebSocket:
     # State ---------------------------------------------------------------------------------------
     @property
     def status(self) -> ConnectionStatus:
-        return self._state.status
+        """``disconnected``, ``connecting`` or ``connected`` (the core's status: kept in one place)."""
+        return self._core.status
 
     @property
     def connection_state(self) -> ConnectionState:
-        return self._state
+        """The status and the socket, together."""
+        return ConnectionState(self._core.status, self._socket)
+
+    @property
+    def reconnecting(self) -> bool:
+        """True from an unexpected close until a reconnect succeeds or gives up (``reconnect=`` on)."""
+        return self._reconnect_task is not None
 
     @property
     def muted(self) -> bool | None:
@@ -155,18 +280,20 @@ class OpenAIRealtimeWebSocket:
 
     @property
     def current_model(self) -> str:
+        """The model of the current connection, or of the next ``connect()``."""
         return self._core.model
 
     @current_model.setter
     def current_model(self, model: str) -> None:
-        if self._state.status != "disconnected":
+        if self._core.status != "disconnected":
             raise InvalidStateError(
-                f"the model cannot change while the transport is {self._state.status}: close() first"
+                f"the model cannot change while the transport is {self._core.status}: close() first"
             )
         self._core.model = model
 
     @property
     def dialect(self) -> str:
+        """``ga`` or ``beta``."""
         return self._dialect.name
 
     @property
@@ -176,19 +303,24 @@ class OpenAIRealtimeWebSocket:
 
     # Listeners -----------------------------------------------------------------------------------
     def on(self, name: str, handler: Handler) -> Callable[[], None]:
-        """Call ``handler(payload)`` for every ``name`` event; returns an unsubscribe function."""
+        """Call ``handler(payload)`` for every ``name`` event; returns an unsubscribe function.
+        Sends nothing; ConfigurationError if ``handler`` is not callable."""
         return self._emitter.on(name, handler)
 
     def once(self, name: str, handler: Handler) -> Callable[[], None]:
+        """Like :meth:`on`, for the next ``name`` event only. Sends nothing; ConfigurationError if
+        ``handler`` is not callable."""
         return self._emitter.once(name, handler)
 
     def off(self, name: str, handler: Handler | None = None) -> None:
+        """Remove ``handler`` (or every listener) from ``name``. Sends nothing; never raises."""
         self._emitter.off(name, handler)
 
     def events(self, *names: str) -> EventStream:
         """Async iterator of every emitted event (or only ``names``) as ``TransportEvent(name, data)``.
 
-        It ends when the transport disconnects (after yielding ``disconnected``).
+        It ends when the transport disconnects (after yielding ``disconnected``), unless a reconnect
+        follows: then it goes on with the new connection's events. Sends nothing; never raises.
         """
         return self._emitter.events(*names)
 
@@ -203,48 +335,63 @@ class OpenAIRealtimeWebSocket:
         *,
         timeout: float | None = OPEN_TIMEOUT_S,
     ) -> None:
-        """Open the connection and send the session config; returns once the socket is open.
+        """Open the connection and send the session config (``session.update``); returns once the
+        socket is open.
 
-        Raises ConfigurationError, before any socket, if the session config cannot be sent (a field
-        the dialect lacks, a value JSON cannot carry). Raises ConnectionFailedError if the socket
-        fails, closes before it opens, or is not open within ``timeout`` seconds (None: wait as long
-        as the socket does), or if ``close()`` is called meanwhile; the transport is then
-        ``disconnected`` and ready for another ``connect``.
+        Raises ConfigurationError, before any socket, for a URL that may not carry the key (see the
+        constructor), a bad key, or a session config that cannot be sent. Raises
+        ConnectionFailedError if the socket fails, closes before it opens, or is not open within
+        ``timeout`` seconds (None: wait as long as the socket does), or if ``close()`` is called
+        meanwhile. InvalidStateError unless disconnected. A failed ``connect`` changes nothing: the
+        model, key and URL given here are kept only once the socket is open.
         """
-        if self._attempt is not None or self._state.status != "disconnected":
-            status = "connecting" if self._attempt is not None else self._state.status
+        if self._reconnect_task is not None:
+            raise InvalidStateError("connect() cannot run while the transport is reconnecting: close() first")
+        await self._connect(api_key, model, url, call_id, initial_session_config, timeout)
+
+    async def _connect(
+        self,
+        api_key: ApiKey | None,
+        model: str | None,
+        url: str | None,
+        call_id: str | None,
+        initial_session_config: SessionConfig | Mapping[str, Any] | None,
+        timeout: float | None,
+        *,
+        keep_default_url: bool = False,
+    ) -> None:
+        if self._attempt is not None or self._core.status != "disconnected":
+            status = "connecting" if self._attempt is not None else self._core.status
             raise InvalidStateError(
                 f"connect() cannot run while the transport is {status}: close() first, or await the pending connect()"
             )
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
             raise ConfigurationError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+        # Every new value is a local until the socket opens (then _socket_open commits them).
         config = SessionConfig.coerce(initial_session_config)
-        self._core.check_session_config(config, model=model)
+        new_model = model or self._core.model
+        self._core.check_session_config(config, model=new_model)
+        new_url = check_url(
+            realtime_url(self._dialect, model=new_model, url=url, call_id=call_id, default_url=self._default_url),
+            allow_insecure_transport=self._allow_insecure_transport,
+        )
         attempt = _Attempt(
-            previous_model=self._core.model,
-            previous_key=self._api_key,
-            previous_url=self._url,
-            previous_default_url=self._default_url,
+            model=new_model,
+            url=new_url,
+            api_key=api_key if api_key is not None else self._api_key,
+            default_url=self._default_url if keep_default_url or not url else url,
             session_config=config,
             opened=asyncio.get_running_loop().create_future(),
         )
         self._attempt = attempt
         try:
-            if model:
-                self._core.model = model
-            key = await self._resolve_key(api_key if api_key is not None else self._api_key, attempt)
+            key = await self._resolve_key(attempt.api_key, attempt)
             self._check_browser_key(key)
-            if api_key is not None:
-                self._api_key = api_key
-            self._url = realtime_url(
-                self._dialect, model=self._core.model, url=url, call_id=call_id, default_url=self._default_url
-            )
-            if url:
-                self._default_url = url
             request = SocketRequest(
-                url=self._url,
+                url=new_url,
                 subprotocols=subprotocols(self._dialect, key),
                 headers=auth_headers(self._dialect, key),
+                max_message_bytes=self._max_message_bytes,
             )
             factory = self._socket_factory()
             handler = _SocketHandler(self)
@@ -255,15 +402,14 @@ class OpenAIRealtimeWebSocket:
                 socket.close()
                 attempt.opened.result()
                 raise ConnectionFailedError("the connection failed while it was being opened")
-            self._state = ConnectionState("connecting", socket)
+            self._socket = socket
             self._core.connection_opening()
             self._flush()
             await self._opened(attempt, timeout)
-            if self._handler is not handler or self._state.status != "connected":
+            if self._handler is not handler or self.status != "connected":  # the await may have changed both
                 raise ConnectionFailedError("the connection closed while connect() was finishing")
         except BaseException:
-            # Whatever failed (or was cancelled), leave the transport as it was, ready for a retry.
-            self._restore(attempt)
+            # Whatever failed (or was cancelled): nothing was committed; drop the socket, if any.
             self._teardown()
             raise
         finally:
@@ -278,7 +424,7 @@ class OpenAIRealtimeWebSocket:
             await asyncio.wait_for(asyncio.shield(attempt.opened), timeout)
         except TimeoutError:
             error = ConnectionFailedError(
-                f"the WebSocket to {safe_url(self._url or '')} did not open within {timeout:g} s: check the "
+                f"the WebSocket to {safe_url(attempt.url)} did not open within {timeout:g} s: check the "
                 "network and the URL, or pass a longer connect(timeout=...)"
             )
             self._fail_attempt(error)
@@ -326,27 +472,25 @@ class OpenAIRealtimeWebSocket:
             ) from None
         return create_cpython_socket
 
-    def _restore(self, attempt: _Attempt) -> None:
-        self._core.model = attempt.previous_model
-        self._api_key = attempt.previous_key
-        self._url = attempt.previous_url
-        self._default_url = attempt.previous_default_url
-
     def close(self) -> None:
-        """Close the connection (or abandon the one being opened: its ``connect`` raises). Idempotent."""
+        """Close the connection (sends a close frame, 1000), abandon the one being opened (its
+        ``connect`` raises ConnectionFailedError) and stop any reconnect. Idempotent; never raises."""
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is not None:
+            task.cancel()
         self._fail_attempt(ConnectionFailedError("close() was called before the connection opened"))
         self._teardown()
         self._emitter.close_streams()
 
     def _teardown(self) -> None:
         """Go to ``disconnected``: forget the socket and its handler, then close it."""
-        socket = self._state.websocket
-        was_disconnected = self._state.status == "disconnected"
+        socket = self._socket
+        was_disconnected = self._core.status == "disconnected"
         self._handler = None
-        self._state = ConnectionState()
+        self._socket = None
         self._core.connection_closed()
         self._flush()
-        if not was_disconnected:
+        if not was_disconnected and self._reconnect_task is None:
             self._emitter.close_streams()
         if socket is not None:
             try:
@@ -356,20 +500,26 @@ class OpenAIRealtimeWebSocket:
 
     # Socket callbacks (only from the current handler) --------------------------------------------
     def _socket_open(self, handler: _SocketHandler) -> None:
-        if self._handler is not handler or self._state.status != "connecting" or self._state.websocket is None:
-            return
         attempt = self._attempt
+        if self._handler is not handler or self._core.status != "connecting" or attempt is None:
+            return
+        previous_model = self._core.model
         try:
-            self._core.connection_opened(attempt.session_config if attempt else None)
+            self._core.model = attempt.model  # connection_opened sends it with the session config
+            self._core.connection_opened(attempt.session_config)
         except Exception as exc:
             # The backend would only log it, and connect() would wait forever: fail the attempt.
+            self._core.model = previous_model
             self._fail_attempt(exc)
             self._report(exc)
             self._teardown()
             return
-        self._state = ConnectionState("connected", self._state.websocket)
+        # Open: the attempt's values become the transport's.
+        self._url = attempt.url
+        self._default_url = attempt.default_url
+        self._api_key = attempt.api_key
         self._flush()
-        if attempt is not None and not attempt.opened.done():
+        if not attempt.opened.done():
             attempt.opened.set_result(None)
 
     def _socket_message(self, handler: _SocketHandler, data: str | bytes | bytearray | memoryview) -> None:
@@ -386,24 +536,89 @@ class OpenAIRealtimeWebSocket:
         failure = error if isinstance(error, RealtimeError) else ConnectionFailedError(f"WebSocket error: {error}")
         self._fail_attempt(failure)
         self._report(failure)
-        self._teardown()
+        # Worth a reconnect: a peer that stopped answering pings, or a connection that dropped under a
+        # send. Not a local send failure (1011 "send failed"), nor a message over the bound (1009).
+        retry = isinstance(failure, ConnectionClosedError) and (
+            failure.reason == KEEPALIVE_TIMEOUT_REASON or failure.code in (ABNORMAL_CLOSURE, SERVICE_RESTART)
+        )
+        self._lost(failure, retry)
 
     def _socket_close(self, handler: _SocketHandler, code: int, reason: str) -> None:
         if self._handler is not handler:
             return
-        detail = f"code {code}{', ' + reason if reason else ''}"
-        if self._state.status == "connecting":
+        detail = describe_close(code, reason)
+        error: ConnectionClosedError | None = None
+        retry = False
+        if self._core.status == "connecting":
             self._fail_attempt(
                 ConnectionFailedError(f"the WebSocket closed before it opened ({detail})", code=code, reason=reason)
             )
         elif code != NORMAL_CLOSURE:
             # Not asked for by close() (that handler would be gone): tell the error listeners why.
-            self._report(
-                ConnectionClosedError(
-                    f"the connection closed unexpectedly ({detail}); connect() again to go on", code=code, reason=reason
-                )
+            retry = code in RECONNECT_CLOSE_CODES
+            then = "reconnecting" if retry and self._reconnect_policy else "connect() again to go on"
+            error = ConnectionClosedError(f"the connection closed unexpectedly ({detail}); {then}", code=code, reason=reason)
+        elif self._core.response_running:
+            error = ConnectionClosedError(
+                f"the server closed the connection ({detail}) in the middle of a response: the response was cut",
+                code=code,
+                reason=reason,
             )
+        if error is not None:
+            self._report(error)
+        self._lost(error, retry)
+
+    def _lost(self, error: BaseException | None, retry: bool) -> None:
+        """The connection is gone: reconnect when that was asked for and fits, then tear down."""
+        if (
+            retry
+            and self._reconnect_policy is not None
+            and self._core.status == "connected"
+            and self._reconnect_task is None
+        ):
+            config = self._core.session_config  # everything configured so far, re-sent on reconnect
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(config, error))
         self._teardown()
+
+    async def _reconnect(self, config: SessionConfig, cause: BaseException | None) -> None:
+        policy = self._reconnect_policy
+        assert policy is not None
+        me = asyncio.current_task()
+        try:
+            for attempt in range(1, policy.max_attempts + 1):
+                delay = policy.delay_s(attempt)
+                self._emitter.emit("reconnecting", Reconnecting(attempt, delay, cause))
+                await asyncio.sleep(delay)
+                try:
+                    await self._connect(None, None, self._url, None, config, OPEN_TIMEOUT_S, keep_default_url=True)
+                except ConnectionFailedError as exc:
+                    cause = exc
+                    if exc.http_status in AUTH_REFUSED_STATUSES:
+                        self._report(
+                            ConnectionFailedError(
+                                f"not reconnecting: the server refused the key (HTTP {exc.http_status})",
+                                http_status=exc.http_status,
+                            )
+                        )
+                        return
+                    continue
+                except UserError as exc:  # a key or config this transport refuses: another try would too
+                    self._report(exc)
+                    return
+                except Exception as exc:  # the api_key function's own failure (its key server is down?)
+                    cause = exc
+                    self._report(exc)
+                    continue
+                self._emitter.emit("reconnected", Reconnected(attempt))
+                return
+            self._report(
+                ConnectionFailedError(f"gave up reconnecting after {policy.max_attempts} attempt(s); last: {cause}")
+            )
+        finally:
+            if self._reconnect_task is me:
+                self._reconnect_task = None
+                if self._core.status == "disconnected":
+                    self._emitter.close_streams()
 
     def _fail_attempt(self, error: BaseException) -> None:
         attempt = self._attempt
@@ -413,14 +628,52 @@ class OpenAIRealtimeWebSocket:
             attempt.opened.exception()
 
     # Sending -------------------------------------------------------------------------------------
+    # Each method hands its events to the core, then sends what the core produced. A call that does
+    # not fit the state raises InvalidStateError before anything is sent (unless it says otherwise).
     def send_event(self, event: Mapping[str, Any]) -> None:
-        """Send any client event (a dict with a ``type``) as JSON."""
+        """Send any client event (a dict with a ``type``) as JSON; ``response.create`` waits for a
+        running response. ConfigurationError for a malformed event, InvalidStateError unless connected."""
         self._core.send_event(event)
         self._flush()
 
     def send_audio(self, pcm: bytes | bytearray | memoryview, commit: bool = False) -> None:
-        """Append input audio (PCM16 24 kHz mono, or the session's input format); ignored unless connected."""
+        """Send ``input_audio_buffer.append`` (PCM16 24 kHz mono, or the session's input format), then
+        ``input_audio_buffer.commit`` if ``commit``. Ignored unless connected.
+
+        On a slow uplink (more than ``max_buffered_audio_bytes`` waiting in the socket's send buffer)
+        the audio is dropped, not queued, with an ``audio_dropped`` event (:class:`AudioDropped`); a
+        ``commit`` is still sent. Never raises for a full buffer."""
+        socket = self._socket
+        if socket is not None and self._core.status == "connected":
+            buffered = _buffered_amount(socket)
+            if buffered > self._max_buffered_audio_bytes:
+                dropped = memoryview(pcm).nbytes
+                self._emitter.emit(
+                    "audio_dropped",
+                    AudioDropped(
+                        dropped,
+                        buffered,
+                        f"{buffered} bytes wait in the socket's send buffer, more than max_buffered_audio_bytes "
+                        f"({self._max_buffered_audio_bytes}): the uplink is slower than the audio",
+                    ),
+                )
+                if commit:
+                    self._core.send_audio(b"", commit=True)
+                    self._flush()
+                return
         self._core.send_audio(pcm, commit=commit)
+        self._flush()
+
+    def commit_audio(self) -> None:
+        """Send ``input_audio_buffer.commit``: the audio sent so far becomes a user item (push to talk).
+        InvalidStateError unless connected."""
+        self._core.commit_audio()
+        self._flush()
+
+    def clear_audio(self) -> None:
+        """Send ``input_audio_buffer.clear``: audio sent and not committed is dropped by the server.
+        InvalidStateError unless connected."""
+        self._core.clear_audio()
         self._flush()
 
     def send_message(
@@ -429,55 +682,106 @@ class OpenAIRealtimeWebSocket:
         other_event_data: Mapping[str, Any] | None = None,
         trigger_response: bool = True,
     ) -> None:
+        """Send a user message (text, or a message item) as ``conversation.item.create``, then
+        ``response.create`` if ``trigger_response``. ConfigurationError for a malformed message,
+        InvalidStateError unless connected."""
         self._core.send_message(message, other_event_data, trigger_response=trigger_response)
         self._flush()
 
     def add_image(self, image_url: str, trigger_response: bool = True) -> None:
+        """Send an image (a URL or data URL) as a user ``conversation.item.create``, then
+        ``response.create`` if ``trigger_response``. ConfigurationError for a bad URL,
+        InvalidStateError unless connected."""
         self._core.add_image(image_url, trigger_response=trigger_response)
         self._flush()
 
     def update_session_config(self, config: SessionConfig | Mapping[str, Any]) -> None:
+        """Send ``session.update`` with ``config`` (merged into what was configured; re-sent on a
+        reconnect). ConfigurationError for a config the dialect cannot carry, InvalidStateError unless
+        connected."""
         self._core.update_session_config(config)
         self._flush()
 
     def send_function_call_output(
         self, call: FunctionCall | Mapping[str, Any], output: Any, start_response: bool = True
     ) -> None:
+        """Send a ``function_call_output`` item for ``call``, then ``response.create`` if
+        ``start_response``. ConfigurationError for a call without its id, InvalidStateError unless
+        connected."""
         self._core.send_function_call_output(call, output, start_response=start_response)
         self._flush()
 
+    def send_mcp_response(self, approval_request_id: str, approve: bool, reason: str | None = None) -> None:
+        """Answer an ``mcp_approval_request``: sends ``conversation.item.create`` with an
+        ``mcp_approval_response`` item (see ``RealtimeProtocol.send_mcp_response``). ConfigurationError
+        for a bad id, approve or reason; InvalidStateError unless connected."""
+        self._core.send_mcp_response(approval_request_id, approve, reason)
+        self._flush()
+
     def request_response(self, response: Mapping[str, Any] | None = None) -> None:
-        """Ask the model to respond (held until a running response finishes)."""
+        """Send ``response.create`` (held until a running response finishes). ConfigurationError for a
+        malformed ``response``, InvalidStateError unless connected."""
         self._core.request_response(response)
+        self._flush()
+
+    def cancel_response(self) -> None:
+        """Send ``response.cancel`` if a response is running and no cancel was sent for it yet (through
+        the ``_cancel_response`` hook). Does nothing while disconnected; never raises."""
+        self._cancel_response()
+
+    def delete_item(self, item_id: str) -> None:
+        """Send ``conversation.item.delete``. ConfigurationError for a bad id, InvalidStateError unless
+        connected."""
+        self._core.delete_item(item_id)
+        self._flush()
+
+    def retrieve_item(self, item_id: str) -> None:
+        """Send ``conversation.item.retrieve``; the item comes back as ``item_update``.
+        ConfigurationError for a bad id, InvalidStateError unless connected."""
+        self._core.retrieve_item(item_id)
+        self._flush()
+
+    def truncate_item(self, item_id: str, content_index: int, audio_end_ms: int) -> None:
+        """Send ``conversation.item.truncate``: the item's audio is cut at ``audio_end_ms``.
+        ConfigurationError for a bad id, index or position; InvalidStateError unless connected."""
+        self._core.truncate_item(item_id, content_index, audio_end_ms)
         self._flush()
 
     def reset_history(
         self, old_items: Iterable[ItemUpdate | Mapping[str, Any]], new_items: Iterable[ItemUpdate | Mapping[str, Any]]
     ) -> None:
+        """Make the server's conversation ``new_items``: sends the ``conversation.item.delete`` and
+        ``conversation.item.create`` events that turn ``old_items`` into it. ConfigurationError for a
+        malformed item, InvalidStateError unless connected."""
         self._core.reset_history(old_items, new_items)
         self._flush()
 
     def interrupt(self, cancel_ongoing_response: bool = True) -> None:
-        """Stop the model: cancel its response and cut its audio where the user stopped hearing it."""
-        if self._state.status != "connected":
+        """Stop the model: send ``response.cancel`` (if asked and a response runs) and a
+        ``conversation.item.truncate`` where the user stopped hearing its audio. Does nothing unless
+        connected; never raises."""
+        if self._core.status != "connected":
             return
         self._interrupt(self._heard_source(), cancel_ongoing_response)
 
     # Audio devices -------------------------------------------------------------------------------
     def attach_audio_output(self, player: AudioOutput | None) -> None:
-        """Play received audio on ``player``; it also tells interruptions how much was heard."""
+        """Play received audio on ``player`` (None: detach); it also tells interruptions how much was
+        heard. Sends nothing; ConfigurationError for an object that is not an AudioOutput."""
         if player is not None and not isinstance(player, AudioOutput):
             raise ConfigurationError("the audio output must have play(), heard_ms() and stop() (see AudioOutput)")
         self._player = player
         self._heard = self._heard_source()
 
     def attach_microphone(self, mic: AudioInput | None) -> None:
-        """Let ``mute()``/``muted`` control ``mic``."""
+        """Let ``mute()``/``muted`` control ``mic`` (None: detach). Sends nothing; ConfigurationError
+        for an object that is not an AudioInput."""
         if mic is not None and not isinstance(mic, AudioInput):
             raise ConfigurationError("the microphone must have a 'muted' property (see AudioInput)")
         self._microphone = mic
 
     def mute(self, muted: bool) -> None:
+        """Mute or unmute the attached microphone (sends nothing). UnsupportedError without one."""
         if self._microphone is None:
             raise UnsupportedError(
                 "mute() needs a microphone: attach_microphone(mic) first, or stop calling send_audio() yourself"
@@ -529,7 +833,7 @@ class OpenAIRealtimeWebSocket:
     def _flush(self) -> None:
         """Send what the core produced, then deliver what it emitted (in that order)."""
         frames = self._core.data_to_send()
-        socket = self._state.websocket
+        socket = self._socket
         if frames:
             if socket is None:
                 self._report(ConnectionClosedError(f"{len(frames)} event(s) not sent: the transport is disconnected"))
@@ -558,10 +862,32 @@ class OpenAIRealtimeWebSocket:
             self._emitter.emit("error", ErrorEvent(error))
 
     def __repr__(self) -> str:
-        return f"<OpenAIRealtimeWebSocket {self._dialect.name} model={self._core.model!r} status={self._state.status}>"
+        return f"<OpenAIRealtimeWebSocket {self._dialect.name} model={self._core.model!r} status={self._core.status}>"
 
     async def __aenter__(self) -> OpenAIRealtimeWebSocket:
+        """``async with``: sends nothing, never raises; the transport is closed at the end."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Calls :meth:`close` (sends the close frame); never raises."""
         self.close()
+
+
+def _buffered_amount(socket: RealtimeSocket) -> int:
+    """The socket's send backlog in bytes, or 0 for a socket that does not tell (see BufferedSocket)."""
+    if not isinstance(socket, BufferedSocket):
+        return 0
+    try:
+        return int(socket.buffered_amount)
+    except Exception:  # a socket closing under us: nothing is waiting any more
+        return 0
+
+
+def _positive_int_or_none(name: str, value: object, *, allow_none: bool) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(
+            f"{name} must be a positive number of bytes{' or None (no bound)' if allow_none else ''}, not {value!r}"
+        )
+    return value

@@ -625,3 +625,186 @@ def test_talking_over_the_model_cuts_at_the_heard_position_without_a_client_canc
     assert types.count("conversation.item.truncate") == 1
     assert connection["errors"] == []
     assert [t["audio_end_ms"] for t in realtime_server.state()["truncations"]] == [int(heard_then)]
+
+
+# Bounds, a slow uplink and endings (what only a browser shows) ----------------------------------------
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _bounded_messages(selenium, url, max_bytes, cases):
+    import asyncio
+    import json
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+
+    outcomes = []
+    for size, char in cases:
+        transport = OpenAIRealtimeWebSocket(url=url, max_message_bytes=max_bytes)
+        got, errors = [], []
+        transport.on("x.padding", lambda event, got=got: got.append(len(event.pad.encode())))
+        transport.on("error", lambda event, errors=errors: errors.append(event.exception))
+        await transport.connect(api_key="ek_x")
+        sock = transport.connection_state.websocket
+        transport.send_event({"type": "test.size", "n": size, "char": char})
+        for _ in range(250):
+            if got or transport.status == "disconnected":
+                break
+            await asyncio.sleep(0.02)
+        buffer_bytes = len(sock._buffer)
+        transport.close()
+        outcomes.append({
+            "size": size, "char": char, "read": bool(got), "status": transport.status,
+            "errors": [(type(e).__name__, getattr(e, "code", None), str(e)) for e in errors],
+            "buffer_bytes": buffer_bytes,
+        })
+    return json.dumps(outcomes)
+
+
+def test_the_shim_refuses_a_message_over_the_bound_before_copying_it(selenium, ws):
+    import json
+
+    bound = 70_000  # past the initial 64 KiB buffer: a message at the bound makes it grow, but no further
+    cases = [
+        (bound, "x"),        # ASCII, exactly at the bound: read
+        (bound, "é"),        # 2-byte UTF-8, exactly at the bound: read (fewer UTF-16 units than bytes)
+        (bound, "😀"),       # 4-byte UTF-8 (a surrogate pair in JS), exactly at the bound: read
+        (bound + 1, "x"),    # one byte over, ASCII: refused on its length, nothing encoded
+        (bound + 1, "é"),    # one byte over, only UTF-8 shows it: refused by the bounded encode
+        (bound + 2, "😀"),   # over by a 4-byte character
+        (10 * bound, "é"),   # far over
+    ]
+    outcomes = json.loads(_bounded_messages(selenium, ws.url + "/sized", bound, cases))
+    for case, outcome in zip(cases, outcomes, strict=True):
+        at_bound = case[0] <= bound
+        assert outcome["read"] is at_bound, outcome
+        assert outcome["buffer_bytes"] <= bound + 4, outcome  # never a buffer bigger than the bound needs
+        if at_bound:
+            assert outcome["errors"] == [], outcome
+        else:
+            assert outcome["status"] == "disconnected"
+            (name, code, message), = outcome["errors"]
+            assert (name, code) == ("ConnectionClosedError", 1009), outcome
+            assert "max_message_bytes" in message and str(bound) in message
+    # Browsers may not send 1009: the shim closes with 4009 (the application range) and says why.
+    assert ws.closes.count(4009) == sum(1 for size, _ in cases if size > bound)
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _slow_uplink(selenium, url):
+    import asyncio
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.errors import ConnectionClosedError
+
+    transport = OpenAIRealtimeWebSocket(url=url, max_buffered_audio_bytes=16 * 1024)
+    dropped = []
+    transport.on("audio_dropped", lambda event: dropped.append((event.bytes, event.buffered_amount, event.reason)))
+    await transport.connect(api_key="ek_x")
+    sock = transport.connection_state.websocket
+    # In one JS task the page's WebSocket cannot drain: bufferedAmount only grows, as on a slow link.
+    peak = 0
+    for _ in range(50):
+        transport.send_audio(bytes(4800))
+        peak = max(peak, sock.buffered_amount)
+    in_burst = len(dropped)
+    for _ in range(250):
+        if sock.buffered_amount == 0:
+            break
+        await asyncio.sleep(0.02)
+    drained = sock.buffered_amount
+    transport.send_audio(bytes(4800))  # drained: sent again
+    after = len(dropped)
+    transport.close()
+    await asyncio.sleep(0.1)
+    try:
+        sock.send("{}")
+        closed_send = "sent"
+    except ConnectionClosedError as exc:
+        closed_send = type(exc).__name__
+    return in_burst, after, peak, drained, dropped[0] if dropped else None, closed_send
+
+
+def test_a_slow_uplink_drops_audio_by_the_pages_buffered_amount(selenium, ws):
+    in_burst, after, peak, drained, first, closed_send = _slow_uplink(selenium, ws.url + "/sized")
+    one_frame = 4800 * 4 // 3 + 100
+    assert in_burst >= 40  # the cap holds three or four chunks; the rest of the 50 is dropped
+    assert peak <= 16 * 1024 + one_frame
+    assert drained == 0 and after == in_burst
+    size, buffered, reason = first
+    assert size == 4800 and buffered > 16 * 1024 and "max_buffered_audio_bytes" in reason
+    assert closed_send == "ConnectionClosedError"  # as the CPython backend raises
+    appends = [m for m in ws.received if "input_audio_buffer.append" in m]
+    assert len(appends) == 50 - in_burst + 1
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _dropped_and_refused_urls(selenium, url):
+    import asyncio
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.errors import ConfigurationError
+
+    refusals = []
+    for bad in ("ws://example.com/v1/realtime", "http://127.0.0.1:1/x", "wss://u:ek_secret@h.example/"):
+        try:
+            OpenAIRealtimeWebSocket(url=bad)
+            refusals.append("accepted")
+        except ConfigurationError as exc:
+            refusals.append(str(exc))
+    transport = OpenAIRealtimeWebSocket(url=url)
+    errors = []
+    transport.on("error", lambda event: errors.append((type(event.exception).__name__, str(event.exception))))
+    await transport.connect(api_key="ek_x")
+    transport.send_event({"type": "test.drop"})
+    for _ in range(250):
+        if transport.status == "disconnected":
+            break
+        await asyncio.sleep(0.02)
+    return refusals, errors, transport.status
+
+
+def test_a_dropped_connection_is_one_error_with_words_and_bad_urls_are_refused(selenium, ws):
+    refusals, errors, status = _dropped_and_refused_urls(selenium, ws.url + "/sized")
+    assert "allow_insecure_transport=True" in refusals[0]
+    assert "wss://" in refusals[1]
+    assert "credentials" in refusals[2] and "ek_secret" not in refusals[2]
+    assert status == "disconnected"
+    # The page's error event says nothing; the close event that follows says it all, once.
+    assert [tuple(e) for e in errors] == [
+        ("ConnectionClosedError", errors[0][1]),
+    ]
+    assert "code 1006 (abnormal closure" in errors[0][1]
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _reconnect_in_the_page(selenium, url):
+    import asyncio
+    import itertools
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.transport import ReconnectPolicy
+
+    counter = itertools.count(1)
+    transport = OpenAIRealtimeWebSocket(url=url, reconnect=ReconnectPolicy(initial_delay_s=0.01))
+    got = []
+    for name in ("error", "reconnecting", "reconnected"):
+        transport.on(name, lambda payload, name=name: got.append(name))
+    await transport.connect(api_key=lambda: f"ek_{next(counter)}", initial_session_config={"instructions": "stay"})
+    transport.send_event({"type": "test.drop"})
+    for _ in range(250):
+        if "reconnected" in got:
+            break
+        await asyncio.sleep(0.02)
+    status = transport.status
+    transport.close()
+    return got, status
+
+
+def test_the_page_reconnects_after_a_drop_with_a_fresh_key_and_the_session(selenium, ws):
+    got, status = _reconnect_in_the_page(selenium, ws.url + "/sized")
+    assert got == ["error", "reconnecting", "reconnected"] and status == "connected"
+    offered = [r["headers"]["Sec-WebSocket-Protocol"] for r in ws.requests]
+    assert [("openai-insecure-api-key.ek_1" in o, "openai-insecure-api-key.ek_2" in o) for o in offered] == [
+        (True, False), (False, True)]
+    updates = [m for m in ws.received if '"session.update"' in m and '"instructions":"stay"' in m]
+    assert len(updates) == 2  # the session config, re-sent on the new connection

@@ -107,24 +107,88 @@ def test_unset_is_omitted_none_is_null_and_falsy_is_kept(given: dict[str, Any], 
     assert config.to_wire("ga") == ga
 
 
-def test_unknown_keys_pass_through_and_dicts_merge_into_the_generated_session() -> None:
-    config = SessionConfig.coerce(
-        {"voice": "cedar", "prompt": {"id": "pmpt_1"}, "audio": {"output": {"speed": 2}, "input": {"x": 1}}, "truncation": "auto"}
-    )
-    assert config.to_wire("ga") == {
-        "type": "realtime",
-        "audio": {"output": {"voice": "cedar", "speed": 2}, "input": {"x": 1}},
-        "prompt": {"id": "pmpt_1"},
-        "truncation": "auto",
-    }
-    assert config.to_wire("beta") == {
-        "voice": "cedar", "prompt": {"id": "pmpt_1"}, "audio": {"output": {"speed": 2}, "input": {"x": 1}}, "truncation": "auto"
-    }
+def test_extra_fields_are_merged_into_the_generated_session_as_given() -> None:
+    # The one way to send a field newer than this release: named, and never checked.
+    config = SessionConfig.coerce({"voice": "cedar", "extra_fields": {"audio": {"output": {"future": 2}}, "knob": True}})
+    assert config.to_wire("ga") == {"type": "realtime", "audio": {"output": {"voice": "cedar", "future": 2}}, "knob": True}
+    assert config.to_wire("beta") == {"voice": "cedar", "audio": {"output": {"future": 2}}, "knob": True}
 
 
-def test_unknown_keys_inside_turn_detection_pass_through() -> None:
-    config = SessionConfig.coerce({"turn_detection": {"type": "semantic_vad", "eagerness": "low", "future_knob": 3}})
-    assert config.to_wire("beta")["turn_detection"] == {"type": "semantic_vad", "eagerness": "low", "future_knob": 3}
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"instrucions": "x"}, "the session config has no field 'instrucions': did you mean 'instructions'?"),
+        ({"turnDetection": {}}, "the session config has no field 'turnDetection': the API's names are snake_case, use 'turn_detection'"),
+        ({"outputModalities": ["audio"]}, "use 'output_modalities'"),
+        ({"turn_detection": {"type": "server_vad", "eagernes": "low"}}, "turn_detection has no field 'eagernes': did you mean 'eagerness'?"),
+        ({"turn_detection": {"future_knob": 3}}, "turn_detection has no field 'future_knob'"),
+        ({"audio": {"input": {"formt": "pcm16"}}}, "session audio.input has no field 'formt': did you mean 'format'?"),
+        ({"audio": {"outptu": {}}}, "session audio has no field 'outptu': did you mean 'output'?"),
+        ({"audio": {"output": {"voice": "x"}}, "voice": "y"}, "voice is given twice"),
+        ({"type": "transcription"}, "session type 'transcription' is not supported"),
+        ({"voice": {"name": "v"}}, "a custom voice has no field 'name': the fields are: id"),
+        ({"include": ["item.logprobs"]}, "include must be a list of 'item.input_audio_transcription.logprobs'"),
+        ({"prompt": {"id": "pmpt_1", "verison": "2"}}, "prompt has no field 'verison': did you mean 'version'?"),
+        ({"prompt": "pmpt_1"}, "prompt must be a dict like"),
+        ({"truncation": "sometimes"}, "truncation must be 'auto', 'disabled' or"),
+        ({"truncation": {"type": "retention_ratio", "retention_ratio": 1.5}}, "truncation must be"),
+    ],
+)
+def test_unknown_and_camel_case_keys_are_refused_naming_the_nearest_known(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        SessionConfig.coerce(given)
+    assert message in str(refused.value)
+
+
+GA_NESTED = {
+    "type": "realtime",
+    "output_modalities": ["audio"],
+    "instructions": "Be brief.",
+    "max_output_tokens": 500,
+    "audio": {
+        "input": {"format": {"type": "audio/pcmu"}, "transcription": {"model": "gpt-4o-transcribe"},
+                  "noise_reduction": {"type": "near_field"}, "turn_detection": {"type": "server_vad", "threshold": 0.6}},
+        "output": {"format": {"type": "audio/pcma"}, "voice": "marin", "speed": 1.2},
+    },
+}
+FLAT = {
+    "modalities": ["audio"], "instructions": "Be brief.", "max_response_output_tokens": 500,
+    "input_audio_format": "g711_ulaw", "input_audio_transcription": {"model": "gpt-4o-transcribe"},
+    "input_audio_noise_reduction": {"type": "near_field"}, "turn_detection": {"type": "server_vad", "threshold": 0.6},
+    "output_audio_format": "g711_alaw", "voice": "marin", "speed": 1.2,
+}
+
+
+@pytest.mark.parametrize("given", [GA_NESTED, FLAT], ids=["ga-nested", "flat"])
+def test_both_shapes_translate_to_each_dialect(given: dict[str, Any]) -> None:
+    config = SessionConfig.coerce(given)
+    assert config == SessionConfig.coerce(FLAT)
+    assert config.to_wire("ga") == GA_NESTED
+    assert config.to_wire("beta") == FLAT
+    # A wire session read back is the same config (round trip through either dialect).
+    assert SessionConfig.coerce(config.to_wire("ga")) == config == SessionConfig.coerce(config.to_wire("beta"))
+
+
+def test_a_nested_update_merges_field_by_field_with_a_flat_config() -> None:
+    merged = SessionConfig.coerce(FLAT).merged({"audio": {"output": {"voice": "cedar"}}})
+    assert merged.voice == "cedar" and merged.output_audio_format == "g711_alaw"
+
+
+def test_custom_voice_include_prompt_and_truncation_are_ga_fields() -> None:
+    config = SessionConfig.coerce({
+        "voice": {"id": "voice_123"}, "include": ["item.input_audio_transcription.logprobs"],
+        "prompt": {"id": "pmpt_1", "variables": {"name": "Ada"}, "version": "2"},
+        "truncation": {"type": "retention_ratio", "retention_ratio": 0.5}, "parallel_tool_calls": False,
+    })
+    wire = config.to_wire("ga")
+    assert wire["audio"] == {"output": {"voice": {"id": "voice_123"}}}
+    assert wire["include"] == ["item.input_audio_transcription.logprobs"] and wire["prompt"]["id"] == "pmpt_1"
+    assert wire["truncation"] == {"type": "retention_ratio", "retention_ratio": 0.5} and wire["parallel_tool_calls"] is False
+    with pytest.raises(ConfigurationError, match="custom voice"):
+        SessionConfig.coerce({"voice": {"id": "voice_123"}}).to_wire("beta")
+    for name, value in (("include", []), ("prompt", {"id": "p"}), ("truncation", "auto")):
+        with pytest.raises(ConfigurationError, match=f"{name} is a GA-only session field"):
+            SessionConfig.coerce({name: value}).to_wire("beta")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from pyodide_realtime._core import MAX_AUDIO_APPEND_BYTES, RealtimeProtocol
+from pyodide_realtime._core import CUT_STATUS, MAX_AUDIO_APPEND_BYTES, RealtimeProtocol
 from pyodide_realtime.errors import ConfigurationError, InvalidStateError, ServerError
 from pyodide_realtime.events import (
     AudioInterrupted,
@@ -17,6 +17,7 @@ from pyodide_realtime.events import (
     FunctionCall,
     GenericServerEvent,
     ItemUpdate,
+    ResponseCut,
     TransportAudio,
     TurnDone,
     Usage,
@@ -231,7 +232,10 @@ def test_close_resets_and_emits_and_stale_frames_are_ignored(dialect: str) -> No
     core = opened(dialect)
     speaking(dialect, core)
     core.connection_closed()
-    assert names(core) == ["connection_change", "disconnected"]
+    # The response it cut is reported (#9.6), so a turn_done loop does not wait for its response.done.
+    events = core.events_received()
+    assert [n for n, _ in events] == ["response_cut", "turn_done", "connection_change", "disconnected"]
+    assert events[0][1] == ResponseCut("resp_1") and events[1][1] == TurnDone("resp_1", CUT_STATUS, (), Usage())
     assert core.status == "disconnected" and core.current_item is None and not core.response_running
     assert core.receive(audio_delta(dialect)) is None
     assert core.events_received() == []
@@ -291,7 +295,7 @@ def test_calls_json_cannot_carry_change_no_state() -> None:
         core.request_response({"metadata": {"x": {1}}})  # held: refused now, not when released
     assert core.held_response_creates == 0
     with pytest.raises(ConfigurationError, match="JSON"):
-        core.send_event({"type": "response.cancel", "x": {1}})
+        core.send_event({"type": "response.cancel", "response_id": {1}})
     assert core.cancel_response() is True  # the cancel flag was not set by the refused one
     with pytest.raises(ConfigurationError, match="JSON"):
         core.update_session_config({"instructions": "two", "tools": [{"type": "function", "x": {1}}]})
@@ -318,7 +322,7 @@ def test_every_event_reaches_star_and_its_own_name(dialect: str) -> None:
     core.receive(ev(type="some.future_event", payload={"x": 1}))
     core.receive(ev(type="input_audio_buffer.committed", item_id="i"))
     emitted = core.events_received()
-    assert [n for n, _ in emitted] == ["*", "some.future_event", "*", "input_audio_buffer.committed"]
+    assert [n for n, _ in emitted] == ["*", "some.future_event", "*", "input_audio_buffer.committed", "audio_committed"]
     future = emitted[0][1]
     assert isinstance(future, GenericServerEvent) and future.model_extra == {"payload": {"x": 1}}
 
@@ -346,7 +350,7 @@ def test_audio_deltas_are_emitted_decoded_and_measured(dialect: str, fmt: str, n
     assert [n for n, _ in emitted] == ["*", WIRE[dialect].audio_delta, "audio"]
     audio = emitted[2][1]
     assert isinstance(audio, TransportAudio)
-    assert audio == TransportAudio(bytes(i % 251 for i in range(nbytes)), "resp_9", "item_7", 1)
+    assert audio == TransportAudio(bytes(i % 251 for i in range(nbytes)), "resp_9", "item_7", 1, fmt)
     assert core.audio_received_ms == expected_ms
     assert core.current_item == ("item_7", 1)
     assert core.first_audio_ms == 500.0
@@ -861,14 +865,16 @@ def test_reset_history_deletes_changed_and_removed_items_and_recreates_messages(
     new = [msg("a", "keep"), msg("c", "after"), msg("d", "new", role="system"), ItemUpdate("f", "function_call", status="completed")]
     core.reset_history(old, new)
     out = sent(core)
-    assert [(e["type"], e.get("item_id") or e["item"]["id"]) for e in out] == [
-        ("conversation.item.delete", "b"),
-        ("conversation.item.delete", "c"),
-        ("conversation.item.create", "d"),
-        ("conversation.item.create", "c"),
+    # As the JS transport (0.20): creates in the new order, each placed after the item before it,
+    # so the edited "c" keeps its place instead of moving to the end.
+    assert [(e["type"], e.get("item_id") or e["item"]["id"], e.get("previous_item_id")) for e in out] == [
+        ("conversation.item.delete", "b", None),
+        ("conversation.item.delete", "c", None),
+        ("conversation.item.create", "c", "a"),
+        ("conversation.item.create", "d", "c"),
     ]
-    assert "status" not in out[2]["item"]  # system messages carry no status
-    assert out[3]["item"] == {"type": "message", "role": "user", "id": "c", "status": "completed",
+    assert "status" not in out[3]["item"]  # system messages carry no status
+    assert out[2]["item"] == {"type": "message", "role": "user", "id": "c", "status": "completed",
                               "content": [{"type": "input_text", "text": "after"}]}
     with pytest.raises(ConfigurationError):
         core.reset_history([{"no": "id"}], [])
@@ -892,3 +898,262 @@ def test_star_and_per_type_events_are_made_only_when_wanted() -> None:
     assert names(core) == ["*", "response.output_audio.delta", "audio"]
     core.receive(ev(type="error", error={"message": "x"}))
     assert names(core)[:2] == ["*", "error"]
+
+
+# Malformed frames (#9.1, #9.2): nothing escapes, the state still advances --------------------------------
+BAD_VALUES: list[Any] = ["12", 1e999, float("nan"), -5, True, {"x": 1}, [1, 2], None, "\u0000", 2**70]
+
+
+def bad_usages() -> list[Any]:
+    usages: list[Any] = ["tokens", 7, [], None]
+    for value in BAD_VALUES:
+        usages.append({"input_tokens": value, "output_tokens": 3})
+        usages.append({"input_tokens": 1, "output_tokens": value, "total_tokens": value})
+        usages.append({"input_token_details": value, "output_token_details": value})
+        usages.append({"input_tokens_details": value, "output_tokens_details": value})
+    return usages
+
+
+def frame(fields: dict[str, Any]) -> str:
+    # allow_nan: 1e999 and NaN travel as the JSON literals Infinity and NaN, as a hostile peer sends them.
+    return json.dumps(fields, allow_nan=True)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("usage", bad_usages(), ids=repr)
+def test_a_response_done_with_any_usage_ends_the_response_and_releases_the_queue(dialect: str, usage: Any) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.request_response()  # held behind the running response
+    assert core.held_response_creates == 1
+    core.events_received()
+    core.receive(frame({"type": "response.done", "response": {"id": "resp_1", "status": "completed", "usage": usage}}))
+    events = core.events_received()
+    done = [p for n, p in events if n == "turn_done"]
+    assert len(done) == 1 and done[0].response_id == "resp_1"
+    assert [p for n, p in events if n == "usage_update"] == [done[0].usage]
+    assert all(isinstance(v, int) and v >= 0 for v in (done[0].usage.input_tokens, done[0].usage.output_tokens))
+    assert sent_types(core) == ["response.create"] and core.held_response_creates == 0 and not core.response_running
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("response", [
+    "not an object", 12, None, [], {"id": 5, "status": 7, "output": "none", "usage": 3},
+    {"id": "resp_1", "output": {"a": 1}}, {"id": "resp_1", "output": 1e999}, {"id": ["x"], "output": [None, 1, "x"]},
+], ids=repr)
+def test_a_response_done_of_any_shape_ends_the_response(dialect: str, response: Any) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.send_message("hi")  # its response.create is held
+    assert sent_types(core) == ["conversation.item.create"]
+    core.events_received()
+    event = core.receive(frame({"type": "response.done", "response": response}))
+    assert event is not None
+    events = core.events_received()
+    assert [n for n, _ in events].count("turn_done") == 1 and [n for n, _ in events].count("usage_update") == 1
+    assert isinstance(dict(events)["turn_done"].output, tuple)
+    assert sent_types(core) == ["response.create"]
+    assert not core.response_running and core.held_response_creates == 0
+    # Whatever did not fit is an ``error`` event that says so, never an exception.
+    for name, payload in events:
+        if name == "error":
+            assert isinstance(payload, ErrorEvent) and "response.done" in str(payload.exception)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_malformed_known_event_is_an_error_event_keeping_the_frame_and_the_problem(dialect: str) -> None:
+    core = opened(dialect)
+    text = frame({"type": WIRE[dialect].audio_delta, "item_id": 12, "delta": "AAAA"})
+    core.receive(text)
+    events = core.events_received()
+    assert [n for n, _ in events] == ["*", "error"]  # not under its own type: its listeners could not read it
+    error = events[1][1]
+    assert isinstance(error, ErrorEvent) and error.error.raw == text and "item_id" in error.error.problem
+    exception = error.exception
+    assert isinstance(exception, ServerError) and exception.code == "malformed_event"
+    assert "item_id" in str(exception) and WIRE[dialect].audio_delta in str(exception)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("error", ["boom", {"code": 429, "message": "slow down"}, {"message": ["a", "b"]}, 7, None],
+                         ids=repr)
+def test_error_listeners_always_get_an_error_event(dialect: str, error: Any) -> None:
+    core = opened(dialect)
+    core.receive(frame({"type": "error", "error": error}))
+    (payload,) = payloads(core, "error")
+    assert isinstance(payload, ErrorEvent) and isinstance(payload.exception, ServerError)
+    if error == "boom":
+        assert str(payload.exception) == "boom"
+    if isinstance(error, dict) and error.get("code") == 429:
+        assert payload.exception.code == "429" and str(payload.exception) == "slow down"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_text_delta_with_a_lone_surrogate_arrives_with_a_replacement_character(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive('{"type": "%s", "item_id": "i", "response_id": "r", "delta": "a\\ud800b\\ud83d\\ude00"}'
+                 % WIRE[dialect].text_delta)
+    (delta,) = payloads(core, "output_text_delta")
+    assert delta.delta == "a\ufffdb\U0001F600"
+
+
+# Finished audio is never cut (#9.7) -------------------------------------------------------------------
+class FinishingPlayer:
+    """An AudioOutput double with ``finished``: what a player reports after its last frame rendered."""
+
+    def __init__(self, heard: dict[tuple[str, int], float], finished: set[tuple[str, int]]) -> None:
+        self.heard, self.done = heard, finished
+
+    def play(self, data: bytes, *, item_id: str, content_index: int, audio_format: str) -> None: ...
+    def stop(self) -> None: ...
+
+    def heard_ms(self, item_id: str, content_index: int) -> float | None:
+        return self.heard.get((item_id, content_index))
+
+    def finished(self, item_id: str, content_index: int) -> bool:
+        return (item_id, content_index) in self.done
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("as_method", [True, False], ids=["player.heard_ms", "player"])
+def test_an_item_the_player_says_finished_is_never_truncated_whatever_it_reports_heard(dialect: str, as_method: bool) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    for item in ("item_1", "item_2"):
+        core.receive(audio_delta(dialect, item=item), now_ms=1000.0)
+        core.receive(audio_delta(dialect, item=item), now_ms=1000.0)
+        core.receive(audio_done(dialect, item=item))
+    # item_1 played to its end but, resampled at another rate, counts 150 ms heard of 200 ms received.
+    player = FinishingPlayer({("item_1", 0): 150.0, ("item_2", 0): 40.0}, {("item_1", 0)})
+    core.events_received()
+    assert core.interrupt(1100.0, player.heard_ms if as_method else player)
+    assert [f["item_id"] for f in sent(core) if f["type"] == "conversation.item.truncate"] == ["item_2"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_without_finished_audio_heard_to_within_resampling_rounding_of_its_end_is_not_truncated(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.receive(audio_delta(dialect, nbytes=143174), now_ms=0.0)  # 2982.79 ms of PCM16
+    core.receive(audio_done(dialect))
+    core.receive(response_done())
+    sent(core)
+    # The demo's case: 2982 ms heard of 2982.8 ms received. It played to its end.
+    assert not core.interrupt(5000.0, lambda item_id, content_index: 2982.0)
+    assert "conversation.item.truncate" not in sent_types(core)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_response_with_its_own_audio_format_is_measured_and_played_in_it(dialect: str) -> None:
+    core = opened(dialect)  # the session says pcm16
+    response = ({"id": "resp_1", "audio": {"output": {"format": {"type": "audio/pcmu"}}}} if dialect == "ga"
+                else {"id": "resp_1", "output_audio_format": "g711_ulaw"})
+    core.receive(ev(type="response.created", response=response))
+    core.receive(audio_delta(dialect, nbytes=8000), now_ms=0.0)  # 8,000 bytes of pcmu: one second
+    (audio,) = payloads(core, "audio")
+    assert audio.audio_format == "g711_ulaw" and core.audio_received_ms == 1000.0
+    core.interrupt(250.0)
+    (truncate,) = [f for f in sent(core) if f["type"] == "conversation.item.truncate"]
+    assert truncate["audio_end_ms"] == 250
+    # The next response, without its own format, is in the session's.
+    core.receive(response_done())
+    core.receive(response_created("resp_2"))
+    core.receive(audio_delta(dialect, nbytes=4800, item="item_2", resp="resp_2"), now_ms=300.0)
+    (audio,) = payloads(core, "audio")
+    assert audio.audio_format == "pcm16"
+
+
+# Response sequencing: a closed connection reports the response it cut (#9.6) ------------------------
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_close_with_no_response_running_reports_no_cut(dialect: str) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.receive(response_done())
+    core.events_received()
+    core.connection_closed()
+    assert names(core) == ["connection_change", "disconnected"]
+
+
+def history_message(item_id: str, text: str, role: str = "user", part: str = "input_text") -> dict[str, Any]:
+    return {"item_id": item_id, "type": "message", "role": role, "status": "completed",
+            "content": [{"type": part, "text": text} if part != "output_audio" else {"type": part, "transcript": text}]}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_reset_history_places_inserted_items_and_appends_past_the_last_kept_one(dialect: str) -> None:
+    core = opened(dialect)
+    a, b = history_message("a", "one"), history_message("b", "two")
+    first, tail = history_message("x0", "first"), history_message("z", "tail")
+    middle = history_message("m", "middle")
+    core.reset_history([a, b], [first, a, middle, b, tail])
+    assert [(e["item"]["id"], e.get("previous_item_id")) for e in sent(core)] == [("x0", "root"), ("m", "a"), ("z", None)]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("part", ["output_audio", "audio"])
+def test_reset_history_refuses_an_assistant_audio_item_it_cannot_replay_before_sending_anything(dialect: str, part: str) -> None:
+    core = opened(dialect)
+    spoken = history_message("s", "Hello!", role="assistant", part=part)
+    with pytest.raises(ConfigurationError, match="cannot be replayed.*output_text"):
+        core.reset_history([history_message("gone", "x")], [spoken])
+    assert core.data_to_send() == []  # nothing deleted before the refusal: the item is not lost
+    # As text it is replayed.
+    core.reset_history([], [history_message("s", "Hello!", role="assistant", part="output_text")])
+    assert sent_types(core) == ["conversation.item.create"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_reset_history_refuses_to_add_or_change_mcp_items_but_may_remove_them(dialect: str) -> None:
+    core = opened(dialect)
+    call = {"item_id": "mcp_1", "type": "mcp_call", "content": []}
+    with pytest.raises(ConfigurationError, match="MCP items"):
+        core.reset_history([], [call])
+    with pytest.raises(ConfigurationError, match="MCP items"):
+        core.reset_history([call], [history_message("mcp_1", "now a message")])
+    assert core.data_to_send() == []
+    core.reset_history([call], [])
+    assert sent(core) == [{"type": "conversation.item.delete", "item_id": "mcp_1"}]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_format_a_response_create_asked_for_holds_when_response_created_does_not_echo_it(dialect: str) -> None:
+    core = opened(dialect)
+    asked = {"audio": {"output": {"format": {"type": "audio/pcmu"}}}} if dialect == "ga" else {"output_audio_format": "g711_ulaw"}
+    core.request_response(asked)
+    core.receive(response_created())  # echoes no format
+    core.receive(audio_delta(dialect, nbytes=8000), now_ms=0.0)
+    (audio,) = payloads(core, "audio")
+    assert audio.audio_format == "g711_ulaw" and core.audio_received_ms == 1000.0
+    # A response the server started by itself (server VAD) is in the session's format.
+    core.receive(response_done())
+    core.receive(response_created("resp_2"))
+    core.receive(audio_delta(dialect, nbytes=4800, item="item_2", resp="resp_2"), now_ms=2000.0)
+    (audio,) = payloads(core, "audio")
+    assert audio.audio_format == "pcm16"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_servers_copy_of_a_function_call_item_does_not_erase_its_output(dialect: str) -> None:
+    core = opened(dialect)
+    call = {"id": "fc_1", "type": "function_call", "status": "completed", "name": "f", "call_id": "c1", "arguments": "{}"}
+    core.receive(ev(type="response.output_item.done", response_id="r", output_index=0, item=call))
+    (function_call,) = payloads(core, "function_call")
+    core.send_function_call_output(function_call, "42", start_response=False)
+    core.receive(ev(type="conversation.item.done", previous_item_id=None, item=call))
+    updates = payloads(core, "item_update")
+    assert [(u.item_id, u.output) for u in updates] == [("fc_1", "42")]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("cut", [30, 60, 80])
+def test_a_response_done_cut_short_still_ends_the_response_and_is_reported(dialect: str, cut: int) -> None:
+    core = opened(dialect)
+    core.receive(response_created())
+    core.request_response()  # held
+    core.events_received()
+    text = response_done(usage={"input_tokens": 12, "output_tokens": 3})[:cut]
+    core.receive(text)
+    events = core.events_received()
+    assert [n for n, _ in events] == ["*", "error", "usage_update", "turn_done"]
+    assert "not valid JSON" in str(events[1][1].exception) and events[1][1].error.raw == text
+    assert sent_types(core) == ["response.create"] and not core.response_running

@@ -187,10 +187,10 @@ async def test_connect_sends_header_auth_and_the_session(peer: Peer, dialect: st
     assert tracing["session"]["tracing"] is None
     assert SECRET not in repr(transport) and SECRET not in repr(transport.connection_state)
     attempt = transport_module._Attempt(
-        previous_model="m", previous_key=SECRET, previous_url=peer.url(), previous_default_url=None,
+        model="m", api_key=SECRET, url=peer.url(), default_url=None,
         session_config=SessionConfig(), opened=asyncio.get_running_loop().create_future(),
     )
-    assert SECRET not in repr(attempt) and "previous_model='m'" in repr(attempt)
+    assert SECRET not in repr(attempt) and "model='m'" in repr(attempt)
     transport.close()
     assert transport.status == "disconnected"
 
@@ -360,17 +360,38 @@ async def test_a_refused_handshake_fails_cleanly_without_the_key_and_restores_th
     transport = OpenAIRealtimeWebSocket(url=peer.url(), model="good", api_key=SECRET)
     errors = record(transport, "error")
     with pytest.raises(ConnectionFailedError) as info:
-        await transport.connect(url=peer.url("/reject"), model="other")
+        await transport.connect(url=peer.url("/reject"), model="other", api_key="sk-refused")
     message = str(info.value)
-    assert "401" in message and "invalid_api_key" in message
+    assert "401" in message and "invalid_api_key" in message and info.value.http_status == 401
     assert SECRET not in message and SECRET[:6] not in message
     assert transport.status == "disconnected" and transport.current_model == "good"
     assert len(errors) == 1 and isinstance(errors[0][1], ErrorEvent)
     assert errors[0][1].exception is errors[0][1].error
-    await transport.connect()  # the constructor's URL again: nothing of the failed attempt stuck
+    await transport.connect()  # the constructor's URL and key again: nothing of the failed attempt stuck
     assert peer.requests[-1][0] == "/realtime"
+    assert peer.requests[-1][1]["Authorization"] == f"Bearer {SECRET}"
     assert transport.current_model == "good"
     transport.close()
+    # What a connect gives is kept once it opened: the next connect() uses it.
+    await transport.connect(url=peer.url("/realtime?second"), model="other", api_key="sk-second")
+    transport.close()
+    await transport.connect()
+    assert peer.requests[-1][0] == "/realtime?second" and peer.requests[-1][1]["Authorization"] == "Bearer sk-second"
+    assert transport.current_model == "other"
+    transport.close()
+
+
+@pytest.mark.asyncio
+async def test_the_status_lives_in_the_core(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    seen: list[tuple[str, str, str]] = []
+    transport.on("connection_change", lambda change: seen.append((change.status, transport.status, transport.protocol.status)))
+    await transport.connect()
+    transport.send_event({"type": "test.close"})
+    await until(lambda: transport.status == "disconnected")
+    assert [s[0] for s in seen] == ["connecting", "connected", "disconnected"]
+    assert all(a == b == c for a, b, c in seen)
+    assert transport.connection_state.status == transport.protocol.status == "disconnected"
 
 
 @pytest.mark.asyncio
@@ -392,7 +413,7 @@ async def test_close_before_open_rejects_connect() -> None:
         sockets.append(NeverOpens())
         return sockets[-1]
 
-    transport = OpenAIRealtimeWebSocket(url="ws://unused.invalid/", api_key=SECRET, create_websocket=factory)
+    transport = OpenAIRealtimeWebSocket(url="wss://unused.invalid/", api_key=SECRET, create_websocket=factory)
     with pytest.raises(ConnectionFailedError, match="closed before it opened") as info:
         await transport.connect()
     assert info.value.code == 1006
@@ -695,3 +716,18 @@ def test_the_model_cannot_change_while_connected_and_call_id_needs_ga() -> None:
     assert transport.current_model == "b"
     with pytest.raises(ConfigurationError, match="dialect"):
         OpenAIRealtimeWebSocket(dialect="v3")
+
+
+def test_every_public_method_says_what_it_sends_and_what_it_raises() -> None:
+    import inspect
+    import re
+
+    for name, member in inspect.getmembers(OpenAIRealtimeWebSocket):
+        if name.startswith("_") and name not in ("__init__", "__aenter__", "__aexit__"):
+            continue
+        doc = inspect.getdoc(member) or ""
+        assert doc, f"{name} has no docstring"
+        if isinstance(member, property):
+            continue
+        assert re.search(r"\b(send|sends|sent|opened)\b", doc, re.I), f"{name}: what does it send?"
+        assert re.search(r"raise|Error\b", doc), f"{name}: what does it raise?"

@@ -1,0 +1,202 @@
+"""Playback state: which model audio was received, how much of it was heard, where to cut it.
+
+Audio plays in arrival order, one (item, content index) segment after another. On an interruption
+each segment that had not finished playing is cut at the position heard, which comes from the
+player (``heard_ms(item_id, content_index)``), from a number (ms heard from the start of the oldest
+tracked audio) or from the wall clock. An item whose audio finished playing is never cut: the player
+says so through ``finished(item_id, content_index)`` when it has it; without it, an item counts as
+finished when it was heard to its end within :data:`END_TOLERANCE_MS`.
+
+Sans-I/O like the core: time and positions are arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._interfaces import AudioFormat, bytes_per_ms
+
+__all__ = ["HeardMs", "Playback", "END_TOLERANCE_MS"]
+
+#: How much of an item was heard: a function answering per (item_id, content_index) (an
+#: AudioOutput's ``heard_ms``, whose owner's ``finished`` is used too), the AudioOutput itself, or a
+#: number, the ms heard counted from the start of the oldest audio still tracked (audio that
+#: finished playing is forgotten, so with one item playing it is the ms of that item heard, as the
+#: reference's ``_interrupt(elapsedTime)`` takes it); None means estimate from the wall clock.
+HeardMs = float | int | Callable[[str, int], float | None] | Any | None
+
+#: Without the player's ``finished``: an item heard to within this many ms of its received length
+#: counts as played to its end. The player resamples 24 kHz audio to the context rate and counts
+#: rendered frames in 128-frame render quanta, so the heard position of a finished item can trail
+#: its length by up to one quantum: 128 frames at 44.1 kHz is 2.9 ms (the demo's case: 2982 ms heard
+#: of 2982.8 ms received).
+END_TOLERANCE_MS = 3.0
+#: Items whose audio we already truncated; their late deltas are dropped. Bounded: only the last few
+#: matter, as a cancelled response stops within a handful of deltas.
+_MAX_TRUNCATED_KEYS = 64
+#: Per-response audio formats remembered (a response's own ``audio.output.format``).
+_MAX_RESPONSE_FORMATS = 16
+
+HeardFn = Callable[[str, int], "float | None"]
+FinishedFn = Callable[[str, int], bool]
+
+
+@dataclass
+class _Segment:
+    """The audio of one (item, content index), in arrival order within one playback."""
+
+    item_id: str
+    content_index: int
+    response_id: str
+    audio_format: AudioFormat
+    bytes_per_ms: int
+    received_ms: float = 0.0
+    done: bool = False
+
+
+def heard_sources(heard: HeardMs) -> tuple[float | None, HeardFn | None, FinishedFn | None]:
+    """(position, per-item heard function, per-item finished function) from any HeardMs."""
+    if heard is None:
+        return None, None, None
+    if isinstance(heard, (int, float)) and not isinstance(heard, bool):
+        return float(heard), None, None
+    owner = heard
+    fn = getattr(heard, "heard_ms", None)
+    if not callable(fn):
+        # A bound ``player.heard_ms`` (what the transport passes): its player may know ``finished``.
+        fn = heard if callable(heard) else None
+        owner = getattr(heard, "__self__", None)
+    finished = getattr(owner, "finished", None) if owner is not None else None
+    return None, fn, finished if callable(finished) else None
+
+
+class Playback:
+    """The received model audio of one connection and what was heard of it."""
+
+    def __init__(self) -> None:
+        self.segments: list[_Segment] = []
+        #: When the oldest tracked audio started arriving (the wall-clock estimate starts there).
+        self.first_audio_ms: float | None = None
+        self._truncated: deque[tuple[str, int]] = deque(maxlen=_MAX_TRUNCATED_KEYS)
+        self._formats: dict[str, AudioFormat] = {}
+
+    # What the core reads ---------------------------------------------------------------------------
+    @property
+    def received_ms(self) -> float:
+        return sum(s.received_ms for s in self.segments)
+
+    @property
+    def current_item(self) -> tuple[str, int] | None:
+        return (self.segments[-1].item_id, self.segments[-1].content_index) if self.segments else None
+
+    def format_of(self, response_id: str, default: AudioFormat) -> AudioFormat:
+        """The audio format of ``response_id``: its own (``response.create`` with
+        ``audio.output.format``, echoed in ``response.created``), else the session's ``default``."""
+        return self._formats.get(response_id, default)
+
+    # Server events -----------------------------------------------------------------------------
+    def response_format(self, response_id: str, audio_format: AudioFormat | None) -> None:
+        """``response.created`` named this response's own output format (None: the session's)."""
+        if audio_format is None or not response_id:
+            return
+        if len(self._formats) >= _MAX_RESPONSE_FORMATS:
+            self._formats.pop(next(iter(self._formats)))
+        self._formats[response_id] = audio_format
+
+    def audio(
+        self, item_id: str, content_index: int, response_id: str, nbytes: int, now_ms: float, heard: HeardMs,
+        default_format: AudioFormat,
+    ) -> AudioFormat | None:
+        """Count a delta of ``nbytes``; returns its format, or None to drop it (late audio of an item
+        already cut)."""
+        segment = self.segments[-1] if self.segments else None
+        if segment is None or segment.item_id != item_id or segment.content_index != content_index:
+            if (item_id, content_index) in self._truncated:
+                return None  # late audio of an item we already cut: never play it
+            self._drop_finished(now_ms, heard)
+            if not self.segments:
+                self.first_audio_ms = now_ms
+            audio_format = self._formats.get(response_id, default_format)
+            segment = _Segment(item_id, content_index, response_id, audio_format, bytes_per_ms(audio_format))
+            self.segments.append(segment)
+        segment.received_ms += nbytes / segment.bytes_per_ms
+        return segment.audio_format
+
+    def audio_done(self, item_id: str, content_index: int) -> None:
+        for segment in self.segments:
+            if segment.item_id == item_id and segment.content_index == content_index:
+                segment.done = True
+
+    def response_done(self, response_id: str) -> None:
+        """No more audio will come for this response (cancelled ones may never send audio.done)."""
+        for segment in self.segments:
+            if segment.response_id == response_id or not response_id:
+                segment.done = True
+        self._truncated.clear()
+        self._formats.pop(response_id, None)
+
+    # Interruption ----------------------------------------------------------------------------------
+    def interrupt(self, now_ms: float, heard: HeardMs) -> list[tuple[str, int, int]]:
+        """Where to cut each segment that had not finished playing: (item_id, content_index,
+        audio_end_ms), with ``audio_end_ms`` an int clamped to the audio received. Forgets the
+        playback; the cut items' late audio will be dropped."""
+        points = self._truncation_points(now_ms, heard)
+        self.segments = []
+        self.first_audio_ms = None
+        self._truncated.extend((item_id, content_index) for item_id, content_index, _ in points)
+        return points
+
+    def _truncation_points(self, now_ms: float, heard: HeardMs) -> list[tuple[str, int, int]]:
+        if not self.segments or self.first_audio_ms is None:
+            return []
+        number, heard_fn, finished = heard_sources(heard)
+        # Playback is sequential: each segment starts playing when the one before it ends.
+        position = number if number is not None else now_ms - self.first_audio_ms
+        points: list[tuple[str, int, int]] = []
+        offset = 0.0
+        for segment in self.segments:
+            value = heard_fn(segment.item_id, segment.content_index) if heard_fn is not None else None
+            at = position - offset if value is None else value
+            offset += segment.received_ms
+            if self._played_to_end(segment, at, finished):
+                continue
+            points.append((segment.item_id, segment.content_index, math.floor(min(max(at, 0.0), segment.received_ms))))
+        return points
+
+    @staticmethod
+    def _played_to_end(segment: _Segment, heard_ms: float, finished: FinishedFn | None) -> bool:
+        if finished is not None:
+            return bool(finished(segment.item_id, segment.content_index))
+        return segment.done and heard_ms >= segment.received_ms - END_TOLERANCE_MS
+
+    def _drop_finished(self, now_ms: float, heard: HeardMs) -> None:
+        """Forget audio that finished arriving and finished playing: by what the player says when it
+        knows the item (playback may lag arrival by far), else by the wall clock."""
+        if not self.segments or self.first_audio_ms is None:
+            self.segments = []
+            self.first_audio_ms = None
+            return
+        _, heard_fn, finished = heard_sources(heard)
+        while self.segments and self.first_audio_ms is not None:
+            head = self.segments[0]
+            if not head.done:
+                return
+            value = heard_fn(head.item_id, head.content_index) if heard_fn is not None else None
+            at = now_ms - self.first_audio_ms if value is None else value
+            if not self._played_to_end(head, at, finished):
+                return
+            self.segments.pop(0)
+            # The next segment started playing when this one ended.
+            self.first_audio_ms += head.received_ms
+        if not self.segments:
+            self.first_audio_ms = None
+
+    def reset(self) -> None:
+        self.segments = []
+        self.first_audio_ms = None
+        self._truncated.clear()
+        self._formats.clear()
