@@ -3,7 +3,9 @@
 The local Realtime server (``pyodide_realtime.server``) plays the model; this one plays a socket that
 misbehaves on cue. The path picks the behaviour:
 
-- ``/echo``: selects ``realtime``, echoes every text frame, records what it received.
+- ``/echo``: selects ``realtime``, echoes every text frame, records what it received. A
+  ``{"type": "test.say", "event": {...}}`` frame is answered with ``event`` alone: a test scripts the
+  server's side with server events the client's ``send_event`` would (rightly) refuse to send as its own.
 - ``/no-protocol``: completes the handshake without selecting a subprotocol (browsers must fail).
 - ``/slow``: holds the HTTP handshake for ``SLOW_HANDSHAKE_S`` (to close a socket while it connects).
 - ``/frames``: selects ``realtime``, sends ``FRAMES`` (malformed JSON, binary, no type, ...), then
@@ -48,6 +50,14 @@ FRAMES: list[str | bytes] = [
 UNAUTHORIZED_BODY = json.dumps(
     {"error": {"type": "invalid_request_error", "code": "invalid_api_key", "message": "Incorrect API key provided.", "param": None}}
 )
+
+
+def _unwrap_say(message: str) -> str:
+    """The ``event`` of a ``test.say`` frame, as its own frame; any other frame as it came."""
+    if '"test.say"' not in message:  # cheap: most frames are not
+        return message
+    frame = json.loads(message)
+    return json.dumps(frame["event"]) if frame.get("type") == "test.say" else message
 
 
 @dataclass
@@ -134,7 +144,7 @@ class ScriptedServer:
                         await connection.close(4000, "asked to close")
                         return
                     if not path.startswith("/frames"):  # /frames: the frames above are all the client gets
-                        await connection.send(message)
+                        await connection.send(_unwrap_say(message))
         except Exception:  # a client that vanished mid-frame is part of what these tests do
             pass
 

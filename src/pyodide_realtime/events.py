@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Union, ge
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
 from pydantic_core import from_json
 
+from ._interfaces import AudioFormat
+
 logger = logging.getLogger("pyodide_realtime")
 
 __all__ = [
@@ -717,7 +719,7 @@ class TransportAudio(NamedTuple):
     response_id: str
     item_id: str
     content_index: int
-    audio_format: str = "pcm16"
+    audio_format: AudioFormat = "pcm16"
 
 
 @dataclass(frozen=True, slots=True)

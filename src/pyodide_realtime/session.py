@@ -154,7 +154,6 @@ class RealtimeSession:
         self._guarded: dict[str, int] = {}  # assistant item id -> transcript length last checked
         self._tripped: set[str] = set()
         self._mcp_tools: dict[str, tuple[dict[str, Any], ...]] = {}
-        self._audio_bytes_per_ms = bytes_per_ms("pcm16")
         self._turn_ended_at: float | None = None  # when the user's turn ended, until the reply is heard
         self._receiving_audio = False
         self._response_audio = False  # the running response has sent audio
@@ -480,8 +479,6 @@ class RealtimeSession:
             self._end_turn()  # the server's VAD heard the end of the user's speech
         elif kind == "input_audio_buffer.speech_started":
             self._turn_ended_at = None
-        elif kind in ("session.created", "session.updated"):
-            self._update_audio_format()
         elif kind == "input_audio_buffer.timeout_triggered":
             self._emit(RealtimeInputAudioTimeoutTriggered())
         elif kind in ("response.mcp_call.failed", "mcp_list_tools.failed"):
@@ -490,12 +487,6 @@ class RealtimeSession:
                 f"a hosted MCP tool failed ({kind}); check the MCP server's URL and its tools",
                 item_id=getattr(event, "item_id", None),
             )
-
-    def _update_audio_format(self) -> None:
-        try:
-            self._audio_bytes_per_ms = bytes_per_ms(self.transport.protocol.output_audio_format)
-        except (KeyError, AttributeError):  # a format this package does not know: keep PCM16's
-            pass
 
     def _apply_history(self, changes: list[HistoryChange]) -> None:
         for change in changes:
@@ -521,7 +512,7 @@ class RealtimeSession:
         self._receiving_audio = self._response_audio = True
         if self.voice is None:  # no player to say when it sounds: the first audio received counts
             self._measure_latency(0.0)
-        self._apply_history(self._history.audio(audio.item_id, len(audio.data) / self._audio_bytes_per_ms))
+        self._apply_history(self._history.audio(audio.item_id, len(audio.data) / bytes_per_ms(audio.audio_format)))
         self._emit(RealtimeAudio(audio.data, audio.item_id, audio.content_index))
 
     def _on_audio_done(self, done: AudioDone) -> None:

@@ -800,7 +800,7 @@ class OpenAIRealtimeWebSocket:
                     event.data,
                     item_id=event.item_id,
                     content_index=event.content_index,
-                    audio_format=self._core.output_audio_format,
+                    audio_format=event.audio_format,  # the response's own format, else the session's
                 )
             except Exception as exc:
                 self._report(exc)

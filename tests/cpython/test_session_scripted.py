@@ -1,7 +1,7 @@
 """What the local server cannot produce yet, against a scripted peer: ``tests/scripted_server.py``'s ``/echo``.
 
-The echo server sends back every frame the client sends, so a test scripts the server's side by
-sending the server events it wants through ``transport.send_event`` (a real loopback WebSocket both
+The echo server sends back every frame the client sends (a ``test.say`` frame's ``event`` unwrapped),
+so a test scripts the server's side by sending the server events it wants through ``transport.send_event`` (a real loopback WebSocket both
 ways). Covered here: items inserted in the middle of the history, hosted MCP items and approvals,
 transcription deltas of the user's speech, and tool calls of one response running concurrently.
 The session's own client events come back too and are ignored, as a client ignores unknown types.
@@ -74,9 +74,9 @@ async def slow_b(x: int) -> str:
 
 
 def play(session: RealtimeSession, *events: dict[str, Any]) -> None:
-    """The server 'sends' ``events``: the echo peer returns them."""
+    """The server 'sends' ``events``: the echo peer unwraps each ``test.say`` and sends it back."""
     for event in events:
-        session.transport.send_event(event)
+        session.transport.send_event({"type": "test.say", "event": event})
 
 
 async def until(session: RealtimeSession, predicate: Callable[[Any], bool]) -> Any:

@@ -90,7 +90,9 @@ class Peer:
                 self._responses += 1
                 running = f"resp_{self._responses}"
                 item = f"item_{self._responses}"
-                await ws.send(json.dumps({"type": "response.created", "response": {"id": running}}))
+                # A response with its own audio format echoes it (GA: audio.output.format), as the API does.
+                own = {k: v for k, v in (event.get("response") or {}).items() if k in ("audio", "output_audio_format")}
+                await ws.send(json.dumps({"type": "response.created", "response": {"id": running, **own}}))
                 for i in range(DELTAS_PER_RESPONSE):
                     audio = bytes([i]) * PCM16_100MS
                     await ws.send(json.dumps({"type": audio_delta, "response_id": running, "item_id": item,
@@ -162,6 +164,18 @@ class FakePlayer:
 class FakeMic:
     def __init__(self) -> None:
         self.muted = False
+
+
+@pytest.mark.asyncio
+async def test_a_response_in_its_own_audio_format_is_played_in_it(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    player = FakePlayer(heard=None)
+    transport.attach_audio_output(player)
+    await transport.connect()
+    transport.request_response({"audio": {"output": {"format": {"type": "audio/pcmu"}}}})
+    await until(lambda: len(player.played) == DELTAS_PER_RESPONSE)
+    assert {fmt for *_, fmt in player.played} == {"g711_ulaw"}  # not the session's pcm16
+    transport.close()
 
 
 # Handshake ---------------------------------------------------------------------------------------------
