@@ -404,12 +404,9 @@ class RealtimeSession:
             approval.future.set_result((approve, message))
 
     def _answer_mcp(self, request_id: str, approve: bool, reason: str | None) -> None:
-        item: dict[str, Any] = {"type": "mcp_approval_response", "approval_request_id": request_id, "approve": approve}
-        if reason:
-            item["reason"] = reason
-        # Switch to transport.send_mcp_response(request_id, approve, reason) once the transport has it.
-        self.transport.send_event({"type": "conversation.item.create", "item": item})
+        self.transport.send_mcp_response(request_id, approve, reason or None)
         self._apply_history(self._history.approval(request_id, approve))
+        # An item alone starts no response: ask for the one that runs (or declines) the tool call.
         self.transport.request_response()
 
     # Iterating -----------------------------------------------------------------------------------
