@@ -17,7 +17,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from pyodide_realtime.server import AUDIO_REPLY
+from pyodide_realtime_server import AUDIO_REPLY
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"  # gitignored
 DESKTOP = {"width": 1280, "height": 800}
