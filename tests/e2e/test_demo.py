@@ -115,7 +115,8 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         # Connect; the fake microphone says one sentence, the server's VAD ends the turn, the model answers aloud.
         page.click("#connect")
         page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
-        expect(page.locator("#transcript li.turn.user").first).to_contain_text("(speech,")
+        # The server transcribes with PocketSphinx: some words, not necessarily the ones espeak-ng said.
+        expect(page.locator("#transcript li.turn.user").first).to_have_text(re.compile(r"^You\W*[A-Za-z]"))
         first_reply = page.locator("#transcript li.turn.assistant").first
         expect(first_reply).to_contain_text(AUDIO_REPLY)
         # Every frame of the reply is played (heard == received), not just queued.

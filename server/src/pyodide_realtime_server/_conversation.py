@@ -359,8 +359,8 @@ class Conversation:
     def on_conversation_item_create(self, event: dict[str, Any]) -> None:
         given: dict[str, Any] = event["item"]
         item = {"id": given.get("id") or new_id("item"), **{k: v for k, v in given.items() if k != "id"}}
-        item.setdefault("object", "realtime.item")
-        if item["type"] in ("message", "function_call"):
+        if item["type"] in ("message", "function_call", "function_call_output"):  # MCP items have neither
+            item.setdefault("object", "realtime.item")
             item.setdefault("status", "completed")
         if any(existing["id"] == item["id"] for existing in self.items):
             raise ClientEventError("invalid_value", f"Conversation item with item_id '{item['id']}' already exists.", "item.id")
@@ -550,7 +550,8 @@ class Conversation:
             self.send({"type": "response.function_call_arguments.delta", **ids, "delta": delta})
             await self._sleep(TEXT_DELTA_MS)
         item["arguments"] = call.arguments
-        self.send({"type": "response.function_call_arguments.done", **ids, "name": call.name, "arguments": call.arguments})
+        named = {"name": call.name} if self.dialect == "ga" else {}  # the beta event has no name
+        self.send({"type": "response.function_call_arguments.done", **ids, **named, "arguments": call.arguments})
 
     async def _stream_mcp_call(self, response: ActiveResponse, call: CallMcp) -> None:
         item: dict[str, Any] = {
