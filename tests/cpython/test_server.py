@@ -376,6 +376,10 @@ async def test_minted_session_config_seeds_the_connection(server: RealtimeServer
     async with connect(server.ws_url, subprotocols=_auth(key)) as ws:
         session = (await _recv(ws))["session"]
         assert (session["instructions"], session["output_modalities"]) == ("Seeded.", ["text"])
+    # A key minted for another model (the beta page mints for gpt-4o-realtime-preview): its model, no error.
+    key = server.mint_key({"type": "realtime", "model": "gpt-4o-realtime-preview"})
+    async with connect(server.ws_url, subprotocols=_auth(key, "openai-beta.realtime-v1")) as ws:
+        assert (await _recv(ws))["session"]["model"] == "gpt-4o-realtime-preview"
 
 
 # -- the simulated model ---------------------------------------------------------------------------

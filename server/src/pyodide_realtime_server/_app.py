@@ -64,6 +64,7 @@ SHUTDOWN_GRACE_S = 2
 MAX_MESSAGE_BYTES = 21 * 1024 * 1024
 # A mint request is a small JSON object.
 MAX_BODY_BYTES = 64 * 1024
+MAX_DRAINED_BYTES = 1024 * 1024
 # A Host header is echoed into the demo's WebSocket URL only if it is a plain host[:port].
 _HOST_HEADER = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 # Status -> the API's error code, for errors Starlette raises (404 from static files, 405...).
@@ -89,10 +90,17 @@ class BadRequest(Exception):
 
 async def _json_body(request: Request) -> dict[str, Any]:
     body = bytearray()
+    seen = 0
     async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        seen += len(chunk)
+        if seen <= MAX_BODY_BYTES:
+            body.extend(chunk)
+        elif seen > MAX_DRAINED_BYTES:
+            break
+    if seen > MAX_BODY_BYTES:
+        # Read (and dropped) up to MAX_DRAINED_BYTES first: answering while the client still sends
+        # makes its TCP stack reset the connection, and it would never see the 413.
+        raise BadRequest(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
     if not body.strip():
         return {}
     try:

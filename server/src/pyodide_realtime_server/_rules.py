@@ -24,31 +24,23 @@ MAX_BETA_TEMPERATURE = 1.2
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
-def _below(param: str, value: Any, minimum: float) -> ClientEventError:
-    return ClientEventError(
-        "integer_below_min_value" if isinstance(value, int) else "decimal_below_min_value",
-        f"Invalid '{param}': {'integer' if isinstance(value, int) else 'decimal'} below minimum value. "
-        f"Expected a value >= {minimum}, but got {value} instead.",
-        param,
-    )
-
-
-def _above(param: str, value: Any, maximum: float) -> ClientEventError:
-    return ClientEventError(
-        "integer_above_max_value" if isinstance(value, int) else "decimal_above_max_value",
-        f"Invalid '{param}': {'integer' if isinstance(value, int) else 'decimal'} above maximum value. "
-        f"Expected a value <= {maximum}, but got {value} instead.",
-        param,
-    )
-
-
-def _in_range(param: str, value: Any, minimum: float, maximum: float) -> None:
+def _in_range(param: str, value: Any, minimum: float, maximum: float, *, decimal: bool = False) -> None:
+    """``value`` within the field's range; the code names the field's kind (integer or decimal)."""
     if value is None or isinstance(value, str):
         return
+    kind = "decimal" if decimal else "integer"
     if value < minimum:
-        raise _below(param, value, minimum)
+        raise ClientEventError(
+            f"{kind}_below_min_value",
+            f"Invalid '{param}': {kind} below minimum value. Expected a value >= {minimum}, but got {value} instead.",
+            param,
+        )
     if value > maximum:
-        raise _above(param, value, maximum)
+        raise ClientEventError(
+            f"{kind}_above_max_value",
+            f"Invalid '{param}': {kind} above maximum value. Expected a value <= {maximum}, but got {value} instead.",
+            param,
+        )
 
 
 def _max_tokens(param: str, value: Any) -> None:
@@ -99,7 +91,7 @@ def _tools(param: str, tools: Any) -> None:
 def _turn_detection(param: str, turn: Any) -> None:
     if not isinstance(turn, dict):
         return
-    _in_range(f"{param}.threshold", turn.get("threshold"), 0.0, 1.0)
+    _in_range(f"{param}.threshold", turn.get("threshold"), 0.0, 1.0, decimal=True)
     for name in ("prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms"):
         _in_range(f"{param}.{name}", turn.get(name), 0, float("inf"))
 
@@ -110,13 +102,13 @@ def check_session(dialect: Dialect, session: dict[str, Any]) -> None:
         audio = session.get("audio") or {}
         output = audio.get("output") or {}
         _max_tokens("session.max_output_tokens", session.get("max_output_tokens"))
-        _in_range("session.audio.output.speed", output.get("speed"), MIN_SPEED, MAX_SPEED)
+        _in_range("session.audio.output.speed", output.get("speed"), MIN_SPEED, MAX_SPEED, decimal=True)
         _modalities(dialect, "session.output_modalities", session.get("output_modalities"))
         _turn_detection("session.audio.input.turn_detection", (audio.get("input") or {}).get("turn_detection"))
     else:
         _max_tokens("session.max_response_output_tokens", session.get("max_response_output_tokens"))
-        _in_range("session.speed", session.get("speed"), MIN_SPEED, MAX_SPEED)
-        _in_range("session.temperature", session.get("temperature"), MIN_BETA_TEMPERATURE, MAX_BETA_TEMPERATURE)
+        _in_range("session.speed", session.get("speed"), MIN_SPEED, MAX_SPEED, decimal=True)
+        _in_range("session.temperature", session.get("temperature"), MIN_BETA_TEMPERATURE, MAX_BETA_TEMPERATURE, decimal=True)
         _modalities(dialect, "session.modalities", session.get("modalities"))
         _turn_detection("session.turn_detection", session.get("turn_detection"))
     _tools("session.tools", session.get("tools"))
@@ -129,6 +121,6 @@ def check_response_options(dialect: Dialect, options: dict[str, Any]) -> None:
         _modalities(dialect, "response.output_modalities", options.get("output_modalities"))
     else:
         _max_tokens("response.max_response_output_tokens", options.get("max_response_output_tokens"))
-        _in_range("response.temperature", options.get("temperature"), MIN_BETA_TEMPERATURE, MAX_BETA_TEMPERATURE)
+        _in_range("response.temperature", options.get("temperature"), MIN_BETA_TEMPERATURE, MAX_BETA_TEMPERATURE, decimal=True)
         _modalities(dialect, "response.modalities", options.get("modalities"))
     _tools("response.tools", options.get("tools"))

@@ -227,6 +227,12 @@ _LAZY = type(TypeAdapter(Iterable[int]).validate_python([]))
 def _drain(value: Any, loc: tuple[int | str, ...], event: dict[str, Any]) -> None:
     """pydantic checks ``Iterable[...]`` fields lazily, item by item as they are read: read them all."""
     if isinstance(value, _LAZY):
+        raw = _value_at(event, loc)
+        if not isinstance(raw, list):  # pydantic would iterate a string's characters, or an object's keys
+            path = param_path(loc)
+            raise ClientEventError(
+                "invalid_type", f"Invalid type for '{path}': expected an array, but got {json_type(raw)} instead.", path
+            )
         index = 0
         try:
             for index, item in enumerate(value):

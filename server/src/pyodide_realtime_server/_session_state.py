@@ -169,6 +169,8 @@ class SessionState:
     def seed(self, session: dict[str, Any] | None) -> SessionState:
         """Start from the GA config given when a key was minted (whatever the connection's dialect)."""
         if session:
+            if isinstance(session.get("model"), str):
+                self.data["model"] = session["model"]  # chosen at creation: only later changes are refused
             dialect, self.dialect = self.dialect, GA.name
             try:
                 self.update(session, require_type=False)
