@@ -104,6 +104,8 @@ class Conversation:
         self.active: ActiveResponse | None = None
         self.model_spoke = False
         self._recognizer_lock = asyncio.Lock()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- running -----------------------------------------------------------------------------
 
@@ -120,6 +122,9 @@ class Conversation:
 
     def release(self) -> None:
         """Forget everything this connection held (called when it closes, however it closed)."""
+        self._disarm_idle_timer()
+        for background in self._background:
+            background.cancel()
         if self.active is not None and self.active.task is not None:
             self.active.task.cancel()
         for task in self.recognitions.values():
@@ -160,6 +165,8 @@ class Conversation:
             return
         event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         self.record.log_received(event)
+        if event.get("type") != "input_audio_buffer.append":
+            self._disarm_idle_timer()  # the user did something: no need to prompt them
         try:
             validate_client_event(self.dialect, event)
             handler = HANDLERS.get(event["type"])
@@ -237,7 +244,45 @@ class Conversation:
     def _buffer_ms(self) -> float:
         return len(self.buffer) / bytes_per_ms(self.buffer_format)
 
+    # -- idle timeout (server_vad's idle_timeout_ms) -------------------------------------------
+
+    def _arm_idle_timer(self, reply_audio_ms: float) -> None:
+        """As the API: the timeout runs from when the reply's audio has played (response.done plus
+        its audio), in the server's simulated time (``pace``)."""
+        turn = self.session.turn_detection
+        if turn is None or turn.get("type") != "server_vad" or not turn.get("idle_timeout_ms") or self.session.type != "realtime":
+            return
+        self._disarm_idle_timer()
+        delay_s = (reply_audio_ms + turn["idle_timeout_ms"]) / 1000 / (self.pace if self.pace > 0 else 1)
+        self._idle_timer = asyncio.get_running_loop().call_later(delay_s, self._idle_timeout)
+
+    def _disarm_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_timeout(self) -> None:
+        self._idle_timer = None
+        if self.active is not None or (self.vad is not None and self.vad.speaking):
+            return
+        item_id = new_id("item")
+        end_ms = self.vad.position_ms if self.vad is not None else 0
+        self.send(
+            {
+                "type": "input_audio_buffer.timeout_triggered",
+                "audio_start_ms": max(0, end_ms - round(self._buffer_ms())),
+                "audio_end_ms": end_ms,
+                "item_id": item_id,
+            }
+        )
+        self._commit(item_id)
+        self._start_response({})
+        task = asyncio.get_running_loop().create_task(self.peer.drain())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _speech_started(self, audio_start_ms: int) -> None:
+        self._disarm_idle_timer()
         self.speech_item_id = new_id("item")
         self.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": audio_start_ms, "item_id": self.speech_item_id})
         turn = self.session.turn_detection or {}
@@ -625,6 +670,8 @@ class Conversation:
         if self.active is not response:
             return
         self.active = None
+        if status == "completed":
+            self._arm_idle_timer(response.audio_ms)
         if response.task is not None and response.task is not asyncio.current_task():
             response.task.cancel()
         item = response.item

@@ -56,6 +56,11 @@ class SpeechDetector:
         self._position_ms = 0
         self._silence_ms = 0
 
+    @property
+    def position_ms(self) -> int:
+        """Audio judged since the session began, in ms (the clock of audio_start_ms/audio_end_ms)."""
+        return self._position_ms
+
     def configure(self, *, threshold: float, prefix_padding_ms: int, silence_duration_ms: int) -> None:
         self._vad.set_mode(mode_for(threshold))
         self.prefix_padding_ms = prefix_padding_ms
