@@ -256,3 +256,37 @@ def test_the_check_catches_what_the_issue_found() -> None:
     for event in (added, completed, echoed):
         assert conformance_failures("ga", [event]), event
     assert conformance_failures("ga", [{**added, "part": {"type": "audio", "transcript": "", "extra": 1}}])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+async def test_every_event_the_transport_sends_passes_the_schema(dialect: str) -> None:
+    # The server checks each client event against the SDK's types: a conversation through our own
+    # transport (session, text, a tool call and its output, audio, an interruption) must leave no error.
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+
+    session = {"instructions": "Be brief.", "tools": [WEATHER_TOOL], "turn_detection": None}
+    async with RealtimeServer(pace=4, speech="tones") as server:
+        transport = OpenAIRealtimeWebSocket(dialect=dialect)
+        await transport.connect(api_key=server.mint_key(), url=server.ws_url, initial_session_config=session)
+        try:
+            calls: list[Any] = []
+            transport.on("function_call", calls.append)
+            transport.send_message("What's the weather in Paris?")
+            async with asyncio.timeout(EVENT_TIMEOUT_S):
+                while not calls:
+                    await asyncio.sleep(0.01)
+            audio_seen = asyncio.Event()
+            transport.on("audio", lambda _: audio_seen.set())
+            transport.send_function_call_output(calls[0], "Sunny")
+            await asyncio.wait_for(audio_seen.wait(), EVENT_TIMEOUT_S)
+            transport.interrupt()
+            transport.send_audio(bytes(4800), commit=True)
+            transport.update_session_config({"instructions": "Be briefer."})
+            await asyncio.sleep(0.3)
+        finally:
+            transport.close()
+        record = server.state.connections[0]
+        kinds = set(record.received_types)
+        assert {"session.update", "conversation.item.create", "response.create", "input_audio_buffer.append"} <= kinds, kinds
+        assert list(record.errors) == []

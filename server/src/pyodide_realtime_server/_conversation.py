@@ -103,7 +103,6 @@ class Conversation:
         self.speech_item_id: str | None = None
         self.active: ActiveResponse | None = None
         self.model_spoke = False
-        self._recognizer_lock = asyncio.Lock()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -337,8 +336,7 @@ class Conversation:
         if _recognizer.available():
             samples = decode_from_wire(audio, audio_format)
             tool_names = [str(t.get("name") or t.get("server_label") or "") for t in self.session.tools]
-            async with self._recognizer_lock:
-                text = await asyncio.to_thread(_recognizer.recognize, samples, FORMAT_RATES[audio_format], tool_names)
+            text = await asyncio.to_thread(_recognizer.recognize, samples, FORMAT_RATES[audio_format], tool_names)
             transcript = text.capitalize()
         else:
             transcript = TRANSCRIPT_FOR_AUDIO.format(ms=duration_ms)

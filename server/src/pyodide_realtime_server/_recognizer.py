@@ -12,10 +12,10 @@ speech is not recognized (``available`` is False) and transcripts say only how l
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import tempfile
+import threading
 from array import array
 from collections.abc import Iterable
 from functools import lru_cache
@@ -42,7 +42,7 @@ INITIAL_CMN = "40,3,-1,0,0,0,0,0,0,0,0,0,0"  # the English model's starting ceps
 GRAMMAR_CACHE = 16
 _WORD = re.compile(r"[a-z]+")
 
-logger = logging.getLogger("pyodide_realtime_server")
+_DECODING = threading.Lock()
 
 
 def available() -> bool:
@@ -112,18 +112,18 @@ def to_recognizer_rate(samples: array[int], rate: int) -> array[int]:
 
 def recognize(samples: array[int], rate: int, tool_names: Iterable[str] = ()) -> str:
     """The words heard in ``samples`` (PCM16 at ``rate``), lower case; "" if none. Blocking: run it
-    in a thread. One decoder per vocabulary, used by one thread at a time (the caller's lock)."""
+    in a thread. Decoders are cached per vocabulary and shared by connections: one at a time."""
     if Decoder is None or rms(samples) < SILENT_RMS:
         return ""  # the decoder "hears" a short word in digital silence; there is nothing to hear
     names = tuple(tool_names)
     pcm = pcm16_from_samples(to_recognizer_rate(samples, rate))
-    grammar_decoder, spotter = _decoders(grammar_words(names), keywords(names))
-    hypothesis = _decode(grammar_decoder, pcm).hyp()
-    heard = str(hypothesis.hypstr).split() if hypothesis is not None else []
-    if spotter is not None:
-        for segment in _decode(spotter, pcm).seg() or []:
-            word = str(segment.word).strip()
-            if word not in heard:
-                heard.append(word)
+    with _DECODING:
+        grammar_decoder, spotter = _decoders(grammar_words(names), keywords(names))
+        hypothesis = _decode(grammar_decoder, pcm).hyp()
+        heard = str(hypothesis.hypstr).split() if hypothesis is not None else []
+        spotted = [str(segment.word).strip() for segment in (_decode(spotter, pcm).seg() or [])] if spotter is not None else []
+    for word in spotted:
+        if word not in heard:
+            heard.append(word)
     return " ".join(heard)
 
