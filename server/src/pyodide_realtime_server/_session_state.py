@@ -204,8 +204,7 @@ class SessionState:
         self._check_frozen(staged, session, model_spoke)
         if "temperature" in session:
             self.temperature = float(session["temperature"])
-        if "tracing" in session or "tracing" in staged and staged["tracing"] != self.data["tracing"]:
-            self.tracing_set = staged["tracing"] is not None
+        self.tracing_set = self.tracing_set or staged["tracing"] is not None  # once set, frozen
         self.data = staged
         self.type = new_type
 
