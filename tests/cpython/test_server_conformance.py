@@ -211,9 +211,10 @@ async def _mcp_conversation(server: RealtimeServer) -> list[dict[str, Any]]:
         called = done["response"]["output"][0]
         assert called["type"] == "mcp_call", called
         assert (called["output"], called["approval_request_id"]) == ("4", request["id"])
-        await client.send("response.create")
-        done = await client.expect("response.done")
-        assert done["response"]["output"][0]["content"][0]["text"] == "The roll_dice tool says: 4"
+        # The same response goes on: the model reads the tool's answer.
+        assert done["response"]["output"][1]["content"][0]["text"] == "The roll_dice tool says: 4"
+        said = [e for e in client.events if e["type"] == "response.output_text.delta" and e["response_id"] == done["response"]["id"]]
+        assert {e["output_index"] for e in said} == {1}
         assert listed["item_id"] in [e["item"]["id"] for e in client.events if e["type"] == "conversation.item.added"]
     return client.events
 

@@ -263,6 +263,19 @@ def test_key_store_admits_each_key_once_before_expiry() -> None:
     assert KeyStore(accept_any_key=True).check("sk-anything").ok
 
 
+def test_key_store_stays_bounded_under_a_mint_flood(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pyodide_realtime_server._keys.MAX_KEYS", 50)
+    store = KeyStore(60)
+    first = store.mint()
+    store.claim(first.value)
+    kept = [store.mint() for _ in range(49)]
+    store.mint()  # over the bound: the used key goes first
+    assert store.minted == 50 and not store.check(first.value).ok and all(store.check(k.value).ok for k in kept)
+    for _ in range(500):
+        store.mint()
+    assert store.minted <= 50
+
+
 class _FakeAnswer(io.BytesIO):
     status = 200
 

@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from pyodide_realtime.dialects import BETA, INSECURE_KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL
+from pyodide_realtime.dialects import BETA, GA, INSECURE_KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL, Dialect
 
 from ._conversation import Conversation
 from ._errors import ClientEventError, PortInUseError
@@ -421,12 +421,12 @@ class RealtimeServer:
         beta = any(token in offered for token in BETA.extra_subprotocols) or (
             (websocket.headers.get("OpenAI-Beta") or "").replace(" ", "").lower() == beta_header
         )
-        dialect = BETA if beta else None
+        dialect: Dialect = BETA.name if beta else GA.name
         self._connection_count += 1
         model = websocket.query_params.get("model")
         record = ConnectionRecord(
             id=f"conn_{self._connection_count}",
-            dialect="beta" if beta else "ga",
+            dialect=dialect,
             model=model or "",
             path=websocket.url.path,
             subprotocol=subprotocol,
@@ -437,7 +437,7 @@ class RealtimeServer:
         conversation = Conversation(
             peer,
             record,
-            dialect="beta" if dialect is BETA else "ga",
+            dialect=dialect,
             model=model,
             initial_session=check.session,
             synthesizer=self.synthesizer,

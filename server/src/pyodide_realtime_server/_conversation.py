@@ -64,7 +64,8 @@ class ActiveResponse:
     max_output_tokens: Any
     options: dict[str, Any]
     plan: Plan | None = None
-    item: dict[str, Any] | None = None  # the output item, once announced
+    item: dict[str, Any] | None = None  # the output item being streamed, once announced
+    finished_items: list[dict[str, Any]] = field(default_factory=list)  # earlier output items, done
     part_open: bool = False
     transcript: str = ""  # what has been streamed so far
     arguments: str = ""
@@ -532,7 +533,7 @@ class Conversation:
             "id": response.id,
             "status": status,
             "status_details": details,
-            "output": [response.item] if response.item is not None and status != "in_progress" else [],
+            "output": [*response.finished_items, *([response.item] if response.item is not None else [])] if status != "in_progress" else [],
             "conversation_id": self.conversation_id if response.in_conversation else None,
             **self.session.response_fields(response.modality, response.max_output_tokens),
             "metadata": response.metadata,
@@ -545,9 +546,23 @@ class Conversation:
         else:
             await asyncio.sleep(0)  # still yield, so that a cancel can get in between chunks
 
+    @staticmethod
+    def _output_index(response: ActiveResponse) -> int:
+        return len(response.finished_items)
+
+    def _close_item(self, response: ActiveResponse) -> None:
+        """The current output item is done; the response goes on with another."""
+        item = response.item
+        assert item is not None
+        self.send({"type": "response.output_item.done", "response_id": response.id, "output_index": self._output_index(response), "item": item})
+        if response.in_conversation and self.dialect == "ga" and item in self.items:
+            self.send({"type": "conversation.item.done", "previous_item_id": self._previous_id(item), "item": item})
+        response.finished_items.append(item)
+        response.item = None
+
     def _announce_item(self, response: ActiveResponse, item: dict[str, Any]) -> None:
         response.item = item
-        self.send({"type": "response.output_item.added", "response_id": response.id, "output_index": 0, "item": item})
+        self.send({"type": "response.output_item.added", "response_id": response.id, "output_index": self._output_index(response), "item": item})
         if response.in_conversation:
             self._add_item(item, done=False)
 
@@ -585,7 +600,7 @@ class Conversation:
             "arguments": "",
         }
         self._announce_item(response, item)
-        ids = {"response_id": response.id, "item_id": item["id"], "output_index": 0, "call_id": item["call_id"]}
+        ids = {"response_id": response.id, "item_id": item["id"], "output_index": self._output_index(response), "call_id": item["call_id"]}
         size = max(1, math.ceil(len(call.arguments) / FUNCTION_ARGUMENT_DELTAS))
         for start in range(0, len(call.arguments), size):
             delta = call.arguments[start : start + size]
@@ -608,15 +623,19 @@ class Conversation:
             "error": None,
         }
         self._announce_item(response, item)
-        ids = {"response_id": response.id, "item_id": item["id"], "output_index": 0}
+        index = self._output_index(response)
+        ids = {"response_id": response.id, "item_id": item["id"], "output_index": index}
         self.send({"type": "response.mcp_call_arguments.delta", **ids, "delta": call.arguments})
         item["arguments"] = call.arguments
         response.arguments = call.arguments
         self.send({"type": "response.mcp_call_arguments.done", **ids, "arguments": call.arguments})
-        self.send({"type": "response.mcp_call.in_progress", "item_id": item["id"], "output_index": 0})
+        self.send({"type": "response.mcp_call.in_progress", "item_id": item["id"], "output_index": index})
         await self._sleep(MCP_CALL_MS)
         item["output"] = call.output
-        self.send({"type": "response.mcp_call.completed", "item_id": item["id"], "output_index": 0})
+        self.send({"type": "response.mcp_call.completed", "item_id": item["id"], "output_index": index})
+        # As the API does, the model goes on in the same response: it reads the tool's answer.
+        self._close_item(response)
+        await self._stream_speech(response, f"The {call.name} tool says: {call.output}")
 
     async def _stream_speech(self, response: ActiveResponse, text: str) -> None:
         audio = await self.synthesizer.audio(text, response.audio_format) if response.modality == "audio" else b""
@@ -630,7 +649,7 @@ class Conversation:
             "content": [],
         }
         self._announce_item(response, item)
-        ids = {"response_id": response.id, "item_id": item["id"], "output_index": 0, "content_index": 0}
+        ids = {"response_id": response.id, "item_id": item["id"], "output_index": self._output_index(response), "content_index": 0}
         empty_part = {"type": PART_TYPES["audio"], "transcript": ""} if response.modality == "audio" else {"type": PART_TYPES["text"], "text": ""}
         self.send({"type": "response.content_part.added", **ids, "part": empty_part})
         response.part_open = True
@@ -674,7 +693,7 @@ class Conversation:
             response.task.cancel()
         item = response.item
         if item is not None and item["type"] == "message":
-            ids = {"response_id": response.id, "item_id": item["id"], "output_index": 0, "content_index": 0}
+            ids = {"response_id": response.id, "item_id": item["id"], "output_index": self._output_index(response), "content_index": 0}
             if response.modality == "audio":
                 content = {"type": self.names["audio_content"], "transcript": response.transcript}
                 part = {"type": PART_TYPES["audio"], "transcript": response.transcript}
@@ -692,7 +711,9 @@ class Conversation:
         if item is not None:
             if item["type"] in ("message", "function_call"):
                 item["status"] = "completed" if status == "completed" else "incomplete"
-            self.send({"type": "response.output_item.done", "response_id": response.id, "output_index": 0, "item": item})
+            self.send(
+                {"type": "response.output_item.done", "response_id": response.id, "output_index": self._output_index(response), "item": item}
+            )
             if response.in_conversation and self.dialect == "ga" and item in self.items:
                 self.send({"type": "conversation.item.done", "previous_item_id": self._previous_id(item), "item": item})
         details: dict[str, Any] | None = {"type": "cancelled", "reason": reason} if status == "cancelled" else None
