@@ -7,6 +7,8 @@ closes. Prints the process's resident memory before, at the end of the flood and
 (the issue measured +61 MB kept by the old server, and a 41 MB ``/_test/state``), the size of the
 test state, and the server's time per event: rejected and valid events, with the JSON round trip
 alone (``json.loads`` + ``json.dumps`` of the same events) as the reference measured in the same run.
+Then the event loop's longest stall while an utterance is recognized: in the worker process (what
+the server does) against the same recognition in a thread (the reference: PocketSphinx holds the GIL).
 """
 
 from __future__ import annotations
@@ -84,6 +86,56 @@ def timing() -> None:
         print(f"schema check, {name:15s}: {median:6.1f} us/event (sd {spread:.1f}), {median / reference:4.1f}x the reference")
 
 
+async def longest_stall_ms(work: object) -> tuple[float, float]:
+    """The event loop's longest stall while ``work()`` is awaited, and how long it took (ms)."""
+    worst = 0.0
+    done = False
+
+    async def tick() -> None:
+        nonlocal worst
+        while not done:
+            started = time.perf_counter()
+            await asyncio.sleep(0.005)
+            worst = max(worst, time.perf_counter() - started - 0.005)
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    await work()  # type: ignore[operator]
+    took = time.perf_counter() - started
+    done = True
+    await ticker
+    return worst * 1000, took * 1000
+
+
+async def recognition() -> None:
+    import subprocess
+
+    from pyodide_realtime_server import _audio, _recognizer
+    from pyodide_realtime_server._listener import Listener
+    from pyodide_realtime_server._speech import _wav_payload
+
+    if not _recognizer.available():
+        print("recognition: pocketsphinx is not installed")
+        return
+    wav = subprocess.run(["espeak-ng", "--stdout", "What is the weather in Paris? Hello, can you hear me?"], capture_output=True, check=True)
+    rate, payload = _wav_payload(wav.stdout)
+    samples = _audio.resample_linear(_audio.samples_from_pcm16(payload), rate, _audio.PCM16_RATE)
+    listener = Listener()
+    await listener.recognize(samples, _audio.PCM16_RATE, ["get_weather"])  # start the worker
+    _recognizer.recognize(samples, _audio.PCM16_RATE, ["get_weather"])  # and the in-process decoders
+    apart = [await longest_stall_ms(lambda: listener.recognize(samples, _audio.PCM16_RATE, ["get_weather"])) for _ in range(ROUNDS)]
+    threaded = [
+        await longest_stall_ms(lambda: asyncio.to_thread(_recognizer.recognize, samples, _audio.PCM16_RATE, ["get_weather"]))
+        for _ in range(ROUNDS)
+    ]
+    await listener.close()
+    seconds = len(samples) / _audio.PCM16_RATE
+    for name, runs in (("worker process", apart), ("thread (reference)", threaded)):
+        stall = statistics.median(r[0] for r in runs)
+        took = statistics.median(r[1] for r in runs)
+        print(f"recognizing {seconds:.1f} s of speech in a {name:18s}: {took:5.0f} ms, longest loop stall {stall:6.1f} ms")
+
+
 async def main() -> None:
     async with RealtimeServer(pace=0, speech="tones", test_endpoints=True) as server:
         gc.collect()
@@ -100,6 +152,7 @@ async def main() -> None:
         print(f"/_test/state:              {len(state) / 1024:7.1f} KB ({len(record.errors)} errors kept, {record.errors_left_out} counted)")
         print(f"throughput:                {BAD_EVENTS / elapsed:7.0f} rejected events/s over one WebSocket")
     timing()
+    await recognition()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import math
+import os
 import random
 import urllib.error
 from array import array
@@ -303,3 +304,23 @@ def test_upstream_minter_builds_the_openai_request_and_keeps_the_key_private() -
 
     refused = UpstreamMinter("sk-secret-123", opener=failing).mint({})
     assert refused.status == 502 and b"sk-secret" not in refused.body and b"--offline" in refused.body
+
+
+@pytest.mark.asyncio
+async def test_the_listener_recognizes_in_its_own_process_and_outlives_a_dead_worker() -> None:
+    from pyodide_realtime_server._listener import Listener
+
+    rate, payload = _espeak_wav("What is the weather in Paris?")
+    samples = _audio.resample_linear(_audio.samples_from_pcm16(payload), rate, _audio.PCM16_RATE)
+    expected = _recognizer.recognize(samples, _audio.PCM16_RATE, ["get_weather"])
+    listener = Listener()
+    try:
+        assert await listener.recognize(samples, _audio.PCM16_RATE, ["get_weather"]) == expected
+        worker = listener._process
+        assert worker is not None and worker.pid != os.getpid()
+        worker.kill()
+        await worker.wait()
+        assert await listener.recognize(samples, _audio.PCM16_RATE, ["get_weather"]) == expected  # a new worker
+    finally:
+        await listener.close()
+    assert listener._process is None

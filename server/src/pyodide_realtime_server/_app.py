@@ -40,9 +40,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pyodide_realtime.dialects import BETA, GA, INSECURE_KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL, Dialect
 
+from . import _recognizer
 from ._conversation import Conversation
 from ._errors import ClientEventError, PortInUseError
 from ._keys import DEFAULT_KEY_TTL_S, MAX_KEY_TTL_S, MIN_KEY_TTL_S, KeyStore, Opener, UpstreamMinter
+from ._listener import Listener
 from ._peer import Peer
 from ._schema import validate_client_event
 from ._session_state import SessionState
@@ -160,6 +162,8 @@ class RealtimeServer:
         self.extra_origins = tuple(origin.rstrip("/") for origin in allowed_origins)
         self.test_endpoints = test_endpoints
         self.state = ServerState()
+        # What the simulated model hears; None without the optional pocketsphinx.
+        self.listener = Listener() if _recognizer.available() else None
         self.app = Starlette(
             routes=self._routes(), exception_handlers={HTTPException: self._http_error, BadRequest: self._bad_request}
         )
@@ -224,6 +228,8 @@ class RealtimeServer:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self._serving, SHUTDOWN_GRACE_S + START_TIMEOUT_S)
         self._server = self._serving = None
+        if self.listener is not None:
+            await self.listener.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -442,6 +448,7 @@ class RealtimeServer:
             initial_session=check.session,
             synthesizer=self.synthesizer,
             pace=self.pace,
+            listener=self.listener,
         )
         record.model = conversation.session.model
         try:

@@ -24,9 +24,9 @@ from typing import Any
 from pyodide_realtime._interfaces import FORMAT_RATES, bytes_per_ms
 from pyodide_realtime.dialects import Dialect
 
-from . import _recognizer
 from ._audio import decode_from_wire
 from ._errors import ClientEventError
+from ._listener import Listener, RecognizerError
 from ._model import AskMcpApproval, CallMcp, CallTool, Plan, mcp_tools_for, plan_reply
 from ._peer import Peer
 from ._rules import check_response_options
@@ -84,8 +84,10 @@ class Conversation:
         initial_session: dict[str, Any] | None,
         synthesizer: Synthesizer,
         pace: float,
+        listener: Listener | None = None,
     ) -> None:
         self.peer = peer
+        self.listener = listener
         self.record = record
         self.dialect: Dialect = dialect
         self.names = WIRE_NAMES[dialect]
@@ -325,7 +327,7 @@ class Conversation:
         }
         self._add_item(item)
         transcribe = self.session.transcription is not None or self.session.type == "transcription"
-        if _recognizer.available() or transcribe:
+        if self.listener is not None or transcribe:
             task = asyncio.get_running_loop().create_task(
                 self._recognize(item, audio, audio_format, duration_ms, transcribe), name=f"recognize {item_id}"
             )
@@ -334,10 +336,14 @@ class Conversation:
 
     async def _recognize(self, item: dict[str, Any], audio: bytes, audio_format: str, duration_ms: int, transcribe: bool) -> None:
         """What the user said: the model acts on it; with transcription on, the client sees it too."""
-        if _recognizer.available():
+        if self.listener is not None:
             samples = decode_from_wire(audio, audio_format)
             tool_names = [str(t.get("name") or t.get("server_label") or "") for t in self.session.tools]
-            text = await asyncio.to_thread(_recognizer.recognize, samples, FORMAT_RATES[audio_format], tool_names)
+            try:
+                text = await self.listener.recognize(samples, FORMAT_RATES[audio_format], tool_names)
+            except RecognizerError:
+                logger.exception("speech recognition failed for %s", item["id"])
+                text = ""
             transcript = text.capitalize()
         else:
             transcript = TRANSCRIPT_FOR_AUDIO.format(ms=duration_ms)
