@@ -93,9 +93,22 @@ ensure_browser_wheels() {
     echo "$want" > "$dir/.stamp"
 }
 
+# The local Realtime server (server/, its own distribution), editable in .venv: its dependencies are
+# pinned in requirements-dev.txt, so --no-deps.
+ensure_server() {
+    local want; want=$(hash_of server/pyproject.toml requirements-dev.txt)
+    stamp_ok "$VENV/.server-stamp" "$want" && return 0
+    say "installing the local Realtime server (server/) into .venv"
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e server >/dev/null \
+        || die "pip install -e server failed (see above)"
+    rm -rf server/build server/src/*.egg-info
+    echo "$want" > "$VENV/.server-stamp"
+}
+
 setup() {
     ensure_apt
     ensure_venv
+    ensure_server
     ensure_npm
     ensure_browser_wheels
 }
@@ -155,7 +168,7 @@ case "$cmd" in
     demo)
         setup; dist
         say "starting the local Realtime server (Ctrl-C stops it)"
-        PYTHONPATH="$ROOT/src" exec "$PY" -m pyodide_realtime.server --web-root web \
+        PYTHONPATH="$ROOT/src" exec "$PY" -m pyodide_realtime_server --web-root web \
             --mount "/pyodide=$PYODIDE_DIST" --mount "/pyscript=$PYSCRIPT_DIST" "$@" ;;
     bench)
         setup; dist

@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="module")
 def realtime_server() -> Iterator[object]:
     """The local Realtime server on loopback, in a thread, for the module's browser tests."""
-    from pyodide_realtime.server import start_in_thread
+    from pyodide_realtime_server import start_in_thread
 
     # speech="tones": the same audio with or without espeak-ng; pace 4: faster than real time, as
     # the real API streams, yet slow enough to interrupt a reply midway.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pyodide_realtime.server import RealtimeServer
+from pyodide_realtime_server import RealtimeServer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -36,7 +36,9 @@ def test_the_wheel_is_reproducible_complete_and_small(tmp_path: Path) -> None:
     assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
     assert first.name == "pyodide_realtime-0.1.0-py3-none-any.whl"
     names = set(zipfile.ZipFile(first).namelist())
-    for needed in ("py.typed", "_socket_shim.js", "audio_shim.js", "server/__main__.py", "audio/player.py"):
+    for needed in ("py.typed", "_socket_shim.js", "audio_shim.js", "audio/player.py"):
         assert f"pyodide_realtime/{needed}" in names
+    # The local server is its own distribution (server/): the browser never downloads it.
+    assert not any(n.startswith("pyodide_realtime/server/") or n.startswith("pyodide_realtime_server/") for n in names)
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert first.stat().st_size < MAX_WHEEL_BYTES

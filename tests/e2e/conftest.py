@@ -64,7 +64,7 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_server() -> Iterator[Any]:
     """The local Realtime server serving web/ with /pyodide and /pyscript from dist/."""
-    from pyodide_realtime.server import start_in_thread
+    from pyodide_realtime_server import start_in_thread
 
     for folder, what in ((PYODIDE_DIST, "pyodide-lock.json"), (PYSCRIPT_DIST, "core.js")):
         if not (folder / what).is_file():

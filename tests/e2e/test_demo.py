@@ -20,7 +20,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from pyodide_realtime.server import AUDIO_REPLY
+from pyodide_realtime_server import AUDIO_REPLY
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"  # gitignored
 DESKTOP = {"width": 1280, "height": 800}
@@ -124,7 +124,8 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         page.wait_for_function("() => document.getElementById('mic-level').value > 0.05", timeout=STEP_TIMEOUT_MS)
         keep_screenshot(page, "pyscript-desktop-listening")
         expect(page.locator('#voice-state[data-state="speaking"]')).to_have_text("Speaking")
-        expect(page.locator("#transcript li.turn.user").first).to_contain_text("(speech,")
+        # The server transcribes with PocketSphinx: some words, not necessarily the ones espeak-ng said.
+        expect(page.locator("#transcript li.turn.user").first).to_have_text(re.compile(r"^You\W*[A-Za-z]"))
         first_reply = page.locator("#transcript li.turn.assistant").first
         expect(first_reply).to_contain_text(AUDIO_REPLY)
         expect(page.locator("#latency")).to_have_text(re.compile(r"^Last reply began \d+ ms after you stopped$"))

@@ -16,13 +16,27 @@ from typing import Any
 ELIDED_FIELDS = ("audio", "delta")
 # Per connection and direction. Far more than any test reads; a few hundred kB at most.
 MAX_LOGGED_EVENTS = 2000
+# Errors and truncations per connection, and closed connections kept: everything here is bounded,
+# so 100k bad events (or a long-running demo) cannot grow the server.
+MAX_LOGGED_ERRORS = 200
+MAX_LOGGED_TRUNCATIONS = 200
+MAX_CONNECTION_RECORDS = 100
+MAX_REJECTED_RECORDS = 100
+# A logged event is cut to this much JSON (a 15 MB append event must not stay in memory).
+MAX_LOGGED_VALUE_CHARS = 2000
 
 
 def elide_audio(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: (f"<{len(value)} base64 chars>" if key in ELIDED_FIELDS and isinstance(value, str) else value)
-        for key, value in event.items()
-    }
+    """The event as logged: audio replaced by its size, any other long string cut short."""
+    logged: dict[str, Any] = {}
+    for key, value in event.items():
+        if key in ELIDED_FIELDS and isinstance(value, str):
+            logged[key] = f"<{len(value)} base64 chars>"
+        elif isinstance(value, str) and len(value) > MAX_LOGGED_VALUE_CHARS:
+            logged[key] = value[:MAX_LOGGED_VALUE_CHARS] + f"... <{len(value)} chars>"
+        else:
+            logged[key] = value
+    return logged
 
 
 @dataclass
@@ -41,8 +55,9 @@ class ConnectionRecord:
     received_left_out: int = 0
     sent_types: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOGGED_EVENTS))
     sent_left_out: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    truncations: list[dict[str, Any]] = field(default_factory=list)
+    errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LOGGED_ERRORS))
+    errors_left_out: int = 0
+    truncations: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LOGGED_TRUNCATIONS))
 
     @property
     def received_types(self) -> list[str]:
@@ -53,6 +68,11 @@ class ConnectionRecord:
             self.received_left_out += 1
         self.received.append(elide_audio(event))
 
+    def log_error(self, error: dict[str, Any]) -> None:
+        if len(self.errors) == self.errors.maxlen:
+            self.errors_left_out += 1
+        self.errors.append(error)
+
     def log_sent(self, event_type: str) -> None:
         if len(self.sent_types) == self.sent_types.maxlen:
             self.sent_left_out += 1
@@ -62,13 +82,16 @@ class ConnectionRecord:
         data = asdict(self)  # a deep copy: ServerThread hands it to another thread
         data["received"] = list(data["received"])
         data["sent_types"] = list(data["sent_types"])
+        data["errors"] = list(data["errors"])
+        data["truncations"] = list(data["truncations"])
         return data
 
 
 @dataclass
 class ServerState:
-    connections: list[ConnectionRecord] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)  # refused handshakes: path, status, message
+    connections: deque[ConnectionRecord] = field(default_factory=lambda: deque(maxlen=MAX_CONNECTION_RECORDS))
+    # Refused handshakes: path, status, message.
+    rejected: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_REJECTED_RECORDS))
     keys_minted: int = 0
 
     @property

@@ -1,4 +1,5 @@
-"""``python -m pyodide_realtime.server``: serve the demo, the dist and a simulated Realtime model.
+"""``pyodide-realtime-server`` (or ``python -m pyodide_realtime_server``): serve the demo, the dist
+and a simulated Realtime model.
 
 With ``OPENAI_API_KEY`` in the environment (and no ``--offline``) the mint endpoint asks OpenAI for
 real ephemeral keys; the regular key stays in this process.
@@ -9,19 +10,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._app import DEFAULT_PACE, RealtimeServer
-from ._keys import DEFAULT_KEY_TTL_S
+# What the server imports, by module -> distribution to install.
+REQUIRED = {
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+    "websockets": "websockets",
+    "openai": "openai",
+    "webrtcvad": "webrtcvad-wheels",
+    "pyodide_realtime": "pyodide-realtime",
+}
+DEFAULT_PACE = 4.0  # the same as _app.DEFAULT_PACE, without importing the app before the check
+DEFAULT_KEY_TTL_S = 60.0
+PROG = "pyodide-realtime-server"
 
-logger = logging.getLogger("pyodide_realtime.server")
+logger = logging.getLogger("pyodide_realtime_server")
 
-# src/pyodide_realtime/server/__main__.py -> the repository root, when run from a checkout.
-REPO_WEB = Path(__file__).resolve().parents[3] / "web"
+
+def missing_dependencies() -> list[str]:
+    return [package for module, package in REQUIRED.items() if importlib.util.find_spec(module) is None]
 
 
 def _mount(text: str) -> tuple[str, Path]:
@@ -34,12 +47,10 @@ def _mount(text: str) -> tuple[str, Path]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m pyodide_realtime.server", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
-    parser.add_argument("--web-root", type=Path, default=None, help="static root (default: ./web, else the checkout's web/)")
+    parser.add_argument("--web-root", type=Path, default=None, help="static root (default: ./web if it exists)")
     parser.add_argument(
         "--mount",
         type=_mount,
@@ -58,23 +69,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--accept-any-key", action="store_true", help="also accept any 'sk-' key on the WebSocket (tests only)")
     parser.add_argument("--speech", choices=("auto", "espeak", "tones"), default="auto", help="voice of the simulated model")
     parser.add_argument("--allow-origin", action="append", default=[], help="another page origin allowed to mint keys")
+    parser.add_argument(
+        "--test-endpoints", action="store_true", help="serve GET /_test/state and POST /_test/reset (same origin only; for tests)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     return parser.parse_args(argv)
 
 
-def _web_root(given: Path | None) -> Path | None:
-    if given is not None:
-        return given
-    for candidate in (Path("web"), REPO_WEB):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 async def _serve(args: argparse.Namespace) -> None:
-    web_root = _web_root(args.web_root)
+    from ._app import RealtimeServer
+
+    web_root = args.web_root
+    if web_root is None and Path("web").is_dir():
+        web_root = Path("web")
     if web_root is None:
-        logger.warning("no web root found (tried ./web and %s): only the API and mounts are served", REPO_WEB)
+        logger.warning("no web root (no --web-root, no ./web): only the API and mounts are served")
     api_key = None if args.offline else os.environ.get("OPENAI_API_KEY") or None
     server = RealtimeServer(
         host=args.host,
@@ -87,20 +96,30 @@ async def _serve(args: argparse.Namespace) -> None:
         speech=args.speech,
         api_key=api_key,
         allowed_origins=args.allow_origin,
+        test_endpoints=args.test_endpoints,
     )
     async with server:
         print(f"Serving on {server.url}", flush=True)
         await asyncio.Event().wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    missing = missing_dependencies()
+    if missing:
+        print(f"{PROG}: missing {', '.join(missing)}: pip install pyodide-realtime-server (or ./build.sh setup)", file=sys.stderr)
+        return 2
+    from ._errors import RealtimeServerError
+
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(args))
+    except RealtimeServerError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. an address that is not this machine's
+        print(f"{PROG}: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,6 +20,8 @@ DEFAULT_KEY_TTL_S = 60.0
 # Mirrors OpenAI's bounds on ``expires_after.seconds`` for client secrets.
 MIN_KEY_TTL_S = 10
 MAX_KEY_TTL_S = 7200
+# Keys kept at once (a few hundred bytes each): a flood of mint requests cannot grow the server.
+MAX_KEYS = 10_000
 OPENAI_CLIENT_SECRETS_URL = "https://api.openai.com/v1/realtime/client_secrets"
 UPSTREAM_TIMEOUT_S = 30.0
 
@@ -65,6 +67,11 @@ class KeyStore:
 
     def mint(self, session: dict[str, Any] | None = None, ttl_s: float | None = None) -> EphemeralKey:
         self._forget_stale()
+        if len(self._keys) >= MAX_KEYS:
+            # Used and expired ones go first; if every key is live and unused, the oldest does.
+            spent = [v for v, k in self._keys.items() if k.used or self._clock() >= k.expires_at]
+            for value in spent or [next(iter(self._keys))]:
+                del self._keys[value]
         key = EphemeralKey(
             value=EPHEMERAL_PREFIX + secrets.token_hex(20),
             expires_at=self._clock() + (self.ttl_s if ttl_s is None else ttl_s),

@@ -28,7 +28,7 @@ TONE_AMPLITUDE = 0.3 * 32767
 TONE_FADE_MS = 8  # a short fade in and out, or every beep clicks
 MIN_REPLY_MS = 300
 
-logger = logging.getLogger("pyodide_realtime.server")
+logger = logging.getLogger("pyodide_realtime_server")
 
 
 def _wav_payload(wav: bytes) -> tuple[int, bytes]:

@@ -1,0 +1,27 @@
+"""The server's errors: what a client did wrong (answered as an ``error`` event), and start-up failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RealtimeServerError(Exception):
+    """The base of the server's own failures (not a client's mistake)."""
+
+
+class PortInUseError(RealtimeServerError):
+    """The port asked for is taken; the message says what to do, in one line."""
+
+
+class ClientEventError(Exception):
+    """A client event the real API would refuse; becomes an ``error`` event naming its event_id."""
+
+    def __init__(self, code: str, message: str, param: str | None = None, type_: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+        self.type = type_
+
+    def as_error(self, event_id: str | None) -> dict[str, Any]:
+        return {"type": self.type, "code": self.code, "message": self.message, "param": self.param, "event_id": event_id}

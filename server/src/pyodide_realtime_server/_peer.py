@@ -1,0 +1,49 @@
+"""The one connection's WebSocket as the simulated model sees it: ``send`` queues, ``drain`` writes.
+
+The model decides synchronously (a barge-in must send the cancel events before the next client
+event is read), so sending is split: ``send`` queues a text frame at once and ``drain`` (awaited by
+whoever may have queued) writes the queue in order under a lock, as the socket lets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+
+class Peer:
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        self._outbox: deque[str] = deque()
+        self._lock = asyncio.Lock()
+        self.close_code: int | None = None
+
+    def send(self, text: str) -> None:
+        self._outbox.append(text)
+
+    async def drain(self) -> None:
+        async with self._lock:
+            while self._outbox:
+                text = self._outbox.popleft()
+                if self.close_code is not None or self._websocket.application_state != WebSocketState.CONNECTED:
+                    self._outbox.clear()  # nobody is listening any more
+                    return
+                try:
+                    await self._websocket.send_text(text)
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    self._outbox.clear()
+                    return
+
+    async def recv(self) -> str | bytes | None:
+        """The next message, or None once the peer has closed (``close_code`` says how)."""
+        message = await self._websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            self.close_code = int(message.get("code") or 1005)
+            return None
+        text: str | None = message.get("text")
+        if text is not None:
+            return text
+        data: bytes = message.get("bytes") or b""
+        return data

@@ -1,0 +1,187 @@
+"""The server's HTTP and WebSocket edges, over real loopback sockets: the defects the issue found
+(requests dropped without an answer, a symlink out of the web root, an open redirect, cross-origin
+test endpoints, close codes), the command line's one-line failures, and bounded memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from pyodide_realtime_server import RealtimeServer, ServerThread, _app, _cli, _conversation, start_in_thread
+from pyodide_realtime_server._state import MAX_CONNECTION_RECORDS, MAX_LOGGED_ERRORS
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    web = tmp_path_factory.mktemp("web")
+    (web / "sub").mkdir()
+    (web / "sub" / "index.html").write_text("sub")
+    (web / "index.html").write_text("home")
+    (web / "passwd").symlink_to("/etc/passwd")
+    server = start_in_thread(web_root=web, speech="tones")
+    yield server
+    server.stop()
+
+
+def _raw(server: ServerThread, request: bytes) -> bytes:
+    """Send bytes as they are; the whole answer (the server must answer, not just drop the line)."""
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_malformed_requests_get_an_answer_not_a_dropped_connection(site: ServerThread) -> None:
+    bad_length = b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nContent-Length: \xc2\xb2\r\nConnection: close\r\n\r\n"
+    assert _status(_raw(site, bad_length)) == 400
+    long_segment = b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert _status(_raw(site, long_segment)) == 404
+    nested = b"[" * 100_000 + b"]" * 100_000
+    deep = b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    answer = _raw(site, deep + f"Content-Length: {len(nested)}\r\n\r\n".encode() + nested)
+    assert _status(answer) == 413  # a mint request is small; nothing that deep is even parsed
+    nested = b"[" * 20_000 + b"]" * 20_000
+    answer = _raw(site, deep + f"Content-Length: {len(nested)}\r\n\r\n".encode() + nested)
+    assert _status(answer) == 400 and b"not valid JSON" in answer
+
+
+def test_symlinks_out_of_the_web_root_are_not_followed(site: ServerThread) -> None:
+    answer = _raw(site, b"GET /passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert _status(answer) == 404 and b"root:" not in answer
+
+
+def test_folder_redirects_stay_on_this_host(site: ServerThread) -> None:
+    answer = _raw(site, b"GET ////sub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head = answer.split(b"\r\n\r\n", 1)[0].decode().lower()
+    location = next(line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.startswith("location:"))
+    assert location == "/sub/" and not location.startswith("//")
+
+
+def test_test_endpoints_are_same_origin_only_and_only_on_request(site: ServerThread) -> None:
+    def post_reset(origin: str | None) -> int:
+        headers = f"Origin: {origin}\r\n" if origin else ""
+        return _status(_raw(site, f"POST /_test/reset HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()))
+
+    assert post_reset("https://evil.example") == 403
+    assert post_reset(site.url.rstrip("/")) == 200
+    assert post_reset(None) == 200  # a program (the tests)
+    cross_site = b"GET /_test/state HTTP/1.1\r\nHost: x\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n"
+    assert _status(_raw(site, cross_site)) == 403
+    plain = start_in_thread(speech="tones", test_endpoints=False)
+    try:
+        assert _status(_raw(plain, b"GET /_test/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 404
+        assert _status(_raw(plain, b"POST /_test/reset HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")) == 404
+    finally:
+        plain.stop()
+
+
+def _auth(server: RealtimeServer) -> list[str]:
+    return ["realtime", f"openai-insecure-api-key.{server.mint_key()}"]
+
+
+@pytest.mark.asyncio
+async def test_invalid_utf8_closes_1007_and_oversize_1009(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_app, "MAX_MESSAGE_BYTES", 64 * 1024)
+    async with RealtimeServer(pace=0, speech="tones") as server:
+        async with connect(server.ws_url, subprotocols=_auth(server)) as ws:
+            await ws.recv()
+            # websockets' client refuses to send invalid UTF-8 as text: write the frame by hand.
+            await ws.send(b"\xff\xfe", text=True)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), TIMEOUT_S)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+        async with connect(server.ws_url, subprotocols=_auth(server), max_size=None) as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "A" * 100_000}))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), TIMEOUT_S)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+@pytest.mark.asyncio
+async def test_a_crash_closes_1011_and_is_logged(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(conversation: Any, event: dict[str, Any]) -> None:
+        raise ZeroDivisionError("a bug in the simulated model")
+
+    monkeypatch.setitem(_conversation.HANDLERS, "input_audio_buffer.clear", broken)
+    async with RealtimeServer(pace=0, speech="tones") as server:
+        async with connect(server.ws_url, subprotocols=_auth(server)) as ws:
+            await ws.recv()
+            with caplog.at_level(logging.ERROR, logger="pyodide_realtime_server"):
+                await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), TIMEOUT_S)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+        assert "crashed" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_everything_a_connection_keeps_is_bounded() -> None:
+    bad_events = 3000
+    async with RealtimeServer(pace=0, speech="tones") as server:
+        async with connect(server.ws_url, subprotocols=_auth(server)) as ws:
+            await ws.recv()
+            for index in range(bad_events):
+                await ws.send(json.dumps({"type": "session.update", "event_id": f"e{index}", "session": {"bogus": index}}))
+            for _ in range(bad_events):
+                await asyncio.wait_for(ws.recv(), TIMEOUT_S)
+        record = server.state.connections[0]
+        assert len(record.errors) == MAX_LOGGED_ERRORS and record.errors_left_out == bad_events - MAX_LOGGED_ERRORS
+        assert len(json.dumps(server.state.snapshot())) < 1_000_000
+        for _ in range(MAX_CONNECTION_RECORDS + 5):  # closed connections: only the latest are kept
+            async with connect(server.ws_url, subprotocols=_auth(server)) as ws:
+                await ws.recv()
+        assert len(server.state.connections) == MAX_CONNECTION_RECORDS
+
+
+def _cli_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "server" / "src")])}
+
+
+def test_a_port_in_use_is_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "pyodide_realtime_server", "--port", str(port), "--speech", "tones"],
+            capture_output=True, text=True, env=_cli_env(), timeout=60,
+        )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"pyodide-realtime-server: port {port} on 127.0.0.1 is already in use: stop the other server, "
+        "or pick another port with --port N (--port 0 picks a free one)"
+    ]
+
+
+def test_missing_dependencies_say_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(_cli, "REQUIRED", {**_cli.REQUIRED, "no_such_module_for_this_test": "no-such-package"})
+    assert _cli.run(["--port", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "pyodide-realtime-server: missing no-such-package: pip install pyodide-realtime-server (or ./build.sh setup)"
+    )

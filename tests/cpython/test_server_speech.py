@@ -1,0 +1,120 @@
+"""The simulated model acting on speech: espeak-ng's voice through the server's VAD and recognizer ends
+in the tool call a typed question would get; transcription events carry what was heard; the idle
+timeout prompts a silent user."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import subprocess
+from array import array
+from typing import Any
+
+import pytest
+from test_server_conformance import conformance_failures
+from websockets.asyncio.client import ClientConnection, connect
+
+from pyodide_realtime_server import RealtimeServer, _audio
+from pyodide_realtime_server._speech import _wav_payload
+
+TIMEOUT_S = 10.0
+CHUNK_MS = 100
+QUESTION = "What is the weather in Paris?"
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+}
+
+
+def _spoken(text: str, audio_format: str) -> bytes:
+    espeak = shutil.which("espeak-ng")
+    assert espeak, "espeak-ng is a dev dependency: ./build.sh setup installs it"
+    rate, payload = _wav_payload(subprocess.run([espeak, "--stdout", text], capture_output=True, check=True).stdout)
+    samples = _audio.resample_linear(_audio.samples_from_pcm16(payload), rate, _audio.PCM16_RATE)
+    silence = array("h", bytes(2 * _audio.PCM16_RATE // 2))  # 500 ms before and 1 s after
+    return _audio.encode_for_wire(silence + samples + silence + silence, audio_format)
+
+
+async def _next(ws: ClientConnection, kind: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
+    while True:
+        event = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT_S))
+        seen.append(event)
+        if event["type"] == kind:
+            return event
+
+
+async def _say(ws: ClientConnection, audio: bytes, bytes_per_ms: int) -> None:
+    step = bytes_per_ms * CHUNK_MS
+    for start in range(0, len(audio), step):
+        await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio[start : start + step]).decode()}))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("dialect", "audio_format"), [("ga", "pcm16"), ("beta", "g711_ulaw")])
+async def test_a_spoken_weather_question_ends_in_a_get_weather_call(dialect: str, audio_format: str) -> None:
+    async with RealtimeServer(pace=0, speech="tones") as server:
+        protocols = ["realtime", f"openai-insecure-api-key.{server.mint_key()}"]
+        if dialect == "beta":
+            protocols.append("openai-beta.realtime-v1")
+            session: dict[str, Any] = {
+                "input_audio_format": audio_format,
+                "input_audio_transcription": {"model": "whisper-1"},
+                "tools": [WEATHER_TOOL],
+            }
+        else:
+            session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}, "tools": [WEATHER_TOOL]}
+        async with connect(server.ws_url, subprotocols=protocols) as ws:
+            seen: list[dict[str, Any]] = []
+            await _next(ws, "session.created", seen)
+            await ws.send(json.dumps({"type": "session.update", "session": session}))
+            await _next(ws, "session.updated", seen)
+            await _say(ws, _spoken(QUESTION, audio_format), 48 if audio_format == "pcm16" else 8)
+            done = await _next(ws, "response.done", seen)
+            while not any(e["type"] == "conversation.item.input_audio_transcription.completed" for e in seen):
+                await _next(ws, "conversation.item.input_audio_transcription.completed", seen)
+    call = done["response"]["output"][0]
+    assert (call["type"], call["name"]) == ("function_call", "get_weather")
+    transcribed = next(e for e in seen if e["type"] == "conversation.item.input_audio_transcription.completed")
+    deltas = "".join(e["delta"] for e in seen if e["type"] == "conversation.item.input_audio_transcription.delta")
+    assert "weather" in transcribed["transcript"].lower().split() and deltas == transcribed["transcript"]
+    assert conformance_failures(dialect, seen) == []
+
+
+@pytest.mark.asyncio
+async def test_idle_timeout_prompts_a_silent_user() -> None:
+    async with RealtimeServer(pace=20, speech="tones") as server:
+        async with connect(server.ws_url, subprotocols=["realtime", f"openai-insecure-api-key.{server.mint_key()}"]) as ws:
+            seen: list[dict[str, Any]] = []
+            await _next(ws, "session.created", seen)
+            turn = {"type": "server_vad", "idle_timeout_ms": 5000}
+            await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": turn}}}}))
+            await _next(ws, "session.updated", seen)
+            await ws.send(json.dumps({"type": "response.create"}))
+            await _next(ws, "response.done", seen)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            triggered = await _next(ws, "input_audio_buffer.timeout_triggered", seen)
+            waited = loop.time() - started
+            committed = await _next(ws, "input_audio_buffer.committed", seen)
+            await _next(ws, "response.done", seen)
+    assert 5000 / 20 / 1000 * 0.8 < waited < TIMEOUT_S  # 5 s of simulated time at pace 20
+    assert committed["item_id"] == triggered["item_id"] and conformance_failures("ga", seen) == []
+    # A user who acts in time is not prompted.
+    async with RealtimeServer(pace=20, speech="tones") as server:
+        async with connect(server.ws_url, subprotocols=["realtime", f"openai-insecure-api-key.{server.mint_key()}"]) as ws:
+            seen = []
+            await _next(ws, "session.created", seen)
+            await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": turn}}}}))
+            await _next(ws, "session.updated", seen)
+            await ws.send(json.dumps({"type": "response.create"}))
+            await _next(ws, "response.done", seen)
+            await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+            await _next(ws, "input_audio_buffer.cleared", seen)
+            await asyncio.sleep(0.5)
+            await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+            await _next(ws, "input_audio_buffer.cleared", seen)
+    assert not any(e["type"] == "input_audio_buffer.timeout_triggered" for e in seen)
