@@ -22,6 +22,7 @@ import binascii
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any
 
@@ -579,8 +580,8 @@ class RealtimeProtocol:
 
     def send_mcp_response(self, approval_request_id: str, approve: bool, reason: str | None = None) -> None:
         """Answer an ``mcp_approval_request``: sends ``conversation.item.create`` with an
-        ``mcp_approval_response`` item placed after the request (``previous_item_id``), as the JS
-        transport does; the server goes on with the response by itself.
+        ``mcp_approval_response`` item (with its own ``id``) placed after the request
+        (``previous_item_id``). It starts no response: ``request_response()`` runs (or declines) the call.
         ConfigurationError for a bad id, ``approve`` that is not a bool or a non-string reason;
         InvalidStateError unless connected."""
         self._require({"connected"}, "send_mcp_response()")
@@ -589,7 +590,10 @@ class RealtimeProtocol:
         if reason is not None and not isinstance(reason, str):
             raise ConfigurationError("send_mcp_response() takes reason as a string")
         request_id = _item_id(approval_request_id, "send_mcp_response")
-        item: dict[str, Any] = {"type": "mcp_approval_response", "approval_request_id": request_id, "approve": approve}
+        # The API's schema requires the answer's own item id (the JS transport sends none, and a server
+        # that checks the schema refuses it); 24 characters, within the API's 32.
+        item: dict[str, Any] = {"type": "mcp_approval_response", "id": f"mcpresp_{os.urandom(8).hex()}",
+                                "approval_request_id": request_id, "approve": approve}
         if reason is not None:
             item["reason"] = reason
         self._send({"type": "conversation.item.create", "previous_item_id": request_id, "item": item})

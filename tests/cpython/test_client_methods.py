@@ -72,10 +72,14 @@ async def test_send_mcp_response_answers_the_approval_request(peer: LoopbackPeer
     assert create["type"] == "conversation.item.create"
     assert create["item"]["type"] == "mcp_approval_response" and create["item"]["approval_request_id"] == "mcpr_1"
     assert create["item"]["approve"] is True
-    # The SDK's item type makes ``id`` required (it also types items the server returns); on create the
-    # server assigns it, as the JS transport relies on: validate with one given.
-    typed = CLIENT_EVENT.validate_python({**create, "item": {**create["item"], "id": "item_x"}})
+    # The SDK's schema makes the item's ``id`` required: the event is valid as sent, and each answer
+    # has its own id (within the API's 32 characters).
+    typed = CLIENT_EVENT.validate_python(create)
     assert not (typed.model_extra or {})
+    transport.send_mcp_response("mcpr_2", False, "not now")
+    await until(lambda: len(peer.received) > before + 1)
+    second = peer.received[before + 1]["item"]
+    assert second["id"] != create["item"]["id"] and len(second["id"]) <= 32 and second["reason"] == "not now"
     transport.close()
 
 

@@ -20,6 +20,8 @@ from pyodide_realtime import (
     InvalidStateError,
     OpenAIRealtimeWebSocket,
     RealtimeAgent,
+    RealtimeMCPApprovalRequestItem,
+    RealtimeMCPCallItem,
     RealtimeSession,
     RealtimeSessionEvent,
     RealtimeToolCallItem,
@@ -215,6 +217,38 @@ async def test_a_call_that_needs_approval_waits_for_the_answer(server: RealtimeS
     await events.reply("The get_weather tool says: Rainy in Quito")
     assert ran == ["Rome", "Lima", "Quito"]
     assert not events.of("error")
+    session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_hosted_mcp_tool_asks_for_approval_and_answers_in_history(server: RealtimeServer) -> None:
+    # The local server simulates a hosted MCP server with a roll_dice tool (it always rolls a 4).
+    mcp = {"type": "mcp", "server_label": "dice", "server_url": "https://mcp.example/sse", "require_approval": "always"}
+    session, events = await open_session(server, RealtimeAgent(name="Assistant", tools=[mcp]))
+    listed = await events.until(lambda e: e.type == "mcp_tools_changed")
+    assert {tool["name"] for tool in listed.tools} == {"roll_dice", "echo"}
+    session.send_message("Please roll dice with 6 sides")
+    request = await events.until(lambda e: e.type == "tool_approval_required")
+    assert (request.kind, request.name, request.server_label) == ("mcp", "roll_dice", "dice")
+    session.approve_tool_call(request.call_id)
+    called = await events.until(
+        lambda e: e.type == "history_updated" and isinstance(e.item, RealtimeMCPCallItem) and e.item.output is not None
+    )
+    assert (called.item.name, called.item.output, called.item.approval_request_id) == ("roll_dice", "4", request.call_id)
+    answered = [i for i in session.history if isinstance(i, RealtimeMCPApprovalRequestItem)]
+    assert [(i.item_id, i.approved) for i in answered] == [(request.call_id, True)]
+    assert not events.of("error") and not received(server, "error")
+    # Rejected: no call is made, and the server heard the refusal with its reason.
+    session.send_message("Please roll dice again")
+    request = await events.until(lambda e: e.type == "tool_approval_required")
+    session.reject_tool_call(request.call_id, rejection_message="Not now.")
+    await eventually(lambda: any(
+        e["item"].get("approval_request_id") == request.call_id and e["item"]["approve"] is False
+        for e in received(server, "conversation.item.create")
+    ))
+    await events.reply()
+    calls = [i for i in session.history if isinstance(i, RealtimeMCPCallItem)]
+    assert len(calls) == 1 and not events.of("error")
     session.close()
 
 

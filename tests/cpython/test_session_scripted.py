@@ -254,7 +254,9 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
     await until(session, lambda e: e.type == "history_updated" and getattr(e.item, "output", None) == "VAD finds speech.")
 
     answers = [f["item"] for f in sent(peer, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
-    assert answers == [{"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True}]
+    assert [{k: v for k, v in a.items() if k != "id"} for a in answers] == [
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True}
+    ]
     kinds = [type(item) for item in session.history]
     assert kinds == [RealtimeMCPListToolsItem, RealtimeMCPApprovalRequestItem, RealtimeMCPCallItem]
     approval, mcp_call = session.history[1], session.history[2]
@@ -269,7 +271,7 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
     error = await until(session, lambda e: e.type == "error")
     assert error.origin == "mcp" and "check the MCP server" in error.message
     answers = [f["item"] for f in sent(peer, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
-    assert answers[-1] == {
+    assert {k: v for k, v in answers[-1].items() if k != "id"} == {
         "type": "mcp_approval_response",
         "approval_request_id": "mcpr_2",
         "approve": False,
