@@ -154,6 +154,20 @@ class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.logger.log(level, "%s", redact(text, self._secrets), **kwargs)
 
 
+class RedactingFilter(logging.Filter):
+    """The same redaction for a logger a library creates itself (uvicorn hands ``websockets`` its
+    ``uvicorn.error`` logger, so no adapter can be put in between): attached to that logger, it
+    rewrites each record's message before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            text = " ".join(map(str, (record.msg, *(record.args or ()))))  # type: ignore[arg-type]
+        record.msg, record.args = redact(text), ()
+        return True
+
+
 @dataclass(frozen=True)
 class SocketRequest:
     """Everything a backend needs to open the Realtime WebSocket.

@@ -185,3 +185,22 @@ def test_missing_dependencies_say_what_to_install(monkeypatch: pytest.MonkeyPatc
     assert capsys.readouterr().err.strip() == (
         "pyodide-realtime-server: missing no-such-package: pip install pyodide-realtime-server (or ./build.sh setup)"
     )
+
+
+@pytest.mark.asyncio
+async def test_a_debug_logged_session_never_logs_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    # websockets, under uvicorn, logs every handshake header at DEBUG: Authorization included.
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+
+    caplog.set_level(logging.DEBUG)
+    async with RealtimeServer(pace=0, speech="tones") as server:
+        key = server.mint_key()
+        transport = OpenAIRealtimeWebSocket(url=server.ws_url)
+        await transport.connect(api_key=key)
+        transport.send_message("hi")
+        await asyncio.sleep(0.3)
+        transport.close()
+        await asyncio.sleep(0.1)
+    assert any("authorization" in r.getMessage().lower() for r in caplog.records)  # the header was logged...
+    leaks = [r.getMessage() for r in caplog.records if key[3:15] in r.getMessage()]
+    assert leaks == []  # ...without the key

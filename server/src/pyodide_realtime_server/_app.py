@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from pyodide_realtime._interfaces import RedactingFilter
 from pyodide_realtime.dialects import BETA, GA, INSECURE_KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL, Dialect
 
 from . import _recognizer
@@ -121,6 +122,9 @@ class _EmbeddedServer(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
+#: The loggers uvicorn and the websockets protocol under it write to.
+_STACK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
+
 
 class RealtimeServer:
     """The local stand-in for the OpenAI Realtime API. Use ``async with`` or ``start_in_thread``.
@@ -197,6 +201,10 @@ class RealtimeServer:
 
     async def start(self) -> RealtimeServer:
         sock = self._bind()
+        # websockets (through uvicorn) logs every handshake header at DEBUG, Authorization included.
+        for name in _STACK_LOGGERS:
+            if not any(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters):
+                logging.getLogger(name).addFilter(RedactingFilter())
         config = uvicorn.Config(
             self.app,
             http="h11",
