@@ -163,7 +163,7 @@ class RedactingFilter(logging.Filter):
         try:
             text = record.getMessage()
         except (TypeError, ValueError):
-            text = " ".join(map(str, (record.msg, *(record.args or ()))))  # type: ignore[arg-type]
+            text = " ".join(map(str, (record.msg, *(record.args or ()))))
         record.msg, record.args = redact(text), ()
         return True
 
