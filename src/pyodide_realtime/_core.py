@@ -28,6 +28,7 @@ from typing import Any
 
 from ._client_events import encode_event, validate_client_event
 from ._emitter import WANT_ALL
+from ._history_edits import call_fields, plan_reset_history, user_message_item
 from ._interfaces import AudioFormat
 from ._playback import HeardMs, Playback
 from ._responses import ResponseSequencer
@@ -612,7 +613,7 @@ class RealtimeProtocol:
         ConfigurationError for a message that is not text or a dict with content, or that JSON cannot
         carry; InvalidStateError unless connected. Nothing is sent on an error."""
         self._require({"connected"}, "send_message()")
-        item = _user_message_item(message)
+        item = user_message_item(message)
         self._send({"type": "conversation.item.create", "item": item, **dict(other_event_data or {})})
         if trigger_response:
             self._request_create({"type": "response.create"}, manual=False)
@@ -651,7 +652,7 @@ class RealtimeProtocol:
         ``function_call_output`` item (``output`` as JSON unless it is a string), emits its
         ``item_update``, then (by default) asks for a response. ConfigurationError for a call without a
         ``call_id`` or an output JSON cannot carry, InvalidStateError unless connected."""
-        call_id, item_id, name, arguments, previous = _call_fields(call)
+        call_id, item_id, name, arguments, previous = call_fields(call)
         try:
             text = output if isinstance(output, str) else json.dumps(output)
         except (TypeError, ValueError) as exc:
@@ -689,47 +690,9 @@ class RealtimeProtocol:
         it: give its transcript as ``output_text`` content, or remove it), for an MCP item added or
         changed, and for items JSON cannot carry. InvalidStateError unless connected.
         """
-        old = [_history_item(item) for item in old_items]
-        new = [_history_item(item) for item in new_items]
+        frames = [_encode(event) for event in plan_reset_history(old_items, new_items)]
         self._require({"connected"}, "reset_history()")
-        old_by_id = {item["item_id"]: item for item in old}
-        new_ids = {item["item_id"] for item in new}
-        removals = [item["item_id"] for item in old if item["item_id"] not in new_ids]
-        pending = [item for item in new if item["item_id"] not in old_by_id or old_by_id[item["item_id"]] != item]
-        for item in pending:
-            replaced = old_by_id.get(item["item_id"])
-            if item["type"] in _MCP_HISTORY_TYPES or (replaced is not None and replaced["type"] in _MCP_HISTORY_TYPES):
-                raise ConfigurationError(
-                    f"MCP items cannot be added or changed by reset_history() (item {item['item_id']!r}): leave them "
-                    "unchanged, or remove them from the history")
-            if item["role"] == "assistant" and any(
-                isinstance(part, Mapping) and part.get("type") in _AUDIO_PART_TYPES for part in item["content"]
-            ):
-                raise ConfigurationError(
-                    f"the assistant audio item {item['item_id']!r} cannot be replayed through the Realtime API: give "
-                    "its transcript as {'type': 'output_text', 'text': ...} content, or remove the item")
-        pending_ids = {item["item_id"] for item in pending}
         # Every frame is encoded before any is queued, so an item JSON cannot carry leaves nothing half done.
-        frames = [_encode({"type": "conversation.item.delete", "item_id": i})
-                  for i in dict.fromkeys([*removals, *(i for i in pending_ids if i in old_by_id)])]
-        # Only a create that must land before an item the server keeps names an anchor; past the last
-        # such item a plain append is right.
-        last_kept = max((index for index, item in enumerate(new) if item["item_id"] not in pending_ids), default=-1)
-        previous = _CONVERSATION_ROOT
-        for index, item in enumerate(new):
-            item_id = item["item_id"]
-            if item_id not in pending_ids:
-                previous = item_id
-                continue
-            if item["type"] != "message":
-                logger.warning("reset_history: %s items cannot be re-created; skipped %s", item["type"], item_id)
-                continue
-            entry: dict[str, Any] = {"type": "message", "role": item["role"], "content": item["content"], "id": item_id}
-            if item["role"] != "system" and item.get("status"):
-                entry["status"] = item["status"]
-            placement = {"previous_item_id": previous} if index < last_kept else {}
-            frames.append(_encode({"type": "conversation.item.create", **placement, "item": entry}))
-            previous = item_id
         self._to_send.extend(frames)
 
     # Session and tracing -----------------------------------------------------------------------------
@@ -875,11 +838,6 @@ def _usage(raw: Any) -> Usage:
     )
 
 
-#: ``previous_item_id`` that places a created item at the start of the conversation.
-_CONVERSATION_ROOT = "root"
-_MCP_HISTORY_TYPES = frozenset({"mcp_call", "mcp_tool_call", "mcp_approval_request"})
-#: Content of the model's audio: the API cannot create it (GA calls it output_audio, beta audio).
-_AUDIO_PART_TYPES = frozenset({"output_audio", "audio"})
 #: Item types whose conversation.item.* events become item_update (MCP ones are handled apart). Not
 #: function_call: its item_update comes from response.output_item.done and send_function_call_output
 #: (with the output), as in the JS transport; the server's copy would erase the output.
@@ -906,51 +864,3 @@ def _item_update(item: ItemBase, *, status: Any, previous_item_id: str | None = 
         output=_text(item.get("output")),
         raw=item.to_dict(),
     )
-
-
-def _content_part(part: Any) -> dict[str, Any]:
-    if isinstance(part, str):
-        return {"type": "input_text", "text": part}
-    if not isinstance(part, Mapping):
-        raise ConfigurationError(f"message content must be strings or dicts, not {type(part).__name__}")
-    copy: dict[str, Any] = {str(key): value for key, value in part.items()}
-    if copy.get("type") == "input_image" and "image_url" not in copy and "image" in copy:
-        # The JS SDK's user-input shape says "image"; the wire says "image_url".
-        copy["image_url"] = copy.pop("image")
-    return copy
-
-
-def _user_message_item(message: str | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(message, str):
-        return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": message}]}
-    if not isinstance(message, Mapping):
-        raise ConfigurationError("send_message() takes a string or a message dict with 'content'")
-    content = message.get("content")
-    parts = [content] if isinstance(content, (str, Mapping)) else list(content or [])
-    if not parts:
-        raise ConfigurationError("a message needs content, e.g. {'content': [{'type': 'input_text', 'text': 'hi'}]}")
-    return {**dict(message), "type": message.get("type", "message"), "role": message.get("role", "user"),
-            "content": [_content_part(p) for p in parts]}
-
-
-def _call_fields(call: FunctionCall | Mapping[str, Any]) -> tuple[str, str, str | None, str | None, str | None]:
-    if isinstance(call, FunctionCall):
-        return call.call_id, call.id, call.name, call.arguments, call.previous_item_id
-    if isinstance(call, Mapping):
-        call_id = call.get("call_id") or call.get("callId")
-        if isinstance(call_id, str) and call_id:
-            return (call_id, str(call.get("id") or call.get("item_id") or ""), call.get("name"),
-                    call.get("arguments"), call.get("previous_item_id"))
-    raise ConfigurationError("send_function_call_output() needs the FunctionCall event (or a dict with 'call_id')")
-
-
-def _history_item(item: ItemUpdate | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(item, ItemUpdate):
-        return {"item_id": item.item_id, "type": item.type, "role": item.role, "content": list(item.content),
-                "status": item.status}
-    if isinstance(item, Mapping):
-        item_id = item.get("item_id") or item.get("itemId") or item.get("id")
-        if isinstance(item_id, str) and item_id:
-            return {"item_id": item_id, "type": item.get("type", "message"), "role": item.get("role"),
-                    "content": list(item.get("content") or []), "status": item.get("status")}
-    raise ConfigurationError("history items must be ItemUpdate events or dicts with an 'item_id'")
