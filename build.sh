@@ -145,6 +145,8 @@ run_pytest() {
         "$PY" -m pytest --runtime chrome --dist-dir "$PYODIDE_DIST" "$@"
 }
 
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+
 cmd="${1:-}"; [[ $# -gt 0 ]] && shift
 case "$cmd" in
     setup) setup ;;
@@ -160,5 +162,6 @@ case "$cmd" in
     bench)
         setup; dist
         "$PY" bench/run.py "$@" ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$cmd" ]] && exit 0; exit 2 ;;
+    ""|-h|--help|help) usage ;;
+    *) printf 'build.sh: unknown command: %s\n\n' "$cmd" >&2; usage >&2; exit 2 ;;
 esac
