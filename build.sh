@@ -22,6 +22,9 @@ DIST="$ROOT/dist"
 PYODIDE_DIST="$DIST/pyodide"
 PYSCRIPT_DIST="$DIST/pyscript"
 BROWSER_PLATFORM="pyemscripten_2026_0_wasm32"
+# The wheels a page loads at start, precompiled to bytecode for the dist (tools/precompile.py); the
+# in-browser test wheels (pytest & co.) keep their sources.
+PRECOMPILED_WHEELS=(pydantic pydantic_core annotated_types typing_extensions typing_inspection micropip packaging)
 # Debian package for each command the set-up needs.
 declare -A APT_PACKAGE_FOR=([chromium]=chromium [chromedriver]=chromium-driver [espeak-ng]=espeak-ng [sox]=sox)
 
@@ -110,6 +113,28 @@ build_wheel() {
     rm -rf build src/*.egg-info
 }
 
+# precompile [--keep-source] FILE...: rewrite wheels or a stdlib zip with bytecode, inside Pyodide (Node).
+precompile() {
+    node tools/precompile.mjs "$@" >"$CACHE/precompile.log" 2>&1 \
+        || { cat "$CACHE/precompile.log" >&2; die "precompiling $* failed (log above)"; }
+}
+
+# precompiled_runtime: pyc-only copies of the stdlib zip (npm's pyodide ships it as sources) and of the
+# start-up wheels, remade when they, Pyodide or the tool change.
+precompiled_runtime() {
+    local dir="$CACHE/precompiled" want name wheels=()
+    want=$(hash_of requirements-browser.txt tools/precompile.py tools/precompile.mjs node_modules/pyodide/package.json)
+    stamp_ok "$dir/.stamp" "$want" && return 0
+    say "precompiling the standard library and the start-up wheels inside Pyodide (Node)"
+    rm -rf "$dir"; mkdir -p "$dir"
+    for name in "${PRECOMPILED_WHEELS[@]}"; do
+        wheels+=("$(ls "$CACHE/browser-wheels/$name"-[0-9]*.whl)") || die "no $name wheel in $CACHE/browser-wheels"
+    done
+    cp "${wheels[@]}" node_modules/pyodide/python_stdlib.zip "$dir/"
+    precompile node_modules/pyodide "$dir"/*.whl "$dir/python_stdlib.zip"
+    echo "$want" > "$dir/.stamp"
+}
+
 dist() {
     mkdir -p "$CACHE"
     say "building the pyodide_realtime wheel"
@@ -117,18 +142,23 @@ dist() {
     say "assembling the offline browser dist in dist/"
     mkdir -p "$PYODIDE_DIST"
     local f
-    for f in pyodide.js pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
+    for f in pyodide.js pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm; do
         [[ -f node_modules/pyodide/$f ]] || die "node_modules/pyodide/$f is missing: run ./build.sh setup"
         cp -u "node_modules/pyodide/$f" "$PYODIDE_DIST/"
     done
     rm -rf "$PYSCRIPT_DIST"  # no file of an older PyScript may stay behind
     cp -r node_modules/@pyscript/core/dist "$PYSCRIPT_DIST"
     rm -f "$PYODIDE_DIST"/*.whl
-    cp "$CACHE"/browser-wheels/*.whl "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
+    precompiled_runtime
+    cp "$CACHE"/browser-wheels/*.whl "$PYODIDE_DIST/"
+    cp "$CACHE"/precompiled/*.whl "$CACHE"/precompiled/python_stdlib.zip "$PYODIDE_DIST/"  # over the sources
+    # Ours keeps its sources beside the bytecode: the wheel stays py3-none-any for other Pythons.
+    cp "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
+    precompile --keep-source node_modules/pyodide "$PYODIDE_DIST"/pyodide_realtime-*.whl
     "$PY" tools/pyodide_lock.py write "$PYODIDE_DIST" --info-from node_modules/pyodide/pyodide-lock.json >&2
     "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "the lock does not match its wheels"
     local wheel; wheel=$(ls "$CACHE"/wheel/*.whl)
-    say "our wheel: $(basename "$wheel") ($(stat -c %s "$wheel") bytes)"
+    say "our wheel: $(basename "$wheel") ($(stat -c %s "$wheel") bytes; with its bytecode in dist/: $(stat -c %s "$PYODIDE_DIST/$(basename "$wheel")"))"
 }
 
 lint() {
