@@ -26,7 +26,13 @@ BROWSER_PLATFORM="pyemscripten_2026_0_wasm32"
 # in-browser test wheels (pytest & co.) keep their sources.
 PRECOMPILED_WHEELS=(pydantic pydantic_core annotated_types typing_extensions typing_inspection micropip packaging)
 # Debian package for each command the set-up needs.
-declare -A APT_PACKAGE_FOR=([chromium]=chromium [chromedriver]=chromium-driver [espeak-ng]=espeak-ng [sox]=sox)
+# Firefox and WebKit run the cross-engine browser tests (tests/browser/engines.py): Firefox plays into a
+# PulseAudio null sink; WebKit's MiniBrowser (in libwebkit2gtk, a dependency of the driver) needs a display.
+declare -A APT_PACKAGE_FOR=([chromium]=chromium [chromedriver]=chromium-driver [espeak-ng]=espeak-ng [sox]=sox
+    [firefox-esr]=firefox-esr [pulseaudio]=pulseaudio [paplay]=pulseaudio-utils [pactl]=pulseaudio-utils
+    [WebKitWebDriver]=webkit2gtk-driver [Xvfb]=xvfb)
+# Debian packages with no command of their own: WebKit's audio output goes through GStreamer.
+APT_LIBRARIES=(gstreamer1.0-plugins-good)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -44,6 +50,12 @@ ensure_apt() {
     for tool in "${!APT_PACKAGE_FOR[@]}"; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("${APT_PACKAGE_FOR[$tool]}")
     done
+    local package
+    for package in "${APT_LIBRARIES[@]}"; do
+        dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed || missing+=("$package")
+    done
+    # One package may provide two commands: name it once.
+    [[ ${#missing[@]} -gt 0 ]] && mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     # Debian's python3 makes venvs only with python3-venv (ensurepip); a python3 without it fails late.
     if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
         missing+=(python3-venv)
