@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from engines import ENGINES, Page, open_engine, start_realtime_server
+from readme_blocks import of_kind
 
 # selenium's own WebKitGTK driver still passes the old RemoteConnection argument: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
@@ -181,3 +182,19 @@ b"".join(chunks[4:]).hex()  # after the device settles
     ups = [i + a / (a - b) for i, (a, b) in enumerate(zip(samples, samples[1:], strict=False)) if a < 0 <= b]
     frequency = (len(ups) - 1) / ((ups[-1] - ups[0]) / 24000)
     assert frequency == pytest.approx(engine.mic_tone_hz, abs=TONE_TOLERANCE_HZ[page.engine])
+
+
+def test_the_readme_browser_blocks_run_as_written(page: Page) -> None:
+    # In order, in the page's one namespace, as a reader pastes them; the key block gets the key and
+    # the URL from the page's own server. The player needs a user gesture in WebKit.
+    page.click()
+    page.run_python("import io, sys\n_readme_stdout, sys.stdout = sys.stdout, io.StringIO()")
+    try:
+        for block in of_kind("browser"):
+            try:
+                page.run_python(block.code)
+            except Exception as exc:
+                pytest.fail(f"{block.where()} failed in {page.engine}: {exc}")
+    finally:
+        printed = page.run_python("import sys\n_printed, sys.stdout = sys.stdout.getvalue(), _readme_stdout\n_printed")
+    assert "error:" not in printed
