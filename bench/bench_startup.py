@@ -33,7 +33,7 @@ GOAL_PYSCRIPT_DEMO_MS = 3000
 #: Modules that a text-only page must not pay for.
 NOT_AT_START = ("pyodide_realtime.audio", "pyodide_realtime.server", "pyodide_realtime.session")
 
-IMPORTS = """
+IMPORTS = r"""
 import sys, time
 def step(stmt):
     before = set(sys.modules)

@@ -60,7 +60,8 @@ def bundle_reference() -> Path:
     out = CACHE / "reference.js"
     lock = BENCH / "package-lock.json"
     if not (BENCH / "node_modules" / ".bin" / "esbuild").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=True)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH, check=True,
+                       stdout=subprocess.DEVNULL)  # its "added N packages" is not a figure
     if not out.exists() or out.stat().st_mtime < lock.stat().st_mtime:
         subprocess.run(
             [str(BENCH / "node_modules/.bin/esbuild"), "reference-entry.mjs", "--bundle", "--format=iife",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import runpy
 import sys
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,4 +28,7 @@ for script in sorted(HERE.glob("bench_*.py")):
         runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exit_:
         status = status or int(exit_.code or 0)
+    except Exception:  # one broken benchmark must not hide the others' figures
+        traceback.print_exc()
+        status = 1
 sys.exit(status)
