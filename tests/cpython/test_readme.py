@@ -8,6 +8,7 @@ suite (tests/browser/test_engines.py, tests/browser/test_readme_pages.py).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -91,3 +92,17 @@ def test_the_checks_catch_what_they_should() -> None:
     block = of_kind("shell", text)[0]
     with pytest.raises(AssertionError, match="not a build.sh command"):
         check_command(block.code.strip(), block, build_commands())
+
+
+def test_the_pyscript_default_the_readme_names_is_the_one_pyscript_ships() -> None:
+    # "without "interpreter", PyScript 0.7.31 takes Pyodide 314.0.2 from the jsDelivr CDN": both
+    # versions come from node_modules, so a PyScript upgrade that changes them fails here.
+    claim = re.search(r"PyScript (\d+\.\d+\.\d+) takes Pyodide (\d+\.\d+\.\d+) from the jsDelivr CDN",
+                      " ".join(README.read_text().split()))
+    assert claim, "the README no longer says which Pyodide PyScript's default interpreter is"
+    core = ROOT / "node_modules" / "@pyscript" / "core"
+    shipped = json.loads((core / "package.json").read_text())["version"]
+    defaults = set()
+    for bundle in (core / "dist").glob("core-*.js"):
+        defaults |= set(re.findall(r'\(e="(\d+\.\d+\.\d+)"\)=>`https://cdn\.jsdelivr\.net/pyodide/v', bundle.read_text()))
+    assert (claim.group(1), {claim.group(2)}) == (shipped, defaults)
