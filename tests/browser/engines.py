@@ -351,7 +351,7 @@ def _xvfb(log: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engine]:
     from selenium import webdriver
-    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.webkitgtk.service import Service
 
     with _xvfb(workdir / "xvfb.log") as display:
@@ -388,7 +388,14 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
                     )
                     return value
 
-                return Page("webkit", evaluate, lambda: driver.find_element(By.TAG_NAME, "body").click())
+                def click() -> None:
+                    # A pointer action at a point of the page: no element lookup (under load,
+                    # WebKitWebDriver's findElement answered "Could not parse element info").
+                    action = ActionBuilder(driver)
+                    action.pointer_action.move_to_location(5, 5).click()
+                    action.perform()
+
+                return Page("webkit", evaluate, click)
 
             engine.mic_tone_hz = WEBKIT_MOCK_TONE_HZ
             engine._open = open_page
