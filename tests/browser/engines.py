@@ -46,6 +46,8 @@ PACKAGES = {
 READY_TIMEOUT_S = 90
 SCRIPT_TIMEOUT_S = 60
 START_TIMEOUT_S = 30
+#: The tone the engine tests feed Chromium's fake microphone and Firefox's (through PulseAudio).
+MIC_TONE_HZ = 440.0
 #: The tone WebKit's mock microphone plays (measured: a steady ~900 Hz sine).
 WEBKIT_MOCK_TONE_HZ = 900.0
 
@@ -146,7 +148,7 @@ def _require(name: str) -> None:
 
 
 @contextlib.contextmanager
-def open_engine(name: str, workdir: Path, mic_tone_hz: float) -> Iterator[Engine]:
+def open_engine(name: str, workdir: Path, mic_tone_hz: float = MIC_TONE_HZ) -> Iterator[Engine]:
     """Start engine ``name``; ``mic_tone_hz`` is the tone Chromium's fake microphone plays (its file
     comes from the caller), reported back as ``engine.mic_tone_hz`` with the other engines' own."""
     _require(name)
