@@ -128,9 +128,12 @@ class Engine:
         self.feed_microphone: Callable[[Path], None] | None = None
         self._open: Callable[[str], Page] | None = None
 
-    def open(self, url: str) -> Page:
+    def open(self, url: str, wait_for_pyodide: bool = True) -> Page:
+        """Load ``url``; unless told otherwise, wait for the page's ``window.pyodideReady``."""
         assert self._open is not None
         page = self._open(url)
+        if not wait_for_pyodide:
+            return page
         page.eval_js(
             f"const limit = Date.now() + {READY_TIMEOUT_S * 1000};"
             "while (!window.pyodideReady && !window.pyodideError && Date.now() < limit)"
