@@ -8,9 +8,9 @@ A fenced block is preceded by a marker that names where it runs (one or more of 
                                 ``python -m MODULE --flag`` must be a flag the module's --help lists
     <!-- test: page -->         an HTML page (PyScript, say), served beside the dist and loaded in each engine
 
-Python blocks run in order in one namespace per place, top-level ``await`` allowed; ``realtime_url``
-and ``ephemeral_key`` are given in CPython (a browser block gets them from the page's server, as the
-README shows). A block without a marker, or a ``<script type="py">`` outside a page block, fails
+Python blocks run in order in one namespace per place, top-level ``await`` allowed; ``realtime_url``,
+``ephemeral_key`` and ``mint_key`` (an async function that mints a fresh key) are given in CPython (a
+browser block gets them from the page's server, as the README shows). A block without a marker, or a ``<script type="py">`` outside a page block, fails
 ``tests/cpython/test_readme.py``: nothing in the README goes untested.
 """
 

@@ -34,7 +34,12 @@ async def test_the_python_blocks_run_in_cpython(capsys: pytest.CaptureFixture[st
     blocks = of_kind("cpython")
     assert blocks, "the README lost its CPython example"
     async with RealtimeServer(pace=0, speech="tones") as server:
-        namespace: dict[str, object] = {"realtime_url": server.ws_url, "ephemeral_key": server.mint_key()}
+        async def mint_key() -> str:  # what the README's browser block defines with the page's server
+            return server.mint_key()
+
+        namespace: dict[str, object] = {
+            "realtime_url": server.ws_url, "ephemeral_key": server.mint_key(), "mint_key": mint_key,
+        }
         for block in blocks:
             # Top-level await, as in a page: each block runs as the body of a coroutine that shares
             # the namespace (names it assigns are copied back for the next block).
