@@ -5,6 +5,7 @@
 #   ./build.sh test [ARGS...]    install what is missing, build, run every test (CPython, browser, e2e)
 #   ./build.sh dist              install what is missing, build the wheel and the offline browser dist
 #   ./build.sh bench             build, then print the benchmarks' figures
+#   ./build.sh fuzz [N]          fuzz the protocol core with N mutated events (default 200000, ~15 min)
 #   ./build.sh lint              ruff and mypy (strict) over the package, tests and tools
 #   ./build.sh setup             only install: apt packages, .venv, npm packages, browser wheels
 #   ./build.sh pytest [ARGS...]  run pytest with the browser options, without rebuilding
@@ -22,8 +23,17 @@ DIST="$ROOT/dist"
 PYODIDE_DIST="$DIST/pyodide"
 PYSCRIPT_DIST="$DIST/pyscript"
 BROWSER_PLATFORM="pyemscripten_2026_0_wasm32"
+# The wheels a page loads at start, precompiled to bytecode for the dist (tools/precompile.py); the
+# in-browser test wheels (pytest & co.) keep their sources.
+PRECOMPILED_WHEELS=(pydantic pydantic_core annotated_types typing_extensions typing_inspection micropip packaging)
 # Debian package for each command the set-up needs.
-declare -A APT_PACKAGE_FOR=([chromium]=chromium [chromedriver]=chromium-driver [espeak-ng]=espeak-ng [sox]=sox)
+# Firefox and WebKit run the cross-engine browser tests (tests/browser/engines.py): Firefox plays into a
+# PulseAudio null sink; WebKit's MiniBrowser (in libwebkit2gtk, a dependency of the driver) needs a display.
+declare -A APT_PACKAGE_FOR=([chromium]=chromium [chromedriver]=chromium-driver [espeak-ng]=espeak-ng [sox]=sox
+    [firefox-esr]=firefox-esr [pulseaudio]=pulseaudio [paplay]=pulseaudio-utils [pactl]=pulseaudio-utils
+    [WebKitWebDriver]=webkit2gtk-driver [Xvfb]=xvfb)
+# Debian packages with no command of their own: WebKit's audio output goes through GStreamer.
+APT_LIBRARIES=(gstreamer1.0-plugins-good)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -41,6 +51,12 @@ ensure_apt() {
     for tool in "${!APT_PACKAGE_FOR[@]}"; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("${APT_PACKAGE_FOR[$tool]}")
     done
+    local package
+    for package in "${APT_LIBRARIES[@]}"; do
+        dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed || missing+=("$package")
+    done
+    # One package may provide two commands: name it once.
+    [[ ${#missing[@]} -gt 0 ]] && mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     # Debian's python3 makes venvs only with python3-venv (ensurepip); a python3 without it fails late.
     if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
         missing+=(python3-venv)
@@ -123,6 +139,28 @@ build_wheel() {
     rm -rf build src/*.egg-info
 }
 
+# precompile [--keep-source] FILE...: rewrite wheels or a stdlib zip with bytecode, inside Pyodide (Node).
+precompile() {
+    node tools/precompile.mjs "$@" >"$CACHE/precompile.log" 2>&1 \
+        || { cat "$CACHE/precompile.log" >&2; die "precompiling $* failed (log above)"; }
+}
+
+# precompiled_runtime: pyc-only copies of the stdlib zip (npm's pyodide ships it as sources) and of the
+# start-up wheels, remade when they, Pyodide or the tool change.
+precompiled_runtime() {
+    local dir="$CACHE/precompiled" want name wheels=()
+    want=$(hash_of requirements-browser.txt tools/precompile.py tools/precompile.mjs node_modules/pyodide/package.json)
+    stamp_ok "$dir/.stamp" "$want" && return 0
+    say "precompiling the standard library and the start-up wheels inside Pyodide (Node)"
+    rm -rf "$dir"; mkdir -p "$dir"
+    for name in "${PRECOMPILED_WHEELS[@]}"; do
+        wheels+=("$(ls "$CACHE/browser-wheels/$name"-[0-9]*.whl)") || die "no $name wheel in $CACHE/browser-wheels"
+    done
+    cp "${wheels[@]}" node_modules/pyodide/python_stdlib.zip "$dir/"
+    precompile node_modules/pyodide "$dir"/*.whl "$dir/python_stdlib.zip"
+    echo "$want" > "$dir/.stamp"
+}
+
 dist() {
     mkdir -p "$CACHE"
     say "building the pyodide_realtime wheel"
@@ -130,23 +168,28 @@ dist() {
     say "assembling the offline browser dist in dist/"
     mkdir -p "$PYODIDE_DIST"
     local f
-    for f in pyodide.js pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
+    for f in pyodide.js pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm; do
         [[ -f node_modules/pyodide/$f ]] || die "node_modules/pyodide/$f is missing: run ./build.sh setup"
         cp -u "node_modules/pyodide/$f" "$PYODIDE_DIST/"
     done
     rm -rf "$PYSCRIPT_DIST"  # no file of an older PyScript may stay behind
     cp -r node_modules/@pyscript/core/dist "$PYSCRIPT_DIST"
     rm -f "$PYODIDE_DIST"/*.whl
-    cp "$CACHE"/browser-wheels/*.whl "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
+    precompiled_runtime
+    cp "$CACHE"/browser-wheels/*.whl "$PYODIDE_DIST/"
+    cp "$CACHE"/precompiled/*.whl "$CACHE"/precompiled/python_stdlib.zip "$PYODIDE_DIST/"  # over the sources
+    # Ours keeps its sources beside the bytecode: the wheel stays py3-none-any for other Pythons.
+    cp "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
+    precompile --keep-source node_modules/pyodide "$PYODIDE_DIST"/pyodide_realtime-*.whl
     "$PY" tools/pyodide_lock.py write "$PYODIDE_DIST" --info-from node_modules/pyodide/pyodide-lock.json >&2
     "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "the lock does not match its wheels"
     local wheel; wheel=$(ls "$CACHE"/wheel/*.whl)
-    say "our wheel: $(basename "$wheel") ($(stat -c %s "$wheel") bytes)"
+    say "our wheel: $(basename "$wheel") ($(stat -c %s "$wheel") bytes; with its bytecode in dist/: $(stat -c %s "$PYODIDE_DIST/$(basename "$wheel")"))"
 }
 
 lint() {
     say "ruff and mypy"
-    "$VENV/bin/ruff" check --quiet src tests bench tools web || die "ruff found problems (above); ./build.sh lint after fixing"
+    "$VENV/bin/ruff" check --quiet src server tests bench tools web || die "ruff found problems (above); ./build.sh lint after fixing"
     "$VENV/bin/mypy" >&2 || die "mypy found type errors (above)"
 }
 
@@ -157,6 +200,9 @@ run_pytest() {
     SE_CHROMEDRIVER=/usr/bin/chromedriver SE_OFFLINE=true \
         "$PY" -m pytest --runtime chrome --dist-dir "$PYODIDE_DIST" "$@"
 }
+
+# The header comment above, up to its first line that is not a comment.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 cmd="${1:-}"; [[ $# -gt 0 ]] && shift
 case "$cmd" in
@@ -173,5 +219,9 @@ case "$cmd" in
     bench)
         setup; dist
         "$PY" bench/run.py "$@" ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; [[ -z "$cmd" ]] && exit 0; exit 2 ;;
+    fuzz)
+        ensure_venv
+        PYRT_FUZZ_EXAMPLES="${1:-200000}" "$PY" -m pytest tests/cpython/test_fuzz_core.py -q ;;
+    ""|-h|--help|help) usage ;;
+    *) printf 'build.sh: unknown command: %s\n\n' "$cmd" >&2; usage >&2; exit 2 ;;
 esac

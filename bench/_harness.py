@@ -1,11 +1,13 @@
-"""What the browser benchmarks share: a static server on loopback and a headless Chromium page.
+"""What the browser benchmarks share: a static server on loopback, the local Realtime server, headless
+Chromium, and a summary of rounds (median and spread) with the machine's load beside it.
 
-The page loads Pyodide and our wheel from dist/ (as a user's page would) and nothing from the network.
+The pages load Pyodide and our wheel from dist/ (as a user's page would) and nothing from the network.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import sys
 import threading
@@ -57,19 +59,67 @@ def static_server(mounts: dict[str, Path]) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def chromium_page(extra_flags: list[str] | None = None) -> Iterator[Any]:
+def realtime_server() -> Iterator[Any]:
+    """The local Realtime server serving web/ and the dist, as ``./build.sh demo`` runs it."""
+    from pyodide_realtime_server import start_in_thread
+    server = start_in_thread(
+        host="127.0.0.1", port=0, web_root=ROOT / "web",
+        mounts={"/pyodide": ROOT / "dist" / "pyodide", "/pyscript": ROOT / "dist" / "pyscript"},
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _print_console(message: Any) -> None:
+    if message.type in ("error", "warning"):
+        print(f"  [page] {message.text}")
+
+
+@contextlib.contextmanager
+def browser(extra_flags: list[str] | None = None) -> Iterator[Any]:
+    """Debian's headless Chromium through Playwright; every page it opens prints its errors."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=DEFAULT_FLAGS + (extra_flags or []))
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=DEFAULT_FLAGS + (extra_flags or []))
         try:
-            page = browser.new_page()
-            page.on("console", lambda m: print(f"  [page] {m.text}") if m.type in ("error", "warning") else None)
-            yield page
+            yield _PrintingBrowser(chromium)
         finally:
-            browser.close()
+            chromium.close()
+
+
+class _PrintingBrowser:
+    """The Playwright browser, with each new context's pages reporting console errors."""
+
+    def __init__(self, chromium: Any) -> None:
+        self._chromium = chromium
+
+    def new_context(self) -> Any:
+        context = self._chromium.new_context()
+        context.on("console", _print_console)
+        return context
+
+
+@contextlib.contextmanager
+def chromium_page(extra_flags: list[str] | None = None) -> Iterator[Any]:
+    with browser(extra_flags) as chromium:
+        yield chromium.new_context().new_page()
+
+
+def load_report() -> str:
+    """The machine's load, printed beside the figures: on a busy machine every time grows."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
 def summary(values: list[float]) -> tuple[float, float, float]:
     """median, min, max."""
     return statistics.median(values), min(values), max(values)
+
+
+def spread_percent(values: list[float]) -> float:
+    """(max - min) / median, in percent: how far apart the rounds were."""
+    med, lo, hi = summary(values)
+    return 100 * (hi - lo) / med if med else 0.0

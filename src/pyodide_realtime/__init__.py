@@ -1,94 +1,245 @@
 """pyodide-realtime: a pure-Python client for the OpenAI Realtime API, in the browser (Pyodide) and CPython.
 
 For a voice app, start with :class:`RealtimeSession` and a :class:`RealtimeAgent` (tools with
-:func:`function_tool`); underneath is :class:`OpenAIRealtimeWebSocket`; configure the session with :class:`SessionConfig` (or a dict).
-In a page, :func:`start_voice` wires an :class:`AudioPlayer` and a :class:`Microphone` to it. The local
-Realtime server (CPython only) is :mod:`pyodide_realtime.server`.
+:func:`function_tool`); underneath is the transport, :class:`OpenAIRealtimeWebSocket`, configured with
+:class:`SessionConfig` (or a dict). In a page, :func:`start_voice` wires an :class:`AudioPlayer` and a
+:class:`Microphone` to a transport. The local Realtime server is its own distribution,
+``pyodide-realtime-server`` (CPython only).
+
+The names below load on first use (PEP 562): ``import pyodide_realtime`` costs next to nothing, the
+transport's names load the transport (with pydantic), and the audio package loads only when one of its
+names is asked for (the session layer likewise). In Pyodide, where every imported module costs milliseconds at page start, that is
+what a page that only needs text pays for.
 """
 
-from ._interfaces import AudioFormat, AudioInput, AudioOutput, RealtimeSocket, SocketFactory, SocketHandler, SocketRequest
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .agent import RealtimeAgent, RealtimeHandoff, realtime_handoff
-from .audio import AudioPlayer, Microphone, PlaybackPosition, VoiceConversation, start_voice
-from .config import DEFAULT_SESSION_CONFIG, SessionConfig, TurnDetection
-from .errors import (
-    ConfigurationError,
-    ConnectionClosedError,
-    ConnectionFailedError,
-    InvalidStateError,
-    RealtimeError,
-    RemoteError,
-    ServerError,
-    UnsupportedError,
-    UserError,
-)
-from .events import (
-    AudioDone,
-    AudioInterrupted,
-    ConnectionChange,
-    ErrorEvent,
-    FunctionCall,
-    GenericServerEvent,
-    ItemDeleted,
-    ItemUpdate,
-    OutputTextDelta,
-    ServerEvent,
-    ServerEventBase,
-    TranscriptDelta,
-    TransportAudio,
-    TransportEvent,
-    TurnDone,
-    TurnStarted,
-    Usage,
-    parse_server_event,
-)
-from .guardrail import GuardrailFunctionOutput, OutputGuardrail, OutputGuardrailResult, output_guardrail
-from .items import (
-    AssistantMessageItem,
-    RealtimeItem,
-    RealtimeMCPApprovalRequestItem,
-    RealtimeMCPCallItem,
-    RealtimeMCPListToolsItem,
-    RealtimeToolCallItem,
-    SystemMessageItem,
-    UserMessageItem,
-)
-from .session import RealtimeSession
-from .session_events import (
-    RealtimeAgentEndEvent,
-    RealtimeAgentStartEvent,
-    RealtimeAudio,
-    RealtimeAudioEnd,
-    RealtimeAudioInterrupted,
-    RealtimeErrorEvent,
-    RealtimeGuardrailTripped,
-    RealtimeHandoffEvent,
-    RealtimeHistoryAdded,
-    RealtimeHistoryUpdated,
-    RealtimeInputAudioTimeoutTriggered,
-    RealtimeMCPToolsChanged,
-    RealtimeSessionEvent,
-    RealtimeToolApprovalRequired,
-    RealtimeToolEnd,
-    RealtimeToolStart,
-)
-from .tool import FunctionTool, function_tool
-from .transport import ConnectionState, OpenAIRealtimeWebSocket
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS loads the same names lazily
+    from ._interfaces import AudioFormat, AudioInput, AudioOutput, RealtimeSocket, SocketFactory, SocketHandler, SocketRequest
+    from .agent import RealtimeAgent, RealtimeHandoff, realtime_handoff
+    from .audio import AudioPlayer, Microphone, PlaybackPosition, VoiceConversation, start_voice
+    from .config import DEFAULT_SESSION_CONFIG, SessionConfig, TurnDetection
+    from .errors import (
+        ConfigurationError,
+        ConnectionClosedError,
+        ConnectionFailedError,
+        InvalidStateError,
+        RealtimeError,
+        RemoteError,
+        ServerError,
+        UnsupportedError,
+        UserError,
+    )
+    from .events import (
+        AudioCommitted,
+        AudioDone,
+        AudioInterrupted,
+        ConnectionChange,
+        ErrorEvent,
+        FunctionCall,
+        GenericServerEvent,
+        InputAudioTimeout,
+        InputSpeechStarted,
+        InputSpeechStopped,
+        InputTranscriptCompleted,
+        InputTranscriptDelta,
+        InputTranscriptFailed,
+        ItemDeleted,
+        ItemUpdate,
+        MalformedServerEvent,
+        McpApprovalRequest,
+        McpToolCall,
+        McpToolsListed,
+        OutputTextDelta,
+        RateLimits,
+        ResponseCut,
+        ServerEvent,
+        ServerEventBase,
+        TranscriptDelta,
+        TransportAudio,
+        TransportEvent,
+        TurnDone,
+        TurnStarted,
+        Usage,
+        parse_server_event,
+    )
+    from .guardrail import GuardrailFunctionOutput, OutputGuardrail, OutputGuardrailResult, output_guardrail
+    from .items import (
+        AssistantMessageItem,
+        RealtimeItem,
+        RealtimeMCPApprovalRequestItem,
+        RealtimeMCPCallItem,
+        RealtimeMCPListToolsItem,
+        RealtimeToolCallItem,
+        SystemMessageItem,
+        UserMessageItem,
+    )
+    from .session import RealtimeSession
+    from .session_events import (
+        RealtimeAgentEndEvent,
+        RealtimeAgentStartEvent,
+        RealtimeAudio,
+        RealtimeAudioEnd,
+        RealtimeAudioInterrupted,
+        RealtimeErrorEvent,
+        RealtimeGuardrailTripped,
+        RealtimeHandoffEvent,
+        RealtimeHistoryAdded,
+        RealtimeHistoryUpdated,
+        RealtimeInputAudioTimeoutTriggered,
+        RealtimeMCPToolsChanged,
+        RealtimeSessionEvent,
+        RealtimeToolApprovalRequired,
+        RealtimeToolEnd,
+        RealtimeToolStart,
+    )
+    from .tool import FunctionTool, function_tool
+    from .transport import (
+        RECONNECT_CLOSE_CODES,
+        AudioDropped,
+        ConnectionState,
+        OpenAIRealtimeWebSocket,
+        Reconnected,
+        Reconnecting,
+        ReconnectPolicy,
+    )
+
+# Where each public name lives: a name is imported from its module on first access.
+_EXPORTS: dict[str, str] = {
+    "RealtimeAgent": ".agent",
+    "RealtimeHandoff": ".agent",
+    "realtime_handoff": ".agent",
+    "RealtimeSession": ".session",
+    "function_tool": ".tool",
+    "FunctionTool": ".tool",
+    "output_guardrail": ".guardrail",
+    "OutputGuardrail": ".guardrail",
+    "OutputGuardrailResult": ".guardrail",
+    "GuardrailFunctionOutput": ".guardrail",
+    "RealtimeItem": ".items",
+    "UserMessageItem": ".items",
+    "AssistantMessageItem": ".items",
+    "SystemMessageItem": ".items",
+    "RealtimeToolCallItem": ".items",
+    "RealtimeMCPListToolsItem": ".items",
+    "RealtimeMCPCallItem": ".items",
+    "RealtimeMCPApprovalRequestItem": ".items",
+    "RealtimeSessionEvent": ".session_events",
+    "RealtimeAgentStartEvent": ".session_events",
+    "RealtimeAgentEndEvent": ".session_events",
+    "RealtimeHandoffEvent": ".session_events",
+    "RealtimeToolStart": ".session_events",
+    "RealtimeToolEnd": ".session_events",
+    "RealtimeToolApprovalRequired": ".session_events",
+    "RealtimeMCPToolsChanged": ".session_events",
+    "RealtimeAudio": ".session_events",
+    "RealtimeAudioEnd": ".session_events",
+    "RealtimeAudioInterrupted": ".session_events",
+    "RealtimeErrorEvent": ".session_events",
+    "RealtimeHistoryAdded": ".session_events",
+    "RealtimeHistoryUpdated": ".session_events",
+    "RealtimeGuardrailTripped": ".session_events",
+    "RealtimeInputAudioTimeoutTriggered": ".session_events",
+    "OpenAIRealtimeWebSocket": ".transport",
+    "ConnectionState": ".transport",
+    "ReconnectPolicy": ".transport",
+    "RECONNECT_CLOSE_CODES": ".transport",
+    "AudioDropped": ".transport",
+    "Reconnecting": ".transport",
+    "Reconnected": ".transport",
+    "SessionConfig": ".config",
+    "TurnDetection": ".config",
+    "DEFAULT_SESSION_CONFIG": ".config",
+    "TransportEvent": ".events",
+    "TransportAudio": ".events",
+    "AudioDone": ".events",
+    "AudioInterrupted": ".events",
+    "TranscriptDelta": ".events",
+    "OutputTextDelta": ".events",
+    "ItemUpdate": ".events",
+    "ItemDeleted": ".events",
+    "FunctionCall": ".events",
+    "TurnStarted": ".events",
+    "TurnDone": ".events",
+    "ResponseCut": ".events",
+    "Usage": ".events",
+    "ConnectionChange": ".events",
+    "ErrorEvent": ".events",
+    "InputTranscriptDelta": ".events",
+    "InputTranscriptCompleted": ".events",
+    "InputTranscriptFailed": ".events",
+    "InputSpeechStarted": ".events",
+    "InputSpeechStopped": ".events",
+    "AudioCommitted": ".events",
+    "InputAudioTimeout": ".events",
+    "RateLimits": ".events",
+    "McpToolsListed": ".events",
+    "McpApprovalRequest": ".events",
+    "McpToolCall": ".events",
+    "ServerEvent": ".events",
+    "ServerEventBase": ".events",
+    "GenericServerEvent": ".events",
+    "MalformedServerEvent": ".events",
+    "parse_server_event": ".events",
+    "AudioPlayer": ".audio",
+    "PlaybackPosition": ".audio",
+    "Microphone": ".audio",
+    "VoiceConversation": ".audio",
+    "start_voice": ".audio",
+    "RealtimeError": ".errors",
+    "UserError": ".errors",
+    "ConfigurationError": ".errors",
+    "InvalidStateError": ".errors",
+    "UnsupportedError": ".errors",
+    "RemoteError": ".errors",
+    "ConnectionFailedError": ".errors",
+    "ConnectionClosedError": ".errors",
+    "ServerError": ".errors",
+    "AudioFormat": "._interfaces",
+    "AudioOutput": "._interfaces",
+    "AudioInput": "._interfaces",
+    "RealtimeSocket": "._interfaces",
+    "SocketFactory": "._interfaces",
+    "SocketHandler": "._interfaces",
+    "SocketRequest": "._interfaces",
+}
+#: Subpackages and modules that ``pyodide_realtime.<name>`` reaches without an import statement.
+_SUBMODULES = frozenset({"agent", "audio", "config", "dialects", "errors", "events", "items", "session", "tool", "transport"})
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})
+
 
 __all__ = [
     "__version__",
     # session: agents, tools, history
     "RealtimeAgent",
+    "RealtimeHandoff",
+    "realtime_handoff",
     "RealtimeSession",
     "function_tool",
     "FunctionTool",
-    "RealtimeHandoff",
-    "realtime_handoff",
     "output_guardrail",
     "OutputGuardrail",
     "OutputGuardrailResult",
     "GuardrailFunctionOutput",
-    # session history items
     "RealtimeItem",
     "UserMessageItem",
     "AssistantMessageItem",
@@ -97,7 +248,6 @@ __all__ = [
     "RealtimeMCPListToolsItem",
     "RealtimeMCPCallItem",
     "RealtimeMCPApprovalRequestItem",
-    # session events
     "RealtimeSessionEvent",
     "RealtimeAgentStartEvent",
     "RealtimeAgentEndEvent",
@@ -117,6 +267,11 @@ __all__ = [
     # transport
     "OpenAIRealtimeWebSocket",
     "ConnectionState",
+    "ReconnectPolicy",
+    "RECONNECT_CLOSE_CODES",
+    "AudioDropped",
+    "Reconnecting",
+    "Reconnected",
     # session config
     "SessionConfig",
     "TurnDetection",
@@ -133,12 +288,25 @@ __all__ = [
     "FunctionCall",
     "TurnStarted",
     "TurnDone",
+    "ResponseCut",
     "Usage",
     "ConnectionChange",
     "ErrorEvent",
+    "InputTranscriptDelta",
+    "InputTranscriptCompleted",
+    "InputTranscriptFailed",
+    "InputSpeechStarted",
+    "InputSpeechStopped",
+    "AudioCommitted",
+    "InputAudioTimeout",
+    "RateLimits",
+    "McpToolsListed",
+    "McpApprovalRequest",
+    "McpToolCall",
     "ServerEvent",
     "ServerEventBase",
     "GenericServerEvent",
+    "MalformedServerEvent",
     "parse_server_event",
     # audio (browser only; importable anywhere)
     "AudioPlayer",

@@ -55,3 +55,22 @@ assert pyodide_realtime.__version__
     )
     installed = selenium.run("import micropip; sorted(micropip.list())")
     assert "pyodide-realtime" in installed or "pyodide_realtime" in installed
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+def test_the_dist_ships_bytecode_that_the_page_uses(selenium):
+    # build.sh precompiles the stdlib zip and the start-up wheels inside Pyodide (tools/precompile.py):
+    # pyc-only modules load from .pyc; ours keeps its sources and its bytecode is found in __pycache__.
+    import importlib.util
+    import json.decoder
+    import os
+
+    import pydantic.main
+
+    import pyodide_realtime.transport
+
+    assert json.decoder.__spec__.origin.endswith("json/decoder.pyc"), json.decoder.__spec__.origin
+    assert pydantic.main.__spec__.origin.endswith("pydantic/main.pyc"), pydantic.main.__spec__.origin
+    ours = pyodide_realtime.transport.__spec__
+    assert ours.origin.endswith("transport.py")
+    assert os.path.exists(ours.cached) and ours.cached == importlib.util.cache_from_source(ours.origin)

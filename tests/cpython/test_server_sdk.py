@@ -1,7 +1,7 @@
 """The official ``openai`` SDK against the local server, standing in for the API: its realtime client
 holds a conversation with a tool (GA), and the README's ephemeral-key backend mints through it.
 
-``BACKEND_EXAMPLE`` is the README's "your own key endpoint" snippet, verbatim: the test runs it.
+The README's "your own key endpoint" block (marked ``backend``) runs here, as written.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from openai import AsyncOpenAI
 
 from pyodide_realtime import OpenAIRealtimeWebSocket
 from pyodide_realtime_server import RealtimeServer
+from readme_blocks import of_kind
 
 TIMEOUT_S = 10.0
 WEATHER_TOOL = {
@@ -31,26 +32,10 @@ WEATHER_TOOL = {
     "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
 }
 
-BACKEND_EXAMPLE = '''
-from openai import AsyncOpenAI
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
-openai = AsyncOpenAI()  # reads OPENAI_API_KEY: the regular key never leaves your server
-
-
-async def realtime_key(request):
-    # Authenticate your user here; then mint a short-lived key for one Realtime connection.
-    secret = await openai.realtime.client_secrets.create(
-        session={"type": "realtime", "model": "gpt-realtime", "instructions": "Be brief."},
-        expires_after={"anchor": "created_at", "seconds": 60},
-    )
-    return JSONResponse({"value": secret.value, "expires_at": secret.expires_at})
-
-
-app = Starlette(routes=[Route("/realtime-key", realtime_key, methods=["POST"])])
-'''
+def backend_example() -> str:
+    """The README's "key endpoint" block, as written."""
+    (block,) = of_kind("backend")
+    return block.code
 
 
 @pytest_asyncio.fixture
@@ -110,7 +95,7 @@ async def test_the_readme_key_endpoint_mints_through_the_sdk(server: RealtimeSer
     monkeypatch.setenv("OPENAI_API_KEY", "sk-your-regular-key")
     monkeypatch.setenv("OPENAI_BASE_URL", server.url + "v1")
     namespace: dict[str, Any] = {}
-    exec(compile(BACKEND_EXAMPLE, "README: the key endpoint", "exec"), namespace)
+    exec(compile(backend_example(), "README: the key endpoint", "exec"), namespace)
     async with _serve(namespace["app"]) as backend:
         request = urllib.request.Request(backend + "/realtime-key", method="POST", data=b"")
         answer = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=TIMEOUT_S).read()))

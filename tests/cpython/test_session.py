@@ -29,11 +29,7 @@ from pyodide_realtime import (
     function_tool,
     output_guardrail,
 )
-
-try:  # the server's own distribution, once it is split out
-    from pyodide_realtime_server import RealtimeServer  # type: ignore[import-not-found]
-except ImportError:
-    from pyodide_realtime.server import RealtimeServer
+from pyodide_realtime_server import RealtimeServer
 
 EVENT_TIMEOUT_S = 10.0
 

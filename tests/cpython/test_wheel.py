@@ -1,4 +1,4 @@
-"""Our wheel: reproducible byte for byte, carries the JS shims and py.typed, and stays small."""
+"""Our wheel: reproducible byte for byte, carries the JS shims, py.typed and the license, and stays small."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def build(work: Path) -> Path:
     """Build from a copy of the sources (setuptools writes build/ and *.egg-info beside them)."""
     source = work / "source"
     shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
     env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
     subprocess.run(
@@ -40,5 +40,9 @@ def test_the_wheel_is_reproducible_complete_and_small(tmp_path: Path) -> None:
         assert f"pyodide_realtime/{needed}" in names
     # The local server is its own distribution (server/): the browser never downloads it.
     assert not any(n.startswith("pyodide_realtime/server/") or n.startswith("pyodide_realtime_server/") for n in names)
+    # PEP 639: the license text travels in the wheel, and the metadata names it.
+    assert "pyodide_realtime-0.1.0.dist-info/licenses/LICENSE" in names
+    metadata = zipfile.ZipFile(first).read("pyodide_realtime-0.1.0.dist-info/METADATA").decode()
+    assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert first.stat().st_size < MAX_WHEEL_BYTES

@@ -1,0 +1,415 @@
+"""One page API over three browser engines: Chromium, Firefox and WebKit, all from Debian, all offline.
+
+    with open_engine("firefox", tmp_path) as engine:
+        page = engine.open(url)              # waits for the page's `window.pyodideReady`
+        page.run_python("import sys; sys.version")
+        page.eval_js("return 1 + 1")         # the body of an async function; JSON in, JSON out
+        page.click()                         # a real user gesture (WebKit's Web Audio needs one)
+
+How each engine is driven, with what the issue measured to work on this machine:
+- Chromium: Playwright with ``/usr/bin/chromium`` and tools/chromium.py's flags (fake microphone: a beep).
+- Firefox (``firefox-esr``): no geckodriver is installable, so its own remote agent is driven over
+  WebDriver BiDi (``session.new``, ``browsingContext.navigate``, ``script.evaluate``) with
+  ``websockets``. Audio goes to a PulseAudio null sink (without a sound server the AudioContext never
+  leaves "suspended"); the microphone is the null sink's monitor, fed with ``paplay``.
+- WebKit: WebKitGTK's ``MiniBrowser`` through selenium and ``WebKitWebDriver`` under Xvfb, with its
+  mock capture device (a ~900 Hz tone). Web Audio starts only after a WebDriver click.
+
+Everything a test needs to know about an engine's differences is an attribute of its ``Engine``:
+``mic_tone_hz`` (what the microphone hears), ``feed_microphone`` (Firefox only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from chromium import CHROMIUM, DEFAULT_FLAGS
+
+ENGINES = ("chromium", "firefox", "webkit")
+FIREFOX = "/usr/bin/firefox-esr"
+MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
+WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
+#: Debian packages per engine (build.sh installs them): a missing one is named in the error.
+PACKAGES = {
+    "firefox": {"firefox-esr": FIREFOX, "pulseaudio": "/usr/bin/pulseaudio"},
+    "webkit": {"webkit2gtk-driver": WEBKIT_DRIVER, "xvfb": "/usr/bin/Xvfb"},
+}
+#: Generous: Pyodide boots in 2-8 s depending on the engine, more on a busy machine.
+READY_TIMEOUT_S = 90
+SCRIPT_TIMEOUT_S = 60
+START_TIMEOUT_S = 30
+#: The tone the engine tests feed Chromium's fake microphone and Firefox's (through PulseAudio).
+MIC_TONE_HZ = 440.0
+#: The tone WebKit's mock microphone plays (measured: a steady ~900 Hz sine).
+WEBKIT_MOCK_TONE_HZ = 900.0
+
+#: Firefox preferences: media without prompts or fakes (the PulseAudio devices are the real ones),
+#: and none of the background services that would try the network.
+FIREFOX_PREFS = {
+    "media.navigator.permission.disabled": True,
+    "media.navigator.streams.fake": False,
+    "media.audio_loopback_dev": "Monitor of Null Output",
+    "media.autoplay.default": 0,
+    "media.autoplay.blocking_policy": 0,
+    "app.update.auto": False,
+    "app.update.enabled": False,
+    "app.normandy.enabled": False,
+    "messaging-system.rsexperimentloader.enabled": False,
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "toolkit.telemetry.enabled": False,
+    "network.captive-portal-service.enabled": False,
+    "network.connectivity-service.enabled": False,
+    "browser.safebrowsing.malware.enabled": False,
+    "browser.safebrowsing.phishing.enabled": False,
+    "extensions.update.enabled": False,
+    "browser.shell.checkDefaultBrowser": False,
+}
+
+
+class EngineError(RuntimeError):
+    """An engine could not start, or a script failed in the page (the message is the page's)."""
+
+
+def _js_call(body: str) -> str:
+    """An expression that runs ``body`` as an async function and settles to a JSON string."""
+    return (
+        "(async () => {" + body + "})().then("
+        "(value) => JSON.stringify({ok: value === undefined ? null : value}),"
+        "(error) => JSON.stringify({error: String(error && (error.stack || error.message) || error)}))"
+    )
+
+
+def _settled(answer: str) -> Any:
+    result = json.loads(answer)
+    if "error" in result:
+        raise EngineError(result["error"])
+    return result["ok"]
+
+
+class Page:
+    """A page with Pyodide and our package loaded: evaluate JS or run Python in it."""
+
+    def __init__(self, engine: str, evaluate: Callable[[str], str], click: Callable[[], None]) -> None:
+        self.engine = engine
+        self._evaluate = evaluate
+        self._click = click
+
+    def eval_js(self, body: str) -> Any:
+        """Run ``body`` as the body of an async function in the page; return its JSON-able result."""
+        return _settled(self._evaluate(_js_call(body)))
+
+    def run_python(self, code: str) -> Any:
+        """Run ``code`` with ``pyodide.runPythonAsync`` (top-level await works); return the last
+        expression's value converted to JSON (dicts, lists, str, numbers, None)."""
+        return self.eval_js(
+            f"const result = await pyodide.runPythonAsync({json.dumps(code)});"
+            "return result && result.toJs ? result.toJs({dict_converter: Object.fromEntries}) : result;"
+        )
+
+    def click(self) -> None:
+        """A real click on the page (a user activation), through the driver."""
+        self._click()
+
+
+class Engine:
+    """A started browser engine. ``open(url)`` loads a page and waits until its Pyodide is ready."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.mic_tone_hz: float | None = None  # set by the opener
+        self.feed_microphone: Callable[[Path], None] | None = None
+        self._open: Callable[[str], Page] | None = None
+
+    def open(self, url: str, wait_for_pyodide: bool = True) -> Page:
+        """Load ``url``; unless told otherwise, wait for the page's ``window.pyodideReady``."""
+        assert self._open is not None
+        page = self._open(url)
+        if not wait_for_pyodide:
+            return page
+        page.eval_js(
+            f"const limit = Date.now() + {READY_TIMEOUT_S * 1000};"
+            "while (!window.pyodideReady && !window.pyodideError && Date.now() < limit)"
+            "  await new Promise((r) => setTimeout(r, 50));"
+            "if (window.pyodideError) throw new Error('the page failed to start Pyodide: ' + window.pyodideError);"
+            "if (!window.pyodideReady) throw new Error('Pyodide not ready in time');"
+        )
+        return page
+
+
+def _require(name: str) -> None:
+    for package, path in PACKAGES.get(name, {}).items():
+        if not Path(path).exists():
+            raise EngineError(f"{path} is missing: install the Debian package {package} (./build.sh setup does)")
+
+
+@contextlib.contextmanager
+def open_engine(name: str, workdir: Path, mic_tone_hz: float = MIC_TONE_HZ) -> Iterator[Engine]:
+    """Start engine ``name``; ``mic_tone_hz`` is the tone Chromium's fake microphone plays (its file
+    comes from the caller), reported back as ``engine.mic_tone_hz`` with the other engines' own."""
+    _require(name)
+    engine = Engine(name)
+    opener = {"chromium": _chromium, "firefox": _firefox, "webkit": _webkit}[name]
+    with opener(engine, workdir, mic_tone_hz) as ready:
+        yield ready
+
+
+# ---- Chromium: Playwright -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _chromium(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engine]:
+    from playwright.sync_api import sync_playwright
+
+    wav = workdir / "chromium-mic.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "48000", "-c", "1", "-b", "16", str(wav), "synth", "30", "sine", str(mic_tone_hz), "vol", "0.5"],
+        check=True,
+    )
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM, args=[*DEFAULT_FLAGS, f"--use-file-for-fake-audio-capture={wav}"]
+        )
+        try:
+            def open_page(url: str) -> Page:
+                page = browser.new_page()
+                page.goto(url)
+                return Page("chromium", lambda expr: page.evaluate(expr), lambda: page.mouse.click(5, 5))
+
+            engine.mic_tone_hz = mic_tone_hz
+            engine._open = open_page
+            yield engine
+        finally:
+            browser.close()
+
+
+# ---- Firefox: WebDriver BiDi over websockets ----------------------------------------------------------
+
+
+class _Bidi:
+    """A minimal WebDriver BiDi client: one command at a time, events skipped."""
+
+    def __init__(self, socket: Any) -> None:
+        self._socket = socket
+        self._next_id = 0
+
+    def command(self, method: str, params: dict[str, Any], timeout: float = SCRIPT_TIMEOUT_S) -> dict[str, Any]:
+        self._next_id += 1
+        self._socket.send(json.dumps({"id": self._next_id, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(self._socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message.get("id") != self._next_id:
+                continue  # an event
+            if message.get("type") == "error":
+                raise EngineError(f"{method}: {message.get('error')}: {message.get('message')}")
+            result: dict[str, Any] = message["result"]
+            return result
+
+
+@contextlib.contextmanager
+def _pulseaudio(workdir: Path) -> Iterator[dict[str, str]]:
+    """A private PulseAudio daemon with one null sink; yields the environment that reaches it."""
+    folder = workdir / "pulse"
+    folder.mkdir()
+    socket = folder / "native"
+    env = {**os.environ, "HOME": str(folder), "XDG_RUNTIME_DIR": str(folder), "PULSE_SERVER": f"unix:{socket}"}
+    daemon = subprocess.Popen(
+        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--log-target=stderr",
+         "--load=module-null-sink sink_name=null",
+         f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise EngineError("PulseAudio did not start (Firefox needs a sound server for Web Audio)")
+            time.sleep(0.1)
+        yield env
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+
+
+@contextlib.contextmanager
+def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engine]:
+    with _pulseaudio(workdir) as env:
+        profile = workdir / "firefox-profile"
+        profile.mkdir()
+        (profile / "user.js").write_text(
+            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in FIREFOX_PREFS.items())
+        )
+        log = (workdir / "firefox.log").open("w+")
+        process = subprocess.Popen(
+            [FIREFOX, "--headless", "--no-remote", "--profile", str(profile), "--remote-debugging-port=0"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )
+        bidi = None
+        players: list[subprocess.Popen[bytes]] = []
+        connections = contextlib.ExitStack()
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            url = None
+            while url is None:
+                log.seek(0)
+                found = re.search(r"WebDriver BiDi listening on (ws://\S+)", log.read())
+                url = found.group(1) if found else None
+                if url is None and (process.poll() is not None or time.monotonic() > deadline):
+                    raise EngineError(f"Firefox did not start its remote agent; its log: {workdir / 'firefox.log'}")
+                time.sleep(0.1)
+            from websockets.sync.client import connect
+
+            bidi = _Bidi(connections.enter_context(connect(url + "/session", max_size=None, open_timeout=START_TIMEOUT_S)))
+            bidi.command("session.new", {"capabilities": {}})
+
+            def open_page(page_url: str) -> Page:
+                assert bidi is not None
+                context = bidi.command("browsingContext.create", {"type": "tab"})["context"]
+                bidi.command("browsingContext.navigate", {"context": context, "url": page_url, "wait": "complete"})
+
+                def evaluate(expression: str) -> str:
+                    assert bidi is not None
+                    result = bidi.command(
+                        "script.evaluate",
+                        {"expression": expression, "target": {"context": context}, "awaitPromise": True},
+                    )
+                    if result.get("type") == "exception":
+                        raise EngineError(result["exceptionDetails"].get("text", "script failed"))
+                    value: str = result["result"]["value"]
+                    return value
+
+                def click() -> None:
+                    assert bidi is not None
+                    actions = [{"type": "pointerMove", "x": 5, "y": 5}, {"type": "pointerDown", "button": 0},
+                               {"type": "pointerUp", "button": 0}]
+                    bidi.command("input.performActions", {"context": context, "actions": [
+                        {"type": "pointer", "id": "mouse", "actions": actions}]})
+
+                return Page("firefox", evaluate, click)
+
+            def feed_microphone(wav: Path) -> None:
+                """Play ``wav`` into the null sink: its monitor is Firefox's microphone."""
+                players.append(subprocess.Popen(["paplay", "-d", "null", str(wav)], env=env,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+            engine.mic_tone_hz = mic_tone_hz
+            engine.feed_microphone = feed_microphone
+            engine._open = open_page
+            yield engine
+        finally:
+            if bidi is not None:
+                with contextlib.suppress(Exception):
+                    bidi.command("session.end", {}, timeout=5)
+            connections.close()
+            for player in players:
+                player.terminate()
+                player.wait(10)
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+
+# ---- WebKit: selenium + WebKitWebDriver + MiniBrowser under Xvfb --------------------------------------
+
+
+@contextlib.contextmanager
+def _xvfb(log: Path) -> Iterator[str]:
+    """A private X display (Xvfb picks a free number and writes it to a pipe)."""
+    read_end, write_end = os.pipe()
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+            pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+        )
+    os.close(write_end)
+    try:
+        # Read up to the newline: Xvfb dies if the pipe closes between the number and its newline.
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = os.read(read_end, 16)
+            if not chunk:
+                break
+            answer += chunk
+        os.close(read_end)
+        number = answer.decode().strip()
+        if not number or server.poll() is not None:
+            raise EngineError(f"Xvfb did not start (WebKit needs a display); its log: {log}")
+        yield f":{number}"
+        if server.poll() is not None:
+            raise EngineError(f"Xvfb exited while in use (status {server.returncode}); its log: {log}")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@contextlib.contextmanager
+def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engine]:
+    from selenium import webdriver
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.webkitgtk.service import Service
+
+    with _xvfb(workdir / "xvfb.log") as display:
+        options = webdriver.WebKitGTKOptions()
+        options.binary_location = MINIBROWSER
+        for flag in ("--automation", "--enable-webaudio=true", "--enable-media-stream=true",
+                     "--enable-mock-capture-devices=true"):
+            options.add_argument(flag)
+        old_display = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = display  # the driver starts MiniBrowser with our environment
+        try:
+            driver = webdriver.WebKitGTK(
+                options=options, service=Service(executable_path=WEBKIT_DRIVER, log_output=str(workdir / "webkit-driver.log"))
+            )
+        finally:
+            if old_display is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = old_display
+        try:
+            driver.set_script_timeout(SCRIPT_TIMEOUT_S)
+            opened = []
+
+            def open_page(url: str) -> Page:
+                if opened:  # one window: a second page replaces the first
+                    driver.get("about:blank")
+                opened.append(url)
+                driver.get(url)
+
+                def evaluate(expression: str) -> str:
+                    value: str = driver.execute_async_script(
+                        "const done = arguments[arguments.length - 1];"
+                        f"({expression}).then(done);"
+                    )
+                    return value
+
+                def click() -> None:
+                    # A pointer action at a point of the page: no element lookup (under load,
+                    # WebKitWebDriver's findElement answered "Could not parse element info").
+                    action = ActionBuilder(driver)
+                    action.pointer_action.move_to_location(5, 5).click()
+                    action.perform()
+
+                return Page("webkit", evaluate, click)
+
+            engine.mic_tone_hz = WEBKIT_MOCK_TONE_HZ
+            engine._open = open_page
+            yield engine
+        finally:
+            driver.quit()
+
+
+def start_realtime_server(**options: Any) -> Any:
+    """The local Realtime server in a thread (``start_in_thread``), wherever this checkout keeps it."""
+    from pyodide_realtime_server import start_in_thread
+    return start_in_thread(**options)

@@ -1,0 +1,126 @@
+"""tools/precompile.py: wheels rewritten with Pyodide's own bytecode, byte for byte reproducible, with a
+true RECORD, and imported from that bytecode in Pyodide (under Node, as build.sh runs it)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools" / "precompile.mjs"
+PYODIDE = ROOT / "node_modules" / "pyodide"
+SOURCE = b"VALUE = 42\n"
+#: pyc header flags: hash-based (bit 0), source never checked (bit 1 clear).
+UNCHECKED_HASH_FLAGS = 1
+
+#: Installs a wheel in Pyodide and runs CHECK_PY there.
+IMPORT_CHECK = """
+import { readFileSync } from "node:fs";
+const [pyodideDir, wheel, code] = process.argv.slice(1);
+const { loadPyodide } = await import(pyodideDir + "/pyodide.mjs");
+const pyodide = await loadPyodide({ indexURL: pyodideDir + "/" });
+pyodide.unpackArchive(new Uint8Array(readFileSync(wheel)), "wheel", { extractDir: "/lib/python3.14/site-packages" });
+console.log(pyodide.runPython(code));
+"""
+#: Writes another source over the installed one before the import: a module imported from the
+#: wheel's bytecode still says 42.
+CHECK_PY = """
+import json, os, sysconfig
+src = os.path.join(sysconfig.get_path("purelib"), "alpha", "mod.py")
+had_source = os.path.exists(src)
+if had_source:
+    with open(src, "w") as f:
+        f.write("VALUE = 0\\n")
+import alpha.mod
+json.dumps({"value": alpha.mod.VALUE, "had_source": had_source, "file": alpha.mod.__spec__.origin})
+"""
+
+
+def make_wheel(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("alpha/__init__.py", "")
+        wheel.writestr("alpha/mod.py", SOURCE)
+        wheel.writestr("alpha/shim.js", "export {};\n")
+        wheel.writestr("alpha-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\n")
+        wheel.writestr("alpha-1.0.dist-info/RECORD", "stale,,\n")
+    return path
+
+
+def precompile(*args: str | Path) -> None:
+    result = subprocess.run(["node", str(TOOL), *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def check_record(wheel: zipfile.ZipFile) -> None:
+    rows = list(csv.reader(io.StringIO(wheel.read("alpha-1.0.dist-info/RECORD").decode())))
+    listed = {row[0] for row in rows}
+    assert listed == set(wheel.namelist())
+    for name, digest, size in rows:
+        if name.endswith("RECORD"):
+            continue
+        data = wheel.read(name)
+        assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        assert int(size) == len(data)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if shutil.which("node") is None or not (PYODIDE / "pyodide.mjs").exists():
+        pytest.fail("node and node_modules/pyodide are needed: run ./build.sh setup")
+    work = tmp_path_factory.mktemp("precompile")
+    wheels = {
+        "pyc-only": make_wheel(work / "a" / "alpha-1.0-py3-none-any.whl"),
+        "again": make_wheel(work / "b" / "alpha-1.0-py3-none-any.whl"),
+        "keep-source": make_wheel(work / "c" / "alpha-1.0-py3-none-any.whl"),
+    }
+    precompile(PYODIDE, wheels["pyc-only"], wheels["again"])
+    precompile("--keep-source", PYODIDE, wheels["keep-source"])
+    return wheels
+
+
+def imported(wheel: Path) -> dict[str, object]:
+    result = subprocess.run(
+        ["node", "--input-type=module", "-e", IMPORT_CHECK, str(PYODIDE.resolve()), str(wheel), CHECK_PY],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]  # Node prints the whole minified line first
+    answer: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def test_pyc_only_wheel_is_reproducible_has_no_source_and_a_true_record(compiled: dict[str, Path]) -> None:
+    assert compiled["pyc-only"].read_bytes() == compiled["again"].read_bytes()
+    with zipfile.ZipFile(compiled["pyc-only"]) as wheel:
+        names = set(wheel.namelist())
+        assert {"alpha/__init__.pyc", "alpha/mod.pyc", "alpha/shim.js"} <= names
+        assert not any(n.endswith(".py") for n in names)
+        header = wheel.read("alpha/mod.pyc")[:16]
+        assert int.from_bytes(header[4:8], "little") == UNCHECKED_HASH_FLAGS
+        assert {info.date_time for info in wheel.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        check_record(wheel)
+
+
+def test_keep_source_wheel_has_both_and_a_true_record(compiled: dict[str, Path]) -> None:
+    with zipfile.ZipFile(compiled["keep-source"]) as wheel:
+        names = set(wheel.namelist())
+        assert {"alpha/mod.py", "alpha/__pycache__/mod.cpython-314.pyc"} <= names
+        assert wheel.read("alpha/mod.py") == SOURCE
+        check_record(wheel)
+
+
+@pytest.mark.parametrize("kind", ["pyc-only", "keep-source"])
+def test_pyodide_imports_the_bytecode(compiled: dict[str, Path], kind: str) -> None:
+    answer = imported(compiled[kind])
+    # 42: the bytecode, not the source written over it after install.
+    assert answer == {"value": 42, "had_source": kind == "keep-source",
+                      "file": "/lib/python3.14/site-packages/alpha/mod." + ("pyc" if kind == "pyc-only" else "py")}
