@@ -40,6 +40,7 @@ from .dialects import DialectSpec, get_dialect
 from .errors import ConfigurationError
 
 __all__ = [
+    "GA_PATHS",
     "SessionConfig",
     "TurnDetection",
     "TracingConfig",
@@ -107,8 +108,9 @@ class TurnDetection(BaseModel):
         return value
 
 
-# Field name -> where it lives in the GA session (a path of keys).
-_GA_PATHS: dict[str, tuple[str, ...]] = {
+#: Field name (flat, as beta says it) -> where it lives in the GA session (a path of keys). The local
+#: server reads beta sessions into its GA state with the same table.
+GA_PATHS: dict[str, tuple[str, ...]] = {
     "model": ("model",),
     "instructions": ("instructions",),
     "modalities": ("output_modalities",),
@@ -362,7 +364,7 @@ class SessionConfig(BaseModel):
             for name, value in fields.items():
                 if name in ("input_audio_format", "output_audio_format") and value is not None:
                     value = ga_audio_format(value)
-                _put(wire, _GA_PATHS[name], value)
+                _put(wire, GA_PATHS[name], value)
         _deep_merge(wire, extras)
         return wire
 

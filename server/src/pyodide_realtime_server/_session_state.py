@@ -12,7 +12,7 @@ import copy
 import secrets
 from typing import Any, Literal
 
-from pyodide_realtime.config import ga_audio_format, normalize_audio_format
+from pyodide_realtime.config import GA_PATHS, ga_audio_format, normalize_audio_format
 from pyodide_realtime.dialects import GA, Dialect, get_dialect
 
 from ._errors import ClientEventError
@@ -66,18 +66,6 @@ SEMANTIC_VAD_DEFAULTS: dict[str, Any] = {
 }
 # What a semantic_vad turn means for the energy of speech it waits for, as server_vad fields.
 SEMANTIC_VAD_AS_SERVER_VAD = {"threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}
-# beta flat field -> GA path
-BETA_TO_GA_PATH: dict[str, tuple[str, ...]] = {
-    "voice": ("audio", "output", "voice"),
-    "speed": ("audio", "output", "speed"),
-    "input_audio_format": ("audio", "input", "format"),
-    "output_audio_format": ("audio", "output", "format"),
-    "input_audio_transcription": ("audio", "input", "transcription"),
-    "input_audio_noise_reduction": ("audio", "input", "noise_reduction"),
-    "turn_detection": ("audio", "input", "turn_detection"),
-    "max_response_output_tokens": ("max_output_tokens",),
-    "modalities": ("output_modalities",),
-}
 _BETA_TURN_FIELDS = ("type", "threshold", "prefix_padding_ms", "silence_duration_ms", "create_response", "interrupt_response", "eagerness")
 
 
@@ -236,7 +224,7 @@ class SessionState:
             elif key == "modalities":
                 value = ["text"] if list(value) == ["text"] else ["audio"]
             target = staged
-            path = BETA_TO_GA_PATH.get(key, (key,))
+            path = GA_PATHS.get(key, (key,))
             for step in path[:-1]:
                 target = target[step]
             target[path[-1]] = copy.deepcopy(value)
