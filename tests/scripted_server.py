@@ -29,6 +29,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -261,3 +262,11 @@ class LoopbackPeer:
         finally:
             await ws.wait_closed()
             self.closes.append((ws.close_code, ws.close_reason or ""))
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the event loop run until ``predicate()`` holds (a peer's or transport's state), or fail."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.005)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from openai.types.realtime.realtime_client_event import RealtimeClientEvent
 from pydantic import TypeAdapter
 
 from pyodide_realtime import ConfigurationError, InvalidStateError, OpenAIRealtimeWebSocket
-from scripted_server import LoopbackPeer
+from scripted_server import LoopbackPeer, until
 
 CLIENT_EVENT = TypeAdapter(RealtimeClientEvent)
 
@@ -23,12 +22,6 @@ async def peer() -> AsyncIterator[LoopbackPeer]:
     async with LoopbackPeer() as loopback:
         yield loopback
 
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.005)
 
 
 CALLS: list[tuple[str, tuple[Any, ...], list[dict[str, Any]]]] = [

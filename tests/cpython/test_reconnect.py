@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ from pyodide_realtime import (
 )
 from pyodide_realtime.errors import ConfigurationError
 from pyodide_realtime.transport import Reconnected, Reconnecting, ReconnectPolicy
-from scripted_server import LoopbackPeer
+from scripted_server import LoopbackPeer, until
 
 FAST = ReconnectPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.05)
 
@@ -33,12 +32,6 @@ async def peer() -> AsyncIterator[LoopbackPeer]:
     async with LoopbackPeer() as loopback:
         yield loopback
 
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.005)
 
 
 def keys() -> Callable[[], str]:

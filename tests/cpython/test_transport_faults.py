@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from pyodide_realtime import (
 from pyodide_realtime._cpython_socket import create_cpython_socket
 from pyodide_realtime._interfaces import MAX_BUFFERED_AUDIO_BYTES, MAX_MESSAGE_BYTES, describe_close
 from pyodide_realtime.transport import AudioDropped
-from scripted_server import LoopbackPeer
+from scripted_server import LoopbackPeer, until
 
 KEY = "sk-test-faults"
 
@@ -35,12 +35,6 @@ async def peer() -> AsyncIterator[LoopbackPeer]:
     async with LoopbackPeer() as loopback:
         yield loopback
 
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.005)
 
 
 def errors_of(transport: OpenAIRealtimeWebSocket) -> list[BaseException]:
