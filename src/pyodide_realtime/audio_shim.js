@@ -24,7 +24,11 @@ const BUTTERWORTH_Q = [0.5411961, 1.3065630];  // two biquads = 4th-order Butter
 const CUTOFF_OF_OUTPUT_RATE = 0.4;              // low-pass at 40% of the output rate before decimating
 // How far past "now" a stop may land: it covers the render burst that can run before the stop message
 // is handled (Chromium renders 10 ms or more per device callback) and the message's trip.
-export const STOP_MARGIN_MS = { page: 25, worker: 40 };
+export const STOP_MARGIN_MS = { page: 30, worker: 40 };
+// A stop posted this soon after the last heardFrames() answer (wall-clock ms: the same synchronous
+// interruption) lands on that answer; a later one gets a fresh position. Not the audio clock: it
+// jumps a whole render burst at once, and may do so between two calls of one interruption.
+const PROMISE_FRESH_MS = 5;
 const WORKER_HELLO = "pyodide-realtime-audio";  // the worker's first message to its page
 
 // ---- Messages ------------------------------------------------------------------------------------
@@ -44,7 +48,7 @@ export const MESSAGES = {
   ended: ["key", "frames", "reason", "at"],       // reason: finished | next | interrupted
   progress: ["consumed", "at"],
   report: ["id", "at", "consumed", "frames"],     // frames: [[key, frames], ...]
-  stopped: ["id", "at", "consumed", "frames", "overshoot"],
+  stopped: ["id", "at", "consumed", "frames", "overshoot", "slack"],  // slack: frames to go when the stop came
   // to the capture processor, and from it
   mute: ["value"],
   close: [],
@@ -259,7 +263,7 @@ if (typeof registerProcessor === "function") {
     // What was queued before the stop plays on to `until`; what comes after it waits in a fresh queue.
     beginStop(m) {
       if (this.draining) this.endStop(0);  // a second stop before the first landed: the first ends now
-      this.draining = { id: m.id, until: m.until, end: m.end, keys: [...this.items.keys()], queue: this.queue, queries: [] };
+      this.draining = { id: m.id, until: m.until, end: m.end, keys: [...this.items.keys()], queue: this.queue, queries: [], slack: m.until - this.consumed };
       this.queue = [];
       if (this.consumed >= m.until) this.endStop(0);
     }
@@ -278,7 +282,7 @@ if (typeof registerProcessor === "function") {
       if (d.keys.includes(this.current)) this.current = -1;
       this.starved = false;
       this.consumed = Math.max(this.consumed, d.end);  // the dropped frames count as consumed: the mirror agrees
-      this.post({ type: "stopped", id: d.id, at: currentFrame + offset, consumed: this.consumed, frames, overshoot });
+      this.post({ type: "stopped", id: d.id, at: currentFrame + offset, consumed: this.consumed, frames, overshoot, slack: d.slack });
       for (const id of d.queries) this.report(id, offset);
     }
 
@@ -433,6 +437,7 @@ export class Player {
     this.at = 0;
     this.pending = [];         // [start, clock when posted] of chunks not yet known consumed
     this.promised = 0;         // the furthest position ever answered: a stop plays at least to here
+    this.answeredAt = -Infinity;  // performance.now() of the last answer
     this.stopping = 0;         // stops posted, not yet "stopped": reports from before them are stale
     this.waiting = new Map();  // id -> resolve, for query()/stop() round trips
     this.nextId = 1;
@@ -520,6 +525,7 @@ export class Player {
     }
     p = Math.max(p, this.promised, this.consumed);
     this.promised = p;
+    this.answeredAt = performance.now();
     return p;
   }
 
@@ -549,7 +555,7 @@ export class Player {
 
   // Every item stops exactly where heardFrames() says now; the worklet confirms with its own counts.
   stop() {
-    const until = this.position();
+    const until = performance.now() - this.answeredAt <= PROMISE_FRESH_MS ? this.promised : this.position();
     for (const it of this.items.values()) if (it.final < 0) it.final = this.framesAt(it, until);
     this.stopping++;
     const done = this.request({ type: "stop", until, end: this.end });

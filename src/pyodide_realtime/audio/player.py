@@ -126,6 +126,7 @@ class AudioPlayer:
         self._end_reasons: dict[int, str] = {}
         self._acks: dict[int, asyncio.Future[float]] = {}
         self._next_seq = 0
+        self._last_stop: Any = None
         self._current: int | None = None
         self._event_proxy: Any = None
         self._closed = False
@@ -217,7 +218,8 @@ class AudioPlayer:
         return key is not None and self._played_out(key)
 
     def stop(self) -> None:
-        """Silence at once and drop everything queued (the transport calls this on interruption)."""
+        """Silence within ``STOP_MARGIN_MS`` (exactly where ``heard_ms`` said) and drop everything queued
+        (the transport calls this on interruption)."""
         self.interrupt()
 
     # -- more control --------------------------------------------------------------------------------
@@ -233,7 +235,8 @@ class AudioPlayer:
             heard = self.heard_ms(item_id, content_index)
             position = PlaybackPosition(item_id, content_index, heard or 0.0)
         self._stopped.update(self._items)
-        self._handle.stop()
+        #: The JS promise of the worklet's "stopped" answer (its counts, the frame where it landed).
+        self._last_stop = self._handle.stop()
         # The worklet reports the end of every item it knows; one it never heard of ends here, unheard.
         for key, future in self._ended.items():
             if key not in self._posted and not future.done():
