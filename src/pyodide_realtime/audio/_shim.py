@@ -20,7 +20,7 @@ from typing import Any, Literal
 from .._platform import in_browser
 from ..errors import UnsupportedError
 
-__all__ = ["in_browser", "in_worker", "require_web_audio", "load_shim", "page_link", "js_object", "HOST_SNIPPET"]
+__all__ = ["in_browser", "in_worker", "require_web_audio", "load_shim", "page_link", "page_url", "js_object", "HOST_SNIPPET"]
 
 SHIM_RESOURCE = "audio_shim.js"
 #: How long a worker waits for its page to answer the first time (a page without the helper never does).
@@ -113,6 +113,44 @@ async def page_link(what: str) -> Any:
     return _link
 
 
-def page_url_if_known() -> str | None:
-    """The page's URL as the worker's bridge learned it (None before the first handshake)."""
-    return None if _link is None or _link.pageUrl is None else str(_link.pageUrl)
+#: Base URLs that cannot resolve a relative one: a worker started from a Blob (PyScript's are) or data.
+_OPAQUE_SCHEMES = ("blob:", "data:")
+
+
+def page_url(url: str = "") -> str:
+    """``url`` resolved against the page's address, also in a Web Worker, whose own base is often a
+    ``blob:`` URL (PyScript's workers) against which ``pyfetch("./x")`` fails with "Failed to parse URL".
+
+    The page's address comes from: the page itself (main thread); the page that hosts the worker's
+    audio, once a player or microphone was made; PyScript's ``window`` (a worker of a cross-origin
+    isolated page); the worker's own script URL if it is not a Blob. UnsupportedError if none is known.
+    """
+    from urllib.parse import urljoin
+
+    base = _page_base()
+    if base is None:
+        raise UnsupportedError(
+            f"cannot resolve {url!r} against the page from this worker (its own address is a blob: URL): pass an "
+            "absolute URL, or create an AudioPlayer/Microphone first (the page tells its address), or serve the "
+            "page cross-origin isolated so that PyScript's `window` works in the worker"
+        )
+    return urljoin(base, url)
+
+
+def _page_base() -> str | None:
+    if not in_browser():
+        return None
+    import js
+
+    if hasattr(js, "window") and hasattr(js, "location"):
+        return str(js.location.href)
+    if _link is not None and _link.pageUrl is not None:
+        return str(_link.pageUrl)
+    try:  # a PyScript worker: the page's window, if the page is cross-origin isolated
+        from pyscript import window  # type: ignore[import-not-found]
+
+        return str(window.location.href)
+    except Exception:  # not PyScript, or its `window` is unavailable (NotSupported raises on use)
+        pass
+    own = str(js.location.href) if hasattr(js, "location") else ""
+    return own if own and not own.startswith(_OPAQUE_SCHEMES) else None
