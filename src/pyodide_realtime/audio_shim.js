@@ -66,6 +66,9 @@ export const MESSAGES = {
   error: ["message"],
 };
 
+// Where a broken message is reported when nobody listens for "error" messages: the console.
+const warn = (message) => console.warn(`pyodide-realtime audio: ${message}`);
+
 // What is wrong with `m` (a string), or null if it is a well-formed message.
 export function problemWith(m) {
   if (m === null || typeof m !== "object" || typeof m.type !== "string") return "a message without a type";
@@ -463,7 +466,10 @@ export class Player {
     this.emit(m);
   }
 
-  emit(m) { if (this.onEvent) this.onEvent(m); }
+  emit(m) {
+    if (this.onEvent) this.onEvent(m);
+    else if (m.type === "error") warn(m.message);
+  }
 
   // Whether the context renders: a suspended one plays nothing more, so a stop lands where it is.
   running() { return true; }
@@ -582,10 +588,14 @@ export class CapturePort {
     this.port = port; this.onChunk = onChunk; this.onEvent = onEvent;
     port.onmessage = (e) => {
       const m = e.data, problem = problemWith(m);
-      if (problem) { if (this.onEvent) this.onEvent({ type: "error", message: `the capture got ${problem}` }); return; }
+      if (problem) { this.emit({ type: "error", message: `the capture got ${problem}` }); return; }
       if (m.type === "captured") { if (this.onChunk) this.onChunk(new Uint8Array(m.data)); }
-      else if (this.onEvent) this.onEvent(m);
+      else this.emit(m);
     };
+  }
+  emit(m) {
+    if (this.onEvent) this.onEvent(m);
+    else if (m.type === "error") warn(m.message);
   }
   setMuted(value) { this.port.postMessage({ type: "mute", value }); }
   close() { this.onChunk = null; this.port.postMessage({ type: "close" }); this.port.onmessage = null; }
@@ -788,7 +798,8 @@ export class PageLink {
   onMessage(m) {
     const problem = problemWith(m);
     if (problem || m.type === "error") {
-      if (this.onError) this.onError(problem ? `the worker got ${problem}` : m.message);
+      const message = problem ? `the worker got ${problem}` : m.message;
+      if (this.onError) this.onError(message); else warn(message);
       return;
     }
     if (m.type === "hello") { this.pageUrl = m.pageUrl; this.greeted(this); return; }

@@ -375,6 +375,92 @@ def test_volume_validation_and_close_release_everything(selenium):
     assert state == "closed" and proxy_gone and heard is None
 
 
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _broken_messages(selenium):
+    import asyncio
+    import logging
+
+    from pyodide.code import run_js
+
+    from pyodide_realtime.audio import AudioPlayer
+    from pyodide_realtime.audio._shim import js_object, load_shim
+
+    logged = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            logged.append(record.getMessage())
+
+    logging.getLogger("pyodide_realtime.audio.player").addHandler(Keep())
+    shim, url = await load_shim()
+    player = await AudioPlayer.create()
+    port = player._handle.port
+    port.postMessage(js_object({"type": "bogus"}))
+    port.postMessage(js_object({"type": "chunk", "key": 0}))  # without its format and data
+    port.postMessage("no type at all")
+    # A message from the worklet's side that the page's Player does not know.
+    player._handle.onMessage(js_object({"type": "surprise"}))
+    await asyncio.sleep(0.3)
+    # The page's host for a worker answers a broken request with an "error" message too.
+    answers = run_js(
+        """(async (shim, url) => {
+            const channel = new MessageChannel(), got = [];
+            channel.port2.onmessage = (e) => got.push(e.data);
+            shim.serveWorker(channel.port1, url);
+            channel.port2.postMessage({ type: "open-player", id: 1 });  // no volume
+            channel.port2.postMessage({ type: "call", id: 2, handle: 99, method: "resume", value: 10 });
+            await new Promise((r) => setTimeout(r, 200));
+            channel.port2.close();
+            return JSON.stringify(got.map((m) => [m.type, m.message ?? m.value ?? null]));
+        })"""
+    )
+    page_answers = await answers(shim, url)
+    player.close()
+    return logged, str(page_answers)
+
+
+def test_broken_messages_are_reported_not_dropped(selenium):
+    import json
+
+    logged, page_answers = _broken_messages(selenium)
+    assert logged == [
+        'audio: the player got a message of unknown type "surprise"',  # synchronous: first
+        'audio: PlayerProcessor got a message of unknown type "bogus"',
+        'audio: PlayerProcessor got a "chunk" message without its "format"',
+        "audio: PlayerProcessor got a message without a type",
+    ]
+    assert json.loads(page_answers) == [
+        ["hello", None],
+        ["error", 'the page got a "open-player" message without its "volume"'],
+        ["done", None],  # a handle closed already: nothing to do, said so
+    ]
+
+
+@run_in_pyodide(packages=["pyodide-realtime"])
+async def _compensated(selenium, data):
+    import asyncio
+
+    from pyodide_realtime.audio import AudioPlayer
+
+    player = await AudioPlayer.create()
+    assert player.compensate_output_latency is False  # opt-in
+    player.play(data, item_id="x", content_index=0, audio_format="pcm16")
+    await asyncio.sleep(0.4)
+    player.interrupt()  # the position stands still: both reads see the same frames
+    plain = player.heard_ms("x")
+    player.compensate_output_latency = True
+    figures = plain, player.heard_ms("x"), player.output_latency_ms, player.sample_rate
+    player.close()
+    return figures
+
+
+def test_output_latency_compensation_is_opt_in_and_subtracts_what_the_browser_reports(selenium):
+    plain, compensated, latency, rate = _compensated(selenium, pcm16_tone(300.0, 24000, 1000))
+    assert latency > 0  # Chromium reports outputLatency (30 ms here)
+    # What reached the listener: the rendered position less the device's latency (to the frame).
+    assert plain - compensated == pytest.approx(latency, abs=1000 / rate)
+
+
 # ---- Microphone --------------------------------------------------------------------------------------
 
 
