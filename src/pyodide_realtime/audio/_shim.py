@@ -6,8 +6,9 @@ as the page (one small blob; revoking it would break contexts created later).
 
 On a page's main thread the player and the microphone use Web Audio directly. In a Web Worker
 (PyScript's ``<script type="py" worker>``, or a plain Pyodide worker) there is no Web Audio: the
-worker sends the shim to its page, whose helper (``hostWorkerAudio``) runs the worklets there and
-hands the worker a ``MessagePort`` straight to each worklet.
+worker sends the shim to its page, whose helper (``HOST_SNIPPET``) runs the worklets there and hands
+the worker a ``MessagePort`` straight to each worklet. A PyScript worker installs that helper on the
+page itself, through PyScript's ``window`` (a cross-origin isolated page); a plain worker's page adds it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ HOST_SNIPPET = """worker.addEventListener("message", async (e) => {
   const url = URL.createObjectURL(new Blob([e.data.source], { type: "text/javascript" }));
   (await import(url)).serveWorker(e.data.port, url);
 });"""
+#: The same, installed by a PyScript worker on its own page (once per worker).
+_PYSCRIPT_HOST = (
+    "if (!element || !element.xworker || element.xworker.pyodideRealtimeAudio) return false;\n"
+    "const worker = element.xworker;\nworker.pyodideRealtimeAudio = true;\n" + HOST_SNIPPET + "\nreturn true;"
+)
 
 _module: Any = None
 _url: str | None = None
@@ -101,6 +107,7 @@ async def page_link(what: str) -> Any:
     global _link
     if _link is None:
         shim, _ = await load_shim()
+        _host_from_pyscript_worker()
         try:
             _link = await asyncio.wait_for(asyncio.ensure_future(shim.connectToPage(_source)), HANDSHAKE_TIMEOUT_S)
         except asyncio.TimeoutError:
@@ -111,6 +118,34 @@ async def page_link(what: str) -> Any:
                 + HOST_SNIPPET
             ) from None
     return _link
+
+
+def _pyscript_page() -> tuple[Any, Any] | None:
+    """In a PyScript worker: the page's ``window`` and this worker's ``<script>`` element (proxies).
+
+    None elsewhere, and where PyScript's ``window`` does not work (a page that is not cross-origin
+    isolated: PyScript's ``NotSupported`` raises on use).
+    """
+    try:
+        import polyscript  # type: ignore[import-not-found]
+        from pyscript import window  # type: ignore[import-not-found]
+
+        window.location  # noqa: B018 (raises if `window` is PyScript's NotSupported stand-in)
+        return window, polyscript.currentScript
+    except Exception:
+        return None
+
+
+def _host_from_pyscript_worker() -> bool:
+    """In a PyScript worker whose ``window`` works, install the page's helper for this worker."""
+    page = _pyscript_page()
+    if page is None:
+        return False
+    window, element = page
+    try:
+        return bool(window.Function("element", _PYSCRIPT_HOST)(element))
+    except Exception:  # a page that refuses it (a CSP without 'unsafe-eval'): its own helper may serve
+        return False
 
 
 #: Base URLs that cannot resolve a relative one: a worker started from a Blob (PyScript's are) or data.
@@ -146,11 +181,8 @@ def _page_base() -> str | None:
         return str(js.location.href)
     if _link is not None and _link.pageUrl is not None:
         return str(_link.pageUrl)
-    try:  # a PyScript worker: the page's window, if the page is cross-origin isolated
-        from pyscript import window  # type: ignore[import-not-found]
-
-        return str(window.location.href)
-    except Exception:  # not PyScript, or its `window` is unavailable (NotSupported raises on use)
-        pass
+    page = _pyscript_page()
+    if page is not None:
+        return str(page[0].location.href)
     own = str(js.location.href) if hasattr(js, "location") else ""
     return own if own and not own.startswith(_OPAQUE_SCHEMES) else None
