@@ -853,13 +853,19 @@ export class WorkerCapture extends CapturePort {
 }
 
 // In a worker: ask the page for its audio (once). `source`: this file's text, for the page to load.
-let pageLink = null;
+let pageLink = null, pagePort = null;
 export function connectToPage(source) {
   if (!pageLink) {
     const channel = new MessageChannel();
     const link = new PageLink(channel.port1);
-    pageLink = link.hello;
+    pageLink = link.hello; pagePort = channel.port1;
     globalThis.postMessage({ type: WORKER_HELLO, source, port: channel.port2 }, [channel.port2]);
   }
   return pageLink;
+}
+
+// The page never answered: the next connectToPage asks again (the page may have added its helper since).
+export function forgetPage() {
+  if (pagePort) pagePort.close();
+  pageLink = null; pagePort = null;
 }

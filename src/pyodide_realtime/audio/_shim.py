@@ -111,6 +111,7 @@ async def page_link(what: str) -> Any:
         try:
             _link = await asyncio.wait_for(asyncio.ensure_future(shim.connectToPage(_source)), HANDSHAKE_TIMEOUT_S)
         except asyncio.TimeoutError:
+            shim.forgetPage()  # the next attempt asks again
             raise UnsupportedError(
                 f"{what} runs in a Web Worker, and Web Audio only exists on the page: the page must host the "
                 f"worker's audio, and it did not answer within {HANDSHAKE_TIMEOUT_S:g} s. Add this to the page, "
