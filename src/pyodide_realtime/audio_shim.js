@@ -430,8 +430,9 @@ export class ReportClock {
 // the queue (frames consumed, all items together) maps to frames heard per item without asking.
 export class Player {
   // port: to the player processor; rate: the context's; clock(): the render position now (frames);
-  // marginMs: see STOP_MARGIN_MS; onEvent(message): every message from the processor but progress.
-  constructor(port, rate, clock, marginMs, onEvent) {
+  // marginMs: see STOP_MARGIN_MS; onEvent(message): every message from the processor but progress;
+  // reportClock: a ReportClock to feed with the reports' frames (a worker's clock), or null.
+  constructor(port, rate, clock, marginMs, onEvent, reportClock = null) {
     this.port = port; this.rate = rate; this.clock = clock; this.onEvent = onEvent;
     this.margin = Math.round(marginMs * rate / 1000);
     this.items = new Map();    // key -> {inRate, bytes, samples, posted, before, segs: [start, length, ...], final}
@@ -444,7 +445,7 @@ export class Player {
     this.stopping = 0;         // stops posted, not yet "stopped": reports from before them are stale
     this.waiting = new Map();  // id -> resolve, for query()/stop() round trips
     this.nextId = 1;
-    this.reportClock = clock instanceof ReportClock ? clock : null;
+    this.reportClock = reportClock;
     port.onmessage = (e) => this.onMessage(e.data);
   }
 
@@ -831,9 +832,8 @@ export class PageLink {
 
 export class WorkerPlayer extends Player {
   constructor(link, handle, port, rate, onEvent) {
-    super(port, rate, new ReportClock(rate), STOP_MARGIN_MS.worker, onEvent);
-    const clock = this.clock;
-    this.clock = () => clock.now();
+    const clock = new ReportClock(rate);
+    super(port, rate, () => clock.now(), STOP_MARGIN_MS.worker, onEvent, clock);
     this.link = link; this.handle = handle;
   }
   running() { return this.reportClock.running; }

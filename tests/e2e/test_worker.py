@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYODIDE_DIST, PYSCRIPT_DIST, SERVER_PACE, WEB, launch
 from playwright.sync_api import expect
 
-from chromium import GRANT_MEDIA_FLAG
+from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS
 from pyodide_realtime.audio import HOST_SNIPPET
 from pyodide_realtime.server import AUDIO_REPLY
 
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+PYODIDE_DIST = ROOT / "dist" / "pyodide"
+PYSCRIPT_DIST = ROOT / "dist" / "pyscript"
+SERVER_PACE = 2.0  # as the demo tests' server: faster than real time, as the real API streams
 BOOT_TIMEOUT_MS = 90_000  # Pyodide starts inside the worker: a few seconds, far more on a busy machine
 STEP_TIMEOUT_MS = 30_000
 SHARED_MEMORY_FLAG = "--enable-features=SharedArrayBuffer"  # stands in for cross-origin isolation (above)
@@ -165,7 +169,8 @@ def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def browser_with_shared_memory(playwright: Any, speech_wav: Path) -> Iterator[Any]:
-    browser = launch(playwright, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={speech_wav}", SHARED_MEMORY_FLAG)
+    args = [*OFFLINE_FLAGS, *MEDIA_FLAGS, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={speech_wav}", SHARED_MEMORY_FLAG]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
     try:
         yield browser
     finally:
