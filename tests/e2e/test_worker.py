@@ -16,7 +16,9 @@ route (the way to add headers) breaks every WebSocket of the page in this Chromi
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ SERVER_PACE = 2.0  # as the demo tests' server: faster than real time, as the re
 BOOT_TIMEOUT_MS = 90_000  # Pyodide starts inside the worker: a few seconds, far more on a busy machine
 STEP_TIMEOUT_MS = 30_000
 SHARED_MEMORY_FLAG = "--enable-features=SharedArrayBuffer"  # stands in for cross-origin isolation (above)
+#: What worker.html must be served with (the local server's job; the last test checks they suffice).
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 TEST_FOLDER = "/_worker_test"
 
 WORKER_PAGE = f"""<!doctype html><meta charset="utf-8"><title>worker audio</title>
@@ -227,3 +231,42 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
     appended = [e for c in demo_server.state()["connections"] for e in c["received"] if e["type"] == "input_audio_buffer.append"]
     assert len(appended) >= 10
     assert page_errors == []
+
+
+class _IsolatedFiles(SimpleHTTPRequestHandler):
+    """web/ with /pyodide and /pyscript from dist/, every response with the two isolation headers."""
+
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".js": "text/javascript",
+                      ".wasm": "application/wasm", ".whl": "application/zip"}
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0]
+        for prefix, folder in (("/pyodide/", PYODIDE_DIST), ("/pyscript/", PYSCRIPT_DIST), ("/", WEB)):
+            if path.startswith(prefix):
+                return str(folder / path[len(prefix):])
+        return str(WEB / "missing")
+
+    def end_headers(self) -> None:
+        for name, value in ISOLATION_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_two_headers_are_all_the_pyscript_worker_page_needs(playwright: Any) -> None:
+    """Served with COOP/COEP (no browser flag), the page is isolated and PyScript's window works in the
+    worker: the worker's Python writes the page's DOM. (No Realtime server here: the page says so.)"""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _IsolatedFiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*OFFLINE_FLAGS, *MEDIA_FLAGS])
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/worker.html")
+        assert page.evaluate("crossOriginIsolated") is True
+        page.wait_for_selector('#status[data-status="disconnected"]', timeout=BOOT_TIMEOUT_MS)
+        assert page.get_attribute("#error", "data-kind") == "config"  # no /demo-config.json on a static host
+    finally:
+        browser.close()
+        server.shutdown()
