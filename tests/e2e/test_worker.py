@@ -36,6 +36,8 @@ PYSCRIPT_DIST = ROOT / "dist" / "pyscript"
 SERVER_PACE = 2.0  # as the demo tests' server: faster than real time, as the real API streams
 BOOT_TIMEOUT_MS = 90_000  # Pyodide starts inside the worker: a few seconds, far more on a busy machine
 STEP_TIMEOUT_MS = 30_000
+HEARD_BEFORE_INTERRUPT_MS = 800
+LONG_MESSAGE = "Please read this back slowly: one two three four five six seven eight nine ten, and then pineapple"
 SHARED_MEMORY_FLAG = "--enable-features=SharedArrayBuffer"  # stands in for cross-origin isolation (above)
 #: What worker.html must be served with (the local server's job; the last test checks they suffice).
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
@@ -230,6 +232,29 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
     assert page.is_hidden("#error"), page.text_content("#error")
     appended = [e for c in demo_server.state()["connections"] for e in c["received"] if e["type"] == "input_audio_buffer.append"]
     assert len(appended) >= 10
+
+    # Interrupt a long reply from the button: the cut is where the worker's player said, and the sound stops there.
+    page.click("#mute")
+    expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+    page.fill("#message", LONG_MESSAGE)
+    page.press("#message", "Enter")
+    reply = page.locator("#transcript li.turn.assistant").nth(1)
+    expect(reply).to_contain_text("You said:")
+    item_id = reply.get_attribute("id").removeprefix("item-")
+    page.wait_for_function(
+        "([id, ms]) => { const d = document.getElementById('player-stats').dataset; return d.item === id && +d.heardMs >= ms; }",
+        arg=[item_id, HEARD_BEFORE_INTERRUPT_MS],
+    )
+    page.click("#interrupt")
+    page.wait_for_function("(id) => document.getElementById('player-stats').dataset.truncateItem === id", arg=item_id)
+    [truncation] = [t for t in demo_server.state()["truncations"] if t["item_id"] == item_id]
+    figures = page.evaluate("() => ({...document.getElementById('player-stats').dataset})")
+    cut_ms = truncation["audio_end_ms"]
+    assert cut_ms == int(figures["truncateMs"]) and abs(cut_ms - float(figures["heardAtInterrupt"])) <= 1, (truncation, figures)
+    assert HEARD_BEFORE_INTERRUPT_MS <= cut_ms < truncation["audio_available_ms"]
+    page.wait_for_timeout(500)
+    heard_after = float(page.evaluate("() => document.getElementById('player-stats').dataset.heardMs"))
+    assert cut_ms <= heard_after < cut_ms + 1  # silent from the cut on: not a frame more
     assert page_errors == []
 
 
