@@ -25,10 +25,11 @@ const CUTOFF_OF_OUTPUT_RATE = 0.4;              // low-pass at 40% of the output
 // How far past "now" a stop may land: it covers the render burst that can run before the stop message
 // is handled (Chromium renders 10 ms or more per device callback) and the message's trip.
 export const STOP_MARGIN_MS = { page: 30, worker: 40 };
-// A stop posted this soon after the last heardFrames() answer (wall-clock ms: the same synchronous
-// interruption) lands on that answer; a later one gets a fresh position. Not the audio clock: it
-// jumps a whole render burst at once, and may do so between two calls of one interruption.
-const PROMISE_FRESH_MS = 5;
+// A stop lands on the last heardFrames() answer (what the interruption reported) as long as playback
+// is still this far short of it; closer than that, the answer is too old to land on time, and the
+// stop takes a fresh one. Between the read and the stop of one interruption the audio clock may jump a
+// whole render burst, and in a worker the page may be asked a few things (a DOM update): both fit.
+const STOP_MIN_SLACK_MS = 15;
 const WORKER_HELLO = "pyodide-realtime-audio";  // the worker's first message to its page
 
 // ---- Messages ------------------------------------------------------------------------------------
@@ -435,13 +436,13 @@ export class Player {
   constructor(port, rate, clock, marginMs, onEvent, reportClock = null) {
     this.port = port; this.rate = rate; this.clock = clock; this.onEvent = onEvent;
     this.margin = Math.round(marginMs * rate / 1000);
+    this.minSlack = Math.round(STOP_MIN_SLACK_MS * rate / 1000);
     this.items = new Map();    // key -> {inRate, bytes, samples, posted, before, segs: [start, length, ...], final}
     this.end = 0;              // frames posted so far, all items: where the next chunk starts in the queue
     this.consumed = 0;         // as last reported, at clock `at`
     this.at = 0;
     this.pending = [];         // [start, clock when posted] of chunks not yet known consumed
     this.promised = 0;         // the furthest position ever answered: a stop plays at least to here
-    this.answeredAt = -Infinity;  // performance.now() of the last answer
     this.stopping = 0;         // stops posted, not yet "stopped": reports from before them are stale
     this.waiting = new Map();  // id -> resolve, for query()/stop() round trips
     this.nextId = 1;
@@ -521,18 +522,21 @@ export class Player {
 
   finish(key) { this.port.postMessage({ type: "finish", key }); }
 
-  // How far the worklet will have played (frames consumed, all items) when a message posted now
-  // arrives: never less than it will really be, never less than an earlier answer, never past the end.
-  position() {
-    const now = this.clock() + (this.running() ? this.margin : 0);
+  // An upper bound of the frames the worklet will have consumed (all items) by clock `now`.
+  bound(now) {
     let p = Math.min(this.end, this.consumed + Math.max(now - this.at, 0));
     for (const [start, postedAt] of this.pending) {  // a chunk cannot play before it was sent
       if (start >= p) break;
       p = Math.min(p, start + Math.max(now - postedAt, 0));
     }
-    p = Math.max(p, this.promised, this.consumed);
+    return Math.max(p, this.consumed);
+  }
+
+  // How far the worklet will have played when a message posted now arrives: never less than it will
+  // really be, never less than an earlier answer, never past the end.
+  position() {
+    const p = Math.max(this.bound(this.clock() + (this.running() ? this.margin : 0)), this.promised);
     this.promised = p;
-    this.answeredAt = performance.now();
     return p;
   }
 
@@ -562,7 +566,8 @@ export class Player {
 
   // Every item stops exactly where heardFrames() says now; the worklet confirms with its own counts.
   stop() {
-    const until = performance.now() - this.answeredAt <= PROMISE_FRESH_MS ? this.promised : this.position();
+    const playing = this.bound(this.clock() + (this.running() ? this.minSlack : 0));
+    const until = this.promised >= playing ? this.promised : this.position();
     for (const it of this.items.values()) if (it.final < 0) it.final = this.framesAt(it, until);
     this.stopping++;
     const done = this.request({ type: "stop", until, end: this.end });
