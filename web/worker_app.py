@@ -3,8 +3,8 @@
 Everything the page shows is ``demo_app.Demo``'s. Two things differ in a worker: its own address is a
 ``blob:`` URL, so the server's URLs resolve against the page with ``page_url``; and the DOM is the
 page's, reached through PyScript's ``window`` (which PyScript also puts in ``js.document``). The voice
-itself needs nothing more: ``start_voice`` finds the page's helper (``hostWorkerAudio`` in worker.html)
-and talks to the worklets there over their own ports.
+itself needs nothing more: ``start_voice`` has the page host the worklets (through that same ``window``)
+and talks to them over their own ports.
 """
 
 from __future__ import annotations

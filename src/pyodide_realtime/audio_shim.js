@@ -1,10 +1,8 @@
 // pyodide-realtime audio shim: two AudioWorklet processors (player, capture), the helpers that drive
-// them, and the bridge that lets a Web Worker use them. Python loads this one file into a Blob URL and
-// uses it three ways: the AudioWorklet runs it with addModule() (the processors register themselves),
-// the page import()s it (the exports below), and so does a worker, which asks the page (see
-// serveWorker) to host the worklets and then talks to them directly over MessagePorts: its audio
-// never waits for the page's event loop. No protocol logic here: items are opaque integer keys
-// chosen by Python.
+// them, and the bridge for a Web Worker. Python loads this file into a Blob URL: the AudioWorklet
+// addModule()s it (the processors register themselves), the page import()s it, and so does a worker,
+// which has the page host the worklets (serveWorker) and then talks to them over MessagePorts, never
+// through the page's event loop. Items are opaque integer keys chosen by Python.
 //
 // Resampling is linear interpolation with its phase kept across chunks (exact integer phase, so no
 // drift and the same frame count however the audio is chunked); capture low-passes before it.
@@ -24,7 +22,12 @@ const BUTTERWORTH_Q = [0.5411961, 1.3065630];  // two biquads = 4th-order Butter
 const CUTOFF_OF_OUTPUT_RATE = 0.4;              // low-pass at 40% of the output rate before decimating
 // How far past "now" a stop may land: it covers the render burst that can run before the stop message
 // is handled (Chromium renders 10 ms or more per device callback) and the message's trip.
-export const STOP_MARGIN_MS = { page: 30, worker: 40 };
+// A worker without shared memory infers the clock from reports, which a busy worker reads late: more.
+export const STOP_MARGIN_MS = { page: 30, worker: 60 };
+// Where SharedArrayBuffer exists (a cross-origin isolated page), the player processor writes
+// [frames consumed, render position] into one after every quantum, and a worker reads them as the page
+// reads context.currentTime: no report's delay, no inferred clock.
+const SHARED_SLOTS = 2;
 // A stop lands on the last heardFrames() answer (what the interruption reported) as long as playback
 // is still this far short of it; closer than that, the answer is too old to land on time, and the
 // stop takes a fresh one. Between the read and the stop of one interruption the audio clock may jump a
@@ -42,6 +45,7 @@ export const MESSAGES = {
   stop: ["id", "until", "end"],                   // play on until `until` frames were consumed, drop the rest
   query: ["id"],                                  // answer with a "report"
   connect: ["port"],                              // page -> processor: talk over this port from now on
+  share: ["buffer"],                              // page -> processor: write the position here every quantum
   // from the player processor
   queued: ["seq", "key", "frames"],
   started: ["key", "at"],
@@ -60,7 +64,7 @@ export const MESSAGES = {
   "open-player": ["id", "volume"],
   "open-capture": ["id", "constraints", "format", "chunkSamples", "muted"],
   call: ["id", "handle", "method", "value"],      // method: volume | resume | close | latency
-  opened: ["id", "handle", "port", "rate", "at"],
+  opened: ["id", "handle", "port", "rate", "at"],  // + shared: the player's position buffer, if any
   done: ["id", "value"],
   failed: ["id", "name", "message"],
   // anyone: a message that broke these rules, as the receiver saw it
@@ -198,6 +202,7 @@ if (typeof registerProcessor === "function") {
       this.fadeIn = 0;            // frames of fade-in left (resuming after an underrun)
       this.starved = false;
       this.quanta = 0;
+      this.shared = null;         // BigInt64Array [consumed, render position] a worker reads, if shared
     }
 
     item(key) {
@@ -214,6 +219,7 @@ if (typeof registerProcessor === "function") {
         case "chunk": this.enqueue(m); break;
         case "finish": { const it = this.item(m.key); it.finished = true; this.maybeEnd(m.key, it, "finished"); break; }
         case "stop": this.beginStop(m); break;
+        case "share": this.shared = new BigInt64Array(m.buffer); break;
         case "query":  // a stop still landing answers first: the count asked for is the one after it
           if (this.draining) this.draining.queries.push(m.id); else this.report(m.id, 0);
           break;
@@ -339,6 +345,10 @@ if (typeof registerProcessor === "function") {
       } else {
         this.starved = false;
       }
+      if (this.shared) {  // consumed first: whoever reads the position first then sees a count at least as new
+        Atomics.store(this.shared, 0, BigInt(this.consumed));
+        Atomics.store(this.shared, 1, BigInt(currentFrame + n));
+      }
       if (this.current >= 0 && ++this.quanta % PROGRESS_QUANTA === 0) {
         this.post({ type: "progress", consumed: this.consumed, at: currentFrame + n });
       }
@@ -406,9 +416,10 @@ if (typeof registerProcessor === "function") {
 
 // ---- Wherever Python runs (page or worker): the player's side of the port ---------------------------
 
-// The render position, in frames, as a worker can know it: no AudioContext there, so it is inferred
-// from the progress reports' (frame, arrival time) pairs. A report can only arrive after it was sent,
-// so `at - rate * arrival` is never above the clock's true offset; the largest one seen is the best.
+// The render position, in frames, as a worker without shared memory can know it: no AudioContext
+// there, so it is inferred from the reports' (frame, arrival time) pairs. A report can only arrive
+// after it was sent, so `at - rate * arrival` is never above the offset it was sent at; the largest
+// one seen is the best estimate (the worklet renders in bursts ahead of real time: it tracks them).
 // While the page says its context is not running, the clock stands at the last frame reported.
 export class ReportClock {
   constructor(rate) { this.rate = rate; this.offset = -Infinity; this.last = 0; this.running = true; }
@@ -459,6 +470,9 @@ export class Player {
       case "report": if (this.stopping === 0) this.settleTo(m.consumed, m.at); this.answer(m); return;
       case "stopped":
         this.stopping--;
+        if (m.overshoot > 0) {  // the worklet had passed the promised frame: this interruption's figures are off
+          this.emit({ type: "error", message: `a stop landed ${(m.overshoot * 1000 / this.rate).toFixed(1)} ms after the position it promised` });
+        }
         for (const [key, frames] of m.frames) { const it = this.items.get(key); if (it) it.final = frames; }
         this.settleTo(m.consumed, m.at);
         this.answer(m);
@@ -744,10 +758,17 @@ export function serveWorker(control, url) {
       if (m.type === "open-player") {
         const context = new AudioContext({ latencyHint: "interactive" });
         const { node, gain } = await playerNodes(context, url, m.volume);
+        let shared = null;
+        if (typeof SharedArrayBuffer === "function") {
+          try {
+            shared = new SharedArrayBuffer(SHARED_SLOTS * BigInt64Array.BYTES_PER_ELEMENT);
+            node.port.postMessage({ type: "share", buffer: shared });
+          } catch (err) { shared = null; }  // not cross-origin isolated: the reports will do
+        }
         const { handle, port } = hand(node, { context, gain });
         handles.get(handle).id = handle;
         context.onstatechange = () => reply({ type: "state", handle, state: context.state, at: clockOf(context) });
-        reply({ type: "opened", id: m.id, handle, port, rate: context.sampleRate, at: clockOf(context), state: context.state }, [port]);
+        reply({ type: "opened", id: m.id, handle, port, rate: context.sampleRate, at: clockOf(context), state: context.state, shared }, [port]);
       } else if (m.type === "open-capture") {
         const { stream, rate } = await openMicrophone(m.constraints);
         let context, source, node;
@@ -779,24 +800,12 @@ export function serveWorker(control, url) {
   reply({ type: "hello", pageUrl: String(globalThis.location && location.href) });
 }
 
-// The page-side helper, for a plain Worker (PyScript: the same, from hooks.main.onWorker). It loads the
-// shim the worker sends (the worker's own version) and serves it. Also exported as a snippet for pages
-// that cannot import this file: see hostWorkerAudio in the README.
-export function hostWorkerAudio(worker) {
-  worker.addEventListener("message", async (e) => {
-    const m = e.data;
-    if (!m || m.type !== WORKER_HELLO) return;
-    const url = URL.createObjectURL(new Blob([m.source], { type: "text/javascript" }));
-    (await import(url)).serveWorker(m.port, url);
-  });
-}
-
 // ---- A worker: the page's audio, over ports ------------------------------------------------------------
 
 // The worker's link to its page: requests with an id, answered "opened" / "done" / "failed".
 export class PageLink {
   constructor(port) {
-    this.port = port; this.nextId = 1; this.waiting = new Map(); this.pageUrl = null; this.onError = null;
+    this.port = port; this.nextId = 1; this.waiting = new Map(); this.pageUrl = null;
     this.players = new Map();  // handle -> WorkerPlayer, for the page's state reports
     this.hello = new Promise((resolve) => { this.greeted = resolve; });
     port.onmessage = (e) => this.onMessage(e.data);
@@ -804,8 +813,7 @@ export class PageLink {
   onMessage(m) {
     const problem = problemWith(m);
     if (problem || m.type === "error") {
-      const message = problem ? `the worker got ${problem}` : m.message;
-      if (this.onError) this.onError(message); else warn(message);
+      warn(problem ? `the worker got ${problem}` : m.message);
       return;
     }
     if (m.type === "hello") { this.pageUrl = m.pageUrl; this.greeted(this); return; }
@@ -824,7 +832,7 @@ export class PageLink {
 
   async openPlayer(volume, onEvent) {
     const m = await this.request({ type: "open-player", volume });
-    const player = new WorkerPlayer(this, m.handle, m.port, m.rate, onEvent);
+    const player = new WorkerPlayer(this, m.handle, m.port, m.rate, onEvent, m.shared || null);
     player.setState(m.state, m.at);  // read on the page before the answer left: a lower bound, as it must be
     this.players.set(m.handle, player);
     return player;
@@ -836,10 +844,18 @@ export class PageLink {
 }
 
 export class WorkerPlayer extends Player {
-  constructor(link, handle, port, rate, onEvent) {
+  constructor(link, handle, port, rate, onEvent, shared) {
     const clock = new ReportClock(rate);
-    super(port, rate, () => clock.now(), STOP_MARGIN_MS.worker, onEvent, clock);
+    const position = shared ? new BigInt64Array(shared) : null;
+    super(port, rate, () => (position ? this.readShared(position) : clock.now()),
+          position ? STOP_MARGIN_MS.page : STOP_MARGIN_MS.worker, onEvent, clock);
     this.link = link; this.handle = handle;
+  }
+  // The worklet's own figures, this instant: the render position (the clock), and what it consumed.
+  readShared(position) {
+    const at = Number(Atomics.load(position, 1)), consumed = Number(Atomics.load(position, 0));
+    if (this.stopping === 0 && at > 0) this.settleTo(consumed, at);
+    return Math.max(at, this.reportClock.last);
   }
   running() { return this.reportClock.running; }
   setState(state, at) { this.reportClock.setRunning(state === "running", at); }

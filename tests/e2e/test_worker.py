@@ -10,7 +10,9 @@ PyScript's synchronous ``window`` in a worker needs SharedArrayBuffer, which a b
 cross-origin isolated page (``Cross-Origin-Opener-Policy: same-origin`` and
 ``Cross-Origin-Embedder-Policy: require-corp``, which the local server must send for worker.html). Here
 Chromium's ``SharedArrayBuffer`` feature flag stands in for them: a document fulfilled by a Playwright
-route (the way to add headers) breaks every WebSocket of the page in this Chromium, workers' too.
+route (the way to add headers) breaks every WebSocket of the page in this Chromium, workers' too. With
+shared memory the worker reads the worklet's position directly; the plain worker's page has none, so
+there the position is inferred from the worklet's reports: both ways are exercised.
 """
 
 from __future__ import annotations
@@ -195,7 +197,8 @@ def test_a_plain_pyodide_worker_plays_interrupts_captures_and_talks(browser_with
     assert "the page must host the worker's audio" in r["no_helper"] and "serveWorker(e.data.port, url)" in r["no_helper"]
     assert r["rate"] in (44100, 48000)
     # The heard position, read in the worker, follows the real-time playback...
-    assert 300 < r["heard_at_600ms"] < r["elapsed_ms"] + 60, r
+    # (heard_ms promises where a stop would land: up to STOP_MARGIN_MS.worker, 60 ms, plus a render burst ahead)
+    assert 300 < r["heard_at_600ms"] < r["elapsed_ms"] + 100, r
     # ...and an interruption stops the sound exactly where it says.
     assert r["late"] == 0 and r["exact"] == r["interrupted_at"], r
     assert r["b"] == [300.0, True]  # played to its end: heard in full, finished

@@ -3,9 +3,9 @@
 
 The Web Audio work happens in ``audio_shim.js`` (AudioWorklet); ``g711`` and ``resample`` hold the same
 math in plain Python as a reference. Importing this package works in CPython; using the player or the
-microphone there raises ``UnsupportedError``. In a Web Worker they work through the page, which must
-run ``HOST_SNIPPET`` (or ``hostWorkerAudio`` from ``audio_shim.js``) for its worker; ``page_url``
-resolves relative URLs against the page there.
+microphone there raises ``UnsupportedError``. In a Web Worker they work through the page: a PyScript
+worker sets that up by itself, a plain worker's page runs ``HOST_SNIPPET``; ``page_url`` resolves
+relative URLs against the page there.
 """
 
 from __future__ import annotations

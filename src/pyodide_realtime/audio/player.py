@@ -8,8 +8,10 @@ reports how far it played; ``heard_ms`` reads it (one JS call, no Python per rep
 
 Exact interruption: ``heard_ms`` answers with how far the item will have played when a stop sent now
 arrives (the audio thread renders ahead in bursts of 10 ms or more, and a message takes a moment), at
-most ``STOP_MARGIN_MS`` ahead of the sound (``audio_shim.js``: 30 ms on the page, 40 ms in a worker),
-and ``stop`` makes the worklet play on to exactly that frame. So the ``audio_end_ms`` of a truncation is where the sound stopped, not an estimate of it.
+most ``STOP_MARGIN_MS`` ahead of the sound (``audio_shim.js``: 30 ms on the page and in a worker of a
+cross-origin isolated page, which reads the worklet's position from shared memory; 60 ms in a worker
+without, which infers it from the worklet's reports), and ``stop`` makes the worklet play on to exactly
+that frame. A stop that lands late anyway is logged as a warning. So the ``audio_end_ms`` of a truncation is where the sound stopped, not an estimate of it.
 
 Items are keyed by ``(item_id, content_index)``. Once stopped, an item stays silent: late deltas of
 an interrupted response are dropped. "Heard" means rendered by the worklet; the device plays it
