@@ -274,8 +274,10 @@ class _IsolatedFiles(SimpleHTTPRequestHandler):
                 return str(folder / path[len(prefix):])
         return str(WEB / "missing")
 
+    isolated = True
+
     def end_headers(self) -> None:
-        for name, value in ISOLATION_HEADERS.items():
+        for name, value in ISOLATION_HEADERS.items() if self.isolated else ():
             self.send_header(name, value)
         super().end_headers()
 
@@ -295,6 +297,25 @@ def test_the_two_headers_are_all_the_pyscript_worker_page_needs(playwright: Any)
         assert page.evaluate("crossOriginIsolated") is True
         page.wait_for_selector('#status[data-status="disconnected"]', timeout=BOOT_TIMEOUT_MS)
         assert page.get_attribute("#error", "data-kind") == "config"  # no /demo-config.json on a static host
+    finally:
+        browser.close()
+        server.shutdown()
+
+
+class _PlainFiles(_IsolatedFiles):
+    isolated = False
+
+
+def test_without_the_headers_the_worker_page_says_what_the_server_must_send(playwright: Any) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PlainFiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*OFFLINE_FLAGS, *MEDIA_FLAGS])
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/worker.html")
+        page.wait_for_selector('#status[data-status="failed"]', timeout=STEP_TIMEOUT_MS)
+        assert page.get_attribute("#error", "data-kind") == "isolation"
+        assert "Cross-Origin-Embedder-Policy: require-corp" in page.text_content("#error")
     finally:
         browser.close()
         server.shutdown()
