@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from pyodide_realtime._interfaces import AudioInput, AudioOutput
-from pyodide_realtime.audio import AudioPlayer, Microphone, start_voice
+from pyodide_realtime.audio import HOST_SNIPPET, AudioPlayer, Microphone, page_url, start_voice
 from pyodide_realtime.audio.microphone import media_error
 from pyodide_realtime.errors import ConfigurationError, UnsupportedError
 
@@ -84,3 +87,31 @@ def test_the_audio_classes_share_the_one_format_table():
 
     assert audio.FORMAT_RATES is player.FORMAT_RATES is microphone.FORMAT_RATES is _interfaces.FORMAT_RATES
     assert [audio.bytes_per_ms(name) for name in ("pcm16", "g711_ulaw", "g711_alaw")] == [48, 8, 8]
+
+
+# ---- audio_shim.js: one table of messages -------------------------------------------------------------
+
+SHIM = Path(__file__).resolve().parents[2] / "src" / "pyodide_realtime" / "audio_shim.js"
+
+
+def _message_table(source: str) -> set[str]:
+    start = source.index("export const MESSAGES = {")
+    block = source[start : source.index("};", start)]
+    return set(re.findall(r'^\s*"?([a-z][a-z-]*)"?: \[', block, re.MULTILINE))
+
+
+def test_every_message_the_shim_sends_or_handles_is_in_its_table():
+    source = SHIM.read_text(encoding="utf-8")
+    table = _message_table(source)
+    assert {"chunk", "stop", "stopped", "progress", "captured", "opened", "error"} <= table
+    sent = set(re.findall(r'type: "([a-z-]+)"', source))
+    handled = set(re.findall(r'case "([a-z-]+)"', source)) | set(re.findall(r'type === "([a-z-]+)"', source))
+    assert sent - table == set() and handled - table == set()
+    # Handlers read named fields: no positional arguments to Python any more.
+    assert "onEvent(m.type, m.key" not in source
+
+
+def test_page_url_outside_a_browser_says_what_to_do():
+    with pytest.raises(UnsupportedError, match="absolute URL"):
+        page_url("./v1/realtime/client_secrets")
+    assert "serveWorker(e.data.port, url)" in HOST_SNIPPET

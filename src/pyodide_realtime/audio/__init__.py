@@ -3,12 +3,15 @@
 
 The Web Audio work happens in ``audio_shim.js`` (AudioWorklet); ``g711`` and ``resample`` hold the same
 math in plain Python as a reference. Importing this package works in CPython; using the player or the
-microphone there raises ``UnsupportedError``.
+microphone there raises ``UnsupportedError``. In a Web Worker they work through the page: a PyScript
+worker sets that up by itself, a plain worker's page runs ``HOST_SNIPPET``; ``page_url`` resolves
+relative URLs against the page there.
 """
 
 from __future__ import annotations
 
 from .._interfaces import FORMAT_RATES, bytes_per_ms
+from ._shim import HOST_SNIPPET, page_url
 from .microphone import MAX_CHUNK_MS, MIN_CHUNK_MS, Microphone
 from .player import AudioPlayer, EndReason, PlaybackPosition
 from .voice import VoiceConversation, start_voice
@@ -24,4 +27,6 @@ __all__ = [
     "MAX_CHUNK_MS",
     "VoiceConversation",
     "start_voice",
+    "page_url",
+    "HOST_SNIPPET",
 ]

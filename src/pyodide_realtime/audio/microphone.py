@@ -5,6 +5,9 @@ transferred buffer per chunk, so Python sees one call per chunk (20 to 100 ms), 
 
 Muting keeps the chunks coming but fills them with silence: the server's voice activity detection
 then still hears the end of a turn, and the stream's timing stays intact.
+
+In a Web Worker the microphone and its worklet live on the page (see ``_shim``); the chunks come to the
+worker over their own ``MessagePort``, never through the page's event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from .._interfaces import FORMAT_RATES, AudioFormat
 from ..errors import ConfigurationError, RealtimeError, UnsupportedError
 from ._context import RESUME_TIMEOUT_S, resume_context
-from ._shim import js_object, load_shim, require_web_audio
+from ._shim import js_object, load_shim, page_link, require_web_audio
 from .player import check_format
 
 __all__ = ["Microphone", "MIN_CHUNK_MS", "MAX_CHUNK_MS", "media_error"]
@@ -142,12 +145,33 @@ class Microphone:
             self._handle.setMuted(self._muted)
 
     async def start(self, context: Any = None) -> None:
-        """Ask for the microphone and start delivering chunks. ``context``: an AudioContext to share."""
+        """Ask for the microphone and start delivering chunks. ``context``: an AudioContext to share
+        (on the page's main thread only)."""
         if self._handle is not None:
             return
-        require_web_audio("Microphone")
+        where = require_web_audio("Microphone")
         import js
         from pyodide.ffi import JsException, create_proxy
+
+        if where == "worker":
+            if context is not None:
+                raise ConfigurationError("in a Web Worker the AudioContext lives on the page: call start() without one")
+            link = await page_link("Microphone")
+            self._proxy = create_proxy(self._on_js_chunk)
+            self.chunks = 0
+            try:
+                self._handle = await link.openCapture(
+                    js_object(self._constraints), self.audio_format, self.chunk_samples, self._muted, self._proxy
+                )
+            except JsException as exc:
+                self.stop()
+                name, message = _js_error_name(exc)
+                raise media_error(name, message) from None
+            except BaseException:
+                self.stop()
+                raise
+            self.device_rate = int(self._handle.sampleRate)
+            return
 
         shim, url = await load_shim()
         try:

@@ -2,13 +2,25 @@
 
 The audio itself never loops through Python: ``play`` hands the bytes to JS in one copy and the
 buffer is transferred to the AudioWorklet, which decodes (PCM16, G.711), resamples to the context's
-rate, queues gap-free and counts the frames it renders per item. The worklet reports the position
-every few render quanta to a small JS object on the page; ``heard_ms`` reads it (one JS call, no
-Python per report) and extrapolates with the context clock, never past what is queued for the item.
+rate, queues gap-free and counts the frames it renders per item. A small JS object beside Python
+mirrors that queue (it computes each chunk's frame count itself) and learns from the worklet's
+reports how far it played; ``heard_ms`` reads it (one JS call, no Python per report).
+
+Exact interruption: ``heard_ms`` answers with how far the item will have played when a stop sent now
+arrives (the audio thread renders ahead in bursts of 10 ms or more, and a message takes a moment), at
+most ``STOP_MARGIN_MS`` ahead of the sound (``audio_shim.js``: 30 ms on the page and in a worker of a
+cross-origin isolated page, which reads the worklet's position from shared memory; 60 ms in a worker
+without, which infers it from the worklet's reports), and ``stop`` makes the worklet play on to exactly
+that frame. A stop that lands late anyway is logged as a warning. So the ``audio_end_ms`` of a truncation is where the sound stopped, not an estimate of it.
 
 Items are keyed by ``(item_id, content_index)``. Once stopped, an item stays silent: late deltas of
 an interrupted response are dropped. "Heard" means rendered by the worklet; the device plays it
-``output_latency_ms`` later (a few ms to a few tens of ms), which is not subtracted.
+``output_latency_ms`` later (a few ms to a few tens of ms). ``compensate_output_latency=True``
+subtracts that from ``heard_ms`` (what has reached the listener's ears by now: for captions); the
+audio already in the device's buffer still plays after a stop, so leave it off for interruptions.
+
+In a Web Worker the same class works through the page (see ``_shim``): the worklet lives on the page
+and the worker talks to it over its own ``MessagePort``.
 
 ``AudioPlayer.create(context)`` also accepts an OfflineAudioContext (deterministic rendering, tests).
 """
@@ -21,10 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._interfaces import FORMAT_RATES, AudioFormat
+from .._interfaces import FORMAT_RATES, AudioFormat, bytes_per_ms
 from ..errors import ConfigurationError
 from ._context import RESUME_TIMEOUT_S, resume_context
-from ._shim import js_object, load_shim, require_web_audio
+from ._shim import js_object, load_shim, page_link, require_web_audio
 
 __all__ = ["AudioPlayer", "PlaybackPosition", "FORMAT_RATES", "EndReason", "check_format"]
 
@@ -35,6 +47,9 @@ MAX_VOLUME = 4.0
 #: How long ``query_heard_ms`` waits for the audio thread's answer (a round trip takes a render
 #: quantum or two) before it settles for ``heard_ms``: a context closed by its owner never answers.
 QUERY_TIMEOUT_S = 1.0
+
+#: The end reasons that mean every frame queued for the item was rendered.
+_PLAYED_OUT = ("finished", "next")
 
 #: Why an item's playback ended: all of it played (after ``finish``), the next item took over,
 #: or ``stop``/``interrupt`` cut it.
@@ -73,6 +88,8 @@ class AudioPlayer:
     ``on_item_started(item_id, content_index)`` fires when an item's first frame is rendered;
     ``on_item_ended(item_id, content_index, heard_ms, reason)`` when its last queued frame was rendered
     and it was finished (``finish``) or followed by another item, or when ``stop`` cut it.
+
+    In a Web Worker it needs the page's helper (``HOST_SNIPPET``); ``context`` must then be None.
     """
 
     def __init__(
@@ -84,23 +101,34 @@ class AudioPlayer:
         on_item_started: Callable[[str, int], Any] | None = None,
         on_item_ended: Callable[[str, int, float, EndReason], Any] | None = None,
         volume: float = 1.0,
+        sample_rate: int | None = None,
+        compensate_output_latency: bool = False,
     ) -> None:
         # Use ``AudioPlayer.create``: this wires an existing JS ``Player`` handle.
+        #: The JS AudioContext (None in a worker: it lives on the page).
         self.context = context
         self._handle = handle
         self._owns_context = owns_context
         self._volume = volume
         self.on_item_started = on_item_started
         self.on_item_ended = on_item_ended
-        self.sample_rate = int(context.sampleRate)
+        self.sample_rate = int(context.sampleRate) if context is not None else int(sample_rate or 0)
+        #: Subtract the device's output latency from ``heard_ms`` (see the module's docstring).
+        self.compensate_output_latency = compensate_output_latency
+        self._worker_latency_s = 0.0  # in a worker, as the page last reported it
         self._keys: dict[tuple[str, int], int] = {}
         self._items: dict[int, tuple[str, int]] = {}
         self._stopped: set[int] = set()
         #: Keys the worklet knows (a chunk or a finish was posted): only those get an "ended" message.
         self._posted: set[int] = set()
         self._ended: dict[int, asyncio.Future[PlaybackPosition]] = {}
+        #: ms of audio received per item, summed delta by delta as the core sums it (same floats).
+        self._received_ms: dict[int, float] = {}
+        self._finish_called: set[int] = set()
+        self._end_reasons: dict[int, str] = {}
         self._acks: dict[int, asyncio.Future[float]] = {}
         self._next_seq = 0
+        self._last_stop: Any = None
         self._current: int | None = None
         self._event_proxy: Any = None
         self._closed = False
@@ -115,19 +143,40 @@ class AudioPlayer:
         volume: float = 1.0,
         on_item_started: Callable[[str, int], Any] | None = None,
         on_item_ended: Callable[[str, int, float, EndReason], Any] | None = None,
+        compensate_output_latency: bool = False,
     ) -> AudioPlayer:
-        """A player on ``context`` (a JS AudioContext), or on a new AudioContext it owns and closes."""
+        """A player on ``context`` (a JS AudioContext), or on a new AudioContext it owns and closes.
+
+        In a Web Worker the context is made on the page (pass no ``context``).
+        """
         volume = _check_volume(volume)
-        require_web_audio("AudioPlayer")
-        import js
+        where = require_web_audio("AudioPlayer")
         from pyodide.ffi import create_proxy
+
+        if where == "worker":
+            if context is not None:
+                raise ConfigurationError("in a Web Worker the AudioContext lives on the page: call AudioPlayer.create() without one")
+            link = await page_link("AudioPlayer")
+            player = cls(None, None, owns_context=True, on_item_started=on_item_started, on_item_ended=on_item_ended,
+                         volume=volume, compensate_output_latency=compensate_output_latency)
+            player._event_proxy = create_proxy(player._on_event)
+            try:
+                player._handle = await link.openPlayer(volume, player._event_proxy)
+                player.sample_rate = int(player._handle.rate)
+                await player.resume(timeout=RESUME_TIMEOUT_S)
+            except BaseException:
+                player.close()
+                raise
+            return player
+
+        import js
 
         shim, url = await load_shim()
         owns = context is None
         if owns:
             context = js.AudioContext.new(js_object({"latencyHint": "interactive"}))
         player = cls(context, None, owns_context=owns, on_item_started=on_item_started,
-                     on_item_ended=on_item_ended, volume=volume)
+                     on_item_ended=on_item_ended, volume=volume, compensate_output_latency=compensate_output_latency)
         player._event_proxy = create_proxy(player._on_event)
         try:
             player._handle = await shim.createPlayer(context, url, volume, player._event_proxy)
@@ -151,15 +200,28 @@ class AudioPlayer:
         self._post(data, item_id, content_index, audio_format, None)
 
     def heard_ms(self, item_id: str, content_index: int = 0) -> float | None:
-        """Milliseconds of the item rendered so far (0.0 if queued, not started), None if never played."""
+        """Milliseconds of the item heard once a stop sent now takes effect (0.0 if queued, not started),
+        None if never played. An item that played to its end (``finished``) was heard in full: its
+        duration as received, which the rounding of resampling never shortens."""
         key = self._keys.get((item_id, content_index))
         if key is None or self._handle is None:
             return None
-        frames = int(self._handle.heardFrames(key))
-        return max(frames, 0) * MS_PER_SECOND / self.sample_rate
+        if self._played_out(key):
+            return self._received_ms.get(key, 0.0)
+        frames = max(int(self._handle.heardFrames(key)), 0)
+        if self.compensate_output_latency:
+            frames = max(frames - round(self.output_latency_ms * self.sample_rate / MS_PER_SECOND), 0)
+        return frames * MS_PER_SECOND / self.sample_rate
+
+    def finished(self, item_id: str, content_index: int = 0) -> bool:
+        """True once the item's audio is done (``finish`` was called: no more will be queued) and its
+        last frame was rendered. The transport never truncates such an item."""
+        key = self._keys.get((item_id, content_index))
+        return key is not None and self._played_out(key)
 
     def stop(self) -> None:
-        """Silence at once and drop everything queued (the transport calls this on interruption)."""
+        """Silence within ``STOP_MARGIN_MS`` (exactly where ``heard_ms`` said) and drop everything queued
+        (the transport calls this on interruption)."""
         self.interrupt()
 
     # -- more control --------------------------------------------------------------------------------
@@ -175,7 +237,8 @@ class AudioPlayer:
             heard = self.heard_ms(item_id, content_index)
             position = PlaybackPosition(item_id, content_index, heard or 0.0)
         self._stopped.update(self._items)
-        self._handle.stop()
+        #: The JS promise of the worklet's "stopped" answer (its counts, the frame where it landed).
+        self._last_stop = self._handle.stop()
         # The worklet reports the end of every item it knows; one it never heard of ends here, unheard.
         for key, future in self._ended.items():
             if key not in self._posted and not future.done():
@@ -190,6 +253,7 @@ class AudioPlayer:
         if key in self._stopped and key not in self._posted:
             return  # stopped before any of its audio came: it already ended, unheard
         self._posted.add(key)
+        self._finish_called.add(key)
         self._handle.finish(key)
 
     async def wait_ended(self, item_id: str, content_index: int = 0) -> PlaybackPosition:
@@ -239,7 +303,10 @@ class AudioPlayer:
 
     @property
     def output_latency_ms(self) -> float:
-        """What the device adds after a frame is rendered (``heard_ms`` counts rendered frames)."""
+        """What the device adds after a frame is rendered, as the browser reports it (``outputLatency``,
+        else ``baseLatency``; in a worker, as the page reported it at the last ``resume``)."""
+        if self.context is None:
+            return self._worker_latency_s * MS_PER_SECOND
         latency = getattr(self.context, "outputLatency", None) or getattr(self.context, "baseLatency", None) or 0.0
         return float(latency) * MS_PER_SECOND
 
@@ -253,6 +320,16 @@ class AudioPlayer:
 
     async def resume(self, timeout: float | None = None) -> bool:
         """Resume a suspended context (call from a user gesture if autoplay is blocked); True if running."""
+        if self.context is None:  # in a worker: the page resumes it
+            if self._handle is None:
+                return False
+            limit_ms = 3_600_000 if timeout is None else timeout * MS_PER_SECOND
+            state = str(await self._handle.resume(limit_ms))
+            self._worker_latency_s = float(await self._handle.outputLatency() or 0.0)
+            if state != "running":
+                logger.warning("the page's AudioContext is still suspended (autoplay policy): call "
+                               "`await player.resume()` after a click on the page to hear audio")
+            return state == "running"
         if hasattr(self.context, "startRendering"):
             return False  # an OfflineAudioContext runs when its owner calls startRendering()
         return await resume_context(
@@ -281,7 +358,7 @@ class AudioPlayer:
         if self._event_proxy is not None:
             self._event_proxy.destroy()
             self._event_proxy = None
-        if self._owns_context and str(self.context.state) != "closed":
+        if self._owns_context and self.context is not None and str(self.context.state) != "closed":
             self.context.close()
 
     def __repr__(self) -> str:
@@ -311,7 +388,12 @@ class AudioPlayer:
         # One copy into a fresh Uint8Array, whose buffer JS then transfers to the audio thread.
         self._handle.play(key, audio_format, to_js(memoryview(data)), seq)
         self._posted.add(key)
+        self._received_ms[key] = self._received_ms.get(key, 0.0) + len(data) / bytes_per_ms(audio_format)
+        self._end_reasons.pop(key, None)  # more audio: it has not played out (yet)
         return True
+
+    def _played_out(self, key: int) -> bool:
+        return key in self._finish_called and self._end_reasons.get(key) in _PLAYED_OUT
 
     def _play_acked(self, data: Any, item_id: str, content_index: int, audio_format: str) -> asyncio.Future[float]:
         """Like ``play``; the future resolves (to the loop time) when the worklet has queued the audio,
@@ -325,14 +407,20 @@ class AudioPlayer:
             future.set_result(future.get_loop().time())  # nothing to queue: no ack will come
         return future
 
-    def _on_event(self, kind: str, key: int, frames: int, reason: str, seq: int) -> None:
-        # Called by the JS Player for every worklet message except progress reports.
+    def _on_event(self, message: Any) -> None:
+        # Called by the JS Player for every worklet message except progress reports (named fields, as
+        # the shim's MESSAGES table lists them).
         try:
+            kind = str(message.type)
             if kind == "queued":
-                ack = self._acks.pop(seq, None)
+                ack = self._acks.pop(int(message.seq), None)
                 if ack is not None and not ack.done():
                     ack.set_result(asyncio.get_running_loop().time())
                 return
+            if kind == "error":
+                logger.warning("audio: %s", message.message)
+                return
+            key = int(message.key)
             item = self._items.get(key)
             if item is None:
                 return
@@ -345,7 +433,13 @@ class AudioPlayer:
             elif kind == "ended":
                 if self._current == key:
                     self._current = None
-                position = PlaybackPosition(item[0], item[1], frames * MS_PER_SECOND / self.sample_rate)
+                reason = str(message.reason)
+                self._end_reasons[key] = reason
+                if self._played_out(key):
+                    heard = self._received_ms.get(key, 0.0)
+                else:
+                    heard = int(message.frames) * MS_PER_SECOND / self.sample_rate
+                position = PlaybackPosition(item[0], item[1], heard)
                 future = self._ended.get(key)
                 if future is None:
                     future = self._ended[key] = asyncio.get_running_loop().create_future()

@@ -8,6 +8,9 @@ It only uses the transport's public API: ``attach_audio_output``, ``attach_micro
 ``send_audio`` and ``on("audio_done", ...)`` (which tells the player an item is complete, so that
 ``on_item_ended`` fires when its last frame has played). Microphone chunks go to ``send_audio`` as
 they come (the transport ignores them while it is not connected).
+
+It works the same in a Web Worker (PyScript's ``<script type="py" worker>`` or a plain Pyodide worker):
+the player and the microphone then run on the page and talk to the worker over their own ports.
 """
 
 from __future__ import annotations

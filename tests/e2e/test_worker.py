@@ -1,0 +1,321 @@
+"""Voice from a Web Worker: the page hosts the worklets, the worker's Python drives them over ports.
+
+Two pages: a plain Pyodide worker started from a Blob (as PyScript starts its own: a ``blob:`` base URL),
+on a page that adds the README's few lines (``HOST_SNIPPET``), whose Python plays audio, reads the heard
+position, interrupts exactly, captures the fake microphone and holds a voice conversation with the
+local server (``start_voice``, key minted at a URL from ``page_url``); and the PyScript worker demo
+(``worker.html``), used like the other demos.
+
+PyScript's synchronous ``window`` in a worker needs SharedArrayBuffer, which a browser offers to a
+cross-origin isolated page (``Cross-Origin-Opener-Policy: same-origin`` and
+``Cross-Origin-Embedder-Policy: require-corp``, which the local server must send for worker.html). Here
+Chromium's ``SharedArrayBuffer`` feature flag stands in for them: a document fulfilled by a Playwright
+route (the way to add headers) breaks every WebSocket of the page in this Chromium, workers' too. With
+shared memory the worker reads the worklet's position directly; the plain worker's page has none, so
+there the position is inferred from the worklet's reports: both ways are exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS
+from pyodide_realtime.audio import HOST_SNIPPET
+from pyodide_realtime.server import AUDIO_REPLY
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+PYODIDE_DIST = ROOT / "dist" / "pyodide"
+PYSCRIPT_DIST = ROOT / "dist" / "pyscript"
+SERVER_PACE = 2.0  # as the demo tests' server: faster than real time, as the real API streams
+BOOT_TIMEOUT_MS = 90_000  # Pyodide starts inside the worker: a few seconds, far more on a busy machine
+STEP_TIMEOUT_MS = 30_000
+HEARD_BEFORE_INTERRUPT_MS = 800
+LONG_MESSAGE = "Please read this back slowly: one two three four five six seven eight nine ten, and then pineapple"
+SHARED_MEMORY_FLAG = "--enable-features=SharedArrayBuffer"  # stands in for cross-origin isolation (above)
+#: What worker.html must be served with (the local server's job; the last test checks they suffice).
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+TEST_FOLDER = "/_worker_test"
+
+WORKER_PAGE = f"""<!doctype html><meta charset="utf-8"><title>worker audio</title>
+<script type="module">
+  // From a Blob, as PyScript starts its workers: the worker's base URL is a blob: one.
+  const source = await (await fetch("./worker-test.mjs")).text();
+  const worker = new Worker(URL.createObjectURL(new Blob([source], {{ type: "text/javascript" }})), {{ type: "module" }});
+  worker.addEventListener("message", (e) => {{
+    if (e.data !== "add-the-helper") return;
+    // The README's lines, added only now: the worker's first try went unanswered.
+    {HOST_SNIPPET}
+    worker.postMessage("added");
+  }});
+  worker.addEventListener("message", (e) => {{
+    if (e.data?.type === "result") window.result = e.data.value;
+    if (e.data?.type === "failed") window.failure = e.data.message;
+  }});
+</script>"""
+
+WORKER_SCRIPT = """const origin = self.location.origin;  // a blob: URL cannot resolve "/pyodide/..."
+try {
+  const { loadPyodide } = await import(origin + "/pyodide/pyodide.mjs");
+  const pyodide = await loadPyodide({ indexURL: origin + "/pyodide/" });
+  await pyodide.loadPackage("pyodide-realtime");
+  const code = await (await fetch(origin + "/_worker_test/worker-test.py")).text();
+  postMessage({ type: "result", value: await pyodide.runPythonAsync(code) });
+} catch (error) {
+  postMessage({ type: "failed", message: String(error && error.stack || error) });
+}
+"""
+
+WORKER_PYTHON = r'''
+import array, asyncio, json, math
+import js
+from pyodide.http import pyfetch
+from pyodide_realtime import OpenAIRealtimeWebSocket
+from pyodide_realtime.audio import AudioPlayer, Microphone, page_url, start_voice
+
+from pyodide.ffi import create_proxy
+from pyodide_realtime.audio import _shim
+from pyodide_realtime.errors import UnsupportedError
+
+result = {"in_worker": not hasattr(js, "window")}
+
+# 0. No helper on the page yet: a clear error that says what to add, then it works once it is there.
+_shim.HANDSHAKE_TIMEOUT_S = 1.0  # the default waits 5 s
+try:
+    await AudioPlayer.create()
+except UnsupportedError as exc:
+    result["no_helper"] = str(exc)
+added = asyncio.get_running_loop().create_future()
+js.addEventListener("message", create_proxy(lambda e: added.done() or added.set_result(str(e.data))))
+js.postMessage("add-the-helper")
+await added
+def tone(ms, freq=300.0):
+    return array.array("h", (int(8000 * math.sin(2 * math.pi * freq * i / 24000)) for i in range(24 * ms))).tobytes()
+
+# 1. The player: audio plays, the heard position is readable here, an interruption is exact.
+player = await AudioPlayer.create()
+result["rate"] = player.sample_rate
+player.play(tone(1500), item_id="a", content_index=0, audio_format="pcm16")
+loop = asyncio.get_running_loop()
+start = loop.time()
+await asyncio.sleep(0.6)
+result["heard_at_600ms"] = player.heard_ms("a")
+result["elapsed_ms"] = (loop.time() - start) * 1000
+position = player.interrupt()
+stopped = await player._last_stop
+result["interrupted_at"] = position.heard_ms
+result["exact"] = await player.query_heard_ms("a")
+result["late"] = stopped.overshoot
+player.play(tone(300), item_id="b", content_index=0, audio_format="pcm16")
+player.finish("b")
+ended = await asyncio.wait_for(player.wait_ended("b"), 5)
+result["b"] = [ended.heard_ms, player.finished("b")]
+player.close()
+
+# 2. The microphone: chunks of the asked length come to the worker.
+mic = await Microphone.create(chunk_ms=40, echo_cancellation=False, noise_suppression=False, auto_gain_control=False)
+chunks = []
+async for chunk in mic:
+    chunks.append(chunk)
+    if len(chunks) == 40:
+        mic.stop()
+result["mic_chunks"] = [len(chunks), sorted({len(c) for c in chunks}), mic.device_rate]
+result["mic_peak"] = max(max(array.array("h", c)) for c in chunks)
+
+# 3. A voice conversation: a key minted at a URL relative to the page, start_voice, a spoken reply.
+result["page_url"] = page_url("./next-page.html")
+transport = OpenAIRealtimeWebSocket()
+async def mint():
+    body = json.dumps({"session": {"type": "realtime", "model": transport.current_model}})
+    answer = await pyfetch(page_url("/v1/realtime/client_secrets"), method="POST", headers={"Content-Type": "application/json"}, body=body)
+    return (await answer.json())["value"]
+ended = []
+done = asyncio.Event()
+transport.on("audio_transcript_delta", lambda e: result.setdefault("transcript", []).append(e.delta))
+await transport.connect(api_key=mint, url=f"{js.WS_URL}?model={transport.current_model}")
+voice = await start_voice(transport, chunk_ms=40)
+def on_ended(item_id, content_index, heard_ms, reason):
+    ended.append([heard_ms, reason])
+    done.set()
+voice.player.on_item_ended = on_ended
+voice.muted = True  # the speech file would start a turn too: only the typed message gets a reply
+transport.send_message("hello from the worker")
+await asyncio.wait_for(done.wait(), 20)
+result["reply"] = ended
+result["voice_chunks"] = voice.microphone.chunks
+voice.close()
+transport.close()
+json.dumps(result)
+'''
+
+
+@pytest.fixture(scope="module")
+def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The local server as the demos use it, plus a folder with the plain worker's test page."""
+    from pyodide_realtime.server import start_in_thread
+
+    folder: Path = tmp_path_factory.mktemp("worker")
+    server = start_in_thread(
+        web_root=WEB, mounts={"/pyodide": PYODIDE_DIST, "/pyscript": PYSCRIPT_DIST, TEST_FOLDER: folder}, pace=SERVER_PACE
+    )
+    (folder / "worker-test.html").write_text(WORKER_PAGE)
+    (folder / "worker-test.mjs").write_text(WORKER_SCRIPT)
+    (folder / "worker-test.py").write_text(f"import js\njs.WS_URL = {json.dumps(server.ws_url)}\n" + WORKER_PYTHON)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def browser_with_shared_memory(playwright: Any, speech_wav: Path) -> Iterator[Any]:
+    args = [*OFFLINE_FLAGS, *MEDIA_FLAGS, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={speech_wav}", SHARED_MEMORY_FLAG]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+def test_a_plain_pyodide_worker_plays_interrupts_captures_and_talks(browser_with_mic: Any, worker_server: Any) -> None:
+    demo_server = worker_server
+    page = browser_with_mic.new_page()
+    page.goto(demo_server.url + TEST_FOLDER.lstrip("/") + "/worker-test.html")
+    page.wait_for_function("window.result || window.failure", timeout=BOOT_TIMEOUT_MS * 2)
+    failure = page.evaluate("window.failure")
+    assert failure is None, (failure[-400:], demo_server.state()["rejected"])
+    r = json.loads(page.evaluate("window.result"))
+    assert r["in_worker"] is True
+    assert "the page must host the worker's audio" in r["no_helper"] and "serveWorker(e.data.port, url)" in r["no_helper"]
+    assert r["rate"] in (44100, 48000)
+    # The heard position, read in the worker, follows the real-time playback...
+    # (heard_ms promises where a stop would land: up to STOP_MARGIN_MS.worker, 60 ms, plus a render burst ahead)
+    assert 300 < r["heard_at_600ms"] < r["elapsed_ms"] + 100, r
+    # ...and an interruption stops the sound exactly where it says.
+    assert r["late"] == 0 and r["exact"] == r["interrupted_at"], r
+    assert r["b"] == [300.0, True]  # played to its end: heard in full, finished
+    count, sizes, device_rate = r["mic_chunks"]
+    assert count == 40 and sizes == [1920] and device_rate in (44100, 48000)
+    assert r["mic_peak"] > 1000  # the fake microphone's speech, not silence
+    assert r["page_url"] == demo_server.url + "_worker_test/next-page.html"  # the page's base, not the worker's blob:
+    [(heard_ms, reason)] = r["reply"]
+    assert reason == "finished" and heard_ms > 500
+    assert r["voice_chunks"] >= 5
+    appended = [e for c in demo_server.state()["connections"] for e in c["received"] if e["type"] == "input_audio_buffer.append"]
+    assert len(appended) >= 5
+
+
+def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
+    browser_with_shared_memory: Any, demo_server: Any
+) -> None:
+    demo_server.reset()
+    page = browser_with_shared_memory.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    page.goto(demo_server.url + "worker.html")
+    page.wait_for_selector('#status[data-status="disconnected"], #status[data-status="failed"]', timeout=BOOT_TIMEOUT_MS)
+    assert page.get_attribute("#status", "data-status") == "disconnected", page.text_content("#error")
+    assert page.input_value("#server-url") == demo_server.ws_url  # /demo-config.json, fetched from the worker
+    page.click("#connect")
+    page.wait_for_selector('#status[data-status="connected"]', timeout=STEP_TIMEOUT_MS)
+    # The fake microphone speaks; its audio goes from the page's worklet to the worker, then to the server.
+    expect(page.locator("#transcript li.turn.user").first).to_contain_text("(speech,")
+    expect(page.locator("#transcript li.turn.assistant").first).to_contain_text(AUDIO_REPLY)
+    # The reply's audio plays through the page's worklet, counted from the worker.
+    page.wait_for_function("Number(document.getElementById('player-stats').dataset.playedMs || 0) > 500")
+    assert page.is_hidden("#error"), page.text_content("#error")
+    appended = [e for c in demo_server.state()["connections"] for e in c["received"] if e["type"] == "input_audio_buffer.append"]
+    assert len(appended) >= 10
+
+    # Interrupt a long reply from the button: the cut is where the worker's player said, and the sound stops there.
+    page.click("#mute")
+    expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+    page.fill("#message", LONG_MESSAGE)
+    page.press("#message", "Enter")
+    reply = page.locator("#transcript li.turn.assistant").nth(1)
+    expect(reply).to_contain_text("You said:")
+    item_id = reply.get_attribute("id").removeprefix("item-")
+    page.wait_for_function(
+        "([id, ms]) => { const d = document.getElementById('player-stats').dataset; return d.item === id && +d.heardMs >= ms; }",
+        arg=[item_id, HEARD_BEFORE_INTERRUPT_MS],
+    )
+    page.click("#interrupt")
+    page.wait_for_function("(id) => document.getElementById('player-stats').dataset.truncateItem === id", arg=item_id)
+    [truncation] = [t for t in demo_server.state()["truncations"] if t["item_id"] == item_id]
+    figures = page.evaluate("() => ({...document.getElementById('player-stats').dataset})")
+    cut_ms = truncation["audio_end_ms"]
+    assert cut_ms == int(figures["truncateMs"]) and abs(cut_ms - float(figures["heardAtInterrupt"])) <= 1, (truncation, figures)
+    assert HEARD_BEFORE_INTERRUPT_MS <= cut_ms < truncation["audio_available_ms"]
+    page.wait_for_timeout(500)
+    heard_after = float(page.evaluate("() => document.getElementById('player-stats').dataset.heardMs"))
+    assert cut_ms <= heard_after < cut_ms + 1  # silent from the cut on: not a frame more
+    assert page_errors == []
+
+
+class _IsolatedFiles(SimpleHTTPRequestHandler):
+    """web/ with /pyodide and /pyscript from dist/, every response with the two isolation headers."""
+
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".js": "text/javascript",
+                      ".wasm": "application/wasm", ".whl": "application/zip"}
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0]
+        for prefix, folder in (("/pyodide/", PYODIDE_DIST), ("/pyscript/", PYSCRIPT_DIST), ("/", WEB)):
+            if path.startswith(prefix):
+                return str(folder / path[len(prefix):])
+        return str(WEB / "missing")
+
+    isolated = True
+
+    def end_headers(self) -> None:
+        for name, value in ISOLATION_HEADERS.items() if self.isolated else ():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_two_headers_are_all_the_pyscript_worker_page_needs(playwright: Any) -> None:
+    """Served with COOP/COEP (no browser flag), the page is isolated and PyScript's window works in the
+    worker: the worker's Python writes the page's DOM. (No Realtime server here: the page says so.)"""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _IsolatedFiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*OFFLINE_FLAGS, *MEDIA_FLAGS])
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/worker.html")
+        assert page.evaluate("crossOriginIsolated") is True
+        page.wait_for_selector('#status[data-status="disconnected"]', timeout=BOOT_TIMEOUT_MS)
+        assert page.get_attribute("#error", "data-kind") == "config"  # no /demo-config.json on a static host
+    finally:
+        browser.close()
+        server.shutdown()
+
+
+class _PlainFiles(_IsolatedFiles):
+    isolated = False
+
+
+def test_without_the_headers_the_worker_page_says_what_the_server_must_send(playwright: Any) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PlainFiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*OFFLINE_FLAGS, *MEDIA_FLAGS])
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/worker.html")
+        page.wait_for_selector('#status[data-status="failed"]', timeout=STEP_TIMEOUT_MS)
+        assert page.get_attribute("#error", "data-kind") == "isolation"
+        assert "Cross-Origin-Embedder-Policy: require-corp" in page.text_content("#error")
+    finally:
+        browser.close()
+        server.shutdown()
