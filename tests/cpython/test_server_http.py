@@ -32,6 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     (web / "sub").mkdir()
     (web / "sub" / "index.html").write_text("sub")
     (web / "index.html").write_text("home")
+    (web / "worker.html").write_text("python in a pyscript worker")
     (web / "passwd").symlink_to("/etc/passwd")
     server = start_in_thread(web_root=web, speech="tones")
     yield server
@@ -70,6 +71,14 @@ def test_malformed_requests_get_an_answer_not_a_dropped_connection(site: ServerT
 def test_symlinks_out_of_the_web_root_are_not_followed(site: ServerThread) -> None:
     answer = _raw(site, b"GET /passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert _status(answer) == 404 and b"root:" not in answer
+
+
+def test_only_the_worker_page_is_cross_origin_isolated(site: ServerThread) -> None:
+    # PyScript's window in a worker needs SharedArrayBuffer: an isolated page.
+    isolated = _raw(site, b"GET /worker.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").lower()
+    assert b"cross-origin-opener-policy: same-origin" in isolated and b"cross-origin-embedder-policy: require-corp" in isolated
+    plain = _raw(site, b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").lower()
+    assert b"cross-origin" not in plain
 
 
 def test_folder_redirects_stay_on_this_host(site: ServerThread) -> None:

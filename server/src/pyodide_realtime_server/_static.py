@@ -30,8 +30,16 @@ for _suffix, _mime in EXTRA_MIME_TYPES.items():
     mimetypes.add_type(_mime, _suffix)
 
 
+#: Cross-origin isolation: PyScript's synchronous ``window`` in a worker needs SharedArrayBuffer, which a
+#: browser offers only to an isolated page. Only the pages that run Python in a PyScript worker get it:
+#: what they load is same-origin, and a WebSocket (to here or to the API) is not affected.
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+ISOLATED_PAGES = frozenset({"worker.html"})
+
+
 class Site(StaticFiles):
-    """A folder served as is, always revalidated (a rebuilt wheel must never come from a stale cache).
+    """A folder served as is, always revalidated (a rebuilt wheel must never come from a stale cache);
+    the PyScript worker pages cross-origin isolated (:data:`ISOLATION_HEADERS`).
 
     ``follow_symlink`` stays Starlette's default (False): a link inside the root that points out of
     it is a 404.
@@ -42,6 +50,8 @@ class Site(StaticFiles):
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = "no-cache"
+        if os.path.basename(full_path) in ISOLATED_PAGES:
+            response.headers.update(ISOLATION_HEADERS)
         return response
 
     async def get_response(self, path: str, scope: Scope) -> Response:
