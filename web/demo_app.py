@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import js
@@ -40,7 +41,8 @@ def el(name: str) -> Any:
 
 
 class Demo:
-    def __init__(self) -> None:
+    def __init__(self, mint_url: str = MINT_URL) -> None:
+        self.mint_url = mint_url
         self.session: RealtimeSession | None = None
         self.entries: dict[str, Any] = {}  # item_id -> its <li> in #transcript
         self.level = 0.0  # the meter's, 0..1
@@ -62,7 +64,7 @@ class Demo:
     async def mint_key(self) -> str:
         body = json.dumps({"session": {"type": "realtime", "model": self.session.transport.current_model}})
         try:
-            answer = await pyfetch(MINT_URL, method="POST", headers={"Content-Type": "application/json"}, body=body)
+            answer = await pyfetch(self.mint_url, method="POST", headers={"Content-Type": "application/json"}, body=body)
         except OSError:
             raise RuntimeError("the demo server is not answering: is it still running? Start it and connect again.") from None
         if not answer.ok:
@@ -143,11 +145,12 @@ class Demo:
                     li.style.setProperty("--heard", f"{min(1.0, heard / reply.audio_ms):.3f}")
 
 
-async def main() -> Demo:
-    """Wire the page (called once the page's Python is loaded)."""
-    demo = Demo()
+async def main(resolve: Callable[[str], str] = str) -> Demo:
+    """Wire the page (called once the page's Python is loaded). ``resolve`` makes the server's relative
+    URLs absolute where the base is not the page (a worker's is a ``blob:`` URL: ``page_url``)."""
+    demo = Demo(resolve(MINT_URL))
     try:
-        el("server-url").value = (await (await pyfetch("./demo-config.json")).json())["realtime_url"]
+        el("server-url").value = (await (await pyfetch(resolve("./demo-config.json"))).json())["realtime_url"]
     except (OSError, ValueError):  # a static host without our server: the person types the URL
         el("advanced").open = True
         demo.show_error("No /demo-config.json here: enter the Realtime server's URL under Advanced.", "config")

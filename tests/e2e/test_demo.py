@@ -14,10 +14,10 @@ import json
 import re
 import socket
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from demo_page import figures, server_state, wait_for_truncation
 from playwright.sync_api import expect
 
 from pyodide_realtime_server import AUDIO_REPLY
@@ -36,18 +36,10 @@ HEARD_BEFORE_INTERRUPT_MS = 800
 MAX_CLICK_LAG_MS = 1500
 #: After the cut the player is silent: its position may only move by what was already in flight.
 MAX_PLAYED_AFTER_CUT_MS = 50
-SERVER_WAIT_S = 5.0
 LONG_MESSAGE = (
     "Please read this back slowly, because it is a long sentence made for testing interruptions: "
     "one two three four five six seven eight nine ten, and the very last word is pineapple"
 )
-
-
-def server_state(server: Any) -> dict[str, Any]:
-    """``GET /_test/state``: what the server saw, as the browser's peer."""
-    with urllib.request.urlopen(server.url + "_test/state", timeout=5) as answer:
-        state: dict[str, Any] = json.load(answer)
-    return state
 
 
 def keep_screenshot(page: Any, name: str) -> Path:
@@ -57,24 +49,8 @@ def keep_screenshot(page: Any, name: str) -> Path:
     return path
 
 
-def figures(page: Any, item_id: str) -> dict[str, str]:
-    """A reply bubble's playback figures (read-only ``data-*``: audioMs received, heardMs played, cutMs)."""
-    found: dict[str, str] = page.evaluate("(id) => ({...document.getElementById('item-' + id).dataset})", item_id)
-    return found
-
-
 def received_events(server: Any) -> list[dict[str, Any]]:
     return [event for connection in server_state(server)["connections"] for event in connection["received"]]
-
-
-def wait_for_truncation(server: Any, item_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + SERVER_WAIT_S
-    while time.monotonic() < deadline:
-        found = [t for t in server_state(server)["truncations"] if t["item_id"] == item_id]
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"the server saw no conversation.item.truncate for {item_id}")
 
 
 def record_foreign_requests(page: Any, server: Any) -> list[str]:
