@@ -237,7 +237,12 @@ SocketFactory = Callable[[SocketRequest, SocketHandler], RealtimeSocket]
 
 @runtime_checkable
 class AudioOutput(Protocol):
-    """Where model audio goes, and what it says back about what was heard (``AudioPlayer``)."""
+    """Where model audio goes, and what it says back about what was heard (``AudioPlayer``).
+
+    Two more methods are used when an output has them: ``finish(item_id, content_index)`` (the
+    transport calls it when the server's audio for the item is done) and ``finished(item_id,
+    content_index) -> bool`` (its last frame was rendered: the item is never truncated).
+    """
 
     def play(self, data: bytes, *, item_id: str, content_index: int, audio_format: AudioFormat) -> None:
         """Queue ``data`` (raw audio in ``audio_format``) for the given item."""

@@ -847,12 +847,20 @@ class OpenAIRealtimeWebSocket:
             if name == "audio":
                 self._on_audio(payload)
                 continue
-            if name == "audio_interrupted" and self._player is not None:
-                try:
-                    self._player.stop()
-                except Exception as exc:
-                    self._report(exc)
+            if self._player is not None and name in ("audio_interrupted", "audio_done"):
+                self._tell_player(name, payload)
             self._emitter.emit(name, payload)
+
+    def _tell_player(self, name: str, payload: Any) -> None:
+        """Stop the player on an interruption; tell it (``finish``, if it has one) that an item's audio is
+        done, so that it can say when the item ``finished`` playing: such an item is never truncated."""
+        try:
+            if name == "audio_interrupted":
+                self._player.stop()  # type: ignore[union-attr]
+            elif callable(finish := getattr(self._player, "finish", None)):
+                finish(payload.item_id, payload.content_index)
+        except Exception as exc:
+            self._report(exc)
 
     def _report(self, error: BaseException) -> None:
         self._emitter.emit("error", ErrorEvent(error))

@@ -178,6 +178,29 @@ async def test_a_response_in_its_own_audio_format_is_played_in_it(peer: Peer) ->
     transport.close()
 
 
+class FinishingPlayer(FakePlayer):
+    """A player that wants to know when an item's audio is done (AudioPlayer does: it decides ``finished``)."""
+
+    def __init__(self) -> None:
+        super().__init__(heard=None)
+        self.finished_items: list[tuple[str, int]] = []
+
+    def finish(self, item_id: str, content_index: int) -> None:
+        self.finished_items.append((item_id, content_index))
+
+
+@pytest.mark.asyncio
+async def test_the_player_is_told_when_an_items_audio_is_done(peer: Peer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    player = FinishingPlayer()
+    transport.attach_audio_output(player)
+    await transport.connect()
+    transport.request_response()
+    await until(lambda: player.finished_items == [("item_1", 0)])
+    assert len(player.played) == DELTAS_PER_RESPONSE  # after all of its audio
+    transport.close()
+
+
 # Handshake ---------------------------------------------------------------------------------------------
 @pytest.mark.asyncio
 @pytest.mark.parametrize("dialect", ["ga", "beta"])

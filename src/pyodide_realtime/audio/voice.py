@@ -16,7 +16,6 @@ the player and the microphone then run on the page and talk to the worker over t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from .._interfaces import AudioFormat
@@ -36,12 +35,10 @@ class VoiceConversation:
         transport: Any,
         player: AudioPlayer,
         microphone: Microphone | None,
-        unsubscribe: Callable[[], Any] | None = None,
     ) -> None:
         self.transport = transport
         self.player = player
         self.microphone = microphone
-        self._unsubscribe = unsubscribe
 
     @property
     def muted(self) -> bool:
@@ -54,9 +51,6 @@ class VoiceConversation:
 
     def close(self) -> None:
         """Detach from the transport (it stays connected), release the microphone and the player."""
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
         if self.microphone is not None:
             self.transport.attach_microphone(None)
             self.microphone.stop()
@@ -100,23 +94,16 @@ async def start_voice(
             auto_gain_control=auto_gain_control,
             device_id=device_id,
         )
-    def audio_done(event: Any) -> None:
-        player.finish(event.item_id, event.content_index)
-
     player = await AudioPlayer.create(volume=volume)
-    unsubscribe = None
     try:
         if mic is not None:
             await mic.start()
-        transport.attach_audio_output(player)
-        unsubscribe = transport.on("audio_done", audio_done)
+        transport.attach_audio_output(player)  # it plays, stops and finishes the player from now on
         if mic is not None:
             transport.attach_microphone(mic)
     except BaseException:
-        if unsubscribe is not None:
-            unsubscribe()
         if mic is not None:
             mic.stop()
         player.close()
         raise
-    return VoiceConversation(transport, player, mic, unsubscribe)
+    return VoiceConversation(transport, player, mic)
