@@ -25,6 +25,7 @@ PYSCRIPT_DIST = ROOT / "dist" / "pyscript"
 #: time, so a reply is still arriving (and can be interrupted) while the first second is heard.
 SERVER_PACE = 2.0
 SPOKEN_TEXT = "Hello, can you hear me?"
+SPOKEN_QUESTION = "What is the weather in Paris?"
 MIC_RATE_HZ = 48000
 SILENCE_BEFORE_S = 0.3
 #: Chromium loops the file: the silence after the speech lets the server's VAD end the turn and keeps
@@ -47,18 +48,28 @@ def _need(tool: str, hint: str) -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What the fake microphone says: espeak-ng speech, 48 kHz mono, silence before and after."""
-    folder = tmp_path_factory.mktemp("mic")
+def _speech_wav(folder: Path, text: str) -> Path:
+    """espeak-ng saying ``text``, 48 kHz mono, silence before and after: what a fake microphone plays."""
     raw, wav = folder / "speech-raw.wav", folder / "speech.wav"
-    subprocess.run([_need("espeak-ng", "./build.sh setup installs it"), "-w", str(raw), SPOKEN_TEXT], check=True)
+    subprocess.run([_need("espeak-ng", "./build.sh setup installs it"), "-w", str(raw), text], check=True)
     subprocess.run(
         [_need("sox", "./build.sh setup installs it"), str(raw), "-r", str(MIC_RATE_HZ), "-c", "1", "-b", "16", str(wav),
          "pad", str(SILENCE_BEFORE_S), str(SILENCE_AFTER_S)],
         check=True,
     )
     return wav
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the fake microphone says: ``SPOKEN_TEXT``."""
+    return _speech_wav(tmp_path_factory.mktemp("mic"), SPOKEN_TEXT)
+
+
+@pytest.fixture(scope="session")
+def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A spoken question that needs the demo's tool: ``SPOKEN_QUESTION``."""
+    return _speech_wav(tmp_path_factory.mktemp("question"), SPOKEN_QUESTION)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +105,16 @@ def launch(playwright: Any, *extra_args: str) -> Any:
 def browser_with_mic(playwright: Any, speech_wav: Path) -> Iterator[Any]:
     """Chromium whose fake microphone plays ``speech_wav`` (in a loop)."""
     browser = launch(playwright, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={speech_wav}")
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def browser_asking(playwright: Any, question_wav: Path) -> Iterator[Any]:
+    """Chromium whose fake microphone asks ``SPOKEN_QUESTION`` (in a loop)."""
+    browser = launch(playwright, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={question_wav}")
     try:
         yield browser
     finally:

@@ -182,6 +182,35 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         page.close()
 
 
+def test_a_spoken_question_ends_in_a_tool_call_shown_in_the_page(browser_asking: Any, demo_server: Any) -> None:
+    # The fake microphone asks "What is the weather in Paris?": the server's VAD ends the turn, its
+    # recognizer hears "weather", the model calls get_weather, and the page's Python answers it.
+    demo_server.reset()
+    page = browser_asking.new_page(viewport=DESKTOP)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    try:
+        page.goto(demo_server.url + "index.html")
+        page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
+        page.click("#connect")
+        page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
+        question = page.locator("#transcript li.turn.user").first
+        expect(question).to_contain_text("weather")  # what the server heard, as the user's bubble shows it
+        tool = page.locator("#transcript li.turn.tool").first
+        expect(tool).to_contain_text("get_weather(")
+        expect(tool).to_contain_text('"forecast":"sunny"')  # answered by the page's own function
+        expect(page.locator("#transcript li.turn.assistant").last).to_contain_text("The get_weather tool says:")
+        spoken = [e for e in received_events(demo_server) if e["type"] in ("input_audio_buffer.append", "conversation.item.create")]
+        assert not any(e["type"] == "conversation.item.create" and e["item"]["type"] == "message" for e in spoken)  # not typed
+        assert sum(e["type"] == "input_audio_buffer.append" for e in spoken) >= 10
+        assert page.is_hidden("#error"), page.inner_text("#error")
+        assert page_errors == []
+        keep_screenshot(page, "pyscript-spoken-tool-call")
+    finally:
+        page.close()
+
+
 def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo_server: Any) -> None:
     demo_server.reset()
     context = browser_mic_denied.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
