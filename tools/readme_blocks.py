@@ -9,6 +9,8 @@ A fenced block is preceded by a marker that names where it runs (one or more of 
     <!-- test: page -->         an HTML page (PyScript, say), served beside the dist and loaded in each engine
     <!-- test: backend -->      a Python module for the user's own server: tests/cpython/test_server_sdk.py
                                 runs it with the local server standing in for the API
+    <!-- test: worker-host -->  the page's lines for a plain Pyodide worker: pyodide_realtime.audio's
+                                HOST_SNIPPET as written (tests/e2e/test_worker.py runs it in a page)
 
 Python blocks run in order in one namespace per place, top-level ``await`` allowed; ``realtime_url``,
 ``ephemeral_key`` and ``mint_key`` (an async function that mints a fresh key) are given in CPython (a
@@ -23,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-KINDS = frozenset({"cpython", "browser", "shell", "page", "backend"})
+KINDS = frozenset({"cpython", "browser", "shell", "page", "backend", "worker-host"})
 _FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```\s*$", re.S | re.M)
-_MARKER = re.compile(r"<!-- test: ([\w ]+) -->\s*$")
+_MARKER = re.compile(r"<!-- test: ([\w -]+) -->\s*$")
 #: The marker the README used before this module: its block runs in CPython.
 _LEGACY_MARKER = "<!-- readme-example -->"
 _PY_SCRIPT = re.compile(r"<script[^>]*type=[\"']py[\"']")

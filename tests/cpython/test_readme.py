@@ -111,3 +111,10 @@ def test_the_pyscript_default_the_readme_names_is_the_one_pyscript_ships() -> No
     for bundle in (core / "dist").glob("core-*.js"):
         defaults |= set(re.findall(r'\(e="(\d+\.\d+\.\d+)"\)=>`https://cdn\.jsdelivr\.net/pyodide/v', bundle.read_text()))
     assert (claim.group(1), {claim.group(2)}) == (shipped, defaults)
+
+
+def test_the_worker_host_lines_are_the_ones_the_worker_test_runs() -> None:
+    from pyodide_realtime.audio import HOST_SNIPPET
+
+    (block,) = of_kind("worker-host")
+    assert block.code.strip() == HOST_SNIPPET.strip()

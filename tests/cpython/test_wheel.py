@@ -11,8 +11,10 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: A guard against bloat, above today's size (about 100 KB); the aim is below 60 KB (see README).
-MAX_WHEEL_BYTES = 120_000
+#: A guard against bloat, just above today's 146.6 KB: the client only (the server is its own
+#: distribution), with the session layer, every protocol event typed, the audio shim and METADATA
+#: (the README, 12.8 KB). The 60 KB aim of the server split predates the session layer (see README).
+MAX_WHEEL_BYTES = 155_000
 
 
 def build(work: Path) -> Path:
