@@ -111,24 +111,41 @@ class FunctionTool:
         limit = self.timeout if timeout is None else timeout
         try:
             result = self.func(**values)
+        except Exception as exc:  # a sync tool's bug, its own TimeoutError included
+            return self._raised(exc)
+        try:
             if inspect.isawaitable(result):
-                result = await asyncio.wait_for(_awaited(result), limit) if limit is not None else await result
-        except TimeoutError as exc:
+                # The tool's own TimeoutError is wrapped on its way out: only the deadline's stays one.
+                waiting = _own_timeouts_apart(result)
+                result = await (asyncio.wait_for(waiting, limit) if limit is not None else waiting)
+        except _ToolTimeout as wrapped:
+            return self._raised(wrapped.__cause__ or wrapped)
+        except TimeoutError as exc:  # our deadline: there is one, or nothing raises TimeoutError here
             failure = ToolFailure(
                 "timeout",
-                f"{self.name} did not finish within {limit:g} s; try again later, or tell the user it is unavailable",
+                f"{self.name} did not finish within {limit or 0:g} s; try again later, or tell the user it is unavailable",
                 exc,
             )
             return ToolResult(f"Error: {failure.message}", failure)
         except Exception as exc:  # the tool's own bug: reported, and the model is told it failed
-            detail = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-            failure = ToolFailure("raised", f"{self.name} failed ({detail}); do not retry it with the same arguments", exc)
-            return ToolResult(f"Error: {failure.message}", failure)
+            return self._raised(exc)
         return ToolResult(tool_output_text(result))
 
+    def _raised(self, exc: BaseException) -> ToolResult:
+        detail = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        failure = ToolFailure("raised", f"{self.name} failed ({detail}); do not retry it with the same arguments", exc)
+        return ToolResult(f"Error: {failure.message}", failure)
 
-async def _awaited(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+
+class _ToolTimeout(Exception):
+    """A TimeoutError the tool raised itself, kept apart from the deadline's (``__cause__`` is it)."""
+
+
+async def _own_timeouts_apart(awaitable: Awaitable[Any]) -> Any:
+    try:
+        return await awaitable
+    except TimeoutError as exc:
+        raise _ToolTimeout() from exc
 
 
 def tool_output_text(result: Any) -> str:

@@ -139,6 +139,25 @@ async def test_a_slow_async_tool_times_out_and_is_cancelled() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("timeout", [None, 5.0])
+async def test_a_tools_own_timeout_error_is_a_failure_not_our_deadline(timeout: float | None) -> None:
+    # An upstream service of the tool timed out: the model is told the tool failed, not that it was slow,
+    # and with no deadline of ours nothing tries to format one.
+    @function_tool(timeout=timeout)
+    async def lookup(city: str) -> str:
+        raise TimeoutError("the weather service timed out")
+
+    @function_tool
+    def lookup_now(city: str) -> str:
+        raise TimeoutError("the weather service timed out")
+
+    for tool in (lookup, lookup_now):
+        result = await tool.run({"city": "Paris"})
+        assert result.failure is not None and result.failure.kind == "raised", result
+        assert "TimeoutError: the weather service timed out" in result.output and "did not finish" not in result.output
+
+
+@pytest.mark.asyncio
 async def test_outputs_that_are_not_text_are_sent_as_json() -> None:
     class Forecast(BaseModel):  # local: return hints are never resolved, so this works
         sky: str
