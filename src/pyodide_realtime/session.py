@@ -58,7 +58,7 @@ from .session_events import (
     RealtimeToolEnd,
     RealtimeToolStart,
 )
-from .tool import FunctionTool, ToolFailure, ToolResult
+from .tool import FunctionTool, ToolFailure, ToolResult, raised_result
 from .transport import ApiKey, OpenAIRealtimeWebSocket
 
 __all__ = ["RealtimeSession", "VoiceState", "DEFAULT_GUARDRAIL_DEBOUNCE_CHARS", "MAX_QUEUED_EVENTS"]
@@ -96,6 +96,12 @@ class _Approval:
     name: str
     kind: str = "function"
     server_label: str | None = None
+
+
+def _cancelled_by_owner() -> bool:
+    """Whether the running task itself is being cancelled (close()), not only something it awaited."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 class RealtimeSession:
@@ -594,15 +600,23 @@ class RealtimeSession:
                 result = ToolResult(f"Error: {failure.message}", failure)
             else:
                 result = await self._call_tool(agent, tool, call)
-        except asyncio.CancelledError:
-            turn.pending -= 1
-            raise
+        except asyncio.CancelledError as exc:
+            if _cancelled_by_owner():  # the session is closing: the call ends unanswered
+                turn.pending -= 1
+                raise
+            result = raised_result(call.name, exc)  # the tool awaited something someone else cancelled
+        except Exception as exc:  # needs_approval raised, a handoff's agent could not be applied...
+            result = raised_result(call.name, exc)
         if result.failure is not None:
             self._error(
                 "tool", f"tool call {call.name} failed: {result.failure.message}", result.failure.exception, call_id=call.call_id
             )
         turn.pending -= 1
-        self._finish_call(call, turn, result)
+        try:
+            self._finish_call(call, turn, result)
+        except Exception as exc:  # the output could not be sent (the connection went): say so, end the turn
+            self._error("transport", f"the output of {call.name} could not be sent ({exc}); the reply stops here", exc)
+            self._turns.pop(call.response_id, None)
 
     async def _call_tool(self, agent: RealtimeAgent, tool: FunctionTool, call: FunctionCall) -> ToolResult:
         values = tool.parse_arguments(call.arguments)

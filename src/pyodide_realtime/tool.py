@@ -132,9 +132,14 @@ class FunctionTool:
         return ToolResult(tool_output_text(result))
 
     def _raised(self, exc: BaseException) -> ToolResult:
-        detail = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-        failure = ToolFailure("raised", f"{self.name} failed ({detail}); do not retry it with the same arguments", exc)
-        return ToolResult(f"Error: {failure.message}", failure)
+        return raised_result(self.name, exc)
+
+
+def raised_result(name: str, exc: BaseException) -> ToolResult:
+    """What the model is told when calling tool ``name`` raised ``exc``."""
+    detail = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    failure = ToolFailure("raised", f"{name} failed ({detail}); do not retry it with the same arguments", exc)
+    return ToolResult(f"Error: {failure.message}", failure)
 
 
 class _ToolTimeout(Exception):

@@ -178,6 +178,35 @@ async def test_bad_arguments_a_raising_tool_and_a_timeout_are_told_to_the_model(
 
 
 @pytest.mark.asyncio
+async def test_a_call_that_fails_around_the_tool_is_still_answered(server: RealtimeServer) -> None:
+    # Not the tool's body: its needs_approval raises, or what it awaits is cancelled by someone else.
+    # Each call is answered with an error text and the model goes on: never an unanswered call.
+    def ask_the_policy_service(arguments: dict[str, object]) -> bool:
+        raise RuntimeError("the policy service is down")
+
+    @function_tool(needs_approval=ask_the_policy_service)
+    async def get_time(city: str) -> str:
+        return "noon"
+
+    @function_tool
+    async def get_weather(location: str) -> str:
+        shared = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(shared.cancel)  # another task gives up the shared lookup
+        return str(await shared)
+
+    session, events = await open_session(server, RealtimeAgent(name="Assistant", tools=[get_time, get_weather]))
+    session.send_message("please call get_time")
+    reply = await events.reply("The get_time")
+    assert reply.text.startswith("The get_time tool says: Error: get_time failed (RuntimeError: the policy service is down)")
+    session.send_message("What's the weather in Oslo?")
+    reply = await events.reply("The get_weather")
+    assert reply.text.startswith("The get_weather tool says: Error: get_weather failed (CancelledError")
+    errors = [e for e in events.of("error") if e.origin == "tool"]
+    assert len(errors) == 2 and not any("internally" in e.message for e in events.of("error"))
+    session.close()
+
+
+@pytest.mark.asyncio
 async def test_a_call_that_needs_approval_waits_for_the_answer(server: RealtimeServer) -> None:
     ran: list[str] = []
 
