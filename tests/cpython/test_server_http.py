@@ -188,6 +188,33 @@ def test_a_port_in_use_is_one_clear_line() -> None:
     ]
 
 
+def test_a_real_key_on_a_network_host_is_refused_unless_asked_for() -> None:
+    # The mint endpoint's Origin check is forged by any program (curl -H 'Origin: ...'): on a network
+    # address, anyone could mint real keys billed to the operator.
+    env = {**_cli_env(), "OPENAI_API_KEY": "sk-test-not-a-real-key-1234"}
+    base = [sys.executable, "-m", "pyodide_realtime_server", "--speech", "tones"]
+    done = subprocess.run([*base, "--host", "0.0.0.0", "--port", "0"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "Serving" not in done.stdout
+    assert done.stderr.strip().splitlines() == [
+        "pyodide-realtime-server: refusing to serve on non-loopback host 0.0.0.0 while OPENAI_API_KEY is set: anyone who can "
+        "reach it could mint real OpenAI keys billed to you; use --offline, a loopback --host, "
+        "or --allow-remote-minting to do it anyway"
+    ]
+    assert "1234" not in done.stderr
+    # Asked for (or on loopback), the command line goes on to listen: a taken port stops it there.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host, extra in (("0.0.0.0", ["--allow-remote-minting"]), ("localhost", []), ("127.0.0.1", [])):
+            done = subprocess.run(
+                [*base, "--host", host, "--port", str(port), *extra], capture_output=True, text=True, env=env, timeout=60
+            )
+            assert done.returncode == 1 and "refusing" not in done.stderr, (host, done.stderr)
+    assert _cli.is_loopback("::1") and _cli.is_loopback("[::1]") and _cli.is_loopback("127.0.0.2")
+    assert not _cli.is_loopback("0.0.0.0") and not _cli.is_loopback("::") and not _cli.is_loopback("example.com")
+
+
 def test_missing_dependencies_say_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(_cli, "REQUIRED", {**_cli.REQUIRED, "no_such_module_for_this_test": "no-such-package"})
     assert _cli.run(["--port", "0"]) == 2

@@ -131,7 +131,8 @@ class RealtimeServer:
 
     ``api_key`` (a regular OpenAI key) switches the mint endpoint to minting real keys at OpenAI,
     only for requests whose ``Origin`` is a page of this server (or in ``allowed_origins``); the
-    local WebSocket endpoint keeps working with locally minted keys. ``test_endpoints`` adds
+    local WebSocket endpoint keeps working with locally minted keys. The Origin check stops other
+    sites' pages, not programs (they may send any Origin): with a key, listen on loopback only. ``test_endpoints`` adds
     ``/_test/state`` and ``/_test/reset``.
     """
 
@@ -364,8 +365,11 @@ class RealtimeServer:
     async def _mint(self, request: Request) -> Response:
         origin = request.headers.get("Origin")
         if origin is None and self.upstream is not None:
-            # Browsers always send Origin on POST, so this request comes from a program, perhaps from
-            # anywhere on the network (--host 0.0.0.0): it gets no real key billed to the operator.
+            # Browsers always send Origin on POST, so this request comes from a program. This (and the
+            # Origin check below) only keeps other sites' pages in visitors' browsers from spending the
+            # key: a program can send any Origin it likes, so neither is access control. Whoever can
+            # reach this server can mint real keys; the command line therefore refuses a non-loopback
+            # --host with a real key unless --allow-remote-minting is given.
             # Offline keys only open this server, so programs (tests) may still mint those.
             return error_response(
                 403,

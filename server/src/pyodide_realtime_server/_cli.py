@@ -2,7 +2,9 @@
 and a simulated Realtime model.
 
 With ``OPENAI_API_KEY`` in the environment (and no ``--offline``) the mint endpoint asks OpenAI for
-real ephemeral keys; the regular key stays in this process.
+real ephemeral keys; the regular key stays in this process. The mint endpoint's Origin check only
+stops other sites' pages in visitors' browsers (any program can send any Origin), so with such a key
+the server only listens on a loopback address unless ``--allow-remote-minting`` is given.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import ipaddress
 import logging
 import os
 import sys
@@ -35,6 +38,21 @@ logger = logging.getLogger("pyodide_realtime_server")
 
 def missing_dependencies() -> list[str]:
     return [package for module, package in REQUIRED.items() if importlib.util.find_spec(module) is None]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name to listen on) only takes connections from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _mint_key(args: argparse.Namespace) -> str | None:
+    """The regular key the mint endpoint would spend, if any."""
+    return None if args.offline else os.environ.get("OPENAI_API_KEY") or None
 
 
 def _mount(text: str) -> tuple[str, Path]:
@@ -66,6 +84,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--key-ttl", type=float, default=DEFAULT_KEY_TTL_S, help="ephemeral key lifetime in seconds (default: 60)"
     )
     parser.add_argument("--offline", action="store_true", help="mint local keys even when OPENAI_API_KEY is set")
+    parser.add_argument(
+        "--allow-remote-minting",
+        action="store_true",
+        help="with OPENAI_API_KEY, listen on a non-loopback --host anyway: anyone who can reach it can mint real keys billed to you",
+    )
     parser.add_argument("--accept-any-key", action="store_true", help="also accept any 'sk-' key on the WebSocket (tests only)")
     parser.add_argument("--speech", choices=("auto", "espeak", "tones"), default="auto", help="voice of the simulated model")
     parser.add_argument("--allow-origin", action="append", default=[], help="another page origin allowed to mint keys")
@@ -84,7 +107,9 @@ async def _serve(args: argparse.Namespace) -> None:
         web_root = Path("web")
     if web_root is None:
         logger.warning("no web root (no --web-root, no ./web): only the API and mounts are served")
-    api_key = None if args.offline else os.environ.get("OPENAI_API_KEY") or None
+    api_key = _mint_key(args)
+    if api_key is not None and not is_loopback(args.host):
+        logger.warning("minting real OpenAI keys for anyone who can reach %s:%s (--allow-remote-minting)", args.host, args.port)
     server = RealtimeServer(
         host=args.host,
         port=args.port,
@@ -105,6 +130,16 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if _mint_key(args) is not None and not is_loopback(args.host) and not args.allow_remote_minting:
+        # The Origin check is no access control outside a browser: anyone on the network could
+        # mint real keys billed to the operator.
+        print(
+            f"{PROG}: refusing to serve on non-loopback host {args.host} while OPENAI_API_KEY is set: anyone who can "
+            "reach it could mint real OpenAI keys billed to you; use --offline, a loopback --host, "
+            "or --allow-remote-minting to do it anyway",
+            file=sys.stderr,
+        )
+        return 2
     missing = missing_dependencies()
     if missing:
         print(f"{PROG}: missing {', '.join(missing)}: pip install pyodide-realtime-server (or ./build.sh setup)", file=sys.stderr)
