@@ -149,7 +149,7 @@ class RealtimeSession:
         self._history = History()
         self._emitter = EventEmitter(self._on_listener_error)
         self._queue: deque[RealtimeSessionEvent] = deque(maxlen=MAX_QUEUED_EVENTS)
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: set[asyncio.Future[None]] = set()  # one per `async for` loop waiting
         self._ended = False
         self._closed = False
         self._spoken = False  # the model has produced audio: the voice can no longer change
@@ -431,23 +431,28 @@ class RealtimeSession:
         while not self._queue:
             if self._ended:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.add(waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
-                self._waiter = None
+                self._waiters.discard(waiter)
         return self._queue.popleft()
 
     def _emit(self, event: RealtimeSessionEvent) -> None:
         self._queue.append(event)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
         self._emitter.emit(event.type, event)
 
     def _end(self) -> None:
         self._ended = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake every waiting loop: one takes the event, the others wait again (or end, once ended)."""
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _error(
         self,

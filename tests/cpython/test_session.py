@@ -408,6 +408,25 @@ async def test_async_with_connects_and_closes_and_iteration_ends(server: Realtim
 
 
 @pytest.mark.asyncio
+async def test_two_loops_over_one_session_share_its_events_and_both_end_on_close(server: RealtimeServer) -> None:
+    session, _ = await open_session(server, RealtimeAgent(name="A"))
+    got: list[list[str]] = [[], []]
+
+    async def read(into: list[str]) -> None:
+        async for event in session:
+            into.append(event.type)
+
+    loops = [asyncio.ensure_future(read(into)) for into in got]
+    await asyncio.sleep(0.05)  # both are waiting
+    session.send_message("Hi")
+    await eventually(lambda: "agent_end" in got[0] + got[1])
+    session.close()
+    await asyncio.wait_for(asyncio.gather(*loops), EVENT_TIMEOUT_S)  # neither hangs
+    # They share one queue: each event went to one of them, none twice.
+    assert (got[0] + got[1]).count("agent_end") == 1
+
+
+@pytest.mark.asyncio
 async def test_voice_state_and_the_last_turns_latency_without_a_player() -> None:
     async with RealtimeServer(pace=4, speech="tones") as server:
         session, events = await open_session(server, RealtimeAgent(name="Assistant"))
