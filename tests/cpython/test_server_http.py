@@ -88,22 +88,46 @@ def test_folder_redirects_stay_on_this_host(site: ServerThread) -> None:
     assert location == "/sub/" and not location.startswith("//")
 
 
+def _host(server: ServerThread) -> str:
+    return server.url.split("//", 1)[1].rstrip("/")
+
+
 def test_test_endpoints_are_same_origin_only_and_only_on_request(site: ServerThread) -> None:
     def post_reset(origin: str | None) -> int:
         headers = f"Origin: {origin}\r\n" if origin else ""
-        return _status(_raw(site, f"POST /_test/reset HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()))
+        request = f"POST /_test/reset HTTP/1.1\r\nHost: {_host(site)}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        return _status(_raw(site, request.encode()))
 
     assert post_reset("https://evil.example") == 403
     assert post_reset(site.url.rstrip("/")) == 200
     assert post_reset(None) == 200  # a program (the tests)
-    cross_site = b"GET /_test/state HTTP/1.1\r\nHost: x\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n"
-    assert _status(_raw(site, cross_site)) == 403
+    cross_site = f"GET /_test/state HTTP/1.1\r\nHost: {_host(site)}\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n"
+    assert _status(_raw(site, cross_site.encode())) == 403
     plain = start_in_thread(speech="tones", test_endpoints=False)
     try:
         assert _status(_raw(plain, b"GET /_test/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == 404
         assert _status(_raw(plain, b"POST /_test/reset HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")) == 404
     finally:
         plain.stop()
+
+
+def test_test_endpoints_answer_only_requests_naming_this_server(site: ServerThread) -> None:
+    # DNS rebinding: a page at http://rebound.example:PORT, its name now resolving to 127.0.0.1, reads
+    # /_test/state "same origin": no Origin header, no Sec-Fetch-Site other than same-origin, only its Host.
+    port = _host(site).rsplit(":", 1)[1]
+
+    def get_state(host: str | None) -> bytes:
+        header = f"Host: {host}\r\n" if host is not None else ""
+        return _raw(site, f"GET /_test/state HTTP/1.0\r\n{header}Sec-Fetch-Site: same-origin\r\nConnection: close\r\n\r\n".encode())
+
+    for foreign in (f"rebound.example:{port}", "rebound.example", f"127.0.0.1:{int(port) + 1}", "127.0.0.1", None):
+        answer = get_state(foreign)
+        assert _status(answer) == 403 and b"forbidden_host" in answer and b"connections" not in answer, foreign
+        reset = f"POST /_test/reset HTTP/1.1\r\nHost: {foreign or 'x'}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        assert _status(_raw(site, reset.encode())) == 403
+    for own in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+        answer = get_state(own)
+        assert _status(answer) == 200 and b"connections" in answer, own
 
 
 def _auth(server: RealtimeServer) -> list[str]:

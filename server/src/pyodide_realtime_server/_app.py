@@ -335,13 +335,24 @@ class RealtimeServer:
         # What must be refused is another site's page spending the key from a visitor's browser.
         return origin.rstrip("/") in self._own_origins() or origin.rstrip("/") in self.extra_origins
 
+    def _own_hosts(self) -> set[str]:
+        """The ``Host`` headers that name this server: a loopback name or the bound host, with the port."""
+        names = {name.lower() for name in (*LOOPBACK_NAMES, self._url_host)}
+        return {f"{name}:{self.port}" for name in names} | (names if self.port == 80 else set())
+
     def _same_origin_only(self, request: Request) -> None:
         """Test endpoints answer programs (no Origin) and this server's own pages, nobody else: a
-        page elsewhere must not reset or read the state through a visitor's browser."""
+        page elsewhere must not reset or read the state through a visitor's browser. A same-origin
+        GET carries no Origin, so the Host is checked too: a page whose name was rebound to this
+        machine (DNS rebinding) sends its own name, not one of this server's."""
         origin = request.headers.get("Origin")
         fetch_site = request.headers.get("Sec-Fetch-Site")
         if (origin is not None and origin.rstrip("/") not in self._own_origins()) or fetch_site in ("cross-site", "same-site"):
             raise BadRequest(403, "The test endpoints only answer this server's own pages.", "forbidden_origin")
+        if (request.headers.get("Host") or "").lower() not in self._own_hosts():
+            raise BadRequest(
+                403, "The test endpoints only answer requests naming this server (a loopback name or its host) with its port.", "forbidden_host"
+            )
 
     async def _test_state(self, request: Request) -> Response:
         self._same_origin_only(request)
