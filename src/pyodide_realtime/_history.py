@@ -3,7 +3,9 @@
 Built from the raw server events (the transport's ``*``) rather than its derived ``item_update``: the
 history needs every item type, each delta, and the server's ``previous_item_id`` order. Function call
 outputs and MCP approval answers are folded into the call (or request) they answer, as in
-``openai-agents``; their ids stay known as aliases, so an item placed after one lands after the call.
+``openai-agents``; their ids stay known as aliases of the item before them in the server's order (their call
+when that is unknown), so an item placed after an answer lands where the answer stood, even when parallel
+calls were answered out of order.
 """
 
 from __future__ import annotations
@@ -116,14 +118,16 @@ class History:
         self._order: list[str] = []
         self._items: dict[str, RealtimeItem] = {}
         self._full: dict[str, str] = {}  # assistant item id -> its whole transcript (heard or not)
-        self._aliases: dict[str, str] = {}  # function_call_output / approval response id -> the item it answers
+        # function_call_output / approval response id -> the shown item it stands after in the server's order
+        # (its call or request when that is unknown); only ever an id in ``_items``, dropped with it.
+        self._aliases: dict[str, str] = {}
 
     @property
     def items(self) -> tuple[RealtimeItem, ...]:
         return tuple(self._items[item_id] for item_id in self._order)
 
     def get(self, item_id: str) -> RealtimeItem | None:
-        return self._items.get(self._aliases.get(item_id, item_id))
+        return self._items.get(item_id)
 
     # Feeding -------------------------------------------------------------------------------------
     def receive(self, kind: str, event: Mapping[str, Any], fields_set: frozenset[str] = frozenset()) -> list[HistoryChange]:
@@ -193,13 +197,13 @@ class History:
             call = self._call(str(raw.get("call_id") or ""))
             if call is None:
                 return []
-            self._aliases[item_id] = call.item_id
+            self._alias(item_id, previous if placing else None, call.item_id)
             output = raw.get("output")
             return self.call_output(call.call_id, output) if isinstance(output, str) else []
         if kind == "mcp_approval_response":
             request_id = str(raw.get("approval_request_id") or "")
             if request_id in self._items:
-                self._aliases[item_id] = request_id
+                self._alias(item_id, previous if placing else None, request_id)
                 return self.approval(request_id, bool(raw.get("approve")))
             return []
         item = self._convert(raw, current)
@@ -209,6 +213,20 @@ class History:
         if placing and (current is None or self._predecessor(item_id) != previous):
             self._place(item_id, previous if isinstance(previous, str) else None)
         return changes
+
+    def _alias(self, item_id: str, previous: Any, answered: str) -> None:
+        """Stand the answer ``item_id`` for the item before it (``previous`` as resolved), else for ``answered``.
+
+        Not always its call: parallel calls answered out of order (A, B, B's output, A's output) put the next item
+        after B, where A's output stands, not after A. An event that does not place the answer keeps its alias.
+        """
+        anchor = self._aliases.get(previous, previous) if isinstance(previous, str) else None
+        if anchor in self._items and anchor != item_id:
+            self._aliases[item_id] = anchor
+        elif previous is not None or item_id not in self._aliases:
+            self._aliases[item_id] = answered
+        while len(self._aliases) > MAX_HISTORY_ITEMS:  # many answers in a row stand for one item: keep the newest
+            del self._aliases[next(iter(self._aliases))]
 
     def _convert(self, raw: Mapping[str, Any], current: RealtimeItem | None) -> RealtimeItem | None:
         item_id, kind, role, content = str(raw["id"]), raw.get("type"), raw.get("role"), raw.get("content")
@@ -332,6 +350,7 @@ class History:
         while len(self._order) > MAX_HISTORY_ITEMS:
             dropped = self._order.pop(0)
             self._full.pop(dropped, None)
+            self._unalias(dropped)
             changes.append(HistoryChange(self._items.pop(dropped), removed=True))
         return changes
 
@@ -366,5 +385,12 @@ class History:
             return []
         self._order.remove(item_id)
         self._full.pop(item_id, None)
+        self._unalias(item_id)
         self._relink()
         return [HistoryChange(item, removed=True)]
+
+    def _unalias(self, item_id: str) -> None:
+        """The answers standing for an item go with it (an item placed after one then stays where it lands)."""
+        if item_id in self._aliases.values():
+            for key in [key for key, target in self._aliases.items() if target == item_id]:
+                del self._aliases[key]

@@ -93,3 +93,61 @@ def test_malformed_events_change_nothing() -> None:
     ]:
         assert history.receive(kind, event) == []
     assert history.items == ()
+
+
+@pytest.mark.parametrize("kind", ["function_call", "mcp_approval_request"])
+def test_an_item_after_answers_given_out_of_order_lands_after_the_last_of_them(kind: str) -> None:
+    """Two calls (or approval requests) answered B first, then A: the server's order is u1, A, B, B_out, A_out,
+    and a reply after A_out belongs after B, not after A (where A_out's call is)."""
+
+    def asked(item_id: str) -> dict[str, Any]:
+        if kind == "function_call":
+            return {"id": item_id, "type": "function_call", "call_id": f"c{item_id}", "name": "f", "arguments": "{}"}
+        return {"id": item_id, "type": "mcp_approval_request", "server_label": "s", "name": "f", "arguments": "{}"}
+
+    def answer(item_id: str, asked_id: str) -> dict[str, Any]:
+        if kind == "function_call":
+            return {"id": item_id, "type": "function_call_output", "call_id": f"c{asked_id}", "output": asked_id}
+        return {"id": item_id, "type": "mcp_approval_response", "approval_request_id": asked_id, "approve": True}
+
+    def reply(item_id: str) -> dict[str, Any]:
+        return {"id": item_id, "type": "message", "role": "assistant", "content": [{"type": "output_text", "text": item_id}]}
+
+    history = History()
+    history.receive(*added({"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}, None))
+    history.receive(*added(asked("A"), "u1"))
+    history.receive(*added(asked("B"), "A"))
+    for answer_id, asked_id, previous in [("B_out", "B", "B"), ("A_out", "A", "B_out")]:
+        history.receive(*added(answer(answer_id, asked_id), previous))
+        # The item's done event does not place it: it leaves the answer where the added event put it.
+        history.receive("conversation.item.done", {"item": answer(answer_id, asked_id)})
+    history.receive(*added(reply("M"), "A_out"))
+    history.receive(*added(reply("M2"), "M"))
+    items = history.items
+    assert [item.item_id for item in items] == ["u1", "A", "B", "M", "M2"]
+    assert [item.previous_item_id for item in items] == [None, "u1", "A", "B", "M"]
+    if kind == "function_call":
+        assert [getattr(item, "output", None) for item in items[1:3]] == ["A", "B"]
+    else:
+        assert [getattr(item, "approved", None) for item in items[1:3]] == [True, True]
+
+
+def test_the_answers_aliases_go_with_the_items_they_stand_for() -> None:
+    history = History()
+    previous = None
+    for n in range(2 * MAX_HISTORY_ITEMS):  # a call, its output, a reply: two items and one alias a round
+        history.receive(*added({"id": f"fc{n}", "type": "function_call", "call_id": f"c{n}", "name": "f"}, previous))
+        history.receive(*added({"id": f"out{n}", "type": "function_call_output", "call_id": f"c{n}", "output": "1"}, f"fc{n}"))
+        reply = {"id": f"m{n}", "type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "1"}]}
+        history.receive(*added(reply, f"out{n}"))
+        previous = f"m{n}"
+    live = {item.item_id for item in history.items}
+    calls = {item_id for item_id in live if item_id.startswith("fc")}
+    assert len(live) == MAX_HISTORY_ITEMS
+    assert [item.item_id for item in history.items][-3:] == [f"m{n - 1}", f"fc{n}", f"m{n}"]
+    # One alias per answered call still held; none for the calls the cap evicted.
+    assert set(history._aliases.values()) == calls and len(history._aliases) == len(calls)
+    history.receive("conversation.item.deleted", {"item_id": f"fc{n}"})  # a deleted call takes its answer's alias
+    assert f"out{n}" not in history._aliases and len(history._aliases) == len(calls) - 1
+    history.receive("conversation.item.deleted", {"item_id": f"out{n - 1}"})  # a deleted answer, its own
+    assert f"out{n - 1}" not in history._aliases and len(history._aliases) == len(calls) - 2
