@@ -105,6 +105,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS loads
         ConnectionState,
         OpenAIRealtimeWebSocket,
         Reconnected,
+        ReconnectFailed,
         Reconnecting,
         ReconnectPolicy,
     )
@@ -152,6 +153,7 @@ _EXPORTS: dict[str, str] = {
     "AudioDropped": ".transport",
     "Reconnecting": ".transport",
     "Reconnected": ".transport",
+    "ReconnectFailed": ".transport",
     "SessionConfig": ".config",
     "TurnDetection": ".config",
     "DEFAULT_SESSION_CONFIG": ".config",
@@ -272,6 +274,7 @@ __all__ = [
     "AudioDropped",
     "Reconnecting",
     "Reconnected",
+    "ReconnectFailed",
     # session config
     "SessionConfig",
     "TurnDetection",

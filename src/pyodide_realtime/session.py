@@ -179,6 +179,7 @@ class RealtimeSession:
                 ("turn_done", self._on_turn_done),
                 ("error", self._on_transport_error),
                 ("disconnected", self._on_disconnected),
+                ("reconnect_failed", self._on_reconnect_failed),
             )
         ]
         if self.transport.status == "connected":
@@ -312,13 +313,22 @@ class RealtimeSession:
             return
         self._closed = True
         self._stop_work()
-        if self._owns_transport or self.transport.status != "disconnected":
-            self.transport.close()
+        if self._owns_transport or self.transport.status != "disconnected" or self.transport.reconnecting:
+            self.transport.close()  # a pending reconnect too: nobody would listen to its connection
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._end()
 
     def _stop_work(self) -> None:
+        self._stop_calls()
+        if self.voice is not None:
+            voice, self.voice = self.voice, None
+            try:
+                voice.close()
+            except Exception as exc:  # releasing devices must not stop the hang-up
+                logger.warning("closing the audio failed: %s", exc)
+
+    def _stop_calls(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         for approval in self._approvals.values():
@@ -326,12 +336,6 @@ class RealtimeSession:
                 approval.future.cancel()
         self._approvals.clear()
         self._turns.clear()
-        if self.voice is not None:
-            voice, self.voice = self.voice, None
-            try:
-                voice.close()
-            except Exception as exc:  # releasing devices must not stop the hang-up
-                logger.warning("closing the audio failed: %s", exc)
 
     async def __aenter__(self) -> RealtimeSession:
         """Connect if the session was given an ``api_key``; close on exit."""
@@ -565,6 +569,15 @@ class RealtimeSession:
             self._error("transport", f"{exception} (the connection's state: {self.transport.status})", exception)
 
     def _on_disconnected(self, _change: Any) -> None:
+        if self.transport.reconnecting:
+            # The transport comes back by itself (reconnect=): the lost response's calls and approvals
+            # end, the voice and the loops stay for the new connection (reconnect_failed ends them).
+            self._stop_calls()
+            return
+        self._stop_work()
+        self._end()
+
+    def _on_reconnect_failed(self, _failed: Any) -> None:
         self._stop_work()
         self._end()
 

@@ -77,6 +77,7 @@ __all__ = [
     "ConnectionState",
     "ApiKey",
     "ReconnectPolicy",
+    "ReconnectFailed",
     "AudioDropped",
     "Reconnecting",
     "Reconnected",
@@ -162,6 +163,15 @@ class Reconnected:
     """``reconnected``: open again after ``attempts`` attempts, the session config re-sent."""
 
     attempts: int
+
+
+@dataclass(frozen=True)
+class ReconnectFailed:
+    """``reconnect_failed``: the reconnect gave up (attempts spent, or the key refused); ``error`` says why.
+    The transport stays disconnected: this is the end of the connection, as ``disconnected`` is without
+    reconnect."""
+
+    error: BaseException
 
 
 @dataclass
@@ -594,7 +604,7 @@ class OpenAIRealtimeWebSocket:
                 except ConnectionFailedError as exc:
                     cause = exc
                     if exc.http_status in AUTH_REFUSED_STATUSES:
-                        self._report(
+                        self._give_up(
                             ConnectionFailedError(
                                 f"not reconnecting: the server refused the key (HTTP {exc.http_status})",
                                 http_status=exc.http_status,
@@ -603,7 +613,7 @@ class OpenAIRealtimeWebSocket:
                         return
                     continue
                 except UserError as exc:  # a key or config this transport refuses: another try would too
-                    self._report(exc)
+                    self._give_up(exc)
                     return
                 except Exception as exc:  # the api_key function's own failure (its key server is down?)
                     cause = exc
@@ -611,7 +621,7 @@ class OpenAIRealtimeWebSocket:
                     continue
                 self._emitter.emit("reconnected", Reconnected(attempt))
                 return
-            self._report(
+            self._give_up(
                 ConnectionFailedError(f"gave up reconnecting after {policy.max_attempts} attempt(s); last: {cause}")
             )
         finally:
@@ -619,6 +629,10 @@ class OpenAIRealtimeWebSocket:
                 self._reconnect_task = None
                 if self._core.status == "disconnected":
                     self._emitter.close_streams()
+
+    def _give_up(self, error: BaseException) -> None:
+        self._report(error)
+        self._emitter.emit("reconnect_failed", ReconnectFailed(error))
 
     def _fail_attempt(self, error: BaseException) -> None:
         attempt = self._attempt

@@ -18,10 +18,12 @@ from pyodide_realtime import (
     ErrorEvent,
     InvalidStateError,
     OpenAIRealtimeWebSocket,
+    RealtimeAgent,
+    RealtimeSession,
     _cpython_socket,
 )
 from pyodide_realtime.errors import ConfigurationError
-from pyodide_realtime.transport import Reconnected, Reconnecting, ReconnectPolicy
+from pyodide_realtime.transport import Reconnected, ReconnectFailed, Reconnecting, ReconnectPolicy
 from scripted_server import LoopbackPeer, until
 
 FAST = ReconnectPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.05)
@@ -277,3 +279,34 @@ def test_a_bad_policy_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="reconnect"):
         OpenAIRealtimeWebSocket(reconnect="yes")  # type: ignore[arg-type]
     assert not OpenAIRealtimeWebSocket(reconnect=None).reconnecting  # None and False: off
+
+
+@pytest.mark.asyncio
+async def test_a_session_lives_through_a_reconnect_and_ends_when_it_gives_up(peer: LoopbackPeer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=FAST)
+    reconnect_failed = record(transport)
+    transport.on("reconnect_failed", lambda failed: reconnect_failed.append(("reconnect_failed", failed)))
+    session = RealtimeSession(RealtimeAgent(name="A", instructions="be brief"), transport=transport)
+    await session.connect()
+    seen: list[str] = []
+
+    async def read() -> None:
+        async for event in session:
+            seen.append(event.type)
+
+    loop = asyncio.ensure_future(read())
+    peer.drop()
+    await until(lambda: "reconnected" in names(reconnect_failed))
+    assert not loop.done()  # the session's loop lives on through the reconnect...
+    before = len(peer.received)
+    session.send_message("still there?")  # ...and the session speaks on the new connection
+    await until(lambda: any(e["type"] == "conversation.item.create" for e in peer.received[before:]))
+
+    peer.refuse_status = 503  # the next drop cannot be mended: the session ends with it
+    peer.drop()
+    await until(lambda: "reconnect_failed" in names(reconnect_failed), timeout=10)
+    await asyncio.wait_for(loop, 5)
+    assert isinstance(reconnect_failed[-1][1], ReconnectFailed)
+    assert "gave up reconnecting" in str(reconnect_failed[-1][1].error)
+    session.close()
+    assert not transport.reconnecting and transport.status == "disconnected"
