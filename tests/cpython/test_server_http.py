@@ -5,12 +5,15 @@ test endpoints, close codes), the command line's one-line failures, and bounded 
 from __future__ import annotations
 
 import asyncio
+import email.message
+import io
 import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +131,54 @@ def test_test_endpoints_answer_only_requests_naming_this_server(site: ServerThre
     for own in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
         answer = get_state(own)
         assert _status(answer) == 200 and b"connections" in answer, own
+
+
+def test_upstream_errors_reach_the_page_as_status_and_code_only(caplog: pytest.LogCaptureFixture) -> None:
+    # OpenAI's 401 quotes the operator's key (prefix and last 4): every visitor would read it.
+    api_key = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzabcd"
+    upstream_error = {
+        "error": {
+            "message": "Incorrect API key provided: sk-proj-****abcd. You can find your API key at https://platform.openai.com.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
+    answers = [
+        (401, json.dumps(upstream_error).encode()),
+        (429, json.dumps({"error": {"message": f"Rate limit for key {api_key}", "code": "rate_limit_exceeded"}}).encode()),
+        (500, b"<html>Internal error for sk-proj-****abcd</html>"),
+        (400, json.dumps({"error": {"message": "bad", "code": "sk-proj-abcd"}}).encode()),
+    ]
+
+    def opener(request: Any, timeout: float) -> Any:
+        status, body = answers.pop(0)
+        raise urllib.error.HTTPError(request.full_url, status, "refused", email.message.Message(), io.BytesIO(body))
+
+    server = start_in_thread(speech="tones", api_key=api_key, upstream_opener=opener)
+    seen: list[tuple[int, dict[str, Any]]] = []
+    try:
+        with caplog.at_level(logging.WARNING, logger="pyodide_realtime_server"):
+            for _ in range(len(answers)):
+                request = (
+                    f"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: {_host(server)}\r\nOrigin: {server.url.rstrip('/')}\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                )
+                answer = _raw(server, request.encode())
+                assert b"abcd" not in answer and b"sk-proj" not in answer and b"Incorrect" not in answer
+                seen.append((_status(answer), json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]))
+    finally:
+        server.stop()
+    assert [(status, error["code"]) for status, error in seen] == [
+        (401, "invalid_api_key"),
+        (429, "rate_limit_exceeded"),
+        (500, None),
+        (400, None),  # a "code" that looks like a key is not passed on
+    ]
+    assert seen[0][1]["message"] == "OpenAI refused to mint an ephemeral key (HTTP 401, code 'invalid_api_key'). The server's log says why."
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Incorrect API key provided" in logged and "Rate limit for key" in logged  # the operator can see why...
+    assert "abcd" not in logged and "sk-proj" not in logged and api_key[10:20] not in logged  # ...without the key
 
 
 def _auth(server: RealtimeServer) -> list[str]:

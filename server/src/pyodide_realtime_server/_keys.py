@@ -6,6 +6,8 @@ Keys are secrets: nothing here puts a key in a ``repr``, a log line or an error 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import secrets
 import time
 import urllib.error
@@ -13,6 +15,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from pyodide_realtime._interfaces import redact
 
 EPHEMERAL_PREFIX = "ek_"
 REGULAR_PREFIX = "sk-"
@@ -24,6 +28,10 @@ MAX_KEY_TTL_S = 7200
 MAX_KEYS = 10_000
 OPENAI_CLIENT_SECRETS_URL = "https://api.openai.com/v1/realtime/client_secrets"
 UPSTREAM_TIMEOUT_S = 30.0
+# An upstream error's ``code`` is passed to the page only if it looks like one (e.g. "invalid_api_key").
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+logger = logging.getLogger("pyodide_realtime_server")
 
 
 @dataclass
@@ -157,12 +165,13 @@ class UpstreamMinter:
         )
 
     def mint(self, payload: dict[str, Any]) -> UpstreamAnswer:
-        """Blocking: run it in a thread. OpenAI's answer (or its error) is passed through as it is."""
+        """Blocking: run it in a thread. OpenAI's key is passed through as it is; its errors are not
+        (see ``_refusal``)."""
         try:
             with self._opener(self.build_request(payload), timeout=UPSTREAM_TIMEOUT_S) as response:
-                return UpstreamAnswer(response.status, response.read())
+                answer = UpstreamAnswer(response.status, response.read())
         except urllib.error.HTTPError as exc:
-            return UpstreamAnswer(exc.code, exc.read() or b"{}")
+            answer = UpstreamAnswer(exc.code, exc.read() or b"{}")
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             message = (
@@ -175,3 +184,33 @@ class UpstreamMinter:
                     {"error": {"type": "server_error", "code": "upstream_unreachable", "message": message, "param": None}}
                 ).encode(),
             )
+        return self._refusal(answer) if answer.status >= 400 else answer
+
+    def _refusal(self, answer: UpstreamAnswer) -> UpstreamAnswer:
+        """What the page hears of an upstream error: its status and ``code``, never its message (a 401
+        quotes the regular key's prefix and last characters to every visitor). The message goes to
+        this server's log, redacted."""
+        try:
+            error = json.loads(answer.body).get("error")
+        except (ValueError, AttributeError, RecursionError):
+            error = None
+        error = error if isinstance(error, dict) else {}
+        code = error.get("code")
+        code = code if isinstance(code, str) and _ERROR_CODE.match(code) and redact(code) == code else None
+        upstream_message = error.get("message")
+        if not isinstance(upstream_message, str):
+            upstream_message = answer.body[:500].decode("utf-8", "replace")
+        logger.warning(
+            "OpenAI refused to mint an ephemeral key (HTTP %d, code %s): %s",
+            answer.status,
+            code,
+            redact(upstream_message, [self._api_key]),
+        )
+        message = (
+            f"OpenAI refused to mint an ephemeral key (HTTP {answer.status}"
+            + (f", code '{code}'" if code else "")
+            + "). The server's log says why."
+        )
+        type_ = "invalid_request_error" if answer.status < 500 else "server_error"
+        body = {"error": {"type": type_, "code": code, "message": message, "param": None}}
+        return UpstreamAnswer(answer.status, json.dumps(body).encode())
