@@ -6,6 +6,7 @@ it); the browser's fake microphone plays a WAV of espeak-ng speech. Every test h
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -101,24 +102,28 @@ def launch(playwright: Any, *extra_args: str) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=[*BASE_ARGS, *extra_args])
 
 
-@pytest.fixture
-def browser_with_mic(playwright: Any, speech_wav: Path) -> Iterator[Any]:
-    """Chromium whose fake microphone plays ``speech_wav`` (in a loop)."""
-    browser = launch(playwright, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={speech_wav}")
+@contextlib.contextmanager
+def _hearing(playwright: Any, wav: Path) -> Iterator[Any]:
+    """Chromium whose fake microphone plays ``wav`` (in a loop)."""
+    browser = launch(playwright, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={wav}")
     try:
         yield browser
     finally:
         browser.close()
+
+
+@pytest.fixture
+def browser_with_mic(playwright: Any, speech_wav: Path) -> Iterator[Any]:
+    """Chromium whose fake microphone says ``SPOKEN_TEXT``."""
+    with _hearing(playwright, speech_wav) as browser:
+        yield browser
 
 
 @pytest.fixture
 def browser_asking(playwright: Any, question_wav: Path) -> Iterator[Any]:
-    """Chromium whose fake microphone asks ``SPOKEN_QUESTION`` (in a loop)."""
-    browser = launch(playwright, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={question_wav}")
-    try:
+    """Chromium whose fake microphone asks ``SPOKEN_QUESTION``."""
+    with _hearing(playwright, question_wav) as browser:
         yield browser
-    finally:
-        browser.close()
 
 
 @pytest.fixture

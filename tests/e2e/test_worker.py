@@ -27,7 +27,7 @@ import pytest
 from demo_page import figures, wait_for_truncation
 from playwright.sync_api import expect
 
-from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS
+from chromium import CHROMIUM, MEDIA_FLAGS, OFFLINE_FLAGS
 from pyodide_realtime.audio import HOST_SNIPPET
 from pyodide_realtime_server import AUDIO_REPLY
 
@@ -174,16 +174,6 @@ def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         server.stop()
 
 
-@pytest.fixture
-def browser_with_speech(playwright: Any, speech_wav: Path) -> Iterator[Any]:
-    args = [*OFFLINE_FLAGS, *MEDIA_FLAGS, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={speech_wav}"]
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-    try:
-        yield browser
-    finally:
-        browser.close()
-
-
 def test_a_plain_pyodide_worker_plays_interrupts_captures_and_talks(browser_with_mic: Any, worker_server: Any) -> None:
     demo_server = worker_server
     page = browser_with_mic.new_page()
@@ -213,10 +203,10 @@ def test_a_plain_pyodide_worker_plays_interrupts_captures_and_talks(browser_with
 
 
 def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
-    browser_with_speech: Any, demo_server: Any
+    browser_with_mic: Any, demo_server: Any
 ) -> None:
     demo_server.reset()
-    page = browser_with_speech.new_page()
+    page = browser_with_mic.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     expect.set_options(timeout=STEP_TIMEOUT_MS)
