@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+# tools/ for the Chromium flags; src/ for the local server, which imports our package (every bench
+# script runs alone too, not only after another one that put src/ on the path).
+sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "src")]
 
 from chromium import CHROMIUM, DEFAULT_FLAGS  # noqa: E402
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Union, get_args
 
@@ -115,7 +115,7 @@ __all__ = [
 class ServerEventBase(BaseModel):
     """Every server event: frozen, and every field kept (read unknown ones from ``model_extra``)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
     type: str
     event_id: str | None = None
@@ -153,7 +153,7 @@ def _error_object(value: Any) -> Any:
 
 
 class ErrorDetail(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
     type: str | None = None
     code: str | None = None
@@ -166,7 +166,7 @@ class ErrorDetail(BaseModel):
 
 class ServerErrorEvent(ServerEventBase):
     type: Literal["error"]
-    error: ErrorDetail = ErrorDetail()
+    error: ErrorDetail = Field(default_factory=ErrorDetail)  # built when missing, not at import
 
     _any_error = field_validator("error", mode="before")(_error_object)
 
@@ -175,7 +175,7 @@ class _Record(BaseModel):
     """An object inside an event (an item, a response, a session): frozen, every field kept, and
     readable as a dict too (``record["id"]``, ``record.get("status")``), as it was before it was typed."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in type(self).model_fields:
@@ -324,7 +324,7 @@ class Session(_Record):
 # Server events by type -------------------------------------------------------------------------------
 class SessionEvent(ServerEventBase):
     type: Literal["session.created", "session.updated"]
-    session: Session = Session()
+    session: Session = Field(default_factory=Session)  # built when missing, not at import
 
 
 class TranscriptionSessionUpdated(ServerEventBase):
@@ -339,13 +339,13 @@ class ConversationCreated(ServerEventBase):
 
 class ResponseEvent(ServerEventBase):
     type: Literal["response.created", "response.done"]
-    response: Response = Response()
+    response: Response = Field(default_factory=Response)  # built when missing, not at import
 
 
 class ResponseAudioDelta(ServerEventBase):
     """``delta`` is the decoded audio (``bytes``), decoded from base64 by pydantic during the parse."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", val_json_bytes="base64", ser_json_bytes="base64")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True, val_json_bytes="base64", ser_json_bytes="base64")
 
     type: Literal["response.output_audio.delta", "response.audio.delta"]
     response_id: str = ""
@@ -479,7 +479,7 @@ class InputAudioTranscriptionFailed(ServerEventBase):
     type: Literal["conversation.item.input_audio_transcription.failed"]
     item_id: str = ""
     content_index: int = 0
-    error: ErrorDetail = ErrorDetail()
+    error: ErrorDetail = Field(default_factory=ErrorDetail)  # built when missing, not at import
 
     _any_error = field_validator("error", mode="before")(_error_object)
 
@@ -592,12 +592,26 @@ KNOWN_SERVER_EVENT_TYPES: frozenset[str] = frozenset(
     name for model in _KNOWN_MODELS for name in get_args(model.model_fields["type"].annotation)
 )
 
-_SERVER_EVENT: TypeAdapter[ServerEventBase] = TypeAdapter(ServerEvent)
-_GENERIC: TypeAdapter[GenericServerEvent] = TypeAdapter(GenericServerEvent)
-# The validators' own methods: TypeAdapter.validate_json is a Python wrapper that costs about a
-# microsecond per call in Pyodide, on every server event.
-_validate_known = _SERVER_EVENT.validator.validate_json
-_validate_generic = _GENERIC.validator.validate_json
+_Validate = Callable[[str | bytes | bytearray], Any]
+#: The known-events and generic validators, once built.
+_validators: tuple[_Validate, _Validate] | None = None
+
+
+def build_parser() -> tuple[_Validate, _Validate]:
+    """Build the event validators now, if not built yet (and return them).
+
+    Every model defers its validator (``defer_build``): building them all takes about half of what
+    this module would cost at import in a page (some 30 ms), and a page that never connects should not
+    pay it. The transport calls this right after it starts opening its socket, so that the build runs
+    while the browser does the handshake; the first parsed frame builds them otherwise.
+    """
+    global _validators
+    if _validators is None:
+        # The validators' own methods: TypeAdapter.validate_json is a Python wrapper that costs
+        # about a microsecond per call in Pyodide, on every server event.
+        _validators = (TypeAdapter(ServerEvent).validator.validate_json,
+                       TypeAdapter(GenericServerEvent).validator.validate_json)
+    return _validators
 
 
 def parse_server_event(data: str | bytes | bytearray | memoryview) -> ServerEventBase | None:
@@ -614,13 +628,14 @@ def parse_server_event(data: str | bytes | bytearray | memoryview) -> ServerEven
 
 
 def _parse(data: str | bytes | bytearray, *, mend: bool) -> ServerEventBase | None:
+    validate_known, validate_generic = _validators or build_parser()
     try:
-        event: ServerEventBase = _validate_known(data)
+        event: ServerEventBase = validate_known(data)
         return event
     except ValidationError as exc:
         failure = exc
     try:
-        generic: GenericServerEvent = _validate_generic(data)
+        generic: GenericServerEvent = validate_generic(data)
     except ValidationError:
         if not mend:
             return None
@@ -700,8 +715,11 @@ def _parse_replacing_surrogates(data: str | bytes | bytearray) -> ServerEventBas
 
 
 # What the transport emits -------------------------------------------------------------------------
-# Immutable records. The ones made for every delta (audio, transcripts, text) are NamedTuples: a
-# frozen dataclass sets each field through object.__setattr__, about 1 us per event in Pyodide.
+# Immutable records, NamedTuples: a frozen dataclass sets each field through object.__setattr__
+# (about 1 us per event in Pyodide), and compiling its generated methods costs about 1 ms per class
+# at import, five times a NamedTuple's. The few that carry a dict the server sent (``raw``,
+# ``provider_data``, token details, an error object) are frozen dataclasses instead, so that the dict
+# stays out of ``==`` and ``hash``.
 ConnectionStatus = Literal["disconnected", "connecting", "connected"]
 
 
@@ -722,8 +740,7 @@ class TransportAudio(NamedTuple):
     audio_format: AudioFormat = "pcm16"
 
 
-@dataclass(frozen=True, slots=True)
-class AudioDone:
+class AudioDone(NamedTuple):
     """``audio_done``: the server finished sending audio for this item (it may still be playing)."""
 
     response_id: str
@@ -731,8 +748,7 @@ class AudioDone:
     content_index: int
 
 
-@dataclass(frozen=True, slots=True)
-class AudioInterrupted:
+class AudioInterrupted(NamedTuple):
     """``audio_interrupted``: stop playback now. ``truncated`` lists (item_id, content_index, audio_end_ms)."""
 
     truncated: tuple[tuple[str, int, int], ...] = ()
@@ -771,15 +787,13 @@ class ItemUpdate:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class ItemDeleted:
+class ItemDeleted(NamedTuple):
     """``item_deleted``."""
 
     item_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionCall:
+class FunctionCall(NamedTuple):
     """``function_call``: the model wants a tool run; answer with ``send_function_call_output``."""
 
     id: str
@@ -807,8 +821,7 @@ class TurnStarted:
     provider_data: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class TurnDone:
+class TurnDone(NamedTuple):
     """``turn_done``: a response finished (completed, cancelled, failed: see ``status``)."""
 
     response_id: str
@@ -825,8 +838,7 @@ class InputTranscriptDelta(NamedTuple):
     delta: str
 
 
-@dataclass(frozen=True, slots=True)
-class InputTranscriptCompleted:
+class InputTranscriptCompleted(NamedTuple):
     """``input_audio_transcription_completed``: the whole transcript of the user's audio item."""
 
     item_id: str
@@ -843,32 +855,28 @@ class InputTranscriptFailed:
     error: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class InputSpeechStarted:
+class InputSpeechStarted(NamedTuple):
     """``speech_started``: the server heard the user start speaking (server VAD)."""
 
     item_id: str
     audio_start_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class InputSpeechStopped:
+class InputSpeechStopped(NamedTuple):
     """``speech_stopped``: the server heard the user stop speaking."""
 
     item_id: str
     audio_end_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class AudioCommitted:
+class AudioCommitted(NamedTuple):
     """``audio_committed``: the input audio became the user item ``item_id``."""
 
     item_id: str
     previous_item_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class InputAudioTimeout:
+class InputAudioTimeout(NamedTuple):
     """``input_audio_timeout``: the user said nothing for ``idle_timeout_ms`` (turn_detection)."""
 
     item_id: str
@@ -876,15 +884,13 @@ class InputAudioTimeout:
     audio_end_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimits:
+class RateLimits(NamedTuple):
     """``rate_limits_updated``: each limit as the server sent it (name, limit, remaining, reset_seconds)."""
 
     rate_limits: tuple[dict[str, Any], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class McpToolsListed:
+class McpToolsListed(NamedTuple):
     """``mcp_tools_listed``: an MCP server's tools, once listed (``conversation.item.done``)."""
 
     server_label: str
@@ -892,8 +898,7 @@ class McpToolsListed:
     item_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class McpApprovalRequest:
+class McpApprovalRequest(NamedTuple):
     """``mcp_approval_request``: the model wants an MCP tool run; answer with ``send_mcp_response``."""
 
     item_id: str
@@ -914,23 +919,20 @@ class McpToolCall:
     error: Any = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseCut:
+class ResponseCut(NamedTuple):
     """``response_cut``: the connection closed while this response ran; no ``response.done`` will
     come. A ``turn_done`` with status ``"cut"`` follows, so nobody waits for it."""
 
     response_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionChange:
+class ConnectionChange(NamedTuple):
     """``connection_change`` (and ``connected``/``disconnected``)."""
 
     status: ConnectionStatus
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorEvent:
+class ErrorEvent(NamedTuple):
     """``error``: a server ``error`` event (a :class:`ServerErrorEvent`) or an exception."""
 
     error: Any

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._core import HeardMs, RealtimeProtocol
 from ._emitter import EventEmitter, EventStream, Handler
@@ -70,7 +70,7 @@ from .errors import (
     UnsupportedError,
     UserError,
 )
-from .events import ConnectionStatus, ErrorEvent, FunctionCall, ItemUpdate, SpeechStarted, TransportAudio
+from .events import ConnectionStatus, ErrorEvent, FunctionCall, ItemUpdate, SpeechStarted, TransportAudio, build_parser
 
 __all__ = [
     "OpenAIRealtimeWebSocket",
@@ -140,8 +140,7 @@ class ReconnectPolicy:
         return base * (1.0 - self.jitter * rand())
 
 
-@dataclass(frozen=True)
-class AudioDropped:
+class AudioDropped(NamedTuple):
     """``audio_dropped``: microphone audio given to ``send_audio`` was not sent (a slow uplink)."""
 
     bytes: int
@@ -149,8 +148,7 @@ class AudioDropped:
     reason: str
 
 
-@dataclass(frozen=True)
-class Reconnecting:
+class Reconnecting(NamedTuple):
     """``reconnecting``: attempt ``attempt`` starts after ``delay_s`` seconds; ``error`` is why."""
 
     attempt: int
@@ -158,15 +156,13 @@ class Reconnecting:
     error: BaseException | None
 
 
-@dataclass(frozen=True)
-class Reconnected:
+class Reconnected(NamedTuple):
     """``reconnected``: open again after ``attempts`` attempts, the session config re-sent."""
 
     attempts: int
 
 
-@dataclass(frozen=True)
-class ReconnectFailed:
+class ReconnectFailed(NamedTuple):
     """``reconnect_failed``: the reconnect gave up (attempts spent, or the key refused); ``error`` says why.
     The transport stays disconnected: this is the end of the connection, as ``disconnected`` is without
     reconnect."""
@@ -415,6 +411,7 @@ class OpenAIRealtimeWebSocket:
             self._socket = socket
             self._core.connection_opening()
             self._flush()
+            build_parser()  # while the browser does the handshake, not at the first frame
             await self._opened(attempt, timeout)
             if self._handler is not handler or self.status != "connected":  # the await may have changed both
                 raise ConnectionFailedError("the connection closed while connect() was finishing")

@@ -17,6 +17,7 @@ from pyodide_realtime.events import (
     GenericServerEvent,
     InputAudioTranscriptionCompleted,
     ItemDeleted,
+    ItemUpdate,
     MalformedServerEvent,
     OutputItemEvent,
     RateLimitsUpdated,
@@ -110,14 +111,16 @@ def test_events_are_frozen() -> None:
     event = parse_server_event('{"type": "response.created", "response": {"id": "r"}}')
     with pytest.raises(pydantic.ValidationError):
         event.type = "other"  # type: ignore[misc]
-    # Per-delta records are NamedTuples, the others frozen dataclasses: both refuse assignment.
+    # Records are NamedTuples, or frozen dataclasses when they carry a server dict: all refuse assignment.
     audio = TransportAudio(b"x", "r", "i", 0)
     with pytest.raises(AttributeError):
         audio.data = b"y"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         TransportEvent("a", 1).name = "b"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         ItemDeleted("i").item_id = "j"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ItemUpdate("i", "message").status = "completed"  # type: ignore[misc]
 
 
 def test_error_details_are_typed() -> None:

@@ -45,6 +45,29 @@ def test_the_transport_loads_without_audio_session_or_server() -> None:
     assert [m for m in loaded if m.startswith(LOADED_WHEN_USED)] == []
 
 
+def run_fresh(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
+    )
+    return result.stdout.strip()
+
+
+def test_the_event_validators_are_built_at_the_first_parse_not_at_import() -> None:
+    probe = """
+from pyodide_realtime import OpenAIRealtimeWebSocket
+from pyodide_realtime import events
+models = [m for m in vars(events).values() if isinstance(m, type) and issubclass(m, events.ServerEventBase)]
+print(len(models), events._validators is None, sum(m.__pydantic_complete__ for m in models))
+event = events.parse_server_event('{"type": "response.output_audio.delta", "delta": "AAA=", "item_id": "i"}')
+print(type(event).__name__, event.delta, events._validators is not None)
+"""
+    before, after = run_fresh(probe).splitlines()
+    count, unbuilt, complete = before.split()
+    assert int(count) > 30 and unbuilt == "True" and complete == "0"
+    assert after == "ResponseAudioDelta b'\\x00\\x00' True"
+
+
 def test_audio_loads_when_one_of_its_names_is_used() -> None:
     loaded = modules_after("import pyodide_realtime\npyodide_realtime.start_voice")
     assert "pyodide_realtime.audio.voice" in loaded

@@ -232,6 +232,26 @@ async def test_connect_sends_header_auth_and_the_session(peer: Peer, dialect: st
     assert transport.status == "disconnected"
 
 
+@pytest.mark.asyncio
+async def test_connect_builds_the_event_parser_while_the_socket_opens(peer: Peer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The validators are deferred at import (tests/cpython/test_lazy_import.py): connect builds them
+    # once the socket is on its way, before the handshake is awaited, not at the first frame.
+    from pyodide_realtime import events
+
+    monkeypatch.setattr(events, "_validators", None)
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), model="m", api_key=SECRET)
+    seen: list[tuple[str, bool]] = []
+
+    def build() -> Any:
+        seen.append((transport.status, transport.connection_state.websocket is not None))
+        return events.build_parser()
+
+    monkeypatch.setattr(transport_module, "build_parser", build)
+    await transport.connect()
+    assert seen == [("connecting", True)] and events._validators is not None
+    transport.close()
+
+
 # A conversation ----------------------------------------------------------------------------------------
 @pytest.mark.asyncio
 @pytest.mark.parametrize("dialect", ["ga", "beta"])
