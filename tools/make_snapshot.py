@@ -4,14 +4,17 @@
 
 DIST is a Pyodide folder with our lock (``dist/pyodide`` after ``./build.sh dist``). OUT becomes a
 self-contained snapshot folder: ``manifest.json``, ``pyodide.snapshot`` (the wasm memory), the native
-libraries taken out of their wheels (pydantic_core's ``.so``) and ``snapshot_loader.mjs``, which a page
+libraries taken out of their wheels (pydantic_core's ``.so``, named ``*.so.wasm``) and ``snapshot_loader.mjs``, which a page
 imports to restore it (its header says how, and why the method is what it is). The wheels themselves
 stay in DIST: a restore fetches the pure-Python ones from there.
 
 Here: resolve the package's dependencies from the lock, take the ``.so`` files out, write the manifest.
-Then ``tools/make_snapshot.mjs`` (Node) boots Pyodide with the libraries preloaded, installs, imports
-and warms the package up, makes the snapshot and checks a restore of it; its figures are printed as one
-JSON line. A snapshot only fits the Pyodide build that made it (Pyodide checks its build id) and the
+Then, in a headless Chromium page (``--in chromium``, the default) or under Node (``--in node``,
+``tools/make_snapshot.mjs``), ``makeSnapshot`` of the loader boots Pyodide with the libraries preloaded,
+installs, imports and warms the package up and makes the snapshot; a restore of it is checked in the
+same engine, and the figures are printed as one JSON line. A snapshot restores only in an engine whose
+wasm function table matches the maker's (the loader checks): Node 20 lacks the wasm GC that gives
+CPython its call trampoline in browsers, so a Node-made snapshot fails in Chromium. A snapshot only fits the Pyodide build that made it (Pyodide checks its build id) and the
 exact wheel bytes (zipimport keeps offsets into them): remake it whenever either changes.
 """
 
@@ -87,7 +90,8 @@ def prepare(dist: Path, out: Path, package: str) -> dict[str, Any]:
         with zipfile.ZipFile(dist / entry["file_name"]) as wheel:
             native = sorted(n for n in wheel.namelist() if n.endswith(".so"))
             for member in native:
-                file = PurePosixPath(member).name
+                # .wasm: what it is, and the suffix servers send as application/wasm (compileStreaming).
+                file = PurePosixPath(member).name + ".wasm"
                 (out / file).write_bytes(wheel.read(member))
                 libraries.append({"path": f"{site_packages}/{member}", "file": file})
         wheels.append({"file": entry["file_name"], "sha256": entry["sha256"], "on_path": not native})
@@ -106,12 +110,79 @@ def prepare(dist: Path, out: Path, package: str) -> dict[str, Any]:
     return manifest
 
 
-def make_snapshot(dist: Path, out: Path, package: str = "pyodide-realtime") -> dict[str, Any]:
-    """Prepare OUT and make the snapshot under Node; the figures of tools/make_snapshot.mjs.
+MAKE_JS = """async ([indexURL, snapshotURL]) => {
+    const { makeSnapshot } = await import(snapshotURL + "snapshot_loader.mjs");
+    const manifest = await (await fetch(snapshotURL + "manifest.json")).json();
+    const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const libraries = await Promise.all(manifest.libraries.map(async ({ path, file }) => ({
+        path, module: await WebAssembly.compile(await bytes(snapshotURL + file)) })));
+    const wheels = await Promise.all(manifest.wheels.map(async ({ file }) => ({
+        name: file, bytes: await bytes(indexURL + file) })));
+    const { loadPyodide } = await import(indexURL + "pyodide.mjs");
+    const { default: createPyodideModule } = await import(indexURL + "pyodide.asm.mjs");
+    const t = performance.now();
+    const made = await makeSnapshot({ loadPyodide, createPyodideModule, indexURL, manifest, libraries, wheels });
+    const make_ms = performance.now() - t;
+    const link = Object.assign(document.createElement("a"), {
+        href: URL.createObjectURL(new Blob([made.snapshot])), download: manifest.snapshot });
+    document.body.append(link);
+    link.click();  // the tool saves the download
+    return { handles: made.handles, table_length: made.table_length, made_in: made.made_in,
+             snapshot_bytes: made.snapshot.length, make_ms };
+}"""
 
-    Raises ``RuntimeError`` with Node's error output when the snapshot cannot be made or restored.
+RESTORE_JS = """async ([indexURL, snapshotURL]) => {
+    const t = performance.now();
+    const { loadPyodideFromSnapshot } = await import(snapshotURL + "snapshot_loader.mjs");
+    const pyodide = await loadPyodideFromSnapshot({ indexURL, snapshotURL });
+    const manifest = await (await fetch(snapshotURL + "manifest.json")).json();
+    const check = pyodide.runPython(manifest.check);
+    return { restore_ms: performance.now() - t, check };
+}"""
+
+
+def _blank_page(context: Any, url: str) -> Any:
+    """A page at ``url`` (same origin as the files), served by Playwright: no file in the folders."""
+    context.route(url, lambda route: route.fulfill(body="<!doctype html><title>snapshot</title>", content_type="text/html"))
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
+def make_in_chromium(chromium: Any, index_url: str, snapshot_url: str, out: Path) -> dict[str, Any]:
+    """Make the snapshot of prepared OUT in a page, then restore it in a fresh context (empty cache).
+
+    ``chromium`` is a Playwright browser; ``index_url`` serves DIST and ``snapshot_url`` serves OUT, both
+    ending in "/" and on one origin. Returns the figures; raises ``RuntimeError`` if a step fails.
     """
-    prepare(dist, out, package)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    context = chromium.new_context()
+    try:
+        page = _blank_page(context, f"{snapshot_url}__make__.html")
+        with page.expect_download(timeout=120_000) as download:
+            made: dict[str, Any] = page.evaluate(MAKE_JS, [index_url, snapshot_url])
+        download.value.save_as(out / manifest["snapshot"])
+    except Exception as error:  # Playwright's Error: a step failed in the page
+        raise RuntimeError(f"making the snapshot in Chromium failed: {error}") from error
+    finally:
+        context.close()
+    manifest.update({k: made[k] for k in ("handles", "table_length", "made_in", "snapshot_bytes")})
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    context = chromium.new_context()
+    try:
+        restored: dict[str, Any] = _blank_page(context, f"{snapshot_url}__restore__.html").evaluate(
+            RESTORE_JS, [index_url, snapshot_url])
+    except Exception as error:
+        raise RuntimeError(f"the snapshot was made, but restoring it in Chromium failed: {error}") from error
+    finally:
+        context.close()
+    return {"make_ms": made["make_ms"], "restore_ms": restored["restore_ms"], "snapshot_bytes": made["snapshot_bytes"],
+            "check": restored["check"], "made_in": made["made_in"]}
+
+
+def make_in_node(dist: Path, out: Path) -> dict[str, Any]:
+    """Make the snapshot of prepared OUT under Node (for Node only) and check a restore there."""
     done = subprocess.run(["node", str(TOOLS / "make_snapshot.mjs"), str(dist), str(out)],
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -125,9 +196,20 @@ def main() -> int:
     parser.add_argument("dist", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--package", default="pyodide-realtime")
+    parser.add_argument("--in", dest="maker", choices=("chromium", "node"), default="chromium",
+                        help="where to make it: a snapshot restores only in the engine that made it")
     args = parser.parse_args()
+    dist, out = args.dist.resolve(), args.out.resolve()
+    prepare(dist, out, args.package)
     try:
-        figures = make_snapshot(args.dist.resolve(), args.out.resolve(), args.package)
+        if args.maker == "node":
+            figures = make_in_node(dist, out)
+        else:
+            sys.path.insert(0, str(TOOLS.parent / "bench"))
+            from _harness import browser, static_server
+
+            with browser() as chromium, static_server({"/pyodide/": dist, "/snapshot/": out}) as base:
+                figures = make_in_chromium(chromium, f"{base}/pyodide/", f"{base}/snapshot/", out)
     except RuntimeError as error:
         print(f"error: the snapshot failed:\n{error}", file=sys.stderr)
         return 1
