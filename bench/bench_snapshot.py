@@ -42,7 +42,9 @@ NORMAL_JS = """async ([indexURL, check]) => {
     await pyodide.loadPackage(["pyodide-realtime"], { messageCallback: () => {} });
     const loaded = performance.now() - t0;
     const check_ = pyodide.runPython(check);
-    return { total: performance.now() - t0, boot, load: loaded - boot, check: check_ };
+    const total = performance.now() - t0;
+    return { total, boot, load: loaded - boot, imports: total - loaded, check: check_,
+             memory: pyodide._module.HEAP8.length };
 }"""
 
 SNAPSHOT_JS = """async ([indexURL, snapshotURL, check]) => {
@@ -52,7 +54,8 @@ SNAPSHOT_JS = """async ([indexURL, snapshotURL, check]) => {
     const restored = performance.now() - t0;
     const check_ = pyodide.runPython(check);
     const fetched = performance.getEntriesByName(new URL(snapshotURL + "pyodide.snapshot", location.href).href)[0];
-    return { total: performance.now() - t0, restored, fetched: fetched.responseEnd - t0, check: check_ };
+    return { total: performance.now() - t0, restored, fetched: fetched.responseEnd - t0, check: check_,
+             memory: pyodide._module.HEAP8.length };
 }"""
 
 #: In a restored page: connect to the local Realtime server, ask for a turn, wait for it to end.
@@ -160,11 +163,13 @@ def main() -> int:
     print(row("normal: loadPyodide + loadPackage + imports", col(normal, "total")))
     print(row("  of which loadPyodide", col(normal, "boot")))
     print(row("  of which loadPackage pyodide-realtime", col(normal, "load")))
+    print(row("  of which the imports (and the check)", col(normal, "imports")))
     print(row("snapshot: loadPyodideFromSnapshot + same code", col(restored, "total")))
     print(row("  of which the snapshot's download ends at", col(restored, "fetched")))
     med, lo, hi = summary(ratios)
     print(f"snapshot / normal, per round: x{med:.2f} (x{lo:.2f}-x{hi:.2f})")
     print(f"check in both paths: normal {normal[0]['check']!r}; restored {restored[0]['check']!r}")
+    print(f"wasm memory once usable: normal {normal[0]['memory'] / MB:.1f} MB, restored {restored[0]['memory'] / MB:.1f} MB")
     print(f"a restored page against the local Realtime server: {live}")
     for line in sizes(manifest):
         print(line)

@@ -22,9 +22,9 @@
 //   restores only where the table had the same length when the libraries were loaded: checked here;
 // - the file system: pure-Python wheels sit on sys.path as zip files (zipimport), so a restore only
 //   writes the same wheel bytes back at the same paths (lazy imports, importlib.resources need them).
-// Pyodide's `loadPackage` cannot be used before a snapshot: it leaves JS objects in the hiwire table
-// ("Unexpected hiwire entry") and loads the .so after the runtime started, at addresses a fresh runtime
-// would not reproduce.
+// Pyodide's `loadPackage` cannot be used before a snapshot: it records packages in `loadedPackages`, a
+// JS object the snapshot requires empty ("Unexpected hiwire entry at index 6"), and loads the .so after
+// the runtime started, at addresses a fresh runtime would not reproduce.
 
 export const WHEEL_DIR = "/snapshot/wheels";
 
@@ -154,8 +154,20 @@ export async function loadPyodideFromSnapshot({ indexURL, snapshotURL, ...option
   const libraries = Promise.all(manifest.libraries.map(async ({ path, file }) => ({
     path, module: await compile(new URL(file, base)),
   })));
-  const wheels = Promise.all(manifest.wheels.filter((w) => w.on_path).map(async ({ file }) => ({
-    name: file, bytes: await bytes(new URL(file, index)),
+  // zipimport keeps offsets into each wheel in the snapshot: another build of a wheel must not pass.
+  // (crypto.subtle exists only in secure contexts: https, localhost.) Pyodide itself refuses a snapshot
+  // of another Pyodide build.
+  const checked = async (file, sha256) => {
+    const data = await bytes(new URL(file, index));
+    if (globalThis.crypto?.subtle) {
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+      const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+      if (hex !== sha256) throw new Error(`${file} is not the wheel this snapshot was made with: remake the snapshot`);
+    }
+    return data;
+  };
+  const wheels = Promise.all(manifest.wheels.filter((w) => w.on_path).map(async ({ file, sha256 }) => ({
+    name: file, bytes: await checked(file, sha256),
   })));
   const [{ loadPyodide }, { default: createPyodideModule }] = await Promise.all([
     import(new URL("pyodide.mjs", index).href), import(new URL("pyodide.asm.mjs", index).href),
