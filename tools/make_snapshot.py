@@ -80,6 +80,8 @@ def prepare(dist: Path, out: Path, package: str) -> dict[str, Any]:
     python = ".".join(lock["info"]["python"].split(".")[:2])
     site_packages = f"/lib/python{python}/site-packages"
     if out.exists():
+        if any(out.iterdir()) and not (out / "manifest.json").exists():
+            raise SystemExit(f"error: {out} is not empty and holds no snapshot: give a new or a snapshot folder")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     wheels: list[dict[str, Any]] = []
