@@ -32,7 +32,6 @@ DIST = ROOT / "dist" / "pyodide"
 SNAPSHOT = ROOT / ".cache" / "bench" / "snapshot"
 ROUNDS = 5
 MB = 1_000_000
-sys.path.insert(0, str(ROOT / "src"))  # the local Realtime server imports the package on this side too
 
 NORMAL_JS = """async ([indexURL, check]) => {
     const t0 = performance.now();
