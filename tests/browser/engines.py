@@ -200,6 +200,9 @@ class Engine:
         #: The steady tone the engine's microphone always hears, and its amplitude (set by the opener).
         self.mic_tone_hz = 0.0
         self.mic_tone_amplitude = 0.0
+        #: An AudioContext starts only within a few seconds of a user gesture (or while the page captures
+        #: the microphone): WebKit. Chromium and Firefox run with autoplay allowed (a flag, a pref).
+        self.autoplay_needs_gesture = name == "webkit"
         #: OfflineAudioContext.suspend(time) exists (a render paused at a frame): not in Firefox.
         self.offline_suspend = name != "firefox"
         #: An AudioWorklet still answers its port after its AudioContext closed (Firefox, WebKit), so

@@ -53,6 +53,53 @@ def encoded(audio_format: str, pcm: bytes) -> bytes:
     return {"pcm16": pcm, "g711_ulaw": g711.encode_ulaw(pcm), "g711_alaw": g711.encode_alaw(pcm)}[audio_format]
 
 
+# ---- Without a fresh user gesture (first in the module: its page has had none) -----------------------
+
+
+@in_page
+async def _voice_without_a_fresh_gesture():
+    import asyncio
+    import logging
+
+    import js
+
+    from pyodide_realtime import OpenAIRealtimeWebSocket
+    from pyodide_realtime.audio import start_voice
+
+    logged = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            logged.append(record.getMessage())
+
+    keep = Keep()
+    logging.getLogger("pyodide_realtime").addHandler(keep)
+    gesture = bool(js.navigator.userActivation.isActive)
+    transport = OpenAIRealtimeWebSocket(url="ws://127.0.0.1:9/unused")  # never connected: chunks are dropped
+    voice = await start_voice(transport, chunk_ms=40)
+    states = [str(voice.player.context.state), str(voice.microphone._context.state)]
+    for _ in range(200):
+        if voice.microphone.chunks >= 3:
+            break
+        await asyncio.sleep(0.01)
+    chunks = voice.microphone.chunks
+    voice.close()
+    logging.getLogger("pyodide_realtime").removeHandler(keep)
+    return gesture, states, chunks, logged
+
+
+def test_start_voice_plays_and_captures_without_a_fresh_user_gesture(page: Page, engine: Engine) -> None:
+    # A page calls start_voice after awaiting other things (a key, a connect): by then the click that
+    # began it may be more than WebKit's few seconds of user activation ago. A page that captures the
+    # microphone may play audio, so the voice must come to life all the same.
+    gesture, states, chunks, logged = _voice_without_a_fresh_gesture(page)
+    if engine.autoplay_needs_gesture:
+        assert gesture is False  # this page has had no click: the test means something here
+    assert states == ["running", "running"]
+    assert chunks >= 3
+    assert not [m for m in logged if "suspended" in m], logged
+
+
 # ---- The shim's G.711 against the Python reference ---------------------------------------------------
 
 
