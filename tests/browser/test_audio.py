@@ -399,6 +399,33 @@ def test_heard_ms_is_where_a_stop_sent_now_would_land(page: Page) -> None:
 
 
 @in_page
+async def _promise_with_a_trailing_clock():
+    from pyodide.code import run_js
+
+    from pyodide_realtime.audio._shim import load_shim
+
+    shim, _ = await load_shim()
+    # A Player on a port to nowhere, whose clock (the context's currentTime) stands at 0 while the
+    # worklet reports having rendered 100 ms: as Firefox's currentTime trails its audio thread.
+    return run_js(
+        """(shim) => {
+          const rate = 44100, port = new MessageChannel().port1;
+          const player = new shim.Player(port, rate, () => 0, shim.STOP_MARGIN_MS.page, () => {});
+          player.play(0, "pcm16", new Uint8Array(48000), undefined);  // 1 s of audio
+          player.onMessage({ type: "progress", consumed: 4410, at: 4410 });
+          const heard = player.heardFrames(0);
+          port.close();
+          return [heard, Math.round(shim.STOP_MARGIN_MS.page * rate / 1000)];
+        }"""
+    )(shim).to_py()
+
+
+def test_the_promise_keeps_its_margin_past_what_the_worklet_reported(page: Page) -> None:
+    heard, margin = _promise_with_a_trailing_clock(page)
+    assert heard == 4410 + margin  # not 4410: a stop sent then would land after the promise
+
+
+@in_page
 async def _interrupt_during_bursts(first, burst, bursts, burst_every_s, interrupt_after_s):
     """Item A plays; item B arrives in bursts faster than real time; interrupt B mid-way."""
     import asyncio
