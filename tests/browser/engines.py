@@ -24,7 +24,7 @@ How each engine is driven, with what the issue measured to work on this machine:
 
 Everything a test needs to know about an engine's differences is an attribute of its ``Engine``
 (docs/engines.md says what each means for users): ``mic_tone_hz`` and ``mic_tone_amplitude`` (the steady
-tone the microphone hears).
+tone the microphone hears), ``autoplay_needs_gesture``, ``offline_suspend``, ``worklet_answers_after_close``.
 """
 
 from __future__ import annotations
@@ -153,11 +153,7 @@ class Page:
             "    if inspect.isawaitable(result):\n"
             "        result = await result\n"
             f"    return base64.b64encode(pickle.dumps(result, protocol={PICKLE_PROTOCOL})).decode()\n"
-            "try:\n"
-            "    _in_page_answer = await _in_page_call()\n"
-            "finally:\n"
-            "    del _in_page_call\n"
-            "_in_page_answer"
+            "await _in_page_call()"  # the page keeps only this small function, redefined at each call
         )
         return pickle.loads(base64.b64decode(answer))
 
