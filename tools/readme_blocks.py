@@ -3,7 +3,7 @@
 A fenced block is preceded by a marker that names where it runs (one or more of these words):
 
     <!-- test: cpython -->      Python, run in CPython against the local server
-    <!-- test: browser -->      Python, run in a page of each browser engine (tests/browser/test_engines.py)
+    <!-- test: browser -->      Python, run in a page of each browser engine (tests/browser/test_readme_pages.py)
     <!-- test: shell -->        commands: each ``./build.sh X`` must be a build.sh command, and each
                                 ``python -m MODULE --flag`` must be a flag the module's --help lists
     <!-- test: page -->         an HTML page (PyScript, say), served beside the dist and loaded in each engine

@@ -6,6 +6,9 @@ notes/performance.md: a ``str`` per message costs more than the JS reference spe
 
 Every ``create_proxy`` made here is owned by ``_ProxyRegistry`` and destroyed when the socket closes, so
 nothing grows per message or per connection.
+
+A handshake whose answer selects none of the offered subprotocols fails here, as it fails in Chromium
+(the WHATWG WebSocket spec says so): Firefox and WebKit open such a socket (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ import logging
 from importlib import resources
 from typing import Any
 
-from ._interfaces import MESSAGE_TOO_BIG, NORMAL_CLOSURE, SocketHandler, SocketRequest, redact, safe_url
+from ._interfaces import (
+    ABNORMAL_CLOSURE,
+    MESSAGE_TOO_BIG,
+    NORMAL_CLOSURE,
+    SocketHandler,
+    SocketRequest,
+    redact,
+    safe_url,
+)
 from .errors import ConfigurationError, ConnectionClosedError, ConnectionFailedError
 
 __all__ = ["BrowserSocket", "create_browser_socket"]
@@ -78,6 +89,9 @@ class BrowserSocket:
         self._url = safe_url(request.url)
         self._secrets = request.secrets
         self._max_bytes = request.max_message_bytes
+        self._offered = tuple(request.subprotocols)
+        #: The browser opened the socket, but with no subprotocol we offered: a failed handshake.
+        self._refused_open = False
         initial = INITIAL_BUFFER_BYTES if self._max_bytes is None else min(INITIAL_BUFFER_BYTES, self._max_bytes + UTF8_SLACK)
         self._buffer = bytearray(initial)
         self._proxies = _ProxyRegistry()
@@ -113,12 +127,29 @@ class BrowserSocket:
 
     # Called from JS: a handler's exception is logged here, never thrown into the page's event loop.
     def _on_message(self, size: int) -> None:
+        if self._refused_open:  # closing: nothing of a failed handshake is read
+            return
         try:
             self._handler.on_message(self._buffer[:size])
         except Exception:
             logger.exception("the socket handler raised on a message")
 
     def _on_open(self, protocol: str) -> None:
+        if self._offered and str(protocol) not in self._offered:
+            # Firefox and WebKit open a socket whose handshake selected no subprotocol; Chromium fails
+            # it (error, then close 1006). Fail it here too, the same way, in every engine.
+            self._refused_open = True
+            self._js.close(NORMAL_CLOSURE, "no subprotocol selected")
+            try:
+                self._handler.on_error(
+                    ConnectionFailedError(
+                        f"the server at {self._url} accepted the WebSocket without selecting a subprotocol: it is not "
+                        "a Realtime endpoint, or a proxy between dropped the Sec-WebSocket-Protocol header"
+                    )
+                )
+            except Exception:
+                logger.exception("the socket handler raised on error")
+            return
         self._opened = True
         try:
             self._handler.on_open(str(protocol))
@@ -126,6 +157,8 @@ class BrowserSocket:
             logger.exception("the socket handler raised on open")
 
     def _on_binary(self, size: int) -> None:
+        if self._refused_open:
+            return
         try:
             self._handler.on_binary(int(size))
         except Exception:
@@ -160,7 +193,7 @@ class BrowserSocket:
         # The browser gives no reason for a WebSocket error, by design; a close event always follows
         # with the code. Once open, that close says more (1006, with words), so it alone reports;
         # before open, the error fails the connect at once.
-        if self._opened:
+        if self._opened or self._refused_open:  # reported already: at the failed handshake
             logger.debug("the browser reported a WebSocket error on %s; its close event follows", self._url)
             return
         try:
@@ -169,6 +202,8 @@ class BrowserSocket:
             logger.exception("the socket handler raised on error")
 
     def _on_close(self, code: int, reason: str) -> None:
+        if self._refused_open:  # the handshake failed: what Chromium reports for it
+            code, reason = ABNORMAL_CLOSURE, ""
         try:
             self._handler.on_close(int(code), redact(str(reason), self._secrets))
         except Exception:

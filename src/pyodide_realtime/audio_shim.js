@@ -458,12 +458,19 @@ export class Player {
     this.waiting = new Map();  // id -> resolve, for query()/stop() round trips
     this.nextId = 1;
     this.reportClock = reportClock;
+    this.seen = 0;             // the furthest render position a message of the worklet told
     port.onmessage = (e) => this.onMessage(e.data);
   }
+
+  // The render position now: the clock, or further if the worklet said it had rendered further.
+  // Firefox's currentTime trails what its audio thread has rendered by up to a device callback (20 ms
+  // measured, with PulseAudio), which a margin counted from the clock alone would lose.
+  now() { return Math.max(this.clock(), this.seen); }
 
   onMessage(m) {
     const problem = problemWith(m);
     if (problem) { this.emit({ type: "error", message: `the player got ${problem}` }); return; }
+    if ("at" in m && m.at > this.seen) this.seen = m.at;
     if (this.reportClock && "at" in m) this.reportClock.note(m.at);
     switch (m.type) {
       case "progress": if (this.stopping === 0) this.settleTo(m.consumed, m.at); return;
@@ -524,7 +531,7 @@ export class Player {
     if (count > 0) {
       it.segs.push(this.end, count);
       it.final = -1;
-      this.pending.push([this.end, this.clock()]);
+      this.pending.push([this.end, this.now()]);
       this.end += count;
     }
     // Transfer, never copy again: the buffer goes to the audio thread as is.
@@ -549,7 +556,7 @@ export class Player {
   // How far the worklet will have played when a message posted now arrives: never less than it will
   // really be, never less than an earlier answer, never past the end.
   position() {
-    const p = Math.max(this.bound(this.clock() + (this.running() ? this.margin : 0)), this.promised);
+    const p = Math.max(this.bound(this.now() + (this.running() ? this.margin : 0)), this.promised);
     this.promised = p;
     return p;
   }
@@ -580,12 +587,12 @@ export class Player {
 
   // Every item stops exactly where heardFrames() says now; the worklet confirms with its own counts.
   stop() {
-    const playing = this.bound(this.clock() + (this.running() ? this.minSlack : 0));
+    const playing = this.bound(this.now() + (this.running() ? this.minSlack : 0));
     const until = this.promised >= playing ? this.promised : this.position();
     for (const it of this.items.values()) if (it.final < 0) it.final = this.framesAt(it, until);
     this.stopping++;
     const done = this.request({ type: "stop", until, end: this.end });
-    const now = this.clock();
+    const now = this.now();
     this.consumed = this.end; this.at = now; this.promised = this.end;
     this.pending = [];
     for (const it of this.items.values()) { it.before = it.final; it.segs = []; }

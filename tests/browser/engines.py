@@ -5,31 +5,44 @@
         page.run_python("import sys; sys.version")
         page.eval_js("return 1 + 1")         # the body of an async function; JSON in, JSON out
         page.click()                         # a real user gesture (WebKit's Web Audio needs one)
+        page.close()
+
+    @in_page                                 # pytest-pyodide's run_in_pyodide, for every engine:
+    async def heard(data: bytes) -> float:   # the function runs in the page, its arguments and
+        ...                                  # its result cross pickled
+    heard(page, b"\x00\x01")
 
 How each engine is driven, with what the issue measured to work on this machine:
-- Chromium: Playwright with ``/usr/bin/chromium`` and tools/chromium.py's flags (fake microphone: a beep).
+- Chromium: Playwright with ``/usr/bin/chromium`` and tools/chromium.py's flags; its fake microphone plays
+  a file of our tone (``--use-file-for-fake-audio-capture``).
 - Firefox (``firefox-esr``): no geckodriver is installable, so its own remote agent is driven over
   WebDriver BiDi (``session.new``, ``browsingContext.navigate``, ``script.evaluate``) with
   ``websockets``. Audio goes to a PulseAudio null sink (without a sound server the AudioContext never
-  leaves "suspended"); the microphone is the null sink's monitor, fed with ``paplay``.
+  leaves "suspended"); the microphone is Firefox's own fake device, a steady tone at our frequency.
 - WebKit: WebKitGTK's ``MiniBrowser`` through selenium and ``WebKitWebDriver`` under Xvfb, with its
-  mock capture device (a ~900 Hz tone). Web Audio starts only after a WebDriver click.
+  mock capture device (a 150 Hz hum, beeps once a second). Web Audio starts only after a WebDriver click.
 
-Everything a test needs to know about an engine's differences is an attribute of its ``Engine``:
-``mic_tone_hz`` (what the microphone hears), ``feed_microphone`` (Firefox only).
+Everything a test needs to know about an engine's differences is an attribute of its ``Engine``
+(docs/engines.md says what each means for users): ``mic_tone_hz`` and ``mic_tone_amplitude`` (the steady
+tone the microphone hears), ``autoplay_needs_gesture``, ``offline_suspend``, ``worklet_answers_after_close``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
+import inspect
 import json
 import os
+import pickle
 import re
 import subprocess
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from chromium import CHROMIUM, DEFAULT_FLAGS
 
@@ -46,17 +59,25 @@ PACKAGES = {
 READY_TIMEOUT_S = 90
 SCRIPT_TIMEOUT_S = 60
 START_TIMEOUT_S = 30
-#: The tone the engine tests feed Chromium's fake microphone and Firefox's (through PulseAudio).
+#: What both the host's Python and the page's can read (3.11 and Pyodide's).
+PICKLE_PROTOCOL = 5
+#: The tone of Chromium's fake microphone (our file) and Firefox's (its fake device, told the frequency).
 MIC_TONE_HZ = 440.0
-#: The tone WebKit's mock microphone plays (measured: a steady ~900 Hz sine).
-WEBKIT_MOCK_TONE_HZ = 900.0
+CHROMIUM_MIC_AMPLITUDE = 0.5  # our file's
+FIREFOX_MIC_AMPLITUDE = 0.1  # Firefox's fake device's, fixed
+#: WebKit's mock microphone is not ours to set: a steady 150 Hz hum (amplitude 0.1) with a 3 kHz tone
+#: (0.05) under it, and once a second a 70 ms beep (0.5) at 1500 Hz, then at 500 Hz, in turn
+#: (measured, by spectrum; WebKit's MockRealtimeAudioSource). The hum is what a capture always holds.
+WEBKIT_MOCK_HUM_HZ = 150.0
+WEBKIT_MOCK_HUM_AMPLITUDE = 0.1
 
-#: Firefox preferences: media without prompts or fakes (the PulseAudio devices are the real ones),
-#: and none of the background services that would try the network.
+#: Firefox preferences: media without prompts, its fake microphone (a steady sine at
+#: ``media.navigator.audio.fake_frequency``, amplitude 0.1: PulseAudio's sources came in bursts, a
+#: monitor of the null sink as well as module-sine-source), and none of the background services that
+#: would try the network.
 FIREFOX_PREFS = {
     "media.navigator.permission.disabled": True,
-    "media.navigator.streams.fake": False,
-    "media.audio_loopback_dev": "Monitor of Null Output",
+    "media.navigator.streams.fake": True,
     "media.autoplay.default": 0,
     "media.autoplay.blocking_policy": 0,
     "app.update.auto": False,
@@ -83,7 +104,9 @@ def _js_call(body: str) -> str:
     return (
         "(async () => {" + body + "})().then("
         "(value) => JSON.stringify({ok: value === undefined ? null : value}),"
-        "(error) => JSON.stringify({error: String(error && (error.stack || error.message) || error)}))"
+        # V8's stack starts with the message; Firefox's and WebKit's do not: the message, then the stack.
+        "(error) => JSON.stringify({error: String(error) + (error && error.stack && !error.stack.includes(String(error))"
+        " ? '\\n' + error.stack : '')}))"
     )
 
 
@@ -97,10 +120,13 @@ def _settled(answer: str) -> Any:
 class Page:
     """A page with Pyodide and our package loaded: evaluate JS or run Python in it."""
 
-    def __init__(self, engine: str, evaluate: Callable[[str], str], click: Callable[[], None]) -> None:
+    def __init__(
+        self, engine: str, evaluate: Callable[[str], str], click: Callable[[], None], close: Callable[[], None]
+    ) -> None:
         self.engine = engine
         self._evaluate = evaluate
         self._click = click
+        self._close = close
 
     def eval_js(self, body: str) -> Any:
         """Run ``body`` as the body of an async function in the page; return its JSON-able result."""
@@ -114,9 +140,52 @@ class Page:
             "return result && result.toJs ? result.toJs({dict_converter: Object.fromEntries}) : result;"
         )
 
+    def call(self, source: str, name: str, args: tuple[Any, ...]) -> Any:
+        """Define function ``name`` from ``source`` in a fresh namespace of the page, call it with ``args``
+        (awaited if it is async) and return its result: both cross pickled (``in_page`` uses this)."""
+        payload = base64.b64encode(pickle.dumps(args, protocol=PICKLE_PROTOCOL)).decode()
+        answer = self.run_python(
+            "async def _in_page_call():\n"
+            "    import base64, inspect, pickle\n"
+            "    namespace = {'__name__': '__in_page__'}\n"
+            f"    exec({source!r}, namespace)\n"
+            f"    result = namespace[{name!r}](*pickle.loads(base64.b64decode({payload!r})))\n"
+            "    if inspect.isawaitable(result):\n"
+            "        result = await result\n"
+            f"    return base64.b64encode(pickle.dumps(result, protocol={PICKLE_PROTOCOL})).decode()\n"
+            "await _in_page_call()"  # the page keeps only this small function, redefined at each call
+        )
+        return pickle.loads(base64.b64decode(answer))
+
     def click(self) -> None:
         """A real click on the page (a user activation), through the driver."""
         self._click()
+
+    def close(self) -> None:
+        """Close the page (its tab; WebKit's one window goes to about:blank): its audio and sockets end."""
+        self._close()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def in_page(function: Callable[P, R]) -> Callable[Concatenate[Page, P], Any]:
+    """Run ``function`` in a page, the way pytest-pyodide's ``run_in_pyodide`` runs it in Chromium:
+    ``function(page, *args)`` sends its source (decorators dropped) and its pickled arguments, and
+    returns its pickled result. Its imports go inside it; an exception in the page raises EngineError
+    with the page's traceback."""
+    lines = textwrap.dedent(inspect.getsource(function)).splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith(("def ", "async def ")))
+    source = "".join(lines[start:])
+
+    @functools.wraps(function)
+    def call(page: Page, *args: P.args, **kwargs: P.kwargs) -> Any:
+        if kwargs:
+            raise TypeError(f"{function.__name__} runs in a page: pass its arguments by position")
+        return page.call(source, function.__name__, args)
+
+    return call
 
 
 class Engine:
@@ -124,8 +193,17 @@ class Engine:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.mic_tone_hz: float | None = None  # set by the opener
-        self.feed_microphone: Callable[[Path], None] | None = None
+        #: The steady tone the engine's microphone always hears, and its amplitude (set by the opener).
+        self.mic_tone_hz = 0.0
+        self.mic_tone_amplitude = 0.0
+        #: An AudioContext starts only within a few seconds of a user gesture (or while the page captures
+        #: the microphone): WebKit. Chromium and Firefox run with autoplay allowed (a flag, a pref).
+        self.autoplay_needs_gesture = name == "webkit"
+        #: OfflineAudioContext.suspend(time) exists (a render paused at a frame): not in Firefox.
+        self.offline_suspend = name != "firefox"
+        #: An AudioWorklet still answers its port after its AudioContext closed (Firefox, WebKit), so
+        #: query_heard_ms answers at once; Chromium's does not, and it answers from its timeout.
+        self.worklet_answers_after_close = name != "chromium"
         self._open: Callable[[str], Page] | None = None
 
     def open(self, url: str, wait_for_pyodide: bool = True) -> Page:
@@ -152,8 +230,8 @@ def _require(name: str) -> None:
 
 @contextlib.contextmanager
 def open_engine(name: str, workdir: Path, mic_tone_hz: float = MIC_TONE_HZ) -> Iterator[Engine]:
-    """Start engine ``name``; ``mic_tone_hz`` is the tone Chromium's fake microphone plays (its file
-    comes from the caller), reported back as ``engine.mic_tone_hz`` with the other engines' own."""
+    """Start engine ``name``; ``mic_tone_hz`` is the tone Chromium's and Firefox's fake microphones play,
+    reported back as ``engine.mic_tone_hz`` (WebKit's mock plays its own)."""
     _require(name)
     engine = Engine(name)
     opener = {"chromium": _chromium, "firefox": _firefox, "webkit": _webkit}[name]
@@ -170,7 +248,7 @@ def _chromium(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Eng
 
     wav = workdir / "chromium-mic.wav"
     subprocess.run(
-        ["sox", "-n", "-r", "48000", "-c", "1", "-b", "16", str(wav), "synth", "30", "sine", str(mic_tone_hz), "vol", "0.5"],
+        ["sox", "-n", "-r", "48000", "-c", "1", "-b", "16", str(wav), "synth", "30", "sine", str(mic_tone_hz), "vol", str(CHROMIUM_MIC_AMPLITUDE)],
         check=True,
     )
     with sync_playwright() as driver:
@@ -181,9 +259,9 @@ def _chromium(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Eng
             def open_page(url: str) -> Page:
                 page = browser.new_page()
                 page.goto(url)
-                return Page("chromium", lambda expr: page.evaluate(expr), lambda: page.mouse.click(5, 5))
+                return Page("chromium", lambda expr: page.evaluate(expr), lambda: page.mouse.click(5, 5), page.close)
 
-            engine.mic_tone_hz = mic_tone_hz
+            engine.mic_tone_hz, engine.mic_tone_amplitude = mic_tone_hz, CHROMIUM_MIC_AMPLITUDE
             engine._open = open_page
             yield engine
         finally:
@@ -216,14 +294,17 @@ class _Bidi:
 
 @contextlib.contextmanager
 def _pulseaudio(workdir: Path) -> Iterator[dict[str, str]]:
-    """A private PulseAudio daemon with one null sink; yields the environment that reaches it."""
+    """A private PulseAudio daemon with one null sink; yields the environment that reaches it.
+
+    ``norewinds=1``: with rewinds, an AudioContext made after another one closed took 2 s to start
+    (measured: 1.97 s each time, 20-60 ms without)."""
     folder = workdir / "pulse"
     folder.mkdir()
     socket = folder / "native"
     env = {**os.environ, "HOME": str(folder), "XDG_RUNTIME_DIR": str(folder), "PULSE_SERVER": f"unix:{socket}"}
     daemon = subprocess.Popen(
         ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--log-target=stderr",
-         "--load=module-null-sink sink_name=null",
+         "--load=module-null-sink sink_name=null norewinds=1",
          f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -244,8 +325,9 @@ def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engi
     with _pulseaudio(workdir) as env:
         profile = workdir / "firefox-profile"
         profile.mkdir()
+        prefs = {**FIREFOX_PREFS, "media.navigator.audio.fake_frequency": round(mic_tone_hz)}
         (profile / "user.js").write_text(
-            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in FIREFOX_PREFS.items())
+            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items())
         )
         log = (workdir / "firefox.log").open("w+")
         process = subprocess.Popen(
@@ -253,7 +335,6 @@ def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engi
             env=env, stdout=subprocess.DEVNULL, stderr=log,
         )
         bidi = None
-        players: list[subprocess.Popen[bytes]] = []
         connections = contextlib.ExitStack()
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
@@ -293,15 +374,13 @@ def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engi
                     bidi.command("input.performActions", {"context": context, "actions": [
                         {"type": "pointer", "id": "mouse", "actions": actions}]})
 
-                return Page("firefox", evaluate, click)
+                def close() -> None:
+                    assert bidi is not None
+                    bidi.command("browsingContext.close", {"context": context})
 
-            def feed_microphone(wav: Path) -> None:
-                """Play ``wav`` into the null sink: its monitor is Firefox's microphone."""
-                players.append(subprocess.Popen(["paplay", "-d", "null", str(wav)], env=env,
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                return Page("firefox", evaluate, click, close)
 
-            engine.mic_tone_hz = mic_tone_hz
-            engine.feed_microphone = feed_microphone
+            engine.mic_tone_hz, engine.mic_tone_amplitude = mic_tone_hz, FIREFOX_MIC_AMPLITUDE
             engine._open = open_page
             yield engine
         finally:
@@ -309,9 +388,6 @@ def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engi
                 with contextlib.suppress(Exception):
                     bidi.command("session.end", {}, timeout=5)
             connections.close()
-            for player in players:
-                player.terminate()
-                player.wait(10)
             process.terminate()
             try:
                 process.wait(15)
@@ -400,9 +476,9 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
                     action.pointer_action.move_to_location(5, 5).click()
                     action.perform()
 
-                return Page("webkit", evaluate, click)
+                return Page("webkit", evaluate, click, lambda: driver.get("about:blank"))
 
-            engine.mic_tone_hz = WEBKIT_MOCK_TONE_HZ
+            engine.mic_tone_hz, engine.mic_tone_amplitude = WEBKIT_MOCK_HUM_HZ, WEBKIT_MOCK_HUM_AMPLITUDE
             engine._open = open_page
             yield engine
         finally:

@@ -1,5 +1,6 @@
-"""The README's page blocks (tools/readme_blocks.py: ``<!-- test: page -->``) load as written, offline,
-in Chromium, Firefox and WebKit.
+"""The README's browser blocks (``<!-- test: browser -->``) run as written in a page, and its page
+blocks (``<!-- test: page -->``) load as written, offline, in Chromium, Firefox and WebKit
+(tools/readme_blocks.py).
 
 Each block is saved as a page in a folder the local server serves with the dist mounted as
 ``./build.sh demo`` mounts it (``./pyodide/``, ``./pyscript/``). The harness puts one classic script
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from engines import Page, start_realtime_server
+from engines import Engine, Page, start_realtime_server
 from readme_blocks import Block, of_kind
 
 # selenium's own WebKitGTK driver still passes the old RemoteConnection argument: not ours to fix.
@@ -80,13 +81,34 @@ def readme_pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any
         server.stop()
 
 
-def test_the_readme_pages_load_offline_without_an_error(engine: Any, readme_pages: tuple[Any, list[tuple[Block, str]]]) -> None:
+def test_the_readme_browser_blocks_run_as_written(page: Page) -> None:
+    # In order, in the page's one namespace, as a reader pastes them; the key block gets the key and
+    # the URL from the page's own server. The player needs a user gesture in WebKit.
+    page.click()
+    page.run_python("import io, sys\n_readme_stdout, sys.stdout = sys.stdout, io.StringIO()")
+    try:
+        for block in of_kind("browser"):
+            try:
+                page.run_python(block.code)
+            except Exception as exc:
+                pytest.fail(f"{block.where()} failed in {page.engine}: {exc}")
+    finally:
+        printed = page.run_python("import sys\n_printed, sys.stdout = sys.stdout.getvalue(), _readme_stdout\n_printed")
+    assert "error:" not in printed
+
+
+def test_the_readme_pages_load_offline_without_an_error(
+    engine: Engine, readme_pages: tuple[Any, list[tuple[Block, str]]]
+) -> None:
     server, named = readme_pages
     for block, name in named:
-        page: Page = engine.open(f"{server.url.rstrip('/')}/{name}", wait_for_pyodide=False)
+        page = engine.open(f"{server.url.rstrip('/')}/{name}", wait_for_pyodide=False)
         pyscript = 'type="py"' in block.code
-        done = page.eval_js(WAIT_PYSCRIPT if pyscript else WAIT_PLAIN)["done"]
-        result = page.eval_js(RESULTS)
+        try:
+            done = page.eval_js(WAIT_PYSCRIPT if pyscript else WAIT_PLAIN)["done"]
+            result = page.eval_js(RESULTS)
+        finally:
+            page.close()
         outside = [u for u in result["urls"] if not u.startswith(("http://127.0.0.1:", "blob:", "data:"))]
         assert outside == [], f"{block.where()} fetched from the network in {engine.name}: {outside}"
         assert result["errors"] == [], f"{block.where()} in {engine.name}: {result['errors']}"

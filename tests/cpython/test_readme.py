@@ -3,7 +3,7 @@
 Here: that every block is marked, the Python blocks marked ``cpython`` (in order, one namespace,
 against the local server), and the ``shell`` blocks (every ``./build.sh`` command exists, every flag of
 a ``python -m`` line is one its --help lists). The ``browser`` and ``page`` blocks run in the browser
-suite (tests/browser/test_engines.py, tests/browser/test_readme_pages.py).
+suite (tests/browser/test_readme_pages.py).
 """
 
 from __future__ import annotations

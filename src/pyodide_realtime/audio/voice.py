@@ -94,16 +94,21 @@ async def start_voice(
             auto_gain_control=auto_gain_control,
             device_id=device_id,
         )
-    player = await AudioPlayer.create(volume=volume)
+    # The microphone first: a page that captures may play audio without a fresh user gesture (WebKit,
+    # so Safari on iOS), and the awaits before start_voice (a key, a connect) or the permission prompt
+    # may have outlasted the click's few seconds. A player made before it stayed suspended there.
+    player = None
     try:
         if mic is not None:
             await mic.start()
+        player = await AudioPlayer.create(volume=volume)
         transport.attach_audio_output(player)  # it plays, stops and finishes the player from now on
         if mic is not None:
             transport.attach_microphone(mic)
     except BaseException:
         if mic is not None:
             mic.stop()
-        player.close()
+        if player is not None:
+            player.close()
         raise
     return VoiceConversation(transport, player, mic)
