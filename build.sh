@@ -29,7 +29,7 @@ PRECOMPILED_WHEELS=(pydantic pydantic_core annotated_types typing_extensions typ
 # Debian package for each command the set-up needs.
 # Firefox and WebKit run the cross-engine browser tests (tests/browser/engines.py): Firefox plays into a
 # PulseAudio null sink; WebKit's MiniBrowser (in libwebkit2gtk, a dependency of the driver) needs a display.
-declare -A APT_PACKAGE_FOR=([chromium]=chromium [chromedriver]=chromium-driver [espeak-ng]=espeak-ng [sox]=sox
+declare -A APT_PACKAGE_FOR=([chromium]=chromium [espeak-ng]=espeak-ng [sox]=sox
     [firefox-esr]=firefox-esr [pulseaudio]=pulseaudio [paplay]=pulseaudio-utils [pactl]=pulseaudio-utils
     [WebKitWebDriver]=webkit2gtk-driver [Xvfb]=xvfb)
 # Debian packages with no command of their own: WebKit's audio output goes through GStreamer.
@@ -196,9 +196,8 @@ lint() {
 run_pytest() {
     [[ -x "$PY" ]] || die ".venv is missing: run ./build.sh test (or ./build.sh setup and ./build.sh dist) first"
     "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "dist/ is stale or missing: run ./build.sh dist"
-    # Selenium must use Debian's chromedriver; otherwise it first asks the network for one.
-    SE_CHROMEDRIVER=/usr/bin/chromedriver SE_OFFLINE=true \
-        "$PY" -m pytest --runtime chrome --dist-dir "$PYODIDE_DIST" "$@"
+    # SE_OFFLINE: selenium (the WebKit engine) must not ask the network for a driver.
+    SE_OFFLINE=true "$PY" -m pytest "$@"
 }
 
 # The header comment above, up to its first line that is not a comment.

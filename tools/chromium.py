@@ -18,7 +18,7 @@ MEDIA_FLAGS = [
 ]
 #: ...and the permission prompt is answered "allow" (leave it out to test a refusal).
 GRANT_MEDIA_FLAG = "--use-fake-ui-for-media-stream"
-#: pytest-pyodide's own default, kept: the benchmarks and the runner call gc().
+#: The transport benchmark calls gc() before each measured segment (bench/transport_bench.js).
 EXPOSE_GC_FLAG = "--js-flags=--expose-gc"
 
 DEFAULT_FLAGS = [EXPOSE_GC_FLAG, *OFFLINE_FLAGS, *MEDIA_FLAGS, GRANT_MEDIA_FLAG]

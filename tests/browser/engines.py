@@ -7,7 +7,7 @@
         page.click()                         # a real user gesture (WebKit's Web Audio needs one)
         page.close()
 
-    @in_page                                 # pytest-pyodide's run_in_pyodide, for every engine:
+    @in_page                                 # like pytest-pyodide's run_in_pyodide, in every engine:
     async def heard(data: bytes) -> float:   # the function runs in the page, its arguments and
         ...                                  # its result cross pickled
     heard(page, b"\x00\x01")
