@@ -375,9 +375,11 @@ async def _heard_vs_audio_thread(data):
     for _ in range(8):
         await asyncio.sleep(0.09)
         before = player.heard_ms("x")
+        asked = loop.time()
         exact = await player.query_heard_ms("x")
+        round_trip_ms = (loop.time() - asked) * 1000
         after = player.heard_ms("x")
-        samples.append((loop.time() - start, before, exact, after))
+        samples.append((loop.time() - start, before, exact, after, round_trip_ms))
     rate = player.sample_rate
     player.close()
     return state, rate, samples, shim.STOP_MARGIN_MS.page
@@ -388,13 +390,21 @@ def test_heard_ms_is_where_a_stop_sent_now_would_land(page: Page) -> None:
     state, rate, samples, margin_ms = _heard_vs_audio_thread(page, pcm16_tone(300.0, 24000, 1500))
     assert state == "running"
     quantum_ms = QUANTUM * 1000 / rate
-    for _, before, exact, after in samples:
-        # heard_ms promises where a stop posted now lands: the audio thread's count, asked right after,
-        # has not passed it (a stop would land on time), and the promise leads the sound by at most the margin.
-        assert exact <= before <= exact + margin_ms + quantum_ms, (before, exact, after, margin_ms)
-        assert after >= before  # never backwards
+    # heard_ms promises where a stop posted now lands, for a message that reaches the audio thread within
+    # the margin: then the audio thread's count, asked right after, has not passed it (a stop would land
+    # on time). A question whose round trip alone outlasted the margin (a starved machine: WebKit's
+    # worklet once answered after 70 ms here) may find it passed, as a stop would land late: the player
+    # logs that (docs/engines.md). Most questions must come back in time, or nothing was tested.
+    in_time = [s for s in samples if s[4] <= margin_ms]
+    assert len(in_time) >= len(samples) // 2, samples
+    for _, before, exact, after, round_trip_ms in samples:
+        if round_trip_ms <= margin_ms:
+            assert exact <= before, (before, exact, after, round_trip_ms, margin_ms)
+        # The promise leads the sound by at most the margin, and never goes backwards.
+        assert before <= exact + margin_ms + quantum_ms, (before, exact, after, margin_ms)
+        assert after >= before
     # And playback advances at real-time speed.
-    (t0, _, e0, _), (t1, _, e1, _) = samples[1], samples[-1]
+    (t0, _, e0, _, _), (t1, _, e1, _, _) = samples[1], samples[-1]
     assert (e1 - e0) == pytest.approx((t1 - t0) * 1000, rel=0.25)
 
 
