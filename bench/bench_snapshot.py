@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import ROOT, browser, load_report, realtime_server, static_server, summary
-from make_snapshot import CHECK, make_in_chromium, prepare  # tools/, on sys.path through _harness
+from make_snapshot import CHECK, CONVERSE, make_in_chromium, prepare  # tools/, on sys.path through _harness
 
 BENCH = ROOT / "bench"
 DIST = ROOT / "dist" / "pyodide"
@@ -57,41 +57,22 @@ SNAPSHOT_JS = """async ([indexURL, snapshotURL, check]) => {
              memory: pyodide._module.HEAP8.length };
 }"""
 
-#: In a restored page: connect to the local Realtime server, ask for a turn, wait for it to end.
-LIVE_PY = """
-import asyncio
-from pyodide_realtime import OpenAIRealtimeWebSocket
-transport = OpenAIRealtimeWebSocket(url=ws_url + "?model=gpt-realtime")
-seen, done = [], []
-transport.on("*", lambda event: seen.append(event.type))
-transport.on("turn_done", lambda event: done.append(event.status))
-await transport.connect(api_key=key)
-transport.send_message("Say hello")
-for _ in range(1000):
-    if done:
-        break
-    await asyncio.sleep(0.01)
-socket = transport.connection_state.websocket
-transport.close()
-f"turn {done[0] if done else 'NOT done'} after {len(seen)} events ({', '.join(dict.fromkeys(seen))})"
-"""
-
 LIVE_JS = """async ([indexURL, snapshotURL, wsURL, key, code]) => {
     const { loadPyodideFromSnapshot } = await import(snapshotURL + "snapshot_loader.mjs");
     const pyodide = await loadPyodideFromSnapshot({ indexURL, snapshotURL });
     pyodide.globals.set("ws_url", wsURL);
     pyodide.globals.set("key", key);
-    return await pyodide.runPythonAsync(code);
+    return (await pyodide.runPythonAsync(code)).toJs();
 }"""
 
 
-def in_fresh_context(chromium: Any, base: str, script: str, args: list[str]) -> dict[str, Any]:
+def in_fresh_context(chromium: Any, base: str, script: str, args: list[str]) -> Any:
+    """What ``script`` returns in a page of a fresh context (empty cache)."""
     context = chromium.new_context()
     try:
         page = context.new_page()
         page.goto(f"{base}/bench/startup.html")
-        result: dict[str, Any] = page.evaluate(script, args)
-        return result
+        return page.evaluate(script, args)
     finally:
         context.close()
 
@@ -146,7 +127,7 @@ def main() -> int:
                     restored.append(in_fresh_context(chromium, base, SNAPSHOT_JS, [index, snapshot_url, CHECK]))
                 with realtime_server() as server:
                     live = in_fresh_context(chromium, base, LIVE_JS,
-                                            [index, snapshot_url, server.ws_url, server.mint_key(), LIVE_PY])
+                                            [index, snapshot_url, server.ws_url, server.mint_key(), CONVERSE])
             except Exception as error:  # Playwright's Error: a restore or the check failed in the page
                 print(f"error: a restore in Chromium failed:\n{str(error)[-2000:]}")
                 return 0
@@ -169,7 +150,8 @@ def main() -> int:
     print(f"snapshot / normal, per round: x{med:.2f} (x{lo:.2f}-x{hi:.2f})")
     print(f"check in both paths: normal {normal[0]['check']!r}; restored {restored[0]['check']!r}")
     print(f"wasm memory once usable: normal {normal[0]['memory'] / MB:.1f} MB, restored {restored[0]['memory'] / MB:.1f} MB")
-    print(f"a restored page against the local Realtime server: {live}")
+    status, count, types, _ = live
+    print(f"a restored page against the local Realtime server: turn {status} after {count} events ({', '.join(types)})")
     for line in sizes(manifest):
         print(line)
     print(f"making the snapshot in Chromium (boot, install, import, warm up, snapshot): {made['make_ms']:,.0f} ms")

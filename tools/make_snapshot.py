@@ -56,6 +56,27 @@ del _event, _transport
 _check
 """
 
+#: Run in a restored page with ``ws_url`` and ``key`` set: one turn with the local Realtime server. Its
+#: value: [the turn's status, how many events, their types in order of arrival, the reply's text].
+CONVERSE = """
+import asyncio
+from pyodide_realtime import OpenAIRealtimeWebSocket
+transport = OpenAIRealtimeWebSocket(url=ws_url + "?model=gpt-realtime")
+seen, texts, done = [], [], []
+transport.on("*", lambda event: seen.append(event.type))
+transport.on("output_text_delta", lambda event: texts.append(event.delta))
+transport.on("audio_transcript_delta", lambda event: texts.append(event.delta))
+transport.on("turn_done", lambda event: done.append(event.status))
+await transport.connect(api_key=key)
+transport.send_message("Say hello")
+for _ in range(1000):
+    if done:
+        break
+    await asyncio.sleep(0.01)
+transport.close()
+[done[0] if done else "not done", len(seen), list(dict.fromkeys(seen)), "".join(texts)]
+"""
+
 
 def dependency_order(lock: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """The lock's entries for ``name`` and what it depends on, dependencies first."""

@@ -19,32 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "dist" / "pyodide"
 sys.path.insert(0, str(ROOT / "tools"))
 
-from make_snapshot import CHECK, make_in_chromium, prepare  # noqa: E402
+from make_snapshot import CHECK, CONVERSE, make_in_chromium, prepare  # noqa: E402
 
-RESTORE_AND_TALK_JS = """async ([indexURL, snapshotURL, wsURL, key, check]) => {
+RESTORE_AND_TALK_JS = """async ([indexURL, snapshotURL, wsURL, key, check, converse]) => {
     const { loadPyodideFromSnapshot } = await import(snapshotURL + "snapshot_loader.mjs");
     const pyodide = await loadPyodideFromSnapshot({ indexURL, snapshotURL });
     const imported = pyodide.runPython("import sys; 'pyodide_realtime.transport' in sys.modules");
     const checked = pyodide.runPython(check);
     pyodide.globals.set("ws_url", wsURL);
     pyodide.globals.set("key", key);
-    const talk = await pyodide.runPythonAsync(`
-import asyncio
-from pyodide_realtime import OpenAIRealtimeWebSocket
-transport = OpenAIRealtimeWebSocket(url=ws_url + "?model=gpt-realtime")
-texts, done = [], []
-transport.on("output_text_delta", lambda event: texts.append(event.delta))
-transport.on("audio_transcript_delta", lambda event: texts.append(event.delta))
-transport.on("turn_done", lambda event: done.append(event.status))
-await transport.connect(api_key=key)
-transport.send_message("Say hello")
-for _ in range(1000):
-    if done:
-        break
-    await asyncio.sleep(0.01)
-transport.close()
-[done[0] if done else "not done", "".join(texts)]
-`);
+    const talk = await pyodide.runPythonAsync(converse);
     return { imported, checked, talk: talk.toJs() };
 }"""
 
@@ -111,11 +95,11 @@ def test_a_restored_snapshot_has_the_transport_imported_and_holds_a_conversation
 ) -> None:
     assert "Chrome/" in made["made_in"] and made["snapshot_bytes"] > 10_000_000
     result = restore(playwright, snapshot_server, RESTORE_AND_TALK_JS, snapshot_server.ws_url,
-                     snapshot_server.mint_key(), CHECK)
+                     snapshot_server.mint_key(), CHECK, CONVERSE)
     assert result["imported"] is True  # nothing left to import: that is the whole gain
     assert result["checked"] == made["check"]
-    status, text = result["talk"]
-    assert status == "completed" and text
+    status, count, types, text = result["talk"]
+    assert status == "completed" and "response.done" in types and count > 10 and text
 
 
 @pytest.mark.parametrize(
