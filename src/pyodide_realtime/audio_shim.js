@@ -33,6 +33,8 @@ const SHARED_SLOTS = 2;
 // stop takes a fresh one. Between the read and the stop of one interruption the audio clock may jump a
 // whole render burst, and in a worker the page may be asked a few things (a DOM update): both fit.
 const STOP_MIN_SLACK_MS = 15;
+// A promise younger than this (wall clock) stands at stop() even if the audio clock jumped since: see stop().
+const FRESH_PROMISE_MS = 5;
 const WORKER_HELLO = "pyodide-realtime-audio";  // the worker's first message to its page
 
 // ---- Messages ------------------------------------------------------------------------------------
@@ -454,6 +456,7 @@ export class Player {
     this.at = 0;
     this.pending = [];         // [start, clock when posted] of chunks not yet known consumed
     this.promised = 0;         // the furthest position ever answered: a stop plays at least to here
+    this.promisedWall = -Infinity;  // performance.now() when it was last answered
     this.stopping = 0;         // stops posted, not yet "stopped": reports from before them are stale
     this.waiting = new Map();  // id -> resolve, for query()/stop() round trips
     this.nextId = 1;
@@ -558,6 +561,7 @@ export class Player {
   position() {
     const p = Math.max(this.bound(this.now() + (this.running() ? this.margin : 0)), this.promised);
     this.promised = p;
+    this.promisedWall = performance.now();
     return p;
   }
 
@@ -586,9 +590,14 @@ export class Player {
   }
 
   // Every item stops exactly where heardFrames() says now; the worklet confirms with its own counts.
+  // A promise the clock has nearly caught up with is replaced by a later one, unless it was made a moment
+  // ago: then an interruption has just sent it as its truncation, and the stop message leaves now. (WebKit's
+  // currentTime moves a device buffer at a time, about 23 ms: between the interruption's heard_ms and
+  // this stop it could jump past the slack, and the sound stopped 3 ms after the truncation said.)
   stop() {
     const playing = this.bound(this.now() + (this.running() ? this.minSlack : 0));
-    const until = this.promised >= playing ? this.promised : this.position();
+    const fresh = performance.now() - this.promisedWall <= FRESH_PROMISE_MS;
+    const until = this.promised >= playing || fresh ? this.promised : this.position();
     for (const it of this.items.values()) if (it.final < 0) it.final = this.framesAt(it, until);
     this.stopping++;
     const done = this.request({ type: "stop", until, end: this.end });

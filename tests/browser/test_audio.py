@@ -436,6 +436,44 @@ def test_the_promise_keeps_its_margin_past_what_the_worklet_reported(page: Page)
 
 
 @in_page
+async def _stop_after_a_clock_jump():
+    from pyodide.code import run_js
+
+    from pyodide_realtime.audio._shim import load_shim
+
+    shim, _ = await load_shim()
+    # A Player on a port to nowhere whose clock jumps 25 ms (as WebKit's currentTime moves a device
+    # buffer at a time) between the promise and the stop: at once, and once 20 ms of wall time passed.
+    return run_js(
+        """(shim) => {
+          const rate = 44100, jump = Math.round(0.025 * rate), results = [];
+          for (const waitMs of [0, 20]) {
+            let clock = 0;
+            const port = new MessageChannel().port1;
+            const player = new shim.Player(port, rate, () => clock, shim.STOP_MARGIN_MS.page, () => {});
+            player.play(0, "pcm16", new Uint8Array(48000), undefined);  // 1 s of audio
+            player.onMessage({ type: "progress", consumed: 0, at: 0 });
+            const promised = player.heardFrames(0);
+            for (const until = performance.now() + waitMs; performance.now() < until;) {}
+            clock += jump;
+            player.stop();
+            results.push([promised, player.heardFrames(0)]);
+            port.close();
+          }
+          return [results, jump];
+        }"""
+    )(shim).to_py()
+
+
+def test_a_stop_right_after_a_promise_keeps_it_even_if_the_clock_jumped(page: Page) -> None:
+    (fresh, stale), jump = _stop_after_a_clock_jump(page)
+    promised, stopped_at = fresh
+    assert stopped_at == promised  # what the interruption sent as the truncation: where the sound stops
+    promised, stopped_at = stale
+    assert stopped_at == jump + promised  # an old promise the clock caught up with: a new one, margin kept
+
+
+@in_page
 async def _interrupt_during_bursts(first, burst, bursts, burst_every_s, interrupt_after_s):
     """Item A plays; item B arrives in bursts faster than real time; interrupt B mid-way."""
     import asyncio
