@@ -121,6 +121,17 @@ def summary(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
 
+def row(label: str, values: list[float], width: int, suffix: str = "") -> str:
+    """One printed line of a table in ms: ``label`` padded to ``width``, then median, min and max."""
+    med, lo, hi = summary(values)
+    return f"{label:<{width}}{med:>8,.0f}{lo:>8,.0f}{hi:>8,.0f}{suffix}"
+
+
+def column(rounds: list[dict[str, Any]], key: str) -> list[float]:
+    """Figure ``key`` of every round."""
+    return [float(r[key]) for r in rounds]
+
+
 def spread_percent(values: list[float]) -> float:
     """(max - min) / median, in percent: how far apart the rounds were."""
     med, lo, hi = summary(values)

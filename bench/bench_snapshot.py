@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, browser, load_report, realtime_server, static_server, summary
+from _harness import ROOT, browser, column, load_report, realtime_server, static_server, summary
+from _harness import row as harness_row
 from make_snapshot import CHECK, CONVERSE, make_in_chromium, prepare  # tools/, on sys.path through _harness
 
 BENCH = ROOT / "bench"
@@ -77,9 +78,8 @@ def in_fresh_context(chromium: Any, base: str, script: str, args: list[str]) -> 
         context.close()
 
 
-def row(label: str, values: list[float], suffix: str = "") -> str:
-    med, lo, hi = summary(values)
-    return f"{label:<50}{med:>8,.0f}{lo:>8,.0f}{hi:>8,.0f}{suffix}"
+def row(label: str, values: list[float]) -> str:
+    return harness_row(label, values, 50)
 
 
 def sizes(manifest: dict[str, Any]) -> list[str]:
@@ -132,20 +132,17 @@ def main() -> int:
                 print(f"error: a restore in Chromium failed:\n{str(error)[-2000:]}")
                 return 0
 
-    def col(rounds: list[dict[str, Any]], key: str) -> list[float]:
-        return [float(r[key]) for r in rounds]
-
     ratios = [s["total"] / n["total"] for s, n in zip(restored, normal, strict=True)]
     print(f"start-up from a memory snapshot in headless Chromium, {ROUNDS} rounds, each path in a fresh context "
           "(empty cache), served from loopback: median, min, max in ms")
     print(f"machine: {load_before} at the start, {load_report()} at the end")
     print(f"{'from loading Pyodide to our transport usable':<50}{'median':>8}{'min':>8}{'max':>8}")
-    print(row("normal: loadPyodide + loadPackage + imports", col(normal, "total")))
-    print(row("  of which loadPyodide", col(normal, "boot")))
-    print(row("  of which loadPackage pyodide-realtime", col(normal, "load")))
-    print(row("  of which the imports (and the check)", col(normal, "imports")))
-    print(row("snapshot: loadPyodideFromSnapshot + same code", col(restored, "total")))
-    print(row("  of which the snapshot's download ends at", col(restored, "fetched")))
+    print(row("normal: loadPyodide + loadPackage + imports", column(normal, "total")))
+    print(row("  of which loadPyodide", column(normal, "boot")))
+    print(row("  of which loadPackage pyodide-realtime", column(normal, "load")))
+    print(row("  of which the imports (and the check)", column(normal, "imports")))
+    print(row("snapshot: loadPyodideFromSnapshot + same code", column(restored, "total")))
+    print(row("  of which the snapshot's download ends at", column(restored, "fetched")))
     med, lo, hi = summary(ratios)
     print(f"snapshot / normal, per round: x{med:.2f} (x{lo:.2f}-x{hi:.2f})")
     print(f"check in both paths: normal {normal[0]['check']!r}; restored {restored[0]['check']!r}")

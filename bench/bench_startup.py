@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, browser, load_report, realtime_server, static_server, summary
+from _harness import ROOT, browser, column, load_report, realtime_server, static_server, summary
+from _harness import row as harness_row
 
 BENCH = ROOT / "bench"
 DIST = ROOT / "dist" / "pyodide"
@@ -135,9 +136,9 @@ def measure_demo(chromium: Any, base: str, page_name: str, connects: list[float]
 
 
 def row(label: str, values: list[float], goal: float | None = None) -> str:
-    med, lo, hi = summary(values)
-    verdict = "" if goal is None else f"  <= {goal:,.0f}: " + ("meets" if med <= goal else "MISSES")
-    return f"{label:<46}{med:>8,.0f}{lo:>8,.0f}{hi:>8,.0f}{verdict}"
+    """A table line, with the verdict against ``goal`` when there is one."""
+    verdict = "" if goal is None else f"  <= {goal:,.0f}: " + ("meets" if summary(values)[0] <= goal else "MISSES")
+    return harness_row(label, values, 46, verdict)
 
 
 def main() -> int:
@@ -153,29 +154,26 @@ def main() -> int:
             demo_plain = measure_demo(chromium, server.url.rstrip("/"), "pyodide.html", connects)
             demo_pyscript = measure_demo(chromium, server.url.rstrip("/"), "index.html")
 
-    def col(rounds: list[dict[str, Any]], key: str) -> list[float]:
-        return [float(r[key]) for r in rounds]
-
     print(f"start-up in headless Chromium, {ROUNDS} rounds, each a fresh context (empty cache): median, min, max in ms")
     print(f"machine: {load_before} at the start, {load_report()} at the end")
     print(f"{'step':<46}{'median':>8}{'min':>8}{'max':>8}")
-    print(row("bare Pyodide boot (loadPyodide)", col(built, "boot")))
-    print(row("loadPackage pyodide-realtime (+ pydantic)", col(built, "load")))
-    print(row("from pydantic import BaseModel", col(built, "pydantic")))
-    print(row("then: pydantic's first model (deferred imports)", col(built, "first_model")))
-    print(row("then: from pyodide_realtime import Open...", col(built, "ours"), GOAL_OURS_MS))
+    print(row("bare Pyodide boot (loadPyodide)", column(built, "boot")))
+    print(row("loadPackage pyodide-realtime (+ pydantic)", column(built, "load")))
+    print(row("from pydantic import BaseModel", column(built, "pydantic")))
+    print(row("then: pydantic's first model (deferred imports)", column(built, "first_model")))
+    print(row("then: from pyodide_realtime import Open...", column(built, "ours"), GOAL_OURS_MS))
     both = [r["pydantic"] + r["first_model"] + r["ours"] for r in built]
     print(row("all three: pydantic + our transport", both, GOAL_PYDANTIC_AND_OURS_MS))
-    print(row("then: the event parser (connect builds it)", col(built, "parser")))
-    print(row("then: from pyodide_realtime import start_voice", col(built, "audio")))
+    print(row("then: the event parser (connect builds it)", column(built, "parser")))
+    print(row("then: from pyodide_realtime import start_voice", column(built, "audio")))
     print(row("plain demo (web/pyodide.html), load to ready", demo_plain, GOAL_PLAIN_DEMO_MS))
     print(row("PyScript demo (web/index.html), load to ready", demo_pyscript, GOAL_PYSCRIPT_DEMO_MS))
     print(row("plain demo, Connect click to connected (voice)", connects))
     print("the same steps with the sources as npm and PyPI ship them (no bytecode), and precompiled / sources:")
     for key, label in (("boot", "Pyodide boot"), ("load", "loadPackage"), ("pydantic", "pydantic"),
                        ("first_model", "pydantic's first model"), ("ours", "our transport"), ("parser", "event parser")):
-        ratio = summary(col(built, key))[0] / summary(col(plain, key))[0]
-        print(row(f"  {label}, sources only", col(plain, key)) + f"   x{ratio:.2f}")
+        ratio = summary(column(built, key))[0] / summary(column(plain, key))[0]
+        print(row(f"  {label}, sources only", column(plain, key)) + f"   x{ratio:.2f}")
     modules = built[0]["ours_modules"]
     ours = [m for m in modules if m.startswith("pyodide_realtime")]
     print(f"our transport's import loads {len(modules)} modules ({len(ours)} of ours): {', '.join(ours)}")
