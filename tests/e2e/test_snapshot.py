@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from make_snapshot import CHECK, CONVERSE, make_in_chromium, prepare  # tools/, on the path (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "dist" / "pyodide"
-sys.path.insert(0, str(ROOT / "tools"))
-
-from make_snapshot import CHECK, CONVERSE, make_in_chromium, prepare  # noqa: E402
 
 RESTORE_AND_TALK_JS = """async ([indexURL, snapshotURL, wsURL, key, check, converse]) => {
     const { loadPyodideFromSnapshot } = await import(snapshotURL + "snapshot_loader.mjs");
@@ -65,36 +62,40 @@ def snapshot_server(snapshot_dir: Path) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def made(playwright: Any, snapshot_server: Any, snapshot_dir: Path) -> dict[str, Any]:
-    """The snapshot, made in Chromium (and checked once restored, by make_in_chromium itself)."""
+def chromium(playwright: Any) -> Iterator[Any]:
+    """One Chromium for the module; each restore gets a fresh context (an empty cache: a first visit)."""
     from conftest import launch
 
     browser = launch(playwright)
     try:
-        base = snapshot_server.url.rstrip("/")
-        return make_in_chromium(browser, f"{base}/pyodide/", f"{base}/snapshot/", snapshot_dir)
+        yield browser
     finally:
         browser.close()
 
 
-def restore(playwright: Any, server: Any, script: str, *args: str) -> Any:
-    from conftest import launch
+@pytest.fixture(scope="module")
+def made(chromium: Any, snapshot_server: Any, snapshot_dir: Path) -> dict[str, Any]:
+    """The snapshot, made in Chromium (and checked once restored, by make_in_chromium itself)."""
+    base = snapshot_server.url.rstrip("/")
+    return make_in_chromium(chromium, f"{base}/pyodide/", f"{base}/snapshot/", snapshot_dir)
 
-    browser = launch(playwright)
+
+def restore(chromium: Any, server: Any, script: str, *args: str) -> Any:
+    context = chromium.new_context()
     try:
-        page = browser.new_context().new_page()
+        page = context.new_page()
         base = server.url.rstrip("/")
         page.goto(f"{base}/snapshot/manifest.json")  # any page of the origin: the loader is fetched by URL
         return page.evaluate(script, [f"{base}/pyodide/", f"{base}/snapshot/", *args])
     finally:
-        browser.close()
+        context.close()
 
 
 def test_a_restored_snapshot_has_the_transport_imported_and_holds_a_conversation(
-    playwright: Any, snapshot_server: Any, made: dict[str, Any]
+    chromium: Any, snapshot_server: Any, made: dict[str, Any]
 ) -> None:
     assert "Chrome/" in made["made_in"] and made["snapshot_bytes"] > 10_000_000
-    result = restore(playwright, snapshot_server, RESTORE_AND_TALK_JS, snapshot_server.ws_url,
+    result = restore(chromium, snapshot_server, RESTORE_AND_TALK_JS, snapshot_server.ws_url,
                      snapshot_server.mint_key(), CHECK, CONVERSE)
     assert result["imported"] is True  # nothing left to import: that is the whole gain
     assert result["checked"] == made["check"]
@@ -112,7 +113,7 @@ def test_a_restored_snapshot_has_the_transport_imported_and_holds_a_conversation
     ids=["another engine's function table", "other wheels"],
 )
 def test_the_loader_refuses_a_snapshot_that_does_not_fit_and_says_why(
-    playwright: Any, snapshot_server: Any, snapshot_dir: Path, made: dict[str, Any], change: Any, says: str
+    chromium: Any, snapshot_server: Any, snapshot_dir: Path, made: dict[str, Any], change: Any, says: str
 ) -> None:
     manifest_path = snapshot_dir / "manifest.json"
     kept = snapshot_dir.parent / "manifest.kept.json"
@@ -121,7 +122,7 @@ def test_the_loader_refuses_a_snapshot_that_does_not_fit_and_says_why(
         manifest = json.loads(manifest_path.read_text())
         change(manifest)
         manifest_path.write_text(json.dumps(manifest))
-        answer = restore(playwright, snapshot_server, RESTORE_JS)
+        answer = restore(chromium, snapshot_server, RESTORE_JS)
     finally:
         shutil.copy(kept, manifest_path)
     assert answer != "restored" and says in answer, answer
