@@ -21,14 +21,18 @@ INIT = ROOT / "src" / "pyodide_realtime" / "__init__.py"
 LOADED_WHEN_USED = ("pyodide_realtime.audio", "pyodide_realtime.server", "pyodide_realtime.session", "pyodide_realtime_server")
 
 
-def modules_after(code: str) -> list[str]:
-    """The modules a fresh interpreter has loaded after running ``code``."""
-    probe = f"import sys\n{code}\nimport json; print(json.dumps(sorted(sys.modules)))"
+def run_fresh(code: str) -> str:
+    """What a fresh interpreter prints running ``code`` (with only our sources on its path)."""
     result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
         env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
     )
-    loaded: list[str] = json.loads(result.stdout)
+    return result.stdout.strip()
+
+
+def modules_after(code: str) -> list[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    loaded: list[str] = json.loads(run_fresh(f"import sys\n{code}\nimport json; print(json.dumps(sorted(sys.modules)))"))
     return loaded
 
 
@@ -43,14 +47,6 @@ def test_the_transport_loads_without_audio_session_or_server() -> None:
     loaded = modules_after("from pyodide_realtime import OpenAIRealtimeWebSocket, SessionConfig, RealtimeError")
     assert "pyodide_realtime.transport" in loaded and "pydantic" in loaded
     assert [m for m in loaded if m.startswith(LOADED_WHEN_USED)] == []
-
-
-def run_fresh(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
-    )
-    return result.stdout.strip()
 
 
 def test_the_event_validators_are_built_at_the_first_parse_not_at_import() -> None:
