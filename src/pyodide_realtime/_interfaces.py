@@ -241,7 +241,11 @@ class AudioOutput(Protocol):
 
     Two more methods are used when an output has them: ``finish(item_id, content_index)`` (the
     transport calls it when the server's audio for the item is done) and ``finished(item_id,
-    content_index) -> bool`` (its last frame was rendered: the item is never truncated).
+    content_index) -> bool`` (its last frame was rendered: the item is never truncated). An output
+    whose ``heard_ms`` keeps answering after ``stop()``, with where each item's sound stopped, says so
+    with ``stops_where_heard = True``: an interruption then stops it first and truncates at those
+    positions, so the model's transcript ends where the user stopped hearing, however late the
+    truncation is sent. Without it, the truncation is measured first and the output stopped after.
     """
 
     def play(self, data: bytes, *, item_id: str, content_index: int, audio_format: AudioFormat) -> None:

@@ -28,13 +28,6 @@ export const STOP_MARGIN_MS = { page: 30, worker: 60 };
 // [frames consumed, render position] into one after every quantum, and a worker reads them as the page
 // reads context.currentTime: no report's delay, no inferred clock.
 const SHARED_SLOTS = 2;
-// A stop lands on the last heardFrames() answer (what the interruption reported) as long as playback
-// is still this far short of it; closer than that, the answer is too old to land on time, and the
-// stop takes a fresh one. Between the read and the stop of one interruption the audio clock may jump a
-// whole render burst, and in a worker the page may be asked a few things (a DOM update): both fit.
-const STOP_MIN_SLACK_MS = 15;
-// A promise younger than this (wall clock) stands at stop() even if the audio clock jumped since: see stop().
-const FRESH_PROMISE_MS = 5;
 const WORKER_HELLO = "pyodide-realtime-audio";  // the worker's first message to its page
 
 // ---- Messages ------------------------------------------------------------------------------------
@@ -449,14 +442,13 @@ export class Player {
   constructor(port, rate, clock, marginMs, onEvent, reportClock = null) {
     this.port = port; this.rate = rate; this.clock = clock; this.onEvent = onEvent;
     this.margin = Math.round(marginMs * rate / 1000);
-    this.minSlack = Math.round(STOP_MIN_SLACK_MS * rate / 1000);
     this.items = new Map();    // key -> {inRate, bytes, samples, posted, before, segs: [start, length, ...], final}
     this.end = 0;              // frames posted so far, all items: where the next chunk starts in the queue
     this.consumed = 0;         // as last reported, at clock `at`
     this.at = 0;
     this.pending = [];         // [start, clock when posted] of chunks not yet known consumed
     this.promised = 0;         // the furthest position ever answered: a stop plays at least to here
-    this.promisedWall = -Infinity;  // performance.now() when it was last answered
+    this.answered = false;     // heardFrames() answered since the last stop: that stop must land on the promise
     this.stopping = 0;         // stops posted, not yet "stopped": reports from before them are stale
     this.waiting = new Map();  // id -> resolve, for query()/stop() round trips
     this.nextId = 1;
@@ -561,7 +553,6 @@ export class Player {
   position() {
     const p = Math.max(this.bound(this.now() + (this.running() ? this.margin : 0)), this.promised);
     this.promised = p;
-    this.promisedWall = performance.now();
     return p;
   }
 
@@ -579,7 +570,9 @@ export class Player {
   heardFrames(key) {
     const it = this.items.get(key);
     if (!it) return -1;
-    return it.final >= 0 ? it.final : this.framesAt(it, this.position());
+    if (it.final >= 0) return it.final;
+    this.answered = true;
+    return this.framesAt(it, this.position());
   }
 
   request(m) {
@@ -589,15 +582,15 @@ export class Player {
     return done;
   }
 
-  // Every item stops exactly where heardFrames() says now; the worklet confirms with its own counts.
-  // A promise the clock has nearly caught up with is replaced by a later one, unless it was made a moment
-  // ago: then an interruption has just sent it as its truncation, and the stop message leaves now. (WebKit's
-  // currentTime moves a device buffer at a time, about 23 ms: between the interruption's heard_ms and
-  // this stop it could jump past the slack, and the sound stopped 3 ms after the truncation said.)
+  // Every item stops exactly where heardFrames() said last, so an interruption's truncation (read just
+  // before) is where the sound stops, however far the audio clock moved meanwhile (WebKit's currentTime
+  // jumps a device buffer, about 23 ms, at a time). Only a promise the render position already passed
+  // (an app read heard_ms long ago) is replaced: nothing can land there any more. With no answer since
+  // the last stop, the stop lands where heardFrames() would answer now.
   stop() {
-    const playing = this.bound(this.now() + (this.running() ? this.minSlack : 0));
-    const fresh = performance.now() - this.promisedWall <= FRESH_PROMISE_MS;
-    const until = this.promised >= playing || fresh ? this.promised : this.position();
+    const reachable = this.promised >= this.bound(this.now());
+    const until = this.answered && reachable ? this.promised : this.position();
+    this.answered = false;
     for (const it of this.items.values()) if (it.final < 0) it.final = this.framesAt(it, until);
     this.stopping++;
     const done = this.request({ type: "stop", until, end: this.end });

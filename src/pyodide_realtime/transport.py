@@ -247,7 +247,9 @@ class OpenAIRealtimeWebSocket:
         self._reconnect_policy: ReconnectPolicy | None = reconnect or None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._core = RealtimeProtocol(self._dialect, model=model)
-        self._core.auto_interrupt = not self._interrupt_hooks_overridden()
+        # Speech interrupts through interrupt() (after the speech_started listeners, as in the seed):
+        # there the player can be stopped before the truncation is measured, and _interrupt overridden.
+        self._core.auto_interrupt = False
         self._url = url
         self._default_url = url
         self._api_key = api_key
@@ -261,6 +263,7 @@ class OpenAIRealtimeWebSocket:
         self._core.wanted = self._emitter.wanted
         self._player: AudioOutput | None = None
         self._heard: HeardMs = None  # _heard_source(), kept: it is passed with every server event
+        self._player_stopped = False  # by _interrupt, before it measured: the truncation must not stop it again
         self._microphone: AudioInput | None = None
 
     # State ---------------------------------------------------------------------------------------
@@ -534,7 +537,7 @@ class OpenAIRealtimeWebSocket:
             return
         event = self._core.receive(data, now_ms=self._now_ms(), heard_ms=self._heard)
         self._flush()
-        if not self._core.auto_interrupt and isinstance(event, SpeechStarted) and self._handler is handler:
+        if isinstance(event, SpeechStarted) and self._handler is handler:
             self.interrupt(cancel_ongoing_response=not self._core.server_cancels_on_speech)
 
     def _socket_error(self, handler: _SocketHandler, error: BaseException) -> None:
@@ -820,10 +823,24 @@ class OpenAIRealtimeWebSocket:
     def _interrupt(self, elapsed_ms: HeardMs, cancel_ongoing_response: bool = True) -> None:
         """Cancel (if asked) and truncate at ``elapsed_ms`` heard (a number, a per-item function, or
         None for the wall clock since the first audio)."""
-        if cancel_ongoing_response:
-            self._cancel_response()
-        self._core.interrupt(self._now_ms(), elapsed_ms, cancel=False)
-        self._flush()
+        # A player that stops where it says (AudioPlayer) is stopped first and then asked what was heard:
+        # the truncation is then where the sound stopped, however long the sends below take.
+        stop_first = (
+            self._player is not None
+            and getattr(self._player, "stops_where_heard", False) is True
+            and (elapsed_ms is self._player or getattr(elapsed_ms, "__self__", None) is self._player)
+            and self._core.current_item is not None  # audio is tracked: there may be something to cut
+        )
+        if stop_first:
+            self._tell_player("audio_interrupted", None)
+        self._player_stopped = stop_first
+        try:
+            if cancel_ongoing_response:
+                self._cancel_response()
+            self._core.interrupt(self._now_ms(), elapsed_ms, cancel=False)
+            self._flush()
+        finally:
+            self._player_stopped = False
 
     def _cancel_response(self) -> None:
         """Send ``response.cancel`` if a response is running and not already being cancelled."""
@@ -831,13 +848,6 @@ class OpenAIRealtimeWebSocket:
         self._flush()
 
     # Plumbing ------------------------------------------------------------------------------------
-    def _interrupt_hooks_overridden(self) -> bool:
-        cls = type(self)
-        return (
-            cls._interrupt is not OpenAIRealtimeWebSocket._interrupt
-            or cls._cancel_response is not OpenAIRealtimeWebSocket._cancel_response
-        )
-
     def _heard_source(self) -> HeardMs:
         return self._player.heard_ms if self._player is not None else None
 
@@ -867,7 +877,8 @@ class OpenAIRealtimeWebSocket:
         done, so that it can say when the item ``finished`` playing: such an item is never truncated."""
         try:
             if name == "audio_interrupted":
-                self._player.stop()  # type: ignore[union-attr]
+                if not self._player_stopped:  # a second stop would end the first before it landed
+                    self._player.stop()  # type: ignore[union-attr]
             elif callable(finish := getattr(self._player, "finish", None)):
                 finish(payload.item_id, payload.content_index)
         except Exception as exc:

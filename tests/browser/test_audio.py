@@ -442,12 +442,14 @@ async def _stop_after_a_clock_jump():
     from pyodide_realtime.audio._shim import load_shim
 
     shim, _ = await load_shim()
-    # A Player on a port to nowhere whose clock jumps 25 ms (as WebKit's currentTime moves a device
-    # buffer at a time) between the promise and the stop: at once, and once 20 ms of wall time passed.
+    # A Player on a port to nowhere whose clock jumps between the promise and the stop (WebKit's
+    # currentTime moves a device buffer, about 23 ms, at a time): 25 ms, short of the 30 ms margin, with
+    # and without 20 ms of wall time between; then 40 ms, past the promise. Last, a stop with no answer
+    # since the one before.
     return run_js(
         """(shim) => {
-          const rate = 44100, jump = Math.round(0.025 * rate), results = [];
-          for (const waitMs of [0, 20]) {
+          const rate = 44100, ms = (n) => Math.round(n * rate / 1000), results = [];
+          for (const [jumpMs, waitMs] of [[25, 0], [25, 20], [40, 0]]) {
             let clock = 0;
             const port = new MessageChannel().port1;
             const player = new shim.Player(port, rate, () => clock, shim.STOP_MARGIN_MS.page, () => {});
@@ -455,22 +457,38 @@ async def _stop_after_a_clock_jump():
             player.onMessage({ type: "progress", consumed: 0, at: 0 });
             const promised = player.heardFrames(0);
             for (const until = performance.now() + waitMs; performance.now() < until;) {}
-            clock += jump;
+            clock += ms(jumpMs);
             player.stop();
-            results.push([promised, player.heardFrames(0)]);
+            results.push([promised, player.heardFrames(0), ms(jumpMs)]);
             port.close();
           }
-          return [results, jump];
+          let clock = 0;
+          const port = new MessageChannel().port1;
+          const player = new shim.Player(port, rate, () => clock, shim.STOP_MARGIN_MS.page, () => {});
+          player.play(0, "pcm16", new Uint8Array(48000), undefined);
+          player.onMessage({ type: "progress", consumed: 0, at: 0 });
+          player.heardFrames(0);
+          player.stop();  // lands on that answer; the next stop was promised nothing
+          player.play(1, "pcm16", new Uint8Array(48000), undefined);
+          clock += ms(100);
+          player.stop();
+          results.push([0, player.heardFrames(1), ms(100)]);
+          port.close();
+          return [results, ms(shim.STOP_MARGIN_MS.page)];
         }"""
     )(shim).to_py()
 
 
-def test_a_stop_right_after_a_promise_keeps_it_even_if_the_clock_jumped(page: Page) -> None:
-    (fresh, stale), jump = _stop_after_a_clock_jump(page)
-    promised, stopped_at = fresh
-    assert stopped_at == promised  # what the interruption sent as the truncation: where the sound stops
-    promised, stopped_at = stale
-    assert stopped_at == jump + promised  # an old promise the clock caught up with: a new one, margin kept
+def test_a_stop_lands_on_the_last_promise_while_the_sound_can_still_reach_it(page: Page) -> None:
+    [(p1, at1, _), (p2, at2, _), (p3, at3, jump3), (_, at4, jump4)], margin = _stop_after_a_clock_jump(page)
+    assert p1 == p2 == p3 == margin
+    # What the interruption sent as the truncation is where the sound stops, however long the stop took.
+    assert at1 == p1 and at2 == p2
+    # The clock passed the promise (an app read heard_ms long ago): nothing lands there, so a new one.
+    assert at3 == jump3 + margin
+    # No answer since the last stop: the item queued after it stops where heard_ms would answer now,
+    # the margin past the clock.
+    assert at4 == jump4 + margin
 
 
 @in_page

@@ -597,8 +597,8 @@ def test_the_truncate_carries_the_heard_position_not_the_wall_clock(page: Page, 
     r = _heard_versus_wall_clock(page, engine_server.ws_url, engine_server.mint_key())
     assert r["left_of_first"] > 500, r  # reply 1 had plenty left to play: reply 2 had to wait
     assert r["heard_first"] == pytest.approx(r["received"][r["first"]])  # reply 1 played to the end...
-    # ...so only reply 2 is cut, at exactly what the player counted (integer ms): its promise when
-    # interrupt() ran, a render quantum or two past the one read just before under load (WebKit: 3 ms).
+    # ...so only reply 2 is cut, at exactly where the player stopped it (integer ms): interrupt() stops
+    # it first, on the promise read just before while the sound has not passed it, else a fresh one.
     assert r["cuts"] == [((r["second"], 0, int(r["heard"])),)]
     assert r["heard_before"] <= r["heard"] <= r["heard_before"] + 10, r
     # The seed's wall clock overshoots by about what was left of reply 1 (or up to all it received).

@@ -278,6 +278,56 @@ async def test_an_exchange_with_audio_and_an_interruption(peer: Peer, dialect: s
     transport.close()
 
 
+class StoppingPlayer(FakePlayer):
+    """An output like AudioPlayer: stopping it settles what was heard (the sound ran on a little)."""
+
+    def __init__(self, stops_where_heard: bool) -> None:
+        super().__init__(heard=150.4)
+        self.stops_where_heard = stops_where_heard
+        self.calls: list[str] = []
+
+    def heard_ms(self, item_id: str, content_index: int) -> float | None:
+        self.calls.append("heard_ms")
+        return self.heard
+
+    def stop(self) -> None:
+        super().stop()
+        self.calls.append("stop")
+        self.heard = 161.9
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("by", ["app", "speech"])
+@pytest.mark.parametrize("stops_where_heard", [True, False])
+async def test_an_output_that_stops_where_heard_is_stopped_before_the_truncation_is_measured(
+    peer: Peer, by: str, stops_where_heard: bool
+) -> None:
+    peer.hold_responses = True
+    player = StoppingPlayer(stops_where_heard)
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=SECRET)
+    transport.attach_audio_output(player)
+    got = record(transport, "audio", "audio_interrupted", "turn_done", "error")
+    await transport.connect()
+    transport.request_response()
+    await until(lambda: len(player.played) == DELTAS_PER_RESPONSE)
+    del player.calls[:]
+    if by == "app":
+        transport.interrupt()
+    else:
+        transport.send_event({"type": "test.speech"})
+    await until(lambda: "turn_done" in [n for n, _ in got])
+    truncate = [e for e in peer.received if e["type"] == "conversation.item.truncate"]
+    if stops_where_heard:  # stopped once, first: the truncation is where the sound stopped
+        assert player.calls == ["stop", "heard_ms"]
+        assert [e["audio_end_ms"] for e in truncate] == [161]
+    else:  # the seed's order: measured, truncated, then stopped
+        assert player.calls == ["heard_ms", "stop"]
+        assert [e["audio_end_ms"] for e in truncate] == [150]
+    assert [p for n, p in got if n == "audio_interrupted"] == [AudioInterrupted((("item_1", 0, truncate[0]["audio_end_ms"]),))]
+    assert [n for n, _ in got if n == "error"] == []
+    transport.close()
+
+
 @pytest.mark.asyncio
 async def test_speech_started_interrupts_by_itself_and_create_waits_for_the_running_response(peer: Peer) -> None:
     peer.hold_responses = True

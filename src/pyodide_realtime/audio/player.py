@@ -92,6 +92,10 @@ class AudioPlayer:
     In a Web Worker it needs the page's helper (``HOST_SNIPPET``); ``context`` must then be None.
     """
 
+    #: After ``stop``, ``heard_ms`` says where each item's sound stopped (see ``AudioOutput``): an
+    #: interruption stops the player first, then truncates at exactly that.
+    stops_where_heard = True
+
     def __init__(
         self,
         context: Any,
