@@ -235,14 +235,13 @@ class AudioPlayer:
         if self._closed or self._handle is None:
             return None
         current = self._current
-        position = None
-        if current is not None:
-            item_id, content_index = self._items[current]
-            heard = self.heard_ms(item_id, content_index)
-            position = PlaybackPosition(item_id, content_index, heard or 0.0)
         self._stopped.update(self._items)
         #: The JS promise of the worklet's "stopped" answer (its counts, the frame where it landed).
         self._last_stop = self._handle.stop()
+        position = None
+        if current is not None:  # asked after the stop: where the sound of the item stops
+            item_id, content_index = self._items[current]
+            position = PlaybackPosition(item_id, content_index, self.heard_ms(item_id, content_index) or 0.0)
         # The worklet reports the end of every item it knows; one it never heard of ends here, unheard.
         for key, future in self._ended.items():
             if key not in self._posted and not future.done():
