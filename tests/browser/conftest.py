@@ -61,6 +61,8 @@ def page(engine: Engine, engine_server: Any) -> Iterator[Page]:
     """A page of ``engine`` with Pyodide and our package loaded: ``run_python``, ``eval_js``, ``click``,
     and ``in_page`` functions. One per module; closed after the module's last test of that engine."""
     opened = engine.open(f"{engine_server.url.rstrip('/')}/engine.html")
+    if engine.autoplay_needs_gesture and not engine.gesture_expires:
+        opened.click()  # a person has clicked the page: from then on it may play (Firefox)
     try:
         yield opened
     finally:

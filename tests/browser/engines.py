@@ -74,12 +74,10 @@ WEBKIT_MOCK_HUM_AMPLITUDE = 0.1
 #: Firefox preferences: media without prompts, its fake microphone (a steady sine at
 #: ``media.navigator.audio.fake_frequency``, amplitude 0.1: PulseAudio's sources came in bursts, a
 #: monitor of the null sink as well as module-sine-source), and none of the background services that
-#: would try the network.
+#: would try the network. Its autoplay policy is left as users have it (audio waits for a click).
 FIREFOX_PREFS = {
     "media.navigator.permission.disabled": True,
     "media.navigator.streams.fake": True,
-    "media.autoplay.default": 0,
-    "media.autoplay.blocking_policy": 0,
     "app.update.auto": False,
     "app.update.enabled": False,
     "app.normandy.enabled": False,
@@ -196,9 +194,11 @@ class Engine:
         #: The steady tone the engine's microphone always hears, and its amplitude (set by the opener).
         self.mic_tone_hz = 0.0
         self.mic_tone_amplitude = 0.0
-        #: An AudioContext starts only within a few seconds of a user gesture (or while the page captures
-        #: the microphone): WebKit. Chromium and Firefox run with autoplay allowed (a flag, a pref).
-        self.autoplay_needs_gesture = name == "webkit"
+        #: An AudioContext starts only after a click on the page (Firefox's default; WebKit), and only
+        #: within a few seconds of one (WebKit; there a page that captures the microphone may also play).
+        #: Chromium runs with autoplay allowed (a flag). The ``page`` fixture clicks a Firefox page once.
+        self.autoplay_needs_gesture = name != "chromium"
+        self.gesture_expires = name == "webkit"
         #: OfflineAudioContext.suspend(time) exists (a render paused at a frame): not in Firefox.
         self.offline_suspend = name != "firefox"
         #: An AudioWorklet still answers its port after its AudioContext closed (Firefox, WebKit), so
