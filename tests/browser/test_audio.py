@@ -61,32 +61,24 @@ def encoded(audio_format: str, pcm: bytes) -> bytes:
 @in_page
 async def _voice_without_a_fresh_gesture():
     import asyncio
-    import logging
 
     import js
+    from page_helpers import kept_logs
 
     from pyodide_realtime import OpenAIRealtimeWebSocket
     from pyodide_realtime.audio import start_voice
 
-    logged = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            logged.append(record.getMessage())
-
-    keep = Keep()
-    logging.getLogger("pyodide_realtime").addHandler(keep)
-    gesture = bool(js.navigator.userActivation.isActive)
-    transport = OpenAIRealtimeWebSocket(url="ws://127.0.0.1:9/unused")  # never connected: chunks are dropped
-    voice = await start_voice(transport, chunk_ms=40)
-    states = [str(voice.player.context.state), str(voice.microphone._context.state)]
-    for _ in range(200):
-        if voice.microphone.chunks >= 3:
-            break
-        await asyncio.sleep(0.01)
-    chunks = voice.microphone.chunks
-    voice.close()
-    logging.getLogger("pyodide_realtime").removeHandler(keep)
+    with kept_logs() as logged:
+        gesture = bool(js.navigator.userActivation.isActive)
+        transport = OpenAIRealtimeWebSocket(url="ws://127.0.0.1:9/unused")  # never connected: chunks are dropped
+        voice = await start_voice(transport, chunk_ms=40)
+        states = [str(voice.player.context.state), str(voice.microphone._context.state)]
+        for _ in range(200):
+            if voice.microphone.chunks >= 3:
+                break
+            await asyncio.sleep(0.01)
+        chunks = voice.microphone.chunks
+        voice.close()
     return gesture, states, chunks, logged
 
 
@@ -600,44 +592,38 @@ def test_volume_validation_and_close_release_everything(page: Page) -> None:
 @in_page
 async def _broken_messages():
     import asyncio
-    import logging
 
+    from page_helpers import kept_logs
     from pyodide.code import run_js
 
     from pyodide_realtime.audio import AudioPlayer
     from pyodide_realtime.audio._shim import js_object, load_shim
 
-    logged = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            logged.append(record.getMessage())
-
-    logging.getLogger("pyodide_realtime.audio.player").addHandler(Keep())
     shim, url = await load_shim()
-    player = await AudioPlayer.create()
-    port = player._handle.port
-    port.postMessage(js_object({"type": "bogus"}))
-    port.postMessage(js_object({"type": "chunk", "key": 0}))  # without its format and data
-    port.postMessage("no type at all")
-    # A message from the worklet's side that the page's Player does not know.
-    player._handle.onMessage(js_object({"type": "surprise"}))
-    await asyncio.sleep(0.3)
-    # The page's host for a worker answers a broken request with an "error" message too.
-    answers = run_js(
-        """(async (shim, url) => {
-            const channel = new MessageChannel(), got = [];
-            channel.port2.onmessage = (e) => got.push(e.data);
-            shim.serveWorker(channel.port1, url);
-            channel.port2.postMessage({ type: "open-player", id: 1 });  // no volume
-            channel.port2.postMessage({ type: "call", id: 2, handle: 99, method: "resume", value: 10 });
-            await new Promise((r) => setTimeout(r, 200));
-            channel.port2.close();
-            return JSON.stringify(got.map((m) => [m.type, m.message ?? m.value ?? null]));
-        })"""
-    )
-    page_answers = await answers(shim, url)
-    player.close()
+    with kept_logs("pyodide_realtime.audio.player") as logged:
+        player = await AudioPlayer.create()
+        port = player._handle.port
+        port.postMessage(js_object({"type": "bogus"}))
+        port.postMessage(js_object({"type": "chunk", "key": 0}))  # without its format and data
+        port.postMessage("no type at all")
+        # A message from the worklet's side that the page's Player does not know.
+        player._handle.onMessage(js_object({"type": "surprise"}))
+        await asyncio.sleep(0.3)
+        # The page's host for a worker answers a broken request with an "error" message too.
+        answers = run_js(
+            """(async (shim, url) => {
+                const channel = new MessageChannel(), got = [];
+                channel.port2.onmessage = (e) => got.push(e.data);
+                shim.serveWorker(channel.port1, url);
+                channel.port2.postMessage({ type: "open-player", id: 1 });  // no volume
+                channel.port2.postMessage({ type: "call", id: 2, handle: 99, method: "resume", value: 10 });
+                await new Promise((r) => setTimeout(r, 200));
+                channel.port2.close();
+                return JSON.stringify(got.map((m) => [m.type, m.message ?? m.value ?? null]));
+            })"""
+        )
+        page_answers = await answers(shim, url)
+        player.close()
     return logged, str(page_answers)
 
 

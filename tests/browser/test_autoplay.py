@@ -1,38 +1,30 @@
 """Autoplay policies as users meet them: Firefox (its default) and WebKit keep audio suspended until
-the page is clicked. Each test opens its own page, nobody's click on it yet (WebKit has one window,
-so a page of its own cannot share a module with the ``page`` fixture's)."""
+the page is clicked. Each test has a page of its own that nobody clicked yet (``unclicked_page``;
+WebKit has one window, so such a page cannot share a module with the ``page`` fixture's)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from engines import Engine, in_page
+from engines import Engine, Page, in_page
 
 
 @in_page
 async def _player_before_and_after_a_click(phase):
     """Phase "create": an AudioPlayer on a page nobody clicked; phase "resume": resume it (after a click)."""
     import asyncio
-    import logging
 
     import js
+    from page_helpers import kept_logs
 
     from pyodide_realtime.audio import AudioPlayer
     from pyodide_realtime.audio._context import RESUME_TIMEOUT_S
 
     if phase == "create":
-        logged = []
-
-        class Keep(logging.Handler):
-            def emit(self, record):
-                logged.append(record.getMessage())
-
-        logging.getLogger("pyodide_realtime").addHandler(Keep())
         clicked = bool(js.navigator.userActivation.hasBeenActive)
         start = js.performance.now()
-        js.kept_player = player = await AudioPlayer.create()
+        with kept_logs() as logged:
+            js.kept_player = player = await AudioPlayer.create()
         waited_ms = js.performance.now() - start
         return clicked, str(player.context.state), waited_ms, RESUME_TIMEOUT_S, logged
     player = js.kept_player
@@ -45,61 +37,47 @@ async def _player_before_and_after_a_click(phase):
 
 
 def test_a_player_made_before_any_click_waits_and_says_what_to_do_then_plays_after_one(
-    engine: Engine, engine_server: Any
+    engine: Engine, unclicked_page: Page
 ) -> None:
     # Firefox's default and WebKit keep an AudioContext suspended until the page is clicked: create()
     # waits a bounded time, warns with what to do, and the player plays once resumed after a click.
-    fresh = engine.open(f"{engine_server.url.rstrip('/')}/engine.html")  # a page nobody clicked yet
-    try:
-        clicked, state, waited_ms, timeout_s, logged = _player_before_and_after_a_click(fresh, "create")
-        if engine.autoplay_needs_gesture:
-            assert clicked is False and state == "suspended"
-            assert timeout_s * 1000 - 50 <= waited_ms <= timeout_s * 1000 + 2000  # bounded: never a hang
-            assert [m for m in logged if "suspended" in m and "player.resume()" in m and "click" in m], logged
-        else:  # Chromium here runs with autoplay allowed (a flag; Playwright's pages count as activated)
-            assert state == "running" and logged == []
-        fresh.click()
-        resumed, heard_ms = _player_before_and_after_a_click(fresh, "resume")
-        assert resumed is True
-        assert heard_ms == pytest.approx(100.0)
-    finally:
-        fresh.close()
+    clicked, state, waited_ms, timeout_s, logged = _player_before_and_after_a_click(unclicked_page, "create")
+    if engine.autoplay_needs_gesture:
+        assert clicked is False and state == "suspended"
+        assert timeout_s * 1000 - 50 <= waited_ms <= timeout_s * 1000 + 2000  # bounded: never a hang
+        assert [m for m in logged if "suspended" in m and "player.resume()" in m and "click" in m], logged
+    else:  # Chromium here runs with autoplay allowed (a flag; Playwright's pages count as activated)
+        assert state == "running" and logged == []
+    unclicked_page.click()
+    resumed, heard_ms = _player_before_and_after_a_click(unclicked_page, "resume")
+    assert resumed is True
+    assert heard_ms == pytest.approx(100.0)
 
 
 @in_page
 async def _voice_before_any_click():
     import asyncio
-    import logging
 
     import js
+    from page_helpers import kept_logs
 
     from pyodide_realtime import OpenAIRealtimeWebSocket
     from pyodide_realtime.audio import start_voice
 
-    logged = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            logged.append(record.getMessage())
-
-    logging.getLogger("pyodide_realtime").addHandler(Keep())
     clicked = bool(js.navigator.userActivation.hasBeenActive)
     transport = OpenAIRealtimeWebSocket(url="ws://127.0.0.1:9/unused")  # never connected: chunks are dropped
-    voice = await start_voice(transport, chunk_ms=40)
-    await asyncio.sleep(0.3)
+    with kept_logs() as logged:
+        voice = await start_voice(transport, chunk_ms=40)
+        await asyncio.sleep(0.3)
     result = clicked, str(voice.player.context.state), str(voice.microphone._context.state), voice.microphone.chunks, logged
     voice.close()
     return result
 
 
 def test_start_voice_before_any_click_plays_where_capturing_unlocks_audio_and_says_so_where_not(
-    engine: Engine, engine_server: Any
+    engine: Engine, unclicked_page: Page
 ) -> None:
-    fresh = engine.open(f"{engine_server.url.rstrip('/')}/engine.html")  # a page nobody clicked yet
-    try:
-        clicked, player, microphone, chunks, logged = _voice_before_any_click(fresh)
-    finally:
-        fresh.close()
+    clicked, player, microphone, chunks, logged = _voice_before_any_click(unclicked_page)
     if engine.gesture_expires:  # WebKit: a page that captures may play
         assert clicked is False and (player, microphone) == ("running", "running") and chunks > 0, logged
     elif engine.autoplay_needs_gesture:  # Firefox: capturing unlocks nothing; both wait, and say what to do

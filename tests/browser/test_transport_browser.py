@@ -136,18 +136,13 @@ def test_backend_reports_binary_frames_by_size(page: Page, ws: ScriptedServer) -
 @in_page
 async def _backend_handler_raises(url):
     import asyncio
-    import logging
+
+    from page_helpers import kept_logs
 
     from pyodide_realtime._browser_socket import create_browser_socket
     from pyodide_realtime._interfaces import SocketRequest
 
-    logged, got, opened = [], [], asyncio.Event()
-
-    class Capture(logging.Handler):
-        def emit(self, record):
-            logged.append(record.getMessage())
-
-    logging.getLogger("pyodide_realtime").addHandler(Capture())
+    got, opened = [], asyncio.Event()
 
     class Handler:
         def on_open(self, protocol):
@@ -167,15 +162,16 @@ async def _backend_handler_raises(url):
         def on_close(self, code, reason):
             pass
 
-    sock = create_browser_socket(SocketRequest(url=url, subprotocols=("realtime",), headers={}), Handler())
-    await asyncio.wait_for(opened.wait(), 5)
-    sock.send('{"type":"first"}')
-    sock.send('{"type":"second"}')
-    for _ in range(250):
-        if len(got) == 2:
-            break
-        await asyncio.sleep(0.02)
-    sock.close()
+    with kept_logs() as logged:
+        sock = create_browser_socket(SocketRequest(url=url, subprotocols=("realtime",), headers={}), Handler())
+        await asyncio.wait_for(opened.wait(), 5)
+        sock.send('{"type":"first"}')
+        sock.send('{"type":"second"}')
+        for _ in range(250):
+            if len(got) == 2:
+                break
+            await asyncio.sleep(0.02)
+        sock.close()
     return got, logged
 
 
