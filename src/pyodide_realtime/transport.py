@@ -833,14 +833,14 @@ class OpenAIRealtimeWebSocket:
         )
         if stop_first:
             self._tell_player("audio_interrupted", None)
-        self._player_stopped = stop_first
+        outer, self._player_stopped = self._player_stopped, stop_first  # a listener may interrupt again
         try:
             if cancel_ongoing_response:
                 self._cancel_response()
             self._core.interrupt(self._now_ms(), elapsed_ms, cancel=False)
             self._flush()
         finally:
-            self._player_stopped = False
+            self._player_stopped = outer
 
     def _cancel_response(self) -> None:
         """Send ``response.cancel`` if a response is running and not already being cancelled."""
