@@ -24,7 +24,8 @@ How each engine is driven, with what the issue measured to work on this machine:
 
 Everything a test needs to know about an engine's differences is an attribute of its ``Engine``
 (docs/engines.md says what each means for users): ``mic_tone_hz`` and ``mic_tone_amplitude`` (the steady
-tone the microphone hears), ``autoplay_needs_gesture``, ``offline_suspend``, ``worklet_answers_after_close``.
+tone the microphone hears), ``autoplay_needs_gesture``, ``gesture_expires``, ``offline_suspend``,
+``worklet_answers_after_close``.
 """
 
 from __future__ import annotations
