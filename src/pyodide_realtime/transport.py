@@ -70,7 +70,7 @@ from .errors import (
     UnsupportedError,
     UserError,
 )
-from .events import ConnectionStatus, ErrorEvent, FunctionCall, ItemUpdate, SpeechStarted, TransportAudio, build_parser
+from .events import AudioDone, ConnectionStatus, ErrorEvent, FunctionCall, ItemUpdate, SpeechStarted, TransportAudio, build_parser
 
 __all__ = [
     "OpenAIRealtimeWebSocket",
@@ -263,7 +263,6 @@ class OpenAIRealtimeWebSocket:
         self._core.wanted = self._emitter.wanted
         self._player: AudioOutput | None = None
         self._heard: HeardMs = None  # _heard_source(), kept: it is passed with every server event
-        self._player_stopped = False  # by _interrupt, before it measured: the truncation must not stop it again
         self._microphone: AudioInput | None = None
 
     # State ---------------------------------------------------------------------------------------
@@ -824,7 +823,8 @@ class OpenAIRealtimeWebSocket:
         """Cancel (if asked) and truncate at ``elapsed_ms`` heard (a number, a per-item function, or
         None for the wall clock since the first audio)."""
         # A player that stops where it says (AudioPlayer) is stopped first and then asked what was heard:
-        # the truncation is then where the sound stopped, however long the sends below take.
+        # the truncation is then where the sound stopped, however long the sends below take. Any other
+        # output is measured first, then stopped if something was cut (the seed's order).
         stop_first = (
             self._player is not None
             and getattr(self._player, "stops_where_heard", False) is True
@@ -832,15 +832,12 @@ class OpenAIRealtimeWebSocket:
             and self._core.current_item is not None  # audio is tracked: there may be something to cut
         )
         if stop_first:
-            self._tell_player("audio_interrupted", None)
-        outer, self._player_stopped = self._player_stopped, stop_first  # a listener may interrupt again
-        try:
-            if cancel_ongoing_response:
-                self._cancel_response()
-            self._core.interrupt(self._now_ms(), elapsed_ms, cancel=False)
-            self._flush()
-        finally:
-            self._player_stopped = outer
+            self._stop_player()
+        if cancel_ongoing_response:
+            self._cancel_response()
+        if self._core.interrupt(self._now_ms(), elapsed_ms, cancel=False) and not stop_first:
+            self._stop_player()
+        self._flush()
 
     def _cancel_response(self) -> None:
         """Send ``response.cancel`` if a response is running and not already being cancelled."""
@@ -868,19 +865,26 @@ class OpenAIRealtimeWebSocket:
             if name == "audio":
                 self._on_audio(payload)
                 continue
-            if self._player is not None and name in ("audio_interrupted", "audio_done"):
-                self._tell_player(name, payload)
+            if name == "audio_done" and self._player is not None:
+                self._finish_player(payload)
             self._emitter.emit(name, payload)
 
-    def _tell_player(self, name: str, payload: Any) -> None:
-        """Stop the player on an interruption; tell it (``finish``, if it has one) that an item's audio is
-        done, so that it can say when the item ``finished`` playing: such an item is never truncated."""
+    def _stop_player(self) -> None:
+        """Stop the player (an interruption): once per interruption, as a second stop would end the first
+        before it landed."""
+        if self._player is None:
+            return
         try:
-            if name == "audio_interrupted":
-                if not self._player_stopped:  # a second stop would end the first before it landed
-                    self._player.stop()  # type: ignore[union-attr]
-            elif callable(finish := getattr(self._player, "finish", None)):
-                finish(payload.item_id, payload.content_index)
+            self._player.stop()
+        except Exception as exc:
+            self._report(exc)
+
+    def _finish_player(self, done: AudioDone) -> None:
+        """Tell the player (``finish``, if it has one) that an item's audio is done, so that it can say when
+        the item ``finished`` playing: such an item is never truncated."""
+        try:
+            if callable(finish := getattr(self._player, "finish", None)):
+                finish(done.item_id, done.content_index)
         except Exception as exc:
             self._report(exc)
 
