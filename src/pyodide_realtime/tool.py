@@ -112,14 +112,14 @@ class FunctionTool:
         try:
             result = self.func(**values)
         except Exception as exc:  # a sync tool's bug, its own TimeoutError included
-            return self._raised(exc)
+            return raised_result(self.name, exc)
         try:
             if inspect.isawaitable(result):
                 # The tool's own TimeoutError is wrapped on its way out: only the deadline's stays one.
                 waiting = _own_timeouts_apart(result)
                 result = await (asyncio.wait_for(waiting, limit) if limit is not None else waiting)
         except _ToolTimeout as wrapped:
-            return self._raised(wrapped.__cause__ or wrapped)
+            return raised_result(self.name, wrapped.__cause__ or wrapped)
         except TimeoutError as exc:  # our deadline: there is one, or nothing raises TimeoutError here
             failure = ToolFailure(
                 "timeout",
@@ -128,11 +128,8 @@ class FunctionTool:
             )
             return ToolResult(f"Error: {failure.message}", failure)
         except Exception as exc:  # the tool's own bug: reported, and the model is told it failed
-            return self._raised(exc)
+            return raised_result(self.name, exc)
         return ToolResult(tool_output_text(result))
-
-    def _raised(self, exc: BaseException) -> ToolResult:
-        return raised_result(self.name, exc)
 
 
 def raised_result(name: str, exc: BaseException) -> ToolResult:
