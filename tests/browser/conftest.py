@@ -10,6 +10,7 @@ page is a function decorated with ``engines.in_page``; ``engine`` tells what dif
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,25 +61,24 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def page(engine: Engine, engine_server: Any) -> Iterator[Page]:
     """A page of ``engine`` with Pyodide and our package loaded: ``run_python``, ``eval_js``, ``click``,
     and ``in_page`` functions. One per module; closed after the module's last test of that engine."""
-    opened = engine.open(_engine_page(engine_server))
-    if engine.autoplay_needs_gesture and not engine.gesture_expires:
-        opened.click()  # a person has clicked the page: from then on it may play (Firefox)
-    try:
+    with _engine_page(engine, engine_server) as opened:
+        if engine.autoplay_needs_gesture and not engine.gesture_expires:
+            opened.click()  # a person has clicked the page: from then on it may play (Firefox)
         yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture
 def unclicked_page(engine: Engine, engine_server: Any) -> Iterator[Page]:
     """A page of the test's own that nobody has clicked yet (autoplay policies). Not in a module that
     uses ``page``: WebKit has one window, and this page would replace that one."""
-    opened = engine.open(_engine_page(engine_server))
+    with _engine_page(engine, engine_server) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def _engine_page(engine: Engine, server: Any) -> Iterator[Page]:
+    opened = engine.open(f"{server.url.rstrip('/')}/engine.html")
     try:
         yield opened
     finally:
         opened.close()
-
-
-def _engine_page(server: Any) -> str:
-    return f"{server.url.rstrip('/')}/engine.html"
