@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import json
 import logging
 import math
@@ -50,6 +49,7 @@ RATE_LIMIT_TOKENS = 40000
 # context); a buffer never committed stops growing with an error.
 MAX_ITEMS = 1000
 MAX_INPUT_BUFFER_MS = 15 * 60 * 1000
+MAX_LOGGED_TYPE_CHARS = 64  # an event's type, quoted in the server's log
 
 logger = logging.getLogger("pyodide_realtime_server")
 
@@ -179,6 +179,19 @@ class Conversation:
             handler(self, event)
         except ClientEventError as error:
             self.send_error(error, event_id)
+        except Exception:
+            # A defect of the simulation, not of the event: the API answers its own failures with a
+            # server_error and keeps the connection, and so does this stand-in.
+            logger.exception("the simulated model failed on a %s event", str(event.get("type"))[:MAX_LOGGED_TYPE_CHARS])
+            self.send_error(
+                ClientEventError(
+                    "server_error",
+                    "The server had an error while processing your event; the connection stays open. "
+                    "Send the event again, or report it with the server's log.",
+                    type_="server_error",
+                ),
+                event_id,
+            )
 
     # -- session and audio buffer ------------------------------------------------------------
 
@@ -221,7 +234,7 @@ class Conversation:
     def on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
         try:
             audio = base64.b64decode(event["audio"], validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII character (which b64decode refuses first)
             raise ClientEventError(
                 "invalid_value", "Invalid value for 'audio': expected base64-encoded audio bytes.", "audio"
             ) from None
@@ -408,6 +421,8 @@ class Conversation:
 
     def on_conversation_item_create(self, event: dict[str, Any]) -> None:
         given: dict[str, Any] = event["item"]
+        if "type" not in given:  # optional in the beta types, required by the API
+            raise ClientEventError("missing_required_parameter", "Missing required parameter: 'item.type'.", "item.type")
         item = {"id": given.get("id") or new_id("item"), **{k: v for k, v in given.items() if k != "id"}}
         if item["type"] in ("message", "function_call", "function_call_output"):  # MCP items have neither
             item.setdefault("object", "realtime.item")
@@ -470,10 +485,9 @@ class Conversation:
                 "response_active": self.active is not None and self.active.item is item,
             }
         )
-        # The real API drops the transcript of audio that was not heard; approximate by proportion.
-        transcript = content[content_index].get("transcript") or ""
-        kept = int(len(transcript) * audio_end_ms / available) if available else 0
-        content[content_index]["transcript"] = transcript[:kept]
+        # As the API reference says: truncating "will delete the server-side text transcript to
+        # ensure there is not text in the context that hasn't been heard by the user".
+        content[content_index]["transcript"] = ""
         self.audio_ms[(item["id"], content_index)] = float(audio_end_ms)
         self.send(
             {"type": "conversation.item.truncated", "item_id": item["id"], "content_index": content_index, "audio_end_ms": audio_end_ms}

@@ -1,0 +1,163 @@
+"""The local server under attack: events that used to close the connection, names the API refuses,
+what a truncation keeps, what is served and what is logged."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from websockets.asyncio.client import ClientConnection, connect
+
+from pyodide_realtime_server import RealtimeServer, _conversation
+
+EVENT_TIMEOUT_S = 5.0
+
+
+@pytest_asyncio.fixture
+async def server() -> AsyncIterator[RealtimeServer]:
+    async with RealtimeServer(pace=0, speech="tones", test_endpoints=True) as srv:
+        yield srv
+
+
+async def _recv(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT_S))
+
+
+async def _expect(ws: ClientConnection, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    seen = []
+    while True:
+        event = await _recv(ws)
+        seen.append(event)
+        if event["type"] == kind:
+            return event, seen
+
+
+async def _open(srv: RealtimeServer, *extra: str) -> ClientConnection:
+    ws = await connect(srv.ws_url, subprotocols=["realtime", f"openai-insecure-api-key.{srv.mint_key()}", *extra])
+    assert (await _recv(ws))["type"] == "session.created"
+    return ws
+
+
+async def _error_for(ws: ClientConnection, event: dict[str, Any]) -> dict[str, Any]:
+    await ws.send(json.dumps(event))
+    answer = await _recv(ws)
+    assert answer["type"] == "error", answer
+    return dict(answer["error"])
+
+
+async def _still_open(ws: ClientConnection) -> None:
+    await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+    assert (await _recv(ws))["type"] == "input_audio_buffer.cleared"
+
+
+# -- events that closed the connection with 1011 ---------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_non_ascii_audio_and_a_format_without_type_are_invalid_values_not_closes(server: RealtimeServer) -> None:
+    async with await _open(server) as ws:
+        error = await _error_for(ws, {"type": "input_audio_buffer.append", "event_id": "a", "audio": "AAé="})
+        assert (error["code"], error["param"], error["event_id"]) == ("invalid_value", "audio", "a")
+        for side in ("input", "output"):
+            update = {"type": "session.update", "event_id": side, "session": {"type": "realtime", "audio": {side: {"format": {}}}}}
+            error = await _error_for(ws, update)
+            assert (error["code"], error["param"], error["event_id"]) == ("invalid_value", f"session.audio.{side}.format", side)
+            assert "'type'" in error["message"]
+        error = await _error_for(ws, {"type": "response.create", "response": {"audio": {"output": {"format": {}}}}})
+        assert (error["code"], error["param"]) == ("invalid_value", "response.audio.output.format")
+        await _still_open(ws)
+    assert server.state.connections[0].close_code != 1011
+
+
+@pytest.mark.asyncio
+async def test_a_defect_in_a_handler_is_an_error_event_and_the_connection_lives(
+    server: RealtimeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(conversation: Any, event: dict[str, Any]) -> None:
+        raise KeyError("a defect of the simulation")
+
+    monkeypatch.setitem(_conversation.HANDLERS, "conversation.item.retrieve", broken)
+    async with await _open(server) as ws:
+        error = await _error_for(ws, {"type": "conversation.item.retrieve", "event_id": "r1", "item_id": "item_1"})
+        assert (error["type"], error["code"], error["event_id"]) == ("server_error", "server_error", "r1")
+        assert "stays open" in error["message"]
+        await _still_open(ws)
+
+
+# -- names the API refuses -------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_unknown_voices_and_transcription_models_are_refused_as_the_api_does(server: RealtimeServer) -> None:
+    async with await _open(server) as ws:
+        cases = [
+            ({"type": "realtime", "audio": {"output": {"voice": "robot"}}}, "session.audio.output.voice", "'robot'"),
+            (
+                {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-9"}}}},
+                "session.audio.input.transcription.model",
+                "'whisper-9'",
+            ),
+        ]
+        for session, param, quoted in cases:
+            error = await _error_for(ws, {"type": "session.update", "session": session})
+            assert (error["code"], error["param"]) == ("invalid_value", param)
+            assert quoted in error["message"] and "Supported values are" in error["message"]
+        error = await _error_for(ws, {"type": "response.create", "response": {"audio": {"output": {"voice": "robot"}}}})
+        assert (error["code"], error["param"]) == ("invalid_value", "response.audio.output.voice")
+        # Known names, and a custom voice object, pass.
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "realtime",
+                        "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}, "output": {"voice": "cedar"}},
+                    },
+                }
+            )
+        )
+        updated, _ = await _expect(ws, "session.updated")
+        assert updated["session"]["audio"]["output"]["voice"] == "cedar"
+    async with await _open(server, "openai-beta.realtime-v1") as beta:
+        error = await _error_for(beta, {"type": "session.update", "session": {"voice": "robot"}})
+        assert (error["code"], error["param"]) == ("invalid_value", "session.voice")
+        error = await _error_for(beta, {"type": "session.update", "session": {"input_audio_transcription": {"model": "x"}}})
+        assert (error["code"], error["param"]) == ("invalid_value", "session.input_audio_transcription.model")
+
+
+def test_a_minted_session_with_an_unknown_voice_is_refused(server: RealtimeServer) -> None:
+    with pytest.raises(Exception, match="robot"):
+        server.mint_key({"type": "realtime", "audio": {"output": {"voice": "robot"}}})
+
+
+# -- truncation ------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_truncation_deletes_the_transcript_of_the_unheard_audio() -> None:
+    # API reference (conversation.item.truncate): "Truncating audio will delete the server-side text
+    # transcript to ensure there is not text in the context that hasn't been heard by the user."
+    async with RealtimeServer(pace=0, speech="tones", test_endpoints=True) as srv, await _open(srv) as ws:
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "conversation.item.create",
+                    "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "one two three"}]},
+                }
+            )
+        )
+        await ws.send(json.dumps({"type": "response.create"}))
+        done, events = await _expect(ws, "response.done")
+        item = done["response"]["output"][0]
+        assert item["content"][0]["transcript"]
+        heard_ms = sum(len(base64.b64decode(e["delta"])) for e in events if e["type"] == "response.output_audio.delta") // 48
+        await ws.send(json.dumps({"type": "conversation.item.truncate", "item_id": item["id"], "content_index": 0, "audio_end_ms": heard_ms // 2}))
+        assert (await _expect(ws, "conversation.item.truncated"))[0]["audio_end_ms"] == heard_ms // 2
+        await ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": item["id"]}))
+        retrieved, _ = await _expect(ws, "conversation.item.retrieved")
+        assert retrieved["item"]["content"][0]["transcript"] == ""
