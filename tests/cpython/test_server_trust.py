@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 
-from pyodide_realtime_server import RealtimeServer, _conversation
+from pyodide_realtime_server import RealtimeServer, _conversation, start_in_thread
 
 EVENT_TIMEOUT_S = 5.0
 
@@ -161,3 +165,80 @@ async def test_a_truncation_deletes_the_transcript_of_the_unheard_audio() -> Non
         await ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": item["id"]}))
         retrieved, _ = await _expect(ws, "conversation.item.retrieved")
         assert retrieved["item"]["content"][0]["transcript"] == ""
+
+
+# -- keys in DEBUG tracebacks ----------------------------------------------------------------------
+
+
+class _Records(logging.Handler):
+    """Every record, formatted as a handler would write it (traceback and stack included)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+        self.tracebacks = asyncio.Queue[str]()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        self.lines.append(line)
+        if "Traceback" in line:
+            self.tracebacks.put_nowait(line)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "header",
+    ["Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.{key}, ,;;=bad", "Authorization: Bearer {key}\x01"],
+    ids=["subprotocol", "bearer"],
+)
+async def test_a_malformed_handshake_puts_no_key_in_any_debug_record(header: str) -> None:
+    records = _Records()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(records)
+    root.setLevel(logging.DEBUG)
+    try:
+        async with RealtimeServer(pace=0, speech="tones") as srv:
+            key = srv.mint_key()
+            request = (
+                f"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{header.format(key=key)}\r\n\r\n"
+            )
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(request.encode("latin-1"))
+            # The handshake fails inside websockets, which logs why with a traceback at DEBUG.
+            traceback = await asyncio.wait_for(records.tracebacks.get(), EVENT_TIMEOUT_S)
+            writer.close()
+    finally:
+        root.removeHandler(records)
+        root.setLevel(level)
+    assert "<redacted>" in traceback
+    logged = "\n".join(records.lines)
+    assert key[len("ek_") :][:12] not in logged and key[-12:] not in logged
+
+
+# -- static files ----------------------------------------------------------------------------------
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=EVENT_TIMEOUT_S) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_dotfiles_under_the_web_root_are_not_served(tmp_path: Path) -> None:
+    web, dist = tmp_path / "web", tmp_path / "dist"
+    (web / ".git").mkdir(parents=True)
+    (web / "sub").mkdir()
+    dist.mkdir()
+    (web / "index.html").write_text("page")
+    for secret in (web / ".env", web / ".git" / "config", web / "sub" / ".htpasswd", dist / ".env"):
+        secret.write_text("OPENAI_API_KEY=sk-secret")
+    with start_in_thread(web_root=web, mounts={"/dist": dist}, speech="tones") as server:
+        assert _get(server.url) == (200, b"page")
+        for path in (".env", ".git/config", ".git/", "sub/.htpasswd", "%2eenv", "sub/%2e%2e/.env", "dist/.env", ".git"):
+            status, body = _get(server.url + path)
+            assert status == 404 and b"sk-secret" not in body, path

@@ -38,10 +38,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from pyodide_realtime._interfaces import RedactingFilter
 from pyodide_realtime.dialects import BETA, GA, INSECURE_KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL, Dialect
 
-from . import _recognizer
+from . import _recognizer, _redaction
 from ._conversation import Conversation
 from ._errors import ClientEventError, PortInUseError
 from ._keys import DEFAULT_KEY_TTL_S, MAX_KEY_TTL_S, MIN_KEY_TTL_S, KeyStore, Opener, UpstreamMinter
@@ -122,9 +121,6 @@ class _EmbeddedServer(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
-#: The loggers uvicorn and the websockets protocol under it write to.
-_STACK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
-
 
 class RealtimeServer:
     """The local stand-in for the OpenAI Realtime API. Use ``async with`` or ``start_in_thread``.
@@ -203,9 +199,7 @@ class RealtimeServer:
     async def start(self) -> RealtimeServer:
         sock = self._bind()
         # websockets (through uvicorn) logs every handshake header at DEBUG, Authorization included.
-        for name in _STACK_LOGGERS:
-            if not any(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters):
-                logging.getLogger(name).addFilter(RedactingFilter())
+        _redaction.install()
         config = uvicorn.Config(
             self.app,
             http="h11",
