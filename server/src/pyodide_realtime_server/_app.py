@@ -41,7 +41,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from pyodide_realtime.dialects import BETA, GA, INSECURE_KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL, Dialect
 
 from . import _recognizer, _redaction
-from ._conversation import Conversation
+from ._conversation import Conversation, Schedule
 from ._errors import ClientEventError, PortInUseError
 from ._keys import DEFAULT_KEY_TTL_S, MAX_KEY_TTL_S, MIN_KEY_TTL_S, KeyStore, Opener, UpstreamMinter
 from ._listener import Listener
@@ -128,8 +128,9 @@ class RealtimeServer:
     ``api_key`` (a regular OpenAI key) switches the mint endpoint to minting real keys at OpenAI,
     only for requests whose ``Origin`` is a page of this server (or in ``allowed_origins``); the
     local WebSocket endpoint keeps working with locally minted keys. The Origin check stops other
-    sites' pages, not programs (they may send any Origin): with a key, listen on loopback only. ``test_endpoints`` adds
-    ``/_test/state`` and ``/_test/reset``.
+    sites' pages, not programs (they may send any Origin): with a key, listen on loopback only.
+    ``test_endpoints`` adds ``/_test/state`` and ``/_test/reset``. ``schedule`` replaces the loop's
+    ``call_later`` for the idle timeout (tests fire it themselves).
     """
 
     def __init__(
@@ -148,10 +149,12 @@ class RealtimeServer:
         upstream_opener: Opener | None = None,
         allowed_origins: Sequence[str] = (),
         test_endpoints: bool = False,
+        schedule: Schedule | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.pace = pace
+        self.schedule = schedule
         self.web_root = Path(web_root) if web_root is not None else None
         self.mounts = {prefix.rstrip("/"): Path(folder) for prefix, folder in (mounts or {}).items()}
         self.keys = KeyStore(key_ttl_s, accept_any_key=accept_any_key)
@@ -233,6 +236,11 @@ class RealtimeServer:
         self._server = self._serving = None
         if self.listener is not None:
             await self.listener.close()
+
+    async def wait_stopped(self) -> None:
+        """Until the server stops serving (raises what stopped it, if it failed)."""
+        if self._serving is not None:
+            await asyncio.shield(self._serving)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -465,6 +473,7 @@ class RealtimeServer:
             initial_session=check.session,
             synthesizer=self.synthesizer,
             pace=self.pace,
+            schedule=self.schedule,
             listener=self.listener,
         )
         record.model = conversation.session.model

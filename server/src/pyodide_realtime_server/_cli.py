@@ -16,6 +16,7 @@ import importlib.util
 import ipaddress
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,9 +124,14 @@ async def _serve(args: argparse.Namespace) -> None:
         allowed_origins=args.allow_origin,
         test_endpoints=args.test_endpoints,
     )
+    # SIGTERM stops the server as Ctrl-C does (asyncio.run cancels on SIGINT): through ``async with``,
+    # which stops the speech worker too. Left to its default, SIGTERM would end this process at once.
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     async with server:
         print(f"Serving on {server.url}", flush=True)
-        await asyncio.Event().wait()
+        await server.wait_stopped()
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -149,7 +155,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             asyncio.run(_serve(args))
     except RealtimeServerError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

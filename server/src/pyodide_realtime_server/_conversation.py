@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pyodide_realtime._interfaces import FORMAT_RATES, bytes_per_ms
 from pyodide_realtime.dialects import Dialect
@@ -54,6 +54,15 @@ MAX_LOGGED_TYPE_CHARS = 64  # an event's type, quoted in the server's log
 logger = logging.getLogger("pyodide_realtime_server")
 
 
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+#: ``schedule(delay_s, callback)``: run ``callback`` after ``delay_s`` of wall time, as the loop's
+#: ``call_later``; tests pass their own to fire the idle timeout when they choose.
+Schedule = Callable[[float, Callable[[], None]], Cancellable]
+
+
 @dataclass
 class ActiveResponse:
     id: str
@@ -85,6 +94,7 @@ class Conversation:
         synthesizer: Synthesizer,
         pace: float,
         listener: Listener | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         self.peer = peer
         self.listener = listener
@@ -94,6 +104,7 @@ class Conversation:
         self.session = SessionState(model, dialect).seed(initial_session)
         self.synthesizer = synthesizer
         self.pace = pace
+        self._schedule = schedule
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
         self.audio_ms: dict[tuple[str, int], float] = {}  # (item_id, content_index) -> audio sent
@@ -106,7 +117,7 @@ class Conversation:
         self.speech_item_id: str | None = None
         self.active: ActiveResponse | None = None
         self.model_spoke = False
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: Cancellable | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     # -- running -----------------------------------------------------------------------------
@@ -131,6 +142,8 @@ class Conversation:
             self.active.task.cancel()
         for task in self.recognitions.values():
             task.cancel()
+        if self.listener is not None:
+            self.listener.forget(self.record.id)
         self.active = None
         self.items.clear()
         self.audio_ms.clear()
@@ -269,7 +282,8 @@ class Conversation:
             return
         self._disarm_idle_timer()
         delay_s = (reply_audio_ms + turn["idle_timeout_ms"]) / 1000 / (self.pace if self.pace > 0 else 1)
-        self._idle_timer = asyncio.get_running_loop().call_later(delay_s, self._idle_timeout)
+        schedule = self._schedule or asyncio.get_running_loop().call_later
+        self._idle_timer = schedule(delay_s, self._idle_timeout)
 
     def _disarm_idle_timer(self) -> None:
         if self._idle_timer is not None:
@@ -353,7 +367,7 @@ class Conversation:
             samples = decode_from_wire(audio, audio_format)
             tool_names = [str(t.get("name") or t.get("server_label") or "") for t in self.session.tools]
             try:
-                text = await self.listener.recognize(samples, FORMAT_RATES[audio_format], tool_names)
+                text = await self.listener.recognize(samples, FORMAT_RATES[audio_format], tool_names, client=self.record.id)
             except RecognizerError:
                 logger.exception("speech recognition failed for %s", item["id"])
                 text = ""
