@@ -9,15 +9,16 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
-from pyodide_realtime_server import RealtimeServer, _conversation, start_in_thread
+from pyodide_realtime_server import RealtimeServer, _conversation, _state, start_in_thread
 
 EVENT_TIMEOUT_S = 5.0
 
@@ -42,7 +43,7 @@ async def _expect(ws: ClientConnection, kind: str) -> tuple[dict[str, Any], list
 
 
 async def _open(srv: RealtimeServer, *extra: str) -> ClientConnection:
-    ws = await connect(srv.ws_url, subprotocols=["realtime", f"openai-insecure-api-key.{srv.mint_key()}", *extra])
+    ws = await connect(srv.ws_url, subprotocols=["realtime", f"openai-insecure-api-key.{srv.mint_key()}", *extra], max_size=None)
     assert (await _recv(ws))["type"] == "session.created"
     return ws
 
@@ -242,3 +243,73 @@ def test_dotfiles_under_the_web_root_are_not_served(tmp_path: Path) -> None:
         for path in (".env", ".git/config", ".git/", "sub/.htpasswd", "%2eenv", "sub/%2e%2e/.env", "dist/.env", ".git"):
             status, body = _get(server.url + path)
             assert status == 404 and b"sk-secret" not in body, path
+
+
+# -- memory ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_what_is_logged_is_bounded_at_every_depth(server: RealtimeServer) -> None:
+    big = "x" * 3_000_000
+    events = [
+        {"type": "session.update", "event_id": "valid", "session": {"type": "realtime", "instructions": big}},
+        {"type": "session.update", "event_id": "deep", "session": {"type": "realtime", "audio": {"input": {"unknown": big}}}},
+        {"type": "session.update", "event_id": "key", "session": {"type": "realtime", big: 1}},
+        {"type": "conversation.item.create", "event_id": "list", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}] * 50_000}},
+        {"type": "session.update", "event_id": "nested", "session": json.loads("[" * 500 + "]" * 500)},
+    ]
+    async with await _open(server) as ws:
+        for event in events:
+            await ws.send(json.dumps(event))
+        await ws.send(json.dumps({"type": "conversation.item.retrieve", "event_id": "end", "item_id": "none"}))
+        answers: list[dict[str, Any]] = []
+        while not answers or answers[-1].get("error", {}).get("event_id") != "end":
+            answers.append(json.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT_S)))
+        record = server.state.connections[0]
+        logged = [len(json.dumps(event)) for event in record.received]
+        errors = [len(json.dumps(error)) for error in record.errors]
+    assert len(logged) == len(events) + 1 and max(logged) < 2 * _state.MAX_LOGGED_EVENT_CHARS, logged
+    assert errors and max(errors) < 2 * _state.MAX_LOGGED_EVENT_CHARS, errors
+    sent_errors = [a["error"] for a in answers if a["type"] == "error"]
+    assert {e["event_id"] for e in sent_errors} >= {"deep", "key", "end"}
+    assert max(len(e["message"]) + len(e["param"] or "") for e in sent_errors) < 2000
+
+
+@pytest.mark.asyncio
+async def test_without_the_log_nothing_is_kept_of_a_connection_after_it_closes() -> None:
+    async with RealtimeServer(pace=0, speech="tones", keep_log=False) as srv:
+        async with await _open(srv) as ws:
+            await _error_for(ws, {"type": "session.update", "session": {"bogus": "x" * 100_000}})
+            [record] = srv.state.connections
+            assert (list(record.received), list(record.errors), list(record.sent_types)) == ([], [], [])
+        with pytest.raises(InvalidStatus):
+            await connect(srv.ws_url, subprotocols=["realtime", "openai-insecure-api-key.ek_unknown"])
+        await _wait_for(lambda: not srv.state.connections)
+        assert list(srv.state.rejected) == []
+
+
+async def _wait_for(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.asyncio
+async def test_the_conversation_is_bounded_in_characters(server: RealtimeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_conversation, "MAX_CONVERSATION_CHARS", 1_000_000)
+    text = "y" * 300_000
+    async with await _open(server) as ws:
+        ids = []
+        for n in range(5):
+            item = {"id": f"item_big{n}", "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+            await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            ids.append((await _expect(ws, "conversation.item.done"))[0]["item"]["id"])
+        # The newest three fit in 1 MB; the two oldest went first, as the API drops the oldest context.
+        for item_id, kept in zip(ids, [False, False, True, True, True], strict=True):
+            await ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": item_id}))
+            answer = await _recv(ws)
+            assert (answer["type"] == "conversation.item.retrieved") is kept, item_id
+        # An item inserted first (root) is never the one dropped to make room for itself.
+        first = {"id": "item_root", "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        await ws.send(json.dumps({"type": "conversation.item.create", "previous_item_id": "root", "item": first}))
+        added, _ = await _expect(ws, "conversation.item.added")
+        assert added["item"]["id"] == "item_root" and added["previous_item_id"] is None

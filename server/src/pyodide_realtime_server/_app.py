@@ -45,6 +45,7 @@ from ._conversation import Conversation, Schedule
 from ._errors import ClientEventError, PortInUseError
 from ._keys import DEFAULT_KEY_TTL_S, MAX_KEY_TTL_S, MIN_KEY_TTL_S, KeyStore, Opener, UpstreamMinter
 from ._listener import Listener
+from ._memory import RELEASE_AFTER_CHARS, release_free_memory
 from ._peer import Peer
 from ._schema import validate_client_event
 from ._session_state import SessionState
@@ -129,7 +130,9 @@ class RealtimeServer:
     only for requests whose ``Origin`` is a page of this server (or in ``allowed_origins``); the
     local WebSocket endpoint keeps working with locally minted keys. The Origin check stops other
     sites' pages, not programs (they may send any Origin): with a key, listen on loopback only.
-    ``test_endpoints`` adds ``/_test/state`` and ``/_test/reset``. ``schedule`` replaces the loop's
+    ``test_endpoints`` adds ``/_test/state`` and ``/_test/reset``. ``keep_log`` keeps what each
+    connection sent and was answered (bounded), and closed connections, for tests to read; without
+    it ``state`` lists only open connections and logs nothing. ``schedule`` replaces the loop's
     ``call_later`` for the idle timeout (tests fire it themselves).
     """
 
@@ -149,6 +152,7 @@ class RealtimeServer:
         upstream_opener: Opener | None = None,
         allowed_origins: Sequence[str] = (),
         test_endpoints: bool = False,
+        keep_log: bool = True,
         schedule: Schedule | None = None,
     ) -> None:
         self.host = host
@@ -165,6 +169,7 @@ class RealtimeServer:
         self.upstream = UpstreamMinter(api_key, **upstream_kwargs) if api_key else None
         self.extra_origins = tuple(origin.rstrip("/") for origin in allowed_origins)
         self.test_endpoints = test_endpoints
+        self.keep_log = keep_log
         self.state = ServerState()
         # What the simulated model hears; None without the optional pocketsphinx.
         self.listener = Listener() if _recognizer.available() else None
@@ -422,7 +427,8 @@ class RealtimeServer:
         await self._refuse(websocket, 404, "not_found", f"No WebSocket endpoint at {websocket.url.path}; use {REALTIME_PATH}.")
 
     async def _refuse(self, websocket: WebSocket, status: int, code: str, message: str) -> None:
-        self.state.rejected.append({"path": websocket.url.path, "status": status, "code": code, "message": message})
+        if self.keep_log:
+            self.state.rejected.append({"path": websocket.url.path, "status": status, "code": code, "message": message})
         body = error_body(message, code)
         body["error"]["event_id"] = None
         await websocket.send_denial_response(JSONResponse(body, status))
@@ -462,6 +468,7 @@ class RealtimeServer:
             path=websocket.url.path,
             subprotocol=subprotocol,
             auth="ephemeral" if key.startswith("ek_") else "regular",
+            logged=self.keep_log,
         )
         self.state.connections.append(record)
         peer = Peer(websocket)
@@ -489,6 +496,11 @@ class RealtimeServer:
         finally:
             record.closed_at = time.time()
             conversation.release()
+            if not self.keep_log:
+                self.state.connections.remove(record)  # only open connections are listed
+            if peer.received_chars >= RELEASE_AFTER_CHARS:
+                # Once this handler's frame (the conversation, the last message) is gone too.
+                asyncio.get_running_loop().call_soon(release_free_memory)
 
 
 class ServerThread:

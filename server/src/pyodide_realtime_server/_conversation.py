@@ -45,9 +45,12 @@ AUDIO_TOKENS_PER_SECOND = 10
 CHARS_PER_TOKEN = 4
 RATE_LIMIT_REQUESTS = 5000
 RATE_LIMIT_TOKENS = 40000
-# Bounds per connection: the oldest items go first (as the API's truncation drops them from the
-# context); a buffer never committed stops growing with an error.
+# Bounds per connection, in items and in characters: the oldest items go first (as the API's
+# truncation drops them from the context); a buffer never committed stops growing with an error.
 MAX_ITEMS = 1000
+# The conversation's size, as JSON: far more than any model's context (a 32k-token context is about
+# 128 kB of text), so only a client sending megabytes of items sees its oldest ones go early.
+MAX_CONVERSATION_CHARS = 16 * 1024 * 1024
 MAX_INPUT_BUFFER_MS = 15 * 60 * 1000
 MAX_LOGGED_TYPE_CHARS = 64  # an event's type, quoted in the server's log
 
@@ -107,6 +110,8 @@ class Conversation:
         self._schedule = schedule
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
+        self.item_chars: dict[str, int] = {}  # item id -> its JSON's size when added
+        self.conversation_chars = 0
         self.audio_ms: dict[tuple[str, int], float] = {}  # (item_id, content_index) -> audio sent
         self.heard: dict[str, str] = {}  # user audio item id -> the words the recognizer heard
         self.recognitions: dict[str, asyncio.Task[None]] = {}
@@ -146,6 +151,7 @@ class Conversation:
             self.listener.forget(self.record.id)
         self.active = None
         self.items.clear()
+        self.item_chars.clear()
         self.audio_ms.clear()
         self.heard.clear()
         self.recognitions.clear()
@@ -420,11 +426,13 @@ class Conversation:
             self.items.insert(0, item)
         else:
             self.items.insert(self.items.index(self._find(after, "previous_item_id")) + 1, item)
-        while len(self.items) > MAX_ITEMS:
-            dropped = self.items.pop(0)
-            self.heard.pop(dropped["id"], None)
-            for key in [k for k in self.audio_ms if k[0] == dropped["id"]]:
-                del self.audio_ms[key]
+        size = len(json.dumps(item))
+        self.item_chars[item["id"]] = size
+        self.conversation_chars += size
+        while len(self.items) > 1 and (len(self.items) > MAX_ITEMS or self.conversation_chars > MAX_CONVERSATION_CHARS):
+            dropped = next(old for old in self.items if old is not item)  # the oldest, never the new one
+            self.items.remove(dropped)
+            self._forget_item(dropped)
         previous = self._previous_id(item)
         if self.dialect == "beta":
             self.send({"type": "conversation.item.created", "previous_item_id": previous, "item": item})
@@ -432,6 +440,12 @@ class Conversation:
         self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
         if done:
             self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+
+    def _forget_item(self, item: dict[str, Any]) -> None:
+        self.conversation_chars -= self.item_chars.pop(item["id"], 0)
+        self.heard.pop(item["id"], None)
+        for key in [k for k in self.audio_ms if k[0] == item["id"]]:
+            del self.audio_ms[key]
 
     def on_conversation_item_create(self, event: dict[str, Any]) -> None:
         given: dict[str, Any] = event["item"]
@@ -462,7 +476,7 @@ class Conversation:
     def on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         item = self._find(event["item_id"])
         self.items.remove(item)
-        self.heard.pop(item["id"], None)
+        self._forget_item(item)
         self.send({"type": "conversation.item.deleted", "item_id": item["id"]})
 
     def on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
@@ -489,16 +503,17 @@ class Conversation:
                 f"Audio content of {math.floor(available)}ms is already shorter than {audio_end_ms}ms",
                 "audio_end_ms",
             )
-        self.record.truncations.append(
-            {
-                "connection_id": self.record.id,
-                "item_id": item["id"],
-                "content_index": content_index,
-                "audio_end_ms": audio_end_ms,
-                "audio_available_ms": round(available, 3),
-                "response_active": self.active is not None and self.active.item is item,
-            }
-        )
+        if self.record.logged:
+            self.record.truncations.append(
+                {
+                    "connection_id": self.record.id,
+                    "item_id": item["id"],
+                    "content_index": content_index,
+                    "audio_end_ms": audio_end_ms,
+                    "audio_available_ms": round(available, 3),
+                    "response_active": self.active is not None and self.active.item is item,
+                }
+            )
         # As the API reference says: truncating "will delete the server-side text transcript to
         # ensure there is not text in the context that hasn't been heard by the user".
         content[content_index]["transcript"] = ""
