@@ -43,6 +43,7 @@ from pyodide_realtime.dialects import BETA, GA, INSECURE_KEY_SUBPROTOCOL_PREFIX,
 from . import _recognizer, _redaction
 from ._conversation import Conversation, Schedule
 from ._errors import ClientEventError, PortInUseError
+from ._guard import HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT, ConnectionGuard
 from ._keys import DEFAULT_KEY_TTL_S, MAX_KEY_TTL_S, MIN_KEY_TTL_S, KeyStore, Opener, UpstreamMinter
 from ._listener import Listener
 from ._memory import RELEASE_AFTER_CHARS, release_free_memory
@@ -132,7 +133,9 @@ class RealtimeServer:
     sites' pages, not programs (they may send any Origin): with a key, listen on loopback only.
     ``test_endpoints`` adds ``/_test/state`` and ``/_test/reset``. ``keep_log`` keeps what each
     connection sent and was answered (bounded), and closed connections, for tests to read; without
-    it ``state`` lists only open connections and logs nothing. ``schedule`` replaces the loop's
+    it ``state`` lists only open connections and logs nothing. A client address may hold
+    ``max_connections_per_client`` connections at once, and each request's header must be complete
+    within ``header_timeout_s`` (``_guard``). ``schedule`` replaces the loop's
     ``call_later`` for the idle timeout (tests fire it themselves).
     """
 
@@ -154,6 +157,8 @@ class RealtimeServer:
         test_endpoints: bool = False,
         keep_log: bool = True,
         schedule: Schedule | None = None,
+        max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
     ) -> None:
         self.host = host
         self.port = port
@@ -170,6 +175,7 @@ class RealtimeServer:
         self.extra_origins = tuple(origin.rstrip("/") for origin in allowed_origins)
         self.test_endpoints = test_endpoints
         self.keep_log = keep_log
+        self.guard = ConnectionGuard(max_per_client=max_connections_per_client, header_timeout_s=header_timeout_s)
         self.state = ServerState()
         # What the simulated model hears; None without the optional pocketsphinx.
         self.listener = Listener() if _recognizer.available() else None
@@ -208,10 +214,11 @@ class RealtimeServer:
         sock = self._bind()
         # websockets (through uvicorn) logs every handshake header at DEBUG, Authorization included.
         _redaction.install()
+        http_protocol, ws_protocol = self.guard.protocols()
         config = uvicorn.Config(
             self.app,
-            http="h11",
-            ws="websockets-sansio",
+            http=http_protocol,  # h11, with the guard's header deadline and per-client cap
+            ws=ws_protocol,  # websockets (sans-I/O)
             ws_max_size=MAX_MESSAGE_BYTES,
             lifespan="off",
             log_config=None,
