@@ -294,15 +294,17 @@ async def test_auth_failures_answer_401_with_the_api_error_body(server: Realtime
 
 @pytest.mark.asyncio
 async def test_keys_are_single_use_and_expire() -> None:
-    async with RealtimeServer(pace=0, speech="tones", key_ttl_s=0.3) as srv:
+    now = [1_000_000.0]  # the keys' clock, moved by the test
+    async with RealtimeServer(pace=0, speech="tones", key_ttl_s=60, clock=lambda: now[0]) as srv:
         key = srv.mint_key()
+        now[0] += 59.9  # a handshake within the lifetime, however long it really takes
         async with connect(srv.ws_url, subprotocols=_auth(key)) as ws:
             assert ws.subprotocol == "realtime"
         with pytest.raises(InvalidStatus) as reused:
             await connect(srv.ws_url, subprotocols=_auth(key))
         assert "already used" in _refusal(reused)[1]["message"]
         stale = srv.mint_key()
-        await asyncio.sleep(0.4)
+        now[0] += 60
         with pytest.raises(InvalidStatus) as expired:
             await connect(srv.ws_url, subprotocols=_auth(stale))
         assert _refusal(expired)[0] == 401 and "expired" in _refusal(expired)[1]["message"]

@@ -82,6 +82,24 @@ def test_only_the_worker_page_is_cross_origin_isolated(site: ServerThread) -> No
     assert b"cross-origin" not in plain
 
 
+def test_isolate_serves_any_page_cross_origin_isolated(tmp_path: Path) -> None:
+    # A user's own PyScript worker page may have any name (agent-worker.html): --isolate covers them all.
+    (tmp_path / "agent-worker.html").write_text("python in a worker")
+    (tmp_path / "app.mjs").write_text("export {}")
+    (tmp_path / "index.html").write_text("home")
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "pyodide.js").write_text("var x")
+    args = _cli.parse_args(["--isolate", "--web-root", str(tmp_path), "--mount", f"/dist={dist}"])
+    with start_in_thread(web_root=args.web_root, mounts=dict(args.mount), isolate=args.isolate, speech="tones") as server:
+        for path in ("/agent-worker.html", "/", "/app.mjs", "/dist/pyodide.js"):
+            answer = _raw(server, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()).lower()
+            assert _status(answer) == 200, path
+            assert b"cross-origin-opener-policy: same-origin" in answer, path
+            assert b"cross-origin-embedder-policy: require-corp" in answer, path
+    assert _cli.parse_args([]).isolate is False
+
+
 def test_folder_redirects_stay_on_this_host(site: ServerThread) -> None:
     answer = _raw(site, b"GET ////sub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head = answer.split(b"\r\n\r\n", 1)[0].decode().lower()

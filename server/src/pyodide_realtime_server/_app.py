@@ -135,7 +135,9 @@ class RealtimeServer:
     connection sent and was answered (bounded), and closed connections, for tests to read; without
     it ``state`` lists only open connections and logs nothing. A client address may hold
     ``max_connections_per_client`` connections at once, and each request's header must be complete
-    within ``header_timeout_s`` (``_guard``). ``schedule`` replaces the loop's
+    within ``header_timeout_s`` (``_guard``). ``clock`` tells the keys' lifetimes (``time.time``).
+    ``isolate`` serves every file cross-origin isolated (``_static``), not only ``worker.html``.
+    ``schedule`` replaces the loop's
     ``call_later`` for the idle timeout (tests fire it themselves).
     """
 
@@ -159,6 +161,8 @@ class RealtimeServer:
         schedule: Schedule | None = None,
         max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
         header_timeout_s: float = HEADER_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
+        isolate: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -166,7 +170,7 @@ class RealtimeServer:
         self.schedule = schedule
         self.web_root = Path(web_root) if web_root is not None else None
         self.mounts = {prefix.rstrip("/"): Path(folder) for prefix, folder in (mounts or {}).items()}
-        self.keys = KeyStore(key_ttl_s, accept_any_key=accept_any_key)
+        self.keys = KeyStore(key_ttl_s, accept_any_key=accept_any_key, clock=clock)
         self.synthesizer = Synthesizer(speech)
         upstream_kwargs: dict[str, Any] = {"opener": upstream_opener}
         if upstream_url:
@@ -175,6 +179,7 @@ class RealtimeServer:
         self.extra_origins = tuple(origin.rstrip("/") for origin in allowed_origins)
         self.test_endpoints = test_endpoints
         self.keep_log = keep_log
+        self.isolate = isolate
         self.guard = ConnectionGuard(max_per_client=max_connections_per_client, header_timeout_s=header_timeout_s)
         self.state = ServerState()
         # What the simulated model hears; None without the optional pocketsphinx.
@@ -301,9 +306,9 @@ class RealtimeServer:
                 Route("/_test/reset", self._only(("POST",), self._test_reset), methods=ANY_METHOD),
             ]
         for prefix, folder in self.mounts.items():
-            routes.append(Mount(prefix, Site(directory=folder, html=True)))
+            routes.append(Mount(prefix, Site(directory=folder, isolate=self.isolate)))
         if self.web_root is not None:
-            routes.append(Mount("/", Site(directory=self.web_root, html=True)))
+            routes.append(Mount("/", Site(directory=self.web_root, isolate=self.isolate)))
         return routes
 
     @staticmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import ipaddress
 import logging
@@ -97,6 +98,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--key-ttl", type=float, default=DEFAULT_KEY_TTL_S, help="ephemeral key lifetime in seconds (default: 60)"
     )
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="serve every page cross-origin isolated (COOP same-origin, COEP require-corp), as a PyScript worker page "
+        "needs; by default only pages named worker.html are",
+    )
     parser.add_argument("--offline", action="store_true", help="mint local keys even when OPENAI_API_KEY is set")
     parser.add_argument(
         "--allow-remote-minting",
@@ -145,6 +152,7 @@ async def _serve(args: argparse.Namespace) -> None:
         api_key=api_key,
         allowed_origins=args.allow_origin,
         test_endpoints=args.test_endpoints,
+        isolate=args.isolate,
         keep_log=args.test_endpoints,  # what clients sent stays in memory only for tests
     )
     # SIGTERM stops the server as Ctrl-C does (asyncio.run cancels on SIGINT): through ``async with``,
@@ -191,6 +199,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             asyncio.run(_serve(args))
+        # Stopped cleanly. The interpreter's last collections over every module's objects (pydantic's
+        # and the SDK's schemas) took seconds on a busy machine: leave those objects to the exit.
+        gc.freeze()
     except RealtimeServerError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1

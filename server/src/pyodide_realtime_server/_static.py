@@ -34,8 +34,10 @@ for _suffix, _mime in EXTRA_MIME_TYPES.items():
 
 
 #: Cross-origin isolation: PyScript's synchronous ``window`` in a worker needs SharedArrayBuffer, which a
-#: browser offers only to an isolated page. Only the pages that run Python in a PyScript worker get it:
-#: what they load is same-origin, and a WebSocket (to here or to the API) is not affected.
+#: browser offers only to an isolated page. By default only the demo's worker page gets it: what it
+#: loads is same-origin, and a WebSocket (to here or to the API) is not affected. ``isolate`` (the
+#: command line's ``--isolate``) sends it with every file, for a user's own worker pages, whatever their
+#: names; a page that loads scripts from another origin without CORP/CORS headers breaks under it.
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 ISOLATED_PAGES = frozenset({"worker.html"})
 
@@ -45,15 +47,19 @@ class Site(StaticFiles):
     the PyScript worker pages cross-origin isolated (:data:`ISOLATION_HEADERS`).
 
     ``follow_symlink`` stays Starlette's default (False): a link inside the root that points out of
-    it is a 404.
+    it is a 404. ``isolate``: every file cross-origin isolated, not only :data:`ISOLATED_PAGES`.
     """
+
+    def __init__(self, *, directory: str | os.PathLike[str], isolate: bool = False) -> None:
+        super().__init__(directory=directory, html=True)
+        self.isolate = isolate
 
     def file_response(
         self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = "no-cache"
-        if os.path.basename(full_path) in ISOLATED_PAGES:
+        if self.isolate or os.path.basename(full_path) in ISOLATED_PAGES:
             response.headers.update(ISOLATION_HEADERS)
         return response
 
