@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = int(os.environ.get("PYRT_BENCH_EVENTS", "100"))
 STRING_BYTES = 15 * 1024 * 1024
-ROUNDS = int(os.environ.get("PYRT_BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("PYRT_BENCH_ROUNDS", "2"))
 GOAL_MB = 10.0
 TIMEOUT_S = 600.0
 

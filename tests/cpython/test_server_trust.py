@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from test_server import _expect, _recv
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
@@ -27,19 +28,6 @@ EVENT_TIMEOUT_S = 5.0
 async def server() -> AsyncIterator[RealtimeServer]:
     async with RealtimeServer(pace=0, speech="tones", test_endpoints=True) as srv:
         yield srv
-
-
-async def _recv(ws: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT_S))
-
-
-async def _expect(ws: ClientConnection, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    seen = []
-    while True:
-        event = await _recv(ws)
-        seen.append(event)
-        if event["type"] == kind:
-            return event, seen
 
 
 async def _open(srv: RealtimeServer, *extra: str) -> ClientConnection:

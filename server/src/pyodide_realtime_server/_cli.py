@@ -28,6 +28,7 @@ from pathlib import Path
 REQUIRED = {
     "starlette": "starlette",
     "uvicorn": "uvicorn",
+    "h11": "h11",
     "websockets": "websockets",
     "openai": "openai",
     "webrtcvad": "webrtcvad-wheels",
