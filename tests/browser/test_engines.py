@@ -71,3 +71,17 @@ def test_a_closed_page_is_gone_not_kept_in_a_back_forward_cache(engine: Engine, 
     page.close()
     assert beacons.arrived.wait(10), "the page sent nothing as it went away"
     assert beacons.received == ["/gone?persisted=false"]
+
+
+def test_the_engine_reaches_nothing_but_loopback(engine: Engine, beacons: _Beacons) -> None:
+    # The browsers run inside the tests' network namespace too (tests/cpython/test_offline.py): a fetch
+    # from the page to another address fails at once, as a network error.
+    page = engine.open(beacons.url + "/", wait_for_pyodide=False)
+    try:
+        outcome = page.eval_js(
+            "try { await fetch('http://192.0.2.1/', {cache: 'no-store'}); return 'reached'; }"
+            " catch (error) { return error.name; }"
+        )
+    finally:
+        page.close()
+    assert outcome == "TypeError"  # a network error (fetch's only kind), before any answer
