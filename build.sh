@@ -2,7 +2,8 @@
 # pyodide-realtime: the one entry point for set-up, build, demo, tests and benchmarks.
 #
 #   ./build.sh demo [--port N]   install what is missing, build, start the local Realtime server + demo
-#   ./build.sh test [ARGS...]    install what is missing, build, run every test (CPython, browser, e2e)
+#   ./build.sh test [ARGS...]    install what is missing, build, run every test (CPython, browser, e2e),
+#                                in a network namespace where only 127.0.0.1 answers
 #   ./build.sh dist              install what is missing, build the wheel and the offline browser dist
 #   ./build.sh bench             build, then print the benchmarks' figures
 #   ./build.sh fuzz [N]          fuzz the protocol core with N mutated events (default 200000, ~15 min)
@@ -32,8 +33,9 @@ PRECOMPILED_WHEELS=(pydantic pydantic_core annotated_types typing_extensions typ
 declare -A APT_PACKAGE_FOR=([chromium]=chromium [espeak-ng]=espeak-ng [sox]=sox
     [firefox-esr]=firefox-esr [pulseaudio]=pulseaudio [paplay]=pulseaudio-utils [pactl]=pulseaudio-utils
     [WebKitWebDriver]=webkit2gtk-driver [Xvfb]=xvfb)
-# Debian packages with no command of their own: WebKit's audio output goes through GStreamer.
-APT_LIBRARIES=(gstreamer1.0-plugins-good)
+# Debian packages checked by name: WebKit's audio output goes through GStreamer; iproute2's `ip` brings up
+# the loopback interface of the tests' network namespace (its /usr/sbin is not on every user's PATH).
+APT_LIBRARIES=(gstreamer1.0-plugins-good iproute2)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -121,9 +123,22 @@ ensure_server() {
     echo "$want" > "$VENV/.server-stamp"
 }
 
+# The client itself (pyodide_realtime), editable in .venv, so `python -m pyodide_realtime_server` (which
+# imports it) and scripts run from anywhere in it without PYTHONPATH; an edit in src/ needs no reinstall.
+ensure_client() {
+    local want; want=$(hash_of pyproject.toml requirements-dev.txt)
+    stamp_ok "$VENV/.client-stamp" "$want" && return 0
+    say "installing pyodide_realtime (src/) into .venv, editable"
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >/dev/null \
+        || die "pip install -e . failed (see above)"
+    rm -rf build src/*.egg-info
+    echo "$want" > "$VENV/.client-stamp"
+}
+
 setup() {
     ensure_apt
     ensure_venv
+    ensure_client
     ensure_server
     ensure_npm
     ensure_browser_wheels
@@ -193,11 +208,24 @@ lint() {
     "$VENV/bin/mypy" >&2 || die "mypy found type errors (above)"
 }
 
+# offline CMD...: run CMD in a network namespace of its own where only the loopback interface is up, so
+# a request to any other address fails at once (ENETUNREACH; DNS too): nothing the tests start (browsers
+# included) can reach the network, by construction. Root makes it with `unshare -n`; anyone else inside a
+# user namespace of their own (`unshare -rn`). Everything is installed before this.
+offline() {
+    local flags=(--net) ip
+    [[ $(id -u) -eq 0 ]] || flags+=(--map-root-user)
+    ip=$(PATH="$PATH:/usr/sbin:/sbin" command -v ip) || die "ip is missing (Debian: apt-get install iproute2; ./build.sh setup does)"
+    unshare "${flags[@]}" true 2>/dev/null \
+        || die "cannot make a network namespace (unshare ${flags[*]}): the tests run only where nothing can leave the machine; as root, or with user namespaces enabled (sysctl kernel.unprivileged_userns_clone=1)"
+    unshare "${flags[@]}" -- sh -c '"$1" link set lo up || exit 125; shift; exec "$@"' offline "$ip" "$@"
+}
+
 run_pytest() {
     [[ -x "$PY" ]] || die ".venv is missing: run ./build.sh test (or ./build.sh setup and ./build.sh dist) first"
     "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "dist/ is stale or missing: run ./build.sh dist"
     # SE_OFFLINE: selenium (the WebKit engine) must not ask the network for a driver.
-    SE_OFFLINE=true "$PY" -m pytest "$@"
+    SE_OFFLINE=true offline "$PY" -m pytest "$@"
 }
 
 # The header comment above, up to its first line that is not a comment.
@@ -213,11 +241,11 @@ case "$cmd" in
     demo)
         setup; dist
         say "starting the local Realtime server (Ctrl-C stops it)"
-        PYTHONPATH="$ROOT/src" exec "$PY" -m pyodide_realtime_server --web-root web \
+        exec "$PY" -m pyodide_realtime_server --web-root web \
             --mount "/pyodide=$PYODIDE_DIST" --mount "/pyscript=$PYSCRIPT_DIST" "$@" ;;
     bench)
         setup; dist
-        "$PY" bench/run.py "$@" ;;
+        offline "$PY" bench/run.py "$@" ;;
     fuzz)
         ensure_venv
         PYRT_FUZZ_EXAMPLES="${1:-200000}" "$PY" -m pytest tests/cpython/test_fuzz_core.py -q ;;

@@ -21,6 +21,7 @@ How each engine is driven, with what the issue measured to work on this machine:
   leaves "suspended"); the microphone is Firefox's own fake device, a steady tone at our frequency.
 - WebKit: WebKitGTK's ``MiniBrowser`` through selenium and ``WebKitWebDriver`` under Xvfb, with its
   mock capture device (a 150 Hz hum, beeps once a second). Web Audio starts only after a WebDriver click.
+  Its one window closes a page by going to about:blank, with the page cache off so the page is gone.
 
 Everything a test needs to know about an engine's differences is an attribute of its ``Engine``
 (docs/engines.md says what each means for users): ``mic_tone_hz`` and ``mic_tone_amplitude`` (the steady
@@ -439,8 +440,10 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
     with _xvfb(workdir / "xvfb.log") as display:
         options = webdriver.WebKitGTKOptions()
         options.binary_location = MINIBROWSER
+        # No page cache: a closed page (navigated away from) would stay alive for "back", with its Pyodide
+        # heap and audio; over a run the web process grew by hundreds of MB and the tests slowed.
         for flag in ("--automation", "--enable-webaudio=true", "--enable-media-stream=true",
-                     "--enable-mock-capture-devices=true"):
+                     "--enable-mock-capture-devices=true", "--enable-page-cache=false"):
             options.add_argument(flag)
         old_display = os.environ.get("DISPLAY")
         os.environ["DISPLAY"] = display  # the driver starts MiniBrowser with our environment

@@ -25,9 +25,9 @@ from pyodide_realtime.audio.resample import LinearResampler
 # selenium's own WebKitGTK driver still passes the old RemoteConnection argument: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
 
-QUANTUM = 128  # frames per Web Audio render quantum
 FADE_FRAMES = 128  # the worklet's de-click ramp (audio_shim.js)
 MIC_SETTLE_MS = 120  # a capture's first chunks that the tone checks skip
+MIC_START_S = 0.1  # what a device may hand over at once when the capture starts (one device buffer, and more)
 TONE_WINDOW_S = 0.06  # 9 whole periods of WebKit's 150 Hz hum
 
 
@@ -354,50 +354,72 @@ def test_underrun_fades_out_stays_silent_and_fades_back_in(page: Page, engine: E
 async def _heard_vs_audio_thread(data):
     import asyncio
 
+    from page_helpers import kept_logs
+
     from pyodide_realtime.audio import AudioPlayer
     from pyodide_realtime.audio._shim import load_shim
 
     shim, _ = await load_shim()
-    player = await AudioPlayer.create()
-    state = str(player.context.state)
-    player.play(data, item_id="x", content_index=0, audio_format="pcm16")
-    samples = []
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for _ in range(8):
-        await asyncio.sleep(0.09)
-        before = player.heard_ms("x")
-        asked = loop.time()
-        exact = await player.query_heard_ms("x")
-        round_trip_ms = (loop.time() - asked) * 1000
-        after = player.heard_ms("x")
-        samples.append((loop.time() - start, before, exact, after, round_trip_ms))
-    rate = player.sample_rate
-    player.close()
-    return state, rate, samples, shim.STOP_MARGIN_MS.page
+    with kept_logs("pyodide_realtime.audio.player") as logged:
+        player = await AudioPlayer.create()
+        context = player.context
+        state = str(context.state)
+        player.play(data, item_id="x", content_index=0, audio_format="pcm16")
+        samples = []
+        loop = asyncio.get_running_loop()
+        for _ in range(8):
+            await asyncio.sleep(0.09)  # spreads the questions over the item; nothing is timed against it
+            clock_before = float(context.currentTime)
+            before = player.heard_ms("x")
+            asked = loop.time()
+            exact = await player.query_heard_ms("x")  # the audio thread's own count
+            round_trip_ms = (loop.time() - asked) * 1000
+            after = player.heard_ms("x")
+            samples.append((before, exact, after, round_trip_ms, clock_before * 1000, float(context.currentTime) * 1000))
+        # The promise itself: a stop sent right after heard_ms.
+        promised = player.heard_ms("x")
+        position = player.interrupt()
+        landed = await player.query_heard_ms("x")  # answered once the stop landed
+        stop = dict(promised=promised, reported=position.heard_ms, landed=landed, logged=list(logged))
+        rate = player.sample_rate
+        player.close()
+    return state, rate, samples, stop, shim.STOP_MARGIN_MS.page
 
 
-def test_heard_ms_is_where_a_stop_sent_now_would_land(page: Page) -> None:
+def test_heard_ms_is_where_a_stop_sent_now_would_land(page: Page, timing_figure: Any) -> None:
+    import re
+
     page.click()  # a user gesture first: WebKit starts no AudioContext without one
-    state, rate, samples, margin_ms = _heard_vs_audio_thread(page, pcm16_tone(300.0, 24000, 1500))
+    # 5 s: still sounding at the interruption however slowly the questions come back.
+    state, rate, samples, stop, margin_ms = _heard_vs_audio_thread(page, pcm16_tone(300.0, 24000, 5000))
     assert state == "running"
-    quantum_ms = QUANTUM * 1000 / rate
-    # heard_ms promises where a stop posted now lands, for a message that reaches the audio thread within
-    # the margin: then the audio thread's count, asked right after, has not passed it (a stop would land
-    # on time). A question whose round trip alone outlasted the margin (a starved machine: WebKit's
-    # worklet once answered after 70 ms here) may find it passed, as a stop would land late: the player
-    # logs that (docs/engines.md). Most questions must come back in time, or nothing was tested.
-    in_time = [s for s in samples if s[4] <= margin_ms]
-    assert len(in_time) >= len(samples) // 2, samples
-    for _, before, exact, after, round_trip_ms in samples:
-        if round_trip_ms <= margin_ms:
-            assert exact <= before, (before, exact, after, round_trip_ms, margin_ms)
-        # The promise leads the sound by at most the margin, and never goes backwards.
-        assert before <= exact + margin_ms + quantum_ms, (before, exact, after, margin_ms)
-        assert after >= before
-    # And playback advances at real-time speed.
-    (t0, _, e0, _, _), (t1, _, e1, _, _) = samples[1], samples[-1]
-    assert (e1 - e0) == pytest.approx((t1 - t0) * 1000, rel=0.25)
+    for before, _, after, *_ in samples:
+        assert after >= before  # a promise never goes backwards
+    # Playback advances at the audio clock's pace, whatever the load: between two questions the item
+    # advanced as far as the clock did, bracketed by the clock read around each question (give or take
+    # the clock's own steps: WebKit's moves a device buffer at a time, Firefox's trails its audio thread).
+    (_, e0, _, _, c0_before, c0_after), (_, e1, _, _, c1_before, c1_after) = samples[0], samples[-1]
+    step_ms = 50
+    assert c1_before - c0_after - step_ms <= e1 - e0 <= c1_after - c0_before + step_ms, (e0, e1, samples)
+    # heard_ms promises where a stop sent now lands: the interruption reports that promise, and the audio
+    # thread stops exactly there, unless the stop reached it after the sound had passed the promise (a
+    # starved page: the round trip outlasted the margin). Then the player logs how late: late, never
+    # wrong in silence.
+    assert stop["reported"] == stop["promised"], stop
+    late = [float(m.group(1)) for line in stop["logged"] if (m := re.search(r"a stop landed ([\d.]+) ms after", line))]
+    if late:
+        assert stop["landed"] == pytest.approx(stop["promised"] + late[0], abs=0.1 + 1000 / rate), stop
+    else:
+        assert stop["landed"] == stop["promised"] and stop["logged"] == [], stop
+    # How far a promise led the sound (the margin, plus how late a message reached the audio thread)
+    # and how long a question took: figures of the machine's load.
+    round_trips = sorted(s[3] for s in samples)
+    passed = sum(1 for before, exact, *_ in samples if exact > before)
+    timing_figure("round trip to the audio thread", f"median {statistics.median(round_trips):.1f} ms "
+                  f"(range {round_trips[0]:.1f}-{round_trips[-1]:.1f}; the stop margin {margin_ms} ms)")
+    timing_figure("promise ahead of the sound", f"at most {max(before - exact for before, exact, *_ in samples):.1f} ms")
+    timing_figure("answers the sound had passed when asked", f"{passed} of {len(samples)}; the stop landed "
+                  f"{late[0] if late else 0.0:.1f} ms after its promise")
 
 
 @in_page
@@ -484,8 +506,10 @@ def test_a_stop_lands_on_the_last_promise_while_the_sound_can_still_reach_it(pag
 
 
 @in_page
-async def _interrupt_during_bursts(first, burst, bursts, burst_every_s, interrupt_after_s):
-    """Item A plays; item B arrives in bursts faster than real time; interrupt B mid-way."""
+async def _interrupt_after_a_backlog(first, burst, bursts, a_heard_ms, b_heard_ms):
+    """Item A plays; once ``a_heard_ms`` of it were heard, all of item B arrives at once (faster than real
+    time, as the API streams); interrupt B once ``b_heard_ms`` of it were heard. Waits on the audio, never
+    on the wall clock."""
     import asyncio
 
     from pyodide_realtime.audio import AudioPlayer
@@ -495,18 +519,16 @@ async def _interrupt_during_bursts(first, burst, bursts, burst_every_s, interrup
     player = await AudioPlayer.create(on_item_ended=lambda i, c, ms, reason: ended.setdefault(i, (ms, reason)))
     loop = asyncio.get_running_loop()
     player.play(first, item_id="A", content_index=0, audio_format="pcm16")
-    await asyncio.sleep(0.15)
+    while (player.heard_ms("A") or 0.0) < a_heard_ms:
+        await asyncio.sleep(0.005)
     heard_a_at_b = player.heard_ms("A")
     b_start = loop.time()  # the seed's clock starts at B's first delta
     audio_start = float(player.context.currentTime)  # the audio clock: a starved audio thread lags, then catches up
     received_ms = 0.0
-    sent = 0
-    while loop.time() - b_start < interrupt_after_s:
-        due = b_start + sent * burst_every_s
-        if sent < bursts and loop.time() >= due:
-            player.play(burst, item_id="B", content_index=0, audio_format="pcm16")
-            received_ms += len(burst) / PCM16_BYTES_PER_MS
-            sent += 1
+    for _ in range(bursts):
+        player.play(burst, item_id="B", content_index=0, audio_format="pcm16")
+        received_ms += len(burst) / PCM16_BYTES_PER_MS
+    while (player.heard_ms("B") or 0.0) < b_heard_ms:
         await asyncio.sleep(0.005)
     elapsed_ms = (loop.time() - b_start) * 1000
     audio_elapsed_ms = (float(player.context.currentTime) - audio_start) * 1000
@@ -531,29 +553,32 @@ async def _interrupt_during_bursts(first, burst, bursts, burst_every_s, interrup
     return result
 
 
-def test_interruption_reports_what_was_heard_not_the_wall_clock(page: Page) -> None:
-    first = pcm16_tone(300.0, 24000, 500)
-    burst = pcm16_tone(500.0, 24000, 300)  # 300 ms of audio every 200 ms: 1.5x real time
+def test_interruption_reports_what_was_heard_not_the_wall_clock(page: Page, timing_figure: Any) -> None:
+    first = pcm16_tone(300.0, 24000, 1000)
+    burst = pcm16_tone(500.0, 24000, 300)  # six deltas of 300 ms, all at once
     page.click()  # a user gesture first: WebKit starts no AudioContext without one
-    r = _interrupt_during_bursts(page, first, burst, 6, 0.2, 0.9)
+    r = _interrupt_after_a_backlog(page, first, burst, 6, 100.0, 300.0)
     wall_clock_estimate = min(r["elapsed_ms"], r["received_ms"])  # the seed's audio_end_ms
-    a_left_ms = 500 - r["heard_a_at_b"]
-    assert 250 < a_left_ms < 420  # A was still sounding when B's first delta came
-    assert r["heard_a"] == pytest.approx(500.0)  # all of A played
+    a_left_ms = 1000 - r["heard_a_at_b"]
+    assert r["heard_a"] == pytest.approx(1000.0)  # all of A played
     item, heard = r["position"]
     assert item == "B"
-    # B could only start once A finished: heard ~ elapsed - what was left of A, minus output startup,
-    # elapsed by the audio clock (on a busy machine it may lag the wall clock, then catch up).
-    expected = r["audio_elapsed_ms"] - a_left_ms
-    assert expected - 60 <= heard <= expected + 50, (heard, expected, r)
-    # The seed's estimate overshoots by about what was left of A; the heard position does not.
-    assert wall_clock_estimate - heard > 0.8 * a_left_ms, (wall_clock_estimate, heard)
-    assert heard < r["received_ms"]
+    assert 300 <= heard < r["received_ms"]
+    # The seed's estimate counts B from its first delta, while A still had `a_left_ms` to play: it
+    # overshoots by about that; the heard position does not. (Wall time since B's first delta covers
+    # what was left of A and what was heard of B; the audio clock cannot run ahead of it by more than a
+    # device buffer.)
+    assert wall_clock_estimate - heard > 0.8 * a_left_ms, (wall_clock_estimate, heard, r)
     # The returned position is exactly where the audio thread stopped.
     assert r["exact"] == heard, (r["exact"], heard)
     assert r["later"] == r["exact"]  # silent after the stop; the late delta was dropped
     assert r["ended"]["A"][1] == "next" and r["ended"]["B"] == (r["exact"], "interrupted")
     assert r["underruns"] == 0
+    # B started once A finished: heard ~ audio time since B's first delta - what was left of A. How far
+    # off that is (output start-up, the clock's steps) is a figure, not a bound.
+    expected = r["audio_elapsed_ms"] - a_left_ms
+    timing_figure("heard position minus the audio clock's estimate", f"{heard - expected:+.1f} ms "
+                  f"(A had {a_left_ms:.0f} ms left; the seed would have sent {wall_clock_estimate:.0f} ms, we {heard:.0f})")
 
 
 @in_page
@@ -728,7 +753,7 @@ def tone_near(samples: list[float], rate: int, hz: float) -> tuple[float, float]
 
 @pytest.mark.parametrize(("audio_format", "chunk_ms"), [("pcm16", 20), ("pcm16", 100), ("g711_ulaw", 40), ("g711_alaw", 50)])
 def test_microphone_delivers_chunks_of_the_asked_length_and_keeps_the_tone(
-    page: Page, engine: Engine, audio_format: str, chunk_ms: int
+    page: Page, engine: Engine, audio_format: str, chunk_ms: int, timing_figure: Any
 ) -> None:
     count = max(6, 1200 // chunk_ms)
     mute_after = count - 3
@@ -743,8 +768,11 @@ def test_microphone_delivers_chunks_of_the_asked_length_and_keeps_the_tone(
     assert len(chunks) == stopped_at >= count
     assert {len(c) for c in chunks} == {rate * chunk_ms // 1000 * bytes_per_sample}
     assert device_rate in (44100, 48000)
-    # Chunks are captured at the pace of real time.
-    assert elapsed == pytest.approx(stopped_at * chunk_ms / 1000, abs=0.35)
+    # Chunks come at the pace of real time: never faster (a wrong rate would show here, and in the tone
+    # below); how far a busy machine made them trail it is a figure.
+    captured_s = stopped_at * chunk_ms / 1000
+    assert captured_s <= elapsed + 2 * chunk_ms / 1000 + MIC_START_S, (captured_s, elapsed)
+    timing_figure(f"capture, {audio_format} {chunk_ms} ms", f"{captured_s:.2f} s of audio in {elapsed:.2f} s")
     # Skip the start-up: the filter's and the device's (WebKit's mock gives 80-100 ms of silence first).
     pcm = b"".join(chunks[max(2, math.ceil(MIC_SETTLE_MS / chunk_ms)) : mute_after])
     if audio_format != "pcm16":
@@ -976,35 +1004,39 @@ async def _query_on_a_closed_context(data):
     import asyncio
 
     import js
+    from page_helpers import kept_logs
 
     from pyodide_realtime.audio import AudioPlayer
 
     context = js.AudioContext.new()
     player = await AudioPlayer.create(context)
     player.play(data, item_id="x", content_index=0, audio_format="pcm16")
-    await asyncio.sleep(0.3)
+    while (await player.query_heard_ms("x") or 0.0) < 200:  # asks the worklet; heard_ms would promise more
+        await asyncio.sleep(0.01)
     await context.close()  # its owner closes it: Chromium's audio thread answers no more
     loop = asyncio.get_running_loop()
     start = loop.time()
-    heard = await asyncio.wait_for(player.query_heard_ms("x"), 5.0)
+    with kept_logs("pyodide_realtime.audio.player") as logged:
+        heard = await asyncio.wait_for(player.query_heard_ms("x"), 5.0)
     waited = loop.time() - start
     cached = player.heard_ms("x")
     await asyncio.sleep(0.2)
     later = await player.query_heard_ms("x", timeout=0.3)  # nothing rendered since the close
     player.close()
-    return heard, cached, waited, later
+    return heard, cached, waited, later, logged
 
 
 def test_query_heard_ms_gives_up_on_a_closed_context_with_the_last_known_position(page: Page, engine: Engine) -> None:
     from pyodide_realtime.audio.player import QUERY_TIMEOUT_S
 
     page.click()  # a user gesture first: WebKit starts no AudioContext without one
-    heard, cached, waited, later = _query_on_a_closed_context(page, pcm16_tone(300.0, 24000, 1000))
-    assert 100 < heard < 1000 and heard == cached == later
+    heard, cached, waited, later, logged = _query_on_a_closed_context(page, pcm16_tone(300.0, 24000, 5000))
+    assert 100 < heard < 5000 and heard == cached == later
     if engine.worklet_answers_after_close:
-        assert waited < QUERY_TIMEOUT_S / 2  # the closed context's worklet answered, its count frozen
-    else:
-        assert QUERY_TIMEOUT_S - 0.05 <= waited < QUERY_TIMEOUT_S + 1.0  # the answer came from the timeout
+        assert logged == []  # the closed context's worklet answered, its count frozen
+    else:  # the answer came from the timeout, which says so
+        assert waited >= QUERY_TIMEOUT_S - 0.05
+        assert logged == [f"the audio thread did not answer within {QUERY_TIMEOUT_S} s (is the AudioContext closed?)"]
 
 
 @in_page

@@ -6,10 +6,11 @@ edges (lone surrogates, BOM, NUL, RTL marks). For each case: nothing escapes ``r
 ``error`` payload is an ErrorEvent, every frame the core sends back is strict JSON, and a valid
 exchange still works afterwards. A separate run checks that memory stays flat.
 
-About 10,000 mutated frames run in the normal test run (2,500 cases of 4 frames), plus a fixed
-campaign of 2,100; set ``PYRT_FUZZ_EXAMPLES`` for more cases (``PYRT_FUZZ_EXAMPLES=200000``: 800,000
-frames). ``python tests/cpython/test_fuzz_core.py N`` prints what the core made of N frames of each
-mutation (the README's table).
+The normal test run keeps it short: 300 cases of 4 frames, a fixed campaign of 700 frames and a
+memory run of 2,500. ``./build.sh fuzz [N]`` runs the campaigns (``PYRT_FUZZ_EXAMPLES``: N cases, 200,000
+by default, so 800,000 frames; then the fixed campaign is 7,000 frames and the memory run 20,500).
+``python tests/cpython/test_fuzz_core.py N`` prints what the core made of N frames of each mutation (the
+README's table). Hypothesis keeps its caches outside the work tree (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import os
 import random
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +35,11 @@ from realtime_samples import beta_samples, ga_samples
 from pyodide_realtime._core import RealtimeProtocol
 from pyodide_realtime.events import ErrorEvent
 
-#: Cases per hypothesis test; each case feeds FRAMES_PER_CASE mutated frames.
-FUZZ_EXAMPLES = int(os.environ.get("PYRT_FUZZ_EXAMPLES", "2500"))
+#: Cases per hypothesis test; each case feeds FRAMES_PER_CASE mutated frames. ``./build.sh fuzz`` sets
+#: PYRT_FUZZ_EXAMPLES: a campaign, with every figure below scaled up.
+SUITE_EXAMPLES = 300
+FUZZ_EXAMPLES = int(os.environ.get("PYRT_FUZZ_EXAMPLES", SUITE_EXAMPLES))
+CAMPAIGN = FUZZ_EXAMPLES > SUITE_EXAMPLES
 FRAMES_PER_CASE = 4
 FUZZ = settings(
     max_examples=FUZZ_EXAMPLES,
@@ -43,10 +48,12 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 #: Memory run: frames fed to one long-lived core, and the growth allowed between the warm-up and
-#: the end (a leak of even 100 bytes per frame would exceed it).
-MEMORY_FRAMES = 6_000
-MEMORY_WARMUP_FRAMES = 1_000
-MEMORY_GROWTH_LIMIT = 256 * 1024
+#: the end: 50 bytes per frame, so a leak of even 100 bytes per frame exceeds it.
+MEMORY_WARMUP_FRAMES = 500
+MEMORY_FRAMES = MEMORY_WARMUP_FRAMES + (20_000 if CAMPAIGN else 2_000)
+MEMORY_GROWTH_LIMIT = 50 * (MEMORY_FRAMES - MEMORY_WARMUP_FRAMES)
+#: Frames per mutation in the fixed campaign (seven mutations).
+CAMPAIGN_FRAMES = 1_000 if CAMPAIGN else 100
 
 SAMPLES = {"ga": ga_samples(), "beta": beta_samples()}
 ALL_TYPES = sorted({t for samples in SAMPLES.values() for t in samples})
@@ -256,6 +263,7 @@ def test_memory_stays_flat_over_many_mutated_events(caplog: pytest.LogCaptureFix
         tracemalloc.stop()
     stats = after.compare_to(before, "lineno")
     growth = sum(stat.size_diff for stat in stats)
+    print(f"memory growth: {growth} bytes over {MEMORY_FRAMES - MEMORY_WARMUP_FRAMES} frames")
     top = "\n".join(str(stat) for stat in stats[:5])
     assert growth < MEMORY_GROWTH_LIMIT, f"memory grew by {growth} bytes over {MEMORY_FRAMES - MEMORY_WARMUP_FRAMES} frames:\n{top}"
 
@@ -288,10 +296,18 @@ def campaign(frames_per_mutation: int, seed: int = 1) -> dict[str, list[int]]:
 
 def test_a_fixed_campaign_of_every_mutation_has_no_escape(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="pyodide_realtime")
-    table = campaign(300)
+    table = campaign(CAMPAIGN_FRAMES)
     assert {name: counts[5] for name, counts in table.items()} == dict.fromkeys(MUTATIONS, 0)
     # Each mutation reached the core's parse paths it is meant for.
     assert table["type swapped"][2] > 0 and table["cut short"][2] > 0 and table["wrong value"][3] > 0
+
+
+def test_hypothesis_keeps_its_files_out_of_the_work_tree() -> None:
+    from hypothesis.configuration import storage_directory
+
+    root = Path(__file__).resolve().parents[2]
+    where = storage_directory("unicode_data", intent_to_write=False).path
+    assert root / ".cache" in where.parents, where  # ignored by git, with the build's caches; not ./.hypothesis
 
 
 def print_campaign(frames_per_mutation: int) -> None:

@@ -22,26 +22,36 @@ SOURCE = b"VALUE = 42\n"
 #: pyc header flags: hash-based (bit 0), source never checked (bit 1 clear).
 UNCHECKED_HASH_FLAGS = 1
 
-#: Installs a wheel in Pyodide and runs CHECK_PY there.
+#: Installs each wheel in turn in one Pyodide and runs CHECK_PY after each: one boot for every wheel.
 IMPORT_CHECK = """
 import { readFileSync } from "node:fs";
-const [pyodideDir, wheel, code] = process.argv.slice(1);
+const [pyodideDir, code, ...wheels] = process.argv.slice(1);
 const { loadPyodide } = await import(pyodideDir + "/pyodide.mjs");
 const pyodide = await loadPyodide({ indexURL: pyodideDir + "/" });
-pyodide.unpackArchive(new Uint8Array(readFileSync(wheel)), "wheel", { extractDir: "/lib/python3.14/site-packages" });
-console.log(pyodide.runPython(code));
+const answers = [];
+for (const wheel of wheels) {
+  pyodide.unpackArchive(new Uint8Array(readFileSync(wheel)), "wheel", { extractDir: "/lib/python3.14/site-packages" });
+  answers.push(JSON.parse(pyodide.runPython(code)));
+}
+console.log(JSON.stringify(answers));
 """
 #: Writes another source over the installed one before the import: a module imported from the
-#: wheel's bytecode still says 42.
+#: wheel's bytecode still says 42. Then removes the package, for the next wheel.
 CHECK_PY = """
-import json, os, sysconfig
-src = os.path.join(sysconfig.get_path("purelib"), "alpha", "mod.py")
+import importlib, json, os, shutil, sys, sysconfig
+package = os.path.join(sysconfig.get_path("purelib"), "alpha")
+src = os.path.join(package, "mod.py")
 had_source = os.path.exists(src)
 if had_source:
     with open(src, "w") as f:
         f.write("VALUE = 0\\n")
+importlib.invalidate_caches()
 import alpha.mod
-json.dumps({"value": alpha.mod.VALUE, "had_source": had_source, "file": alpha.mod.__spec__.origin})
+answer = json.dumps({"value": alpha.mod.VALUE, "had_source": had_source, "file": alpha.mod.__spec__.origin})
+for name in ("alpha.mod", "alpha"):
+    del sys.modules[name]
+shutil.rmtree(package)
+answer
 """
 
 
@@ -75,6 +85,8 @@ def check_record(wheel: zipfile.ZipFile) -> None:
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three wheels precompiled in one run of the tool (one Pyodide boot): two pyc-only, one keeping its
+    sources. Every test of the module reads these."""
     if shutil.which("node") is None or not (PYODIDE / "pyodide.mjs").exists():
         pytest.fail("node and node_modules/pyodide are needed: run ./build.sh setup")
     work = tmp_path_factory.mktemp("precompile")
@@ -83,19 +95,22 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "again": make_wheel(work / "b" / "alpha-1.0-py3-none-any.whl"),
         "keep-source": make_wheel(work / "c" / "alpha-1.0-py3-none-any.whl"),
     }
-    precompile(PYODIDE, wheels["pyc-only"], wheels["again"])
-    precompile("--keep-source", PYODIDE, wheels["keep-source"])
+    precompile(PYODIDE, wheels["pyc-only"], wheels["again"], "--keep-source", wheels["keep-source"])
     return wheels
 
 
-def imported(wheel: Path) -> dict[str, object]:
+@pytest.fixture(scope="module")
+def imported(compiled: dict[str, Path]) -> dict[str, dict[str, object]]:
+    """What Pyodide imported from each kind of wheel (one boot for both)."""
+    kinds = ["pyc-only", "keep-source"]
     result = subprocess.run(
-        ["node", "--input-type=module", "-e", IMPORT_CHECK, str(PYODIDE.resolve()), str(wheel), CHECK_PY],
+        ["node", "--input-type=module", "-e", IMPORT_CHECK, str(PYODIDE.resolve()), CHECK_PY,
+         *(str(compiled[kind]) for kind in kinds)],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]  # Node prints the whole minified line first
-    answer: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-    return answer
+    answers: list[dict[str, object]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return dict(zip(kinds, answers, strict=True))
 
 
 def test_pyc_only_wheel_is_reproducible_has_no_source_and_a_true_record(compiled: dict[str, Path]) -> None:
@@ -119,8 +134,14 @@ def test_keep_source_wheel_has_both_and_a_true_record(compiled: dict[str, Path])
 
 
 @pytest.mark.parametrize("kind", ["pyc-only", "keep-source"])
-def test_pyodide_imports_the_bytecode(compiled: dict[str, Path], kind: str) -> None:
-    answer = imported(compiled[kind])
+def test_pyodide_imports_the_bytecode(imported: dict[str, dict[str, object]], kind: str) -> None:
     # 42: the bytecode, not the source written over it after install.
-    assert answer == {"value": 42, "had_source": kind == "keep-source",
-                      "file": "/lib/python3.14/site-packages/alpha/mod." + ("pyc" if kind == "pyc-only" else "py")}
+    assert imported[kind] == {"value": 42, "had_source": kind == "keep-source",
+                              "file": "/lib/python3.14/site-packages/alpha/mod." + ("pyc" if kind == "pyc-only" else "py")}
+
+
+def test_an_unknown_option_is_refused_with_the_usage(tmp_path: Path) -> None:
+    result = subprocess.run(["node", str(TOOL), "--keep-sources", str(PYODIDE), str(tmp_path / "x.whl")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unknown option --keep-sources" in result.stderr and "usage:" in result.stderr
