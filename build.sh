@@ -8,6 +8,7 @@
 #   ./build.sh bench             build, then print the benchmarks' figures
 #   ./build.sh fuzz [N]          fuzz the protocol core with N mutated events (default 200000, ~15 min)
 #   ./build.sh lint              ruff and mypy (strict) over the package, tests and tools
+#   ./build.sh docs              build the API reference (Sphinx, docs/reference/) into dist/reference/, offline
 #   ./build.sh setup             only install: apt packages, .venv, npm packages, browser wheels
 #   ./build.sh pytest [ARGS...]  run pytest with the browser options, without rebuilding
 #
@@ -238,6 +239,11 @@ case "$cmd" in
     test) setup; lint; dist; run_pytest "${@:-tests}" ;;
     lint) ensure_venv; lint ;;
     pytest) run_pytest "$@" ;;
+    docs)
+        ensure_venv
+        say "building the API reference into dist/reference/ (open dist/reference/index.html)"
+        offline "$PY" -m sphinx -E -n -W --keep-going -q -b html -d "$CACHE/doctrees/reference" \
+            docs/reference "$DIST/reference" ;;
     demo)
         setup; dist
         say "starting the local Realtime server (Ctrl-C stops it)"
