@@ -1,8 +1,9 @@
 """The two dialects of the Realtime API: GA (today's) and beta (the seed's, npm <= 0.0.17).
 
-What differs between them in the handshake is named here once: the default model, the WebSocket
-subprotocols and headers, and the URLs. The session shape differs too (``config.py``); the server
-event names of both dialects are modelled side by side in ``events.py`` (a client accepts either).
+What differs between them is named here once: the default model, the WebSocket subprotocols and
+headers, the URLs, and the names of the server events that were renamed (:class:`ServerEventNames`;
+a client accepts either dialect's, so the core and the history read both from :data:`DIALECTS`). The
+session shape differs too (``config.py``); ``events.py`` models both dialects' events side by side.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from .errors import ConfigurationError
 __all__ = [
     "Dialect",
     "DialectSpec",
+    "ServerEventNames",
+    "DIALECTS",
     "GA",
     "BETA",
     "get_dialect",
@@ -49,6 +52,19 @@ _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABC
 
 
 @dataclass(frozen=True)
+class ServerEventNames:
+    """The server events whose names differ between the dialects (each dialect's spelling)."""
+
+    audio_delta: str
+    audio_done: str
+    transcript_delta: str
+    transcript_done: str
+    text_delta: str
+    text_done: str
+    item_created: str
+
+
+@dataclass(frozen=True)
 class DialectSpec:
     """What one dialect calls things."""
 
@@ -57,6 +73,7 @@ class DialectSpec:
     extra_subprotocols: tuple[str, ...]
     extra_headers: tuple[tuple[str, str], ...]
     supports_call_id: bool
+    server_events: ServerEventNames
 
 
 GA = DialectSpec(
@@ -65,6 +82,15 @@ GA = DialectSpec(
     extra_subprotocols=(),
     extra_headers=(),
     supports_call_id=True,
+    server_events=ServerEventNames(
+        audio_delta="response.output_audio.delta",
+        audio_done="response.output_audio.done",
+        transcript_delta="response.output_audio_transcript.delta",
+        transcript_done="response.output_audio_transcript.done",
+        text_delta="response.output_text.delta",
+        text_done="response.output_text.done",
+        item_created="conversation.item.added",
+    ),
 )
 
 BETA = DialectSpec(
@@ -73,9 +99,20 @@ BETA = DialectSpec(
     extra_subprotocols=("openai-beta.realtime-v1",),
     extra_headers=(("OpenAI-Beta", "realtime=v1"),),
     supports_call_id=False,
+    server_events=ServerEventNames(
+        audio_delta="response.audio.delta",
+        audio_done="response.audio.done",
+        transcript_delta="response.audio_transcript.delta",
+        transcript_done="response.audio_transcript.done",
+        text_delta="response.text.delta",
+        text_done="response.text.done",
+        item_created="conversation.item.created",
+    ),
 )
 
-_DIALECTS: dict[str, DialectSpec] = {"ga": GA, "beta": BETA}
+#: Both dialects, GA first.
+DIALECTS: tuple[DialectSpec, ...] = (GA, BETA)
+_DIALECTS: dict[str, DialectSpec] = {d.name: d for d in DIALECTS}
 
 
 def get_dialect(dialect: str | DialectSpec) -> DialectSpec:

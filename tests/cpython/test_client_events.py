@@ -118,6 +118,9 @@ def test_what_the_core_sends_by_itself_is_valid_too(dialect: str) -> None:
         core.receive(json.dumps(samples[name]))
     core.receive(json.dumps({**samples["response.output_audio.delta"], "type": audio}), now_ms=0.0)
     core.receive(json.dumps(samples["input_audio_buffer.speech_started"]), now_ms=50.0)
+    barge_in = core.barge_in_expected()  # the core's hint: act on it as the transport does
+    assert barge_in is not None
+    core.interrupt(50.0, cancel=barge_in.cancel_response)
     core.cancel_response()  # the sample session has the server cancel by itself: cancel as an app would
     core.connection_closed()
     frames = [json.loads(f) for f in core.data_to_send()]

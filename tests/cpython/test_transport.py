@@ -29,7 +29,7 @@ from pyodide_realtime import (
     UnsupportedError,
     __version__,
 )
-from pyodide_realtime import transport as transport_module
+from pyodide_realtime import _connect as transport_module
 from pyodide_realtime._cpython_socket import create_cpython_socket
 
 PCM16_100MS = 4800
@@ -266,7 +266,7 @@ async def test_an_exchange_with_audio_and_an_interruption(peer: Peer, dialect: s
     await until(lambda: sum(1 for n, _ in got if n == "audio_transcript_delta") == 1)
     audio = [p for n, p in got if n == "audio"]
     assert len(audio) == DELTAS_PER_RESPONSE
-    assert audio[1] == TransportAudio(bytes([1]) * PCM16_100MS, "resp_1", "item_1", 0)
+    assert audio[1] == TransportAudio(bytes([1]) * PCM16_100MS, "resp_1", "item_1", 0, "pcm16", 200.0)
     assert player.played == [(PCM16_100MS, "item_1", 0, "pcm16")] * DELTAS_PER_RESPONSE
     transport.interrupt()
     await until(lambda: "turn_done" in [n for n, _ in got])
