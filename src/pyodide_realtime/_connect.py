@@ -28,6 +28,7 @@ from ._interfaces import (
     NORMAL_CLOSURE,
     OPEN_TIMEOUT_S,
     SERVICE_RESTART,
+    BufferedSocket,
     RealtimeSocket,
     SocketFactory,
     SocketRequest,
@@ -63,6 +64,7 @@ __all__ = [
     "ReconnectPolicy",
     "RECONNECT_CLOSE_CODES",
     "AUTH_REFUSED_STATUSES",
+    "positive_bytes",
 ]
 
 logger = logging.getLogger("pyodide_realtime")
@@ -179,8 +181,15 @@ class Connection:
         allow_insecure_transport: bool,
         create_websocket: SocketFactory | None,
         max_message_bytes: int | None,
-        reconnect: ReconnectPolicy | None,
+        reconnect: ReconnectPolicy | bool | None,
     ) -> None:
+        """Checks the options (ConfigurationError); opens nothing."""
+        if url is not None:
+            check_url(url, allow_insecure_transport=allow_insecure_transport)
+        if reconnect is True:
+            reconnect = ReconnectPolicy()
+        if reconnect is not False and reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
+            raise ConfigurationError(f"reconnect must be True, False or a ReconnectPolicy, not {reconnect!r}")
         self._core = core
         self._emitter = emitter
         self._receive = receive
@@ -193,8 +202,8 @@ class Connection:
         self._use_insecure_api_key = use_insecure_api_key
         self._allow_insecure_transport = allow_insecure_transport
         self._create_websocket = create_websocket
-        self._max_message_bytes = max_message_bytes
-        self._policy = reconnect
+        self._max_message_bytes = None if max_message_bytes is None else positive_bytes("max_message_bytes", max_message_bytes, "None (no bound)")
+        self._policy = reconnect or None
         #: The socket (None exactly when disconnected; the status itself lives in the core).
         self.socket: RealtimeSocket | None = None
         #: The listener of the current socket: callbacks of any other are stale.
@@ -205,6 +214,17 @@ class Connection:
     @property
     def reconnecting(self) -> bool:
         return self._reconnect_task is not None
+
+    def backlog(self) -> int:
+        """Bytes waiting in the socket's send buffer: 0 without a socket, or one that does not tell
+        (see BufferedSocket)."""
+        socket = self.socket
+        if not isinstance(socket, BufferedSocket):
+            return 0
+        try:
+            return int(socket.buffered_amount)
+        except Exception:  # a socket closing under us: nothing is waiting any more
+            return 0
 
     # Connecting ----------------------------------------------------------------------------------
     async def connect(
@@ -264,6 +284,7 @@ class Connection:
                 headers=auth_headers(self._dialect, key),
                 max_message_bytes=self._max_message_bytes,
             )
+            self._core.secrets = request.secrets
             factory = self._socket_factory()
             listener = SocketListener(self, self._receive)
             self.listener = listener
@@ -489,3 +510,11 @@ class Connection:
     def _give_up(self, error: BaseException) -> None:
         self._report(error)
         self._emitter.emit("reconnect_failed", ReconnectFailed(error))
+
+
+def positive_bytes(name: str, value: object, alternative: str = "") -> int:
+    """``value`` if it is a positive int (a number of bytes), else ConfigurationError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        other = f" or {alternative}" if alternative else ""
+        raise ConfigurationError(f"{name} must be a positive number of bytes{other}, not {value!r}")
+    return value

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 from ._client_events import encode_event, validate_client_event
 from ._emitter import WANT_ALL
 from ._history_edits import call_fields, plan_reset_history, user_message_item
-from ._interfaces import AudioFormat
+from ._interfaces import AudioFormat, redact
 from ._playback import HeardMs, HeardSource, Playback, PlaybackPort
 from ._responses import ResponseSequencer
 from .config import (
@@ -163,6 +163,9 @@ class RealtimeProtocol:
         self._events: list[tuple[str, Any]] = []
         self._playback = Playback()
         self._responses = ResponseSequencer()
+        #: What must never reach an event or a log: the key of the connection (set by the I/O layer
+        #: when it opens one; kept out of every repr).
+        self.secrets: tuple[str, ...] = ()
         self._barge_in: BargeIn | None = None
         self._stop: _PendingStop | None = None
         self._handlers = self._build_handlers()
@@ -351,6 +354,9 @@ class RealtimeProtocol:
         if event is None:
             logger.debug("ignored a text frame that is not a Realtime event")
             return None
+        kind = type(event)
+        if kind is ServerErrorEvent or kind is MalformedServerEvent:
+            event = self._redacted(event, data)
         # ``*`` and the per-type events only drive listeners: skip the ones nobody wants.
         wanted = self.wanted
         everything = wanted is None or WANT_ALL in wanted
@@ -358,7 +364,6 @@ class RealtimeProtocol:
             self._events.append(("*", event))
         # An ``error`` is emitted by its handler, as ErrorEvent (unless the core handled it); a
         # malformed event only as an ``error`` (its type's listeners could not read it).
-        kind = type(event)
         if kind is not ServerErrorEvent and kind is not MalformedServerEvent and (everything or event.type in wanted):  # type: ignore[operator]
             self._events.append((event.type, event))
         # One dict lookup by class: a chain of isinstance checks costs microseconds per event in
@@ -372,6 +377,16 @@ class RealtimeProtocol:
                 logger.debug("handling a %r event failed", event.type, exc_info=True)
                 self._emit("error", ErrorEvent(_handler_failure(event, exc)))
         return event
+
+    def _redacted(self, event: ServerEventBase, data: str | bytes | bytearray | memoryview) -> ServerEventBase:
+        """``event`` parsed again from its frame with the key (and anything key-like) replaced: a
+        server's error may quote the key it refused (``invalid_api_key``), and its text travels on into
+        messages, reprs and logs. Only errors and malformed events: other events are the server's data."""
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+        clean = redact(text, self.secrets)
+        if clean == text:
+            return event
+        return parse_server_event(clean) or event
 
     def _build_handlers(self) -> dict[type[ServerEventBase], Callable[[Any, float, HeardMs], None]]:
         return {

@@ -24,24 +24,22 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._connect import RECONNECT_CLOSE_CODES, ApiKey, Connection, ConnectionState, ReconnectPolicy, SocketListener
+from ._connect import RECONNECT_CLOSE_CODES, ApiKey, Connection, ConnectionState, ReconnectPolicy, SocketListener, positive_bytes
 from ._core import HeardMs, RealtimeProtocol
-from ._emitter import EventEmitter, EventStream, Handler
+from ._emitter import EventEmitter, Listenable
 from ._interfaces import (
     MAX_BUFFERED_AUDIO_BYTES,
     MAX_MESSAGE_BYTES,
     OPEN_TIMEOUT_S,
     AudioInput,
     AudioOutput,
-    BufferedSocket,
     FinishesItems,
-    RealtimeSocket,
     SocketFactory,
 )
 from ._playback import PlaybackPort
 from ._send_context import SendContext, sends
 from .config import SessionConfig
-from .dialects import DialectSpec, check_url, get_dialect
+from .dialects import DialectSpec, get_dialect
 from .errors import ConfigurationError, ConnectionClosedError, InvalidStateError, RealtimeError, UnsupportedError
 from .events import AudioDropped, ConnectionStatus, ErrorEvent, Reconnected, ReconnectFailed, Reconnecting, TransportAudio
 
@@ -58,7 +56,7 @@ __all__ = [
 ]
 
 
-class OpenAIRealtimeWebSocket:
+class OpenAIRealtimeWebSocket(Listenable):
     """A Realtime API connection over a WebSocket (see the module docstring)."""
 
     def __init__(
@@ -86,16 +84,7 @@ class OpenAIRealtimeWebSocket:
         ``reconnect``: True or a :class:`ReconnectPolicy` to reconnect after an unexpected close.
         """
         self._dialect: DialectSpec = get_dialect(dialect)
-        if url is not None:
-            check_url(url, allow_insecure_transport=bool(allow_insecure_transport))
-        max_message_bytes = _positive_int_or_none("max_message_bytes", max_message_bytes, allow_none=True)
-        self._max_buffered_audio_bytes: int = _positive_int_or_none(
-            "max_buffered_audio_bytes", max_buffered_audio_bytes, allow_none=False
-        )
-        if reconnect is True:
-            reconnect = ReconnectPolicy()
-        if reconnect is not False and reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
-            raise ConfigurationError(f"reconnect must be True, False or a ReconnectPolicy, not {reconnect!r}")
+        self._max_buffered_audio_bytes: int = positive_bytes("max_buffered_audio_bytes", max_buffered_audio_bytes)
         self._core = RealtimeProtocol(self._dialect, model=model)
         self._emitter = EventEmitter(self._on_listener_error)
         self._core.wanted = self._emitter.wanted
@@ -113,7 +102,7 @@ class OpenAIRealtimeWebSocket:
             allow_insecure_transport=bool(allow_insecure_transport),
             create_websocket=create_websocket,
             max_message_bytes=max_message_bytes,
-            reconnect=reconnect or None,
+            reconnect=reconnect,
         )
         self._player: AudioOutput | None = None
         self._finish: Callable[[str, int], Any] | None = None  # the player's finish(), if it has one
@@ -162,29 +151,6 @@ class OpenAIRealtimeWebSocket:
     def protocol(self) -> RealtimeProtocol:
         """The protocol core (read its state; drive it only through this transport)."""
         return self._core
-
-    # Listeners -----------------------------------------------------------------------------------
-    def on(self, name: str, handler: Handler) -> Callable[[], None]:
-        """Call ``handler(payload)`` for every ``name`` event; returns an unsubscribe function.
-        Sends nothing; ConfigurationError if ``handler`` is not callable."""
-        return self._emitter.on(name, handler)
-
-    def once(self, name: str, handler: Handler) -> Callable[[], None]:
-        """Like :meth:`on`, for the next ``name`` event only. Sends nothing; ConfigurationError if
-        ``handler`` is not callable."""
-        return self._emitter.once(name, handler)
-
-    def off(self, name: str, handler: Handler | None = None) -> None:
-        """Remove ``handler`` (or every listener) from ``name``. Sends nothing; never raises."""
-        self._emitter.off(name, handler)
-
-    def events(self, *names: str) -> EventStream:
-        """Async iterator of every emitted event (or only ``names``) as ``TransportEvent(name, data)``.
-
-        It ends when the transport disconnects (after yielding ``disconnected``), unless a reconnect
-        follows: then it goes on with the new connection's events. Sends nothing; never raises.
-        """
-        return self._emitter.events(*names)
 
     # Connecting ----------------------------------------------------------------------------------
     async def connect(
@@ -238,8 +204,7 @@ class OpenAIRealtimeWebSocket:
         On a slow uplink (more than ``max_buffered_audio_bytes`` waiting in the socket's send buffer)
         the audio is dropped, not queued, with an ``audio_dropped`` event (:class:`AudioDropped`); a
         ``commit`` is still sent. Never raises for a full buffer."""
-        socket = self._link.socket
-        buffered = _buffered_amount(socket) if socket is not None and self._core.status == "connected" else 0
+        buffered = self._link.backlog() if self._core.status == "connected" else 0
         with self._sending() as core:
             if buffered <= self._max_buffered_audio_bytes:
                 core.send_audio(pcm, commit)
@@ -387,22 +352,3 @@ class OpenAIRealtimeWebSocket:
         """Calls :meth:`close` (sends the close frame); never raises."""
         self.close()
 
-
-def _buffered_amount(socket: RealtimeSocket) -> int:
-    """The socket's send backlog in bytes, or 0 for a socket that does not tell (see BufferedSocket)."""
-    if not isinstance(socket, BufferedSocket):
-        return 0
-    try:
-        return int(socket.buffered_amount)
-    except Exception:  # a socket closing under us: nothing is waiting any more
-        return 0
-
-
-def _positive_int_or_none(name: str, value: object, *, allow_none: bool) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigurationError(
-            f"{name} must be a positive number of bytes{' or None (no bound)' if allow_none else ''}, not {value!r}"
-        )
-    return value
