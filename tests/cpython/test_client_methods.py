@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -83,7 +82,8 @@ async def test_cancel_response_only_when_a_response_runs(peer: LoopbackPeer) -> 
     await transport.connect()
     await until(lambda: len(peer.received) >= 2)
     transport.cancel_response()  # nothing running: nothing sent
-    await asyncio.sleep(0.05)
+    transport.send_event({"type": "test.ping"})  # a marker: what was sent before it arrived before it
+    await until(lambda: peer.types()[-1:] == ["test.ping"])
     assert "response.cancel" not in peer.types()
     transport.close()
 
@@ -102,6 +102,7 @@ async def test_methods_refuse_bad_input_and_a_disconnected_transport_without_sen
                  lambda: transport.send_mcp_response("r", "yes")):  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError):
             call()
-    await asyncio.sleep(0.05)
-    assert len(peer.received) == before and transport.status == "connected"
+    transport.send_event({"type": "test.ping"})  # a marker: what was sent before it arrived before it
+    await until(lambda: peer.types()[-1:] == ["test.ping"])
+    assert len(peer.received) == before + 1 and transport.status == "connected"
     transport.close()

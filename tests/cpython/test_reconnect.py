@@ -49,6 +49,13 @@ def record(transport: OpenAIRealtimeWebSocket) -> list[tuple[str, Any]]:
     return got
 
 
+def reconnect_task(transport: OpenAIRealtimeWebSocket) -> asyncio.Task[None]:
+    """The running reconnect loop: a test waits for its end instead of for a while."""
+    task = transport._link._reconnect_task
+    assert task is not None
+    return task
+
+
 def names(got: list[tuple[str, Any]]) -> list[str]:
     return [name for name, _ in got]
 
@@ -66,9 +73,9 @@ async def test_off_by_default(peer: LoopbackPeer) -> None:
     await transport.connect()
     peer.drop()
     assert [e.name async for e in stream] == ["disconnected"]  # the iterator ends
-    await asyncio.sleep(0.1)
-    assert "reconnecting" not in names(got) and len(peer.authorizations) == 1
+    # A reconnect is decided as the close is handled, before ``disconnected``: none was.
     assert not transport.reconnecting
+    assert "reconnecting" not in names(got) and len(peer.authorizations) == 1
 
 
 @pytest.mark.asyncio
@@ -132,7 +139,7 @@ async def test_a_meant_close_is_not_reconnected(peer: LoopbackPeer, code: int) -
     await transport.connect()
     transport.send_event({"type": "test.close"})
     await until(lambda: transport.status == "disconnected")
-    await asyncio.sleep(0.1)
+    assert not transport.reconnecting  # decided as the close was handled: no reconnect will come
     assert "reconnecting" not in names(got) and len(peer.authorizations) == 1
 
 
@@ -164,11 +171,12 @@ async def test_never_after_close(peer: LoopbackPeer) -> None:
     assert transport.reconnecting and transport.status == "disconnected"
     with pytest.raises(InvalidStateError, match="reconnecting"):
         await transport.connect()
+    task = reconnect_task(transport)
     transport.close()  # during the backoff
     assert not transport.reconnecting
     [e async for e in stream]  # the iterator ends
-    await asyncio.sleep(0.5)
-    assert len(peer.authorizations) == 1 and transport.status == "disconnected"
+    await asyncio.wait([task])  # the reconnect loop has ended: nothing can connect any more
+    assert task.cancelled() and len(peer.authorizations) == 1 and transport.status == "disconnected"
     assert "reconnected" not in names(got)
 
 
@@ -190,8 +198,9 @@ async def test_close_during_a_reconnect_attempt_stops_it(peer: LoopbackPeer) -> 
     await transport.connect()
     peer.drop()
     await asyncio.wait_for(started.wait(), 5)
+    task = reconnect_task(transport)
     transport.close()
-    await asyncio.sleep(0.05)
+    await asyncio.wait([task])  # the reconnect loop has ended (its key fetch cancelled)
     assert not transport.reconnecting and transport.status == "disconnected" and len(peer.authorizations) == 1
 
 

@@ -743,9 +743,12 @@ async def test_on_once_off_and_the_iterator(peer: Peer) -> None:
     transport.request_response()
     await until(lambda: calls.count("on") == 1)
     unsubscribe()
+    # Listeners run in the order they were added: once this one heard the second turn_done, the removed
+    # ones would have too.
+    second = asyncio.Event()
+    transport.on("turn_done", lambda _: second.set())
     transport.request_response()
-    await until(lambda: peer.types().count("response.create") == 2)
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(second.wait(), 10)
     assert calls == ["on", "once"]
     transport.close()
     names = [e.name async for e in stream]
