@@ -688,17 +688,25 @@ class RealtimeProtocol:
         Sends ``conversation.item.create`` (with ``other_event_data`` merged into the event), then a
         ``response.create`` unless ``trigger_response`` is False (held while a response runs).
         ConfigurationError for a message that is not text or a dict with content, or that JSON cannot
-        carry; InvalidStateError unless connected. Nothing is sent on an error."""
+        carry, or an image in the beta dialect (it has none); InvalidStateError unless connected. Nothing
+        is sent on an error."""
         self._require({"connected"}, "send_message()")
         item = user_message_item(message)
+        if self.dialect.name == "beta" and any(
+            isinstance(part, Mapping) and part.get("type") == "input_image" for part in item.get("content") or ()
+        ):
+            raise ConfigurationError(
+                "the beta dialect has no image input (its server refuses input_image): create the transport "
+                "with dialect='ga' to send images"
+            )
         self._send({"type": "conversation.item.create", "item": item, **dict(other_event_data or {})})
         if trigger_response:
             self._request_create({"type": "response.create"}, manual=False)
 
     def add_image(self, image_url: str, trigger_response: bool = True) -> None:
         """Add an image (a data: URL or an https URL) as a user message: sends what ``send_message``
-        sends, with one ``input_image`` part. ConfigurationError for an empty or non-string URL,
-        InvalidStateError unless connected."""
+        sends, with one ``input_image`` part. ConfigurationError for an empty or non-string URL, or in
+        the beta dialect (it has no image input); InvalidStateError unless connected."""
         if not isinstance(image_url, str) or not image_url:
             raise ConfigurationError("add_image() needs the image as a data: URL or an https URL string")
         self.send_message(

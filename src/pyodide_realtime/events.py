@@ -630,7 +630,16 @@ def parse_server_event(data: str | bytes | bytearray | memoryview) -> ServerEven
     """
     if isinstance(data, memoryview):
         data = data.tobytes()
-    return _parse(data, mend=True)
+    try:
+        return _parse(data, mend=True)
+    except TypeError:
+        # A str holding a raw lone surrogate (not an escape: it cannot even be encoded as UTF-8, which
+        # the parsers refuse with a TypeError): mend it as an escaped one is, then parse.
+        if not isinstance(data, str):
+            return None
+        mended = _replace_lone_surrogates(data)
+        logger.warning("a server event had a lone UTF-16 surrogate in a string; it was replaced with U+FFFD")
+        return _parse(mended, mend=True) if mended != data else None
 
 
 def _parse(data: str | bytes | bytearray, *, mend: bool) -> ServerEventBase | None:

@@ -199,7 +199,7 @@ def test_a_custom_servers_own_event_types_pass() -> None:
 
 
 def test_images_are_valid_ga_events() -> None:
-    # The beta SDK has no input_image content: images are sent as given there (the server decides).
+    # The beta SDK has no input_image content: the beta dialect refuses images (test_core).
     core = opened("ga")
     core.data_to_send()
     core.send_message({"content": ["Look:", {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]})

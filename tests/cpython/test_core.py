@@ -768,7 +768,7 @@ def test_an_untagged_error_about_response_create_frees_the_slot_too() -> None:
 def test_trigger_response_false_sends_only_the_item(dialect: str) -> None:
     core = opened(dialect)
     core.send_message("quiet", trigger_response=False)
-    core.add_image("data:image/png;base64,AAAA", trigger_response=False)
+    core.send_message({"content": "quiet too"}, None, False)
     assert sent_types(core) == ["conversation.item.create", "conversation.item.create"]
 
 
@@ -788,6 +788,11 @@ def test_trigger_response_false_sends_only_the_item(dialect: str) -> None:
 )
 def test_send_message_builds_a_user_message(dialect: str, message: Any, expected_content: list[dict[str, Any]]) -> None:
     core = opened(dialect)
+    if dialect == "beta" and any(part["type"] == "input_image" for part in expected_content):
+        with pytest.raises(ConfigurationError, match="dialect='ga'"):  # the beta API has no image input
+            core.send_message(message, {"event_id": "custom"})
+        assert sent(core) == []
+        return
     core.send_message(message, {"event_id": "custom"})
     create = sent(core)[0]
     assert create["event_id"] == "custom"
@@ -801,8 +806,17 @@ def test_send_message_refuses_what_is_not_a_message(bad: Any) -> None:
         opened("ga").send_message(bad)
 
 
+def test_add_image_is_refused_in_the_beta_dialect_before_anything_is_sent() -> None:
+    core = opened("beta")
+    with pytest.raises(ConfigurationError, match="beta dialect has no image input.*dialect='ga'"):
+        core.add_image("https://example.com/cat.png")
+    assert sent(core) == [] and core.response_state == "idle"
+
+
 def test_add_image_sends_an_input_image() -> None:
     core = opened("ga")
+    core.add_image("https://example.com/cat.png", False)
+    assert sent_types(core) == ["conversation.item.create"]
     core.add_image("https://example.com/cat.png")
     out = sent(core)
     assert out[0]["item"]["content"] == [{"type": "input_image", "image_url": "https://example.com/cat.png"}]
