@@ -545,6 +545,11 @@ class RealtimeProtocol:
         self._start_response(response.id, _response_output_format(response), event.model_dump())
 
     def _start_response(self, response_id: str, audio_format: AudioFormat | None, provider_data: dict[str, Any]) -> None:
+        if self._responses.finished(response_id):
+            # Its response.done came first (reordered on the way): it is over. Starting it would hold
+            # every later response.create for a done that never comes.
+            logger.debug("ignored the response.created of %r, which is done already", response_id)
+            return
         self._to_send.extend(self._responses.created(response_id))
         if audio_format is None and self._responses.answered is not None:
             # Not echoed: the format our response.create asked for, if it named one.
@@ -560,7 +565,7 @@ class RealtimeProtocol:
         self._end_response(response.id, response.status, output, None if response.usage is None else response.usage.to_dict())
 
     def _end_response(self, response_id: str, status: str | None, output: tuple[Any, ...], usage_raw: Any) -> None:
-        released = self._responses.done()
+        released = self._responses.done(response_id)
         self._playback.response_done(response_id)
         usage = _usage(usage_raw)
         self._emit("usage_update", usage)
