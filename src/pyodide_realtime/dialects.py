@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
+from ._platform import in_browser
 from ._version import __version__
 from .errors import ConfigurationError
 
@@ -147,10 +148,12 @@ INSECURE_TRANSPORT_OPTION = "allow_insecure_transport"
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` (and ``*.localhost``), 127.0.0.0/8 and ``::1``: traffic that never leaves
-    this machine, where plaintext ``ws://`` exposes nothing."""
+    """True for ``localhost``, 127.0.0.0/8 and ``::1``: traffic that never leaves this machine, where
+    plaintext ``ws://`` exposes nothing. ``*.localhost`` too, but only in a browser: browsers resolve
+    such names to loopback themselves, while CPython asks the system resolver, which may send them
+    to DNS."""
     host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost" or (host.endswith(".localhost") and in_browser()):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
