@@ -14,6 +14,7 @@ import inspect
 import logging
 import math
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -97,6 +98,10 @@ class ReconnectPolicy:
 
     Attempt ``n`` waits ``min(max_delay_s, initial_delay_s * multiplier ** (n - 1))``, shortened at
     random by up to ``jitter`` of it (so that many clients dropped together do not return together).
+    It gives up (``reconnect_failed``) after ``max_attempts`` failed attempts in a row; a connection
+    that is lost within ``stable_after_s`` of opening counts as one more failure, not as a fresh start
+    (a peer that accepts and drops, or stops answering pings, would otherwise be retried forever). And
+    it never makes more than ``budget`` attempts in any ``budget_window_s`` seconds.
     """
 
     max_attempts: int = 5
@@ -104,11 +109,17 @@ class ReconnectPolicy:
     max_delay_s: float = 15.0
     multiplier: float = 2.0
     jitter: float = 0.5
+    #: Longer than a keepalive timeout takes to notice a stalled peer (about 50 s).
+    stable_after_s: float = 60.0
+    budget: int = 20
+    budget_window_s: float = 3600.0
 
     def __post_init__(self) -> None:
-        if type(self.max_attempts) is not int or self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be an int >= 1, not {self.max_attempts!r}")
-        for name in ("initial_delay_s", "max_delay_s", "multiplier"):
+        for name in ("max_attempts", "budget"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(f"{name} must be an int >= 1, not {value!r}")
+        for name in ("initial_delay_s", "max_delay_s", "multiplier", "stable_after_s", "budget_window_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigurationError(f"{name} must be a finite number >= 0, not {value!r}")
@@ -210,6 +221,11 @@ class Connection:
         self.listener: SocketListener | None = None
         self._attempt: _Attempt | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
+        #: Failed reconnect attempts in a row (an open that did not last counts): carried over a
+        #: connection lost within the policy's stable_after_s.
+        self._failures = 0
+        self._opened_at = 0.0
+        self._attempt_times: deque[float] = deque()  # of reconnect attempts, for the budget
 
     @property
     def reconnecting(self) -> bool:
@@ -239,6 +255,7 @@ class Connection:
         if self._reconnect_task is not None:
             raise InvalidStateError("connect() cannot run while the transport is reconnecting: close() first")
         await self._connect(api_key, model, url, call_id, initial_session_config, timeout)
+        self._failures = 0  # the app connected: a later drop starts a fresh count
 
     async def _connect(
         self,
@@ -416,6 +433,7 @@ class Connection:
             self._teardown()
             return
         # Open: the attempt's values become the transport's.
+        self._opened_at = asyncio.get_running_loop().time()
         self.url = attempt.url
         self._default_url = attempt.default_url
         self._api_key = attempt.api_key
@@ -466,13 +484,32 @@ class Connection:
         """The connection is gone: reconnect when that was asked for and fits, then tear down."""
         if retry and self._policy is not None and self._core.status == "connected" and self._reconnect_task is None:
             config = self._core.session_config  # everything configured so far, re-sent on reconnect
-            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(self._policy, config, error))
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._opened_at >= self._policy.stable_after_s:
+                self._failures = 0  # it lasted: a fresh start
+            self._reconnect_task = loop.create_task(self._reconnect(self._policy, config, error))
         self._teardown()
+
+    def _over_budget(self, policy: ReconnectPolicy) -> bool:
+        """Count one more attempt, unless ``budget`` were made within the last ``budget_window_s``."""
+        now = asyncio.get_running_loop().time()
+        while self._attempt_times and now - self._attempt_times[0] > policy.budget_window_s:
+            self._attempt_times.popleft()
+        if len(self._attempt_times) >= policy.budget:
+            return True
+        self._attempt_times.append(now)
+        return False
 
     async def _reconnect(self, policy: ReconnectPolicy, config: SessionConfig, cause: BaseException | None) -> None:
         me = asyncio.current_task()
         try:
-            for attempt in range(1, policy.max_attempts + 1):
+            for attempt in range(self._failures + 1, policy.max_attempts + 1):
+                if self._over_budget(policy):
+                    self._give_up(ConnectionFailedError(
+                        f"gave up reconnecting: {policy.budget} attempt(s) within {policy.budget_window_s:g} s, the "
+                        f"policy's budget; last: {cause}"))
+                    return
+                self._failures = attempt  # until this connection proves stable
                 delay = policy.delay_s(attempt)
                 self._emitter.emit("reconnecting", Reconnecting(attempt, delay, cause))
                 await asyncio.sleep(delay)
@@ -498,9 +535,9 @@ class Connection:
                     continue
                 self._emitter.emit("reconnected", Reconnected(attempt))
                 return
-            self._give_up(
-                ConnectionFailedError(f"gave up reconnecting after {policy.max_attempts} attempt(s); last: {cause}")
-            )
+            self._give_up(ConnectionFailedError(
+                f"gave up reconnecting after {policy.max_attempts} failed attempt(s) in a row (a connection lost within "
+                f"{policy.stable_after_s:g} s of opening counts as failed); last: {cause}"))
         finally:
             if self._reconnect_task is me:
                 self._reconnect_task = None

@@ -232,7 +232,7 @@ async def test_it_gives_up_after_max_attempts_and_says_so(peer: LoopbackPeer) ->
     await until(lambda: not transport.reconnecting and "reconnecting" in names(got))
     attempts = [p.attempt for n, p in got if n == "reconnecting"]
     assert attempts == [1, 2, 3] and len(peer.authorizations) == 4
-    assert "gave up reconnecting after 3 attempt(s)" in str(got[-1][1].exception)
+    assert "gave up reconnecting after 3 failed attempt(s)" in str(got[-1][1].exception)
     assert "HTTP 503" in str(got[-1][1].exception)
     # And a plain connect() works again afterwards.
     peer.refuse_status = None
@@ -319,3 +319,66 @@ async def test_a_session_lives_through_a_reconnect_and_ends_when_it_gives_up(pee
     assert "gave up reconnecting" in str(reconnect_failed[-1][1].error)
     session.close()
     assert not transport.reconnecting and transport.status == "disconnected"
+
+
+async def drop_after_open(ws: ServerConnection, event: dict[str, Any]) -> None:
+    if event["type"] == "session.update":  # accepted and configured, then the network drops it
+        ws.transport.abort()
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_accepts_then_drops_spends_the_attempts_instead_of_cycling(peer: LoopbackPeer) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=FAST)
+    got = record(transport)
+    failed = asyncio.Event()
+    transport.on("reconnect_failed", lambda _: failed.set())
+    await transport.connect()
+    peer.on_event = drop_after_open
+    peer.drop()
+    await asyncio.wait_for(failed.wait(), 10)
+    # The app's connection, then FAST's 3 attempts: each opened and was lost at once, so each counted.
+    assert len(peer.authorizations) == 1 + FAST.max_attempts
+    assert [p.attempt for n, p in got if n == "reconnecting"] == [1, 2, 3]
+    (gave_up,) = [p for n, p in got if n == "error"][-1:]
+    assert "3 failed attempt(s) in a row" in str(gave_up.exception)
+    assert transport.status == "disconnected" and not transport.reconnecting
+
+
+@pytest.mark.asyncio
+async def test_the_budget_bounds_attempts_over_a_window_even_when_each_connection_lasted(peer: LoopbackPeer) -> None:
+    # stable_after_s=0: every connection counts as stable, so only the budget can stop the cycle.
+    policy = ReconnectPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.05, stable_after_s=0, budget=4)
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=policy)
+    got = record(transport)
+    failed = asyncio.Event()
+    transport.on("reconnect_failed", lambda _: failed.set())
+    await transport.connect()
+    peer.on_event = drop_after_open
+    peer.drop()
+    await asyncio.wait_for(failed.wait(), 10)
+    assert len(peer.authorizations) == 1 + 4
+    assert [p.attempt for n, p in got if n == "reconnecting"] == [1, 1, 1, 1]  # each a fresh start...
+    assert "4 attempt(s) within 3600 s" in str([p for n, p in got if n == "error"][-1].exception)  # ...within budget
+
+
+@pytest.mark.asyncio
+async def test_a_keepalive_loop_gives_up_too(peer: LoopbackPeer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_cpython_socket, "PING_INTERVAL_S", 0.05)
+    monkeypatch.setattr(_cpython_socket, "PING_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(_cpython_socket, "CLOSE_TIMEOUT_S", 0.1)
+
+    async def deaf(ws: ServerConnection) -> None:
+        ws.transport.pause_reading()  # open, then never a pong: each connection ends by keepalive
+
+    policy = ReconnectPolicy(max_attempts=2, initial_delay_s=0.01, max_delay_s=0.05)
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=policy)
+    got = record(transport)
+    failed = asyncio.Event()
+    transport.on("reconnect_failed", lambda _: failed.set())
+    await transport.connect()
+    peer.on_open = deaf
+    peer.stop_reading()
+    await asyncio.wait_for(failed.wait(), 20)
+    assert len(peer.authorizations) == 1 + 2
+    drops = [p.exception for n, p in got if n == "error" and isinstance(p.exception, ConnectionClosedError)]
+    assert len(drops) == 3 and all("no pong" in str(e) for e in drops)
