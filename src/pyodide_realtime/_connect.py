@@ -251,23 +251,12 @@ class Connection:
         call_id: str | None,
         initial_session_config: SessionConfig | Mapping[str, Any] | None,
         timeout: float | None,
-    ) -> None:
-        if self._reconnect_task is not None:
-            raise InvalidStateError("connect() cannot run while the transport is reconnecting: close() first")
-        await self._connect(api_key, model, url, call_id, initial_session_config, timeout)
-        self._failures = 0  # the app connected: a later drop starts a fresh count
-
-    async def _connect(
-        self,
-        api_key: ApiKey | None,
-        model: str | None,
-        url: str | None,
-        call_id: str | None,
-        initial_session_config: SessionConfig | Mapping[str, Any] | None,
-        timeout: float | None,
         *,
-        keep_default_url: bool = False,
+        by_app: bool = True,
     ) -> None:
+        """Open a socket (``by_app``: the app's ``connect``, else the reconnect loop's attempt)."""
+        if by_app and self._reconnect_task is not None:
+            raise InvalidStateError("connect() cannot run while the transport is reconnecting: close() first")
         if self._attempt is not None or self._core.status != "disconnected":
             status = "connecting" if self._attempt is not None else self._core.status
             raise InvalidStateError(
@@ -287,7 +276,7 @@ class Connection:
             model=new_model,
             url=new_url,
             api_key=api_key if api_key is not None else self._api_key,
-            default_url=self._default_url if keep_default_url or not url else url,
+            default_url=self._default_url if not by_app or not url else url,
             session_config=config,
             opened=asyncio.get_running_loop().create_future(),
         )
@@ -325,6 +314,8 @@ class Connection:
             raise
         finally:
             self._attempt = None
+        if by_app:
+            self._failures = 0  # a later drop starts a fresh count
 
     async def _opened(self, attempt: _Attempt, timeout: float | None) -> None:
         if timeout is None:
@@ -514,7 +505,7 @@ class Connection:
                 self._emitter.emit("reconnecting", Reconnecting(attempt, delay, cause))
                 await asyncio.sleep(delay)
                 try:
-                    await self._connect(None, None, self.url, None, config, OPEN_TIMEOUT_S, keep_default_url=True)
+                    await self.connect(None, None, self.url, None, config, OPEN_TIMEOUT_S, by_app=False)
                 except ConnectionFailedError as exc:
                     cause = exc
                     if exc.http_status in AUTH_REFUSED_STATUSES:

