@@ -121,10 +121,10 @@ _encode = encode_event
 # Text deltas by server type (each dialect's names, as its spec writes them; a client accepts either):
 # the name to emit and the record to emit.
 _TEXT_DELTAS: dict[str, tuple[str, type[TranscriptDelta] | type[OutputTextDelta]]] = {
-    **{d.server_events.transcript_delta: ("audio_transcript_delta", TranscriptDelta) for d in DIALECTS},
-    **{d.server_events.text_delta: ("output_text_delta", OutputTextDelta) for d in DIALECTS},
+    **{d.wire.transcript_delta: ("audio_transcript_delta", TranscriptDelta) for d in DIALECTS},
+    **{d.wire.text_delta: ("output_text_delta", OutputTextDelta) for d in DIALECTS},
 }
-_AUDIO_DONE_TYPES = frozenset(d.server_events.audio_done for d in DIALECTS)
+_AUDIO_DONE_TYPES = frozenset(d.wire.audio_done for d in DIALECTS)
 
 
 class BargeIn(NamedTuple):

@@ -1,8 +1,8 @@
 """The two dialects of the Realtime API: GA (today's) and beta (the seed's, npm <= 0.0.17).
 
 What differs between them is named here once: the default model, the WebSocket subprotocols and
-headers, the URLs, and the names of the server events that were renamed (:class:`ServerEventNames`;
-a client accepts either dialect's, so the core and the history read both from :data:`DIALECTS`). The
+headers, the URLs, and the names of server events and content parts that were renamed
+(:class:`WireNames`; a client accepts either dialect's, so it reads both from :data:`DIALECTS`). The
 session shape differs too (``config.py``); ``events.py`` models both dialects' events side by side.
 """
 
@@ -20,7 +20,7 @@ from .errors import ConfigurationError
 __all__ = [
     "Dialect",
     "DialectSpec",
-    "ServerEventNames",
+    "WireNames",
     "DIALECTS",
     "GA",
     "BETA",
@@ -53,8 +53,8 @@ _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABC
 
 
 @dataclass(frozen=True)
-class ServerEventNames:
-    """The server events whose names differ between the dialects (each dialect's spelling)."""
+class WireNames:
+    """The server events and content part types whose names differ between the dialects."""
 
     audio_delta: str
     audio_done: str
@@ -63,6 +63,8 @@ class ServerEventNames:
     text_delta: str
     text_done: str
     item_created: str
+    audio_content: str  # an assistant message's audio part
+    text_content: str  # its text part
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class DialectSpec:
     extra_subprotocols: tuple[str, ...]
     extra_headers: tuple[tuple[str, str], ...]
     supports_call_id: bool
-    server_events: ServerEventNames
+    wire: WireNames
 
 
 GA = DialectSpec(
@@ -83,7 +85,7 @@ GA = DialectSpec(
     extra_subprotocols=(),
     extra_headers=(),
     supports_call_id=True,
-    server_events=ServerEventNames(
+    wire=WireNames(
         audio_delta="response.output_audio.delta",
         audio_done="response.output_audio.done",
         transcript_delta="response.output_audio_transcript.delta",
@@ -91,6 +93,8 @@ GA = DialectSpec(
         text_delta="response.output_text.delta",
         text_done="response.output_text.done",
         item_created="conversation.item.added",
+        audio_content="output_audio",
+        text_content="output_text",
     ),
 )
 
@@ -100,7 +104,7 @@ BETA = DialectSpec(
     extra_subprotocols=("openai-beta.realtime-v1",),
     extra_headers=(("OpenAI-Beta", "realtime=v1"),),
     supports_call_id=False,
-    server_events=ServerEventNames(
+    wire=WireNames(
         audio_delta="response.audio.delta",
         audio_done="response.audio.done",
         transcript_delta="response.audio_transcript.delta",
@@ -108,6 +112,8 @@ BETA = DialectSpec(
         text_delta="response.text.delta",
         text_done="response.text.done",
         item_created="conversation.item.created",
+        audio_content="audio",
+        text_content="text",
     ),
 )
 

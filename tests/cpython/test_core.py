@@ -30,7 +30,7 @@ G711_100MS = 800
 
 
 #: What each dialect calls the server events these tests send: its spec's names.
-WIRE = {name: get_dialect(name).server_events for name in DIALECTS}
+WIRE = {name: get_dialect(name).wire for name in DIALECTS}
 
 
 # Helpers -------------------------------------------------------------------------------------------
