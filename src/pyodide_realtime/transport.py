@@ -205,16 +205,15 @@ class OpenAIRealtimeWebSocket(Listenable):
         the audio is dropped, not queued, with an ``audio_dropped`` event (:class:`AudioDropped`); a
         ``commit`` is still sent. Never raises for a full buffer."""
         buffered = self._link.backlog() if self._core.status == "connected" else 0
-        with self._sending() as core:
-            if buffered <= self._max_buffered_audio_bytes:
-                core.send_audio(pcm, commit)
+        if buffered > self._max_buffered_audio_bytes:
+            reason = (f"{buffered} bytes wait in the socket's send buffer, more than max_buffered_audio_bytes "
+                      f"({self._max_buffered_audio_bytes}): the uplink is slower than the audio")
+            self._emitter.emit("audio_dropped", AudioDropped(memoryview(pcm).nbytes, buffered, reason))
+            if not commit:
                 return
-            if commit:
-                core.send_audio(b"", commit=True)
-        dropped = memoryview(pcm).nbytes
-        reason = (f"{buffered} bytes wait in the socket's send buffer, more than max_buffered_audio_bytes "
-                  f"({self._max_buffered_audio_bytes}): the uplink is slower than the audio")
-        self._emitter.emit("audio_dropped", AudioDropped(dropped, buffered, reason))
+            pcm = b""  # the commit still goes
+        with self._sending() as core:
+            core.send_audio(pcm, commit)
 
     def cancel_response(self) -> None:
         """Send ``response.cancel`` if a response is running and no cancel was sent for it yet (through
