@@ -751,7 +751,10 @@ async def _slow_uplink(url):
     transport.send_audio(bytes(4800))  # drained: sent again
     after = len(dropped)
     transport.close()
-    await asyncio.sleep(0.1)
+    for _ in range(500):  # until the browser's close event (the handshake may take a while under load)
+        if sock.closed:
+            break
+        await asyncio.sleep(0.02)
     try:
         sock.send("{}")
         closed_send = "sent"
