@@ -74,7 +74,10 @@ async def _backend_echo(url, messages):
     live_while_open = sock.live_proxies
     sock.close()
     await asyncio.wait_for(closed.wait(), 5)
-    await asyncio.sleep(0.05)
+    # The proxies go just after the close handler returns: wait for that, not for a guessed time.
+    deadline = asyncio.get_running_loop().time() + 5
+    while sock.live_proxies and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
     return got, (live_at_open, live_while_open), sock.live_proxies
 
 
