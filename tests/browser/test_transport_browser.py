@@ -217,7 +217,10 @@ async def _backend_failure(url, subprotocols):
     except ConfigurationError as exc:
         return [("raised", type(exc).__name__, str(exc))], -1
     await asyncio.wait_for(closed.wait(), 5)
-    await asyncio.sleep(0.05)
+    # Once its proxies are gone no event can reach the handler: then "nothing after the close" is proven.
+    deadline = asyncio.get_running_loop().time() + 5
+    while sock.live_proxies and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
     return got, sock.live_proxies
 
 
