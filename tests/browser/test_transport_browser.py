@@ -370,8 +370,10 @@ async def _close_while_connecting(url):
     from pyodide_realtime.errors import ConnectionFailedError
 
     transport = OpenAIRealtimeWebSocket(url=url)
+    connecting = asyncio.Event()  # the socket exists and its handshake is under way (/slow holds it)
+    transport.on("connection_change", lambda change: change.status == "connecting" and connecting.set())
     task = asyncio.ensure_future(transport.connect(api_key="ek_x"))
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(connecting.wait(), 5)
     status_while = transport.status
     socket = transport.connection_state.websocket
     transport.close()
