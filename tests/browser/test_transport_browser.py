@@ -646,6 +646,8 @@ async def _interrupt_by_speaking(ws_url, key, loud, quiet):
     transport.on("audio_interrupted", lambda event: cuts.append((event.truncated, player.heard_ms(item[0]))))
     transport.on("turn_done", lambda event: done.append(event.status))
     transport.on("input_audio_buffer.speech_started", lambda event: speech.append(event.type))
+    drained = asyncio.Event()
+    transport.on("input_audio_buffer.cleared", lambda event: drained.set())
     config = {"turn_detection": {"type": "server_vad", "interrupt_response": True, "create_response": False}}
     await transport.connect(api_key=key, initial_session_config=config)
     transport.send_message("one two three four five six seven eight nine ten eleven twelve")
@@ -657,7 +659,10 @@ async def _interrupt_by_speaking(ws_url, key, loud, quiet):
         transport.send_audio(quiet)
     while not done:
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.2)
+    # The server answers this marker after all the client sent before it: from here the absence of a
+    # response.cancel (and of a second truncate) in what it received is proven, not just not seen yet.
+    transport.send_event({"type": "input_audio_buffer.clear"})
+    await asyncio.wait_for(drained.wait(), 10)
     transport.close()
     player.close()
     return dict(item=item[0], cuts=cuts, done=done, speech=speech)
