@@ -4,7 +4,7 @@ Chromium, Firefox and WebKit (one page per engine: tests/browser/conftest.py).""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,6 +29,15 @@ def scripted() -> Iterator[ScriptedServer]:
 def ws(scripted: ScriptedServer) -> ScriptedServer:
     scripted.reset()
     return scripted
+
+
+def until_the_server(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Wait for the scripted server's thread to catch up with what the page sent: the page may return
+    before that thread has recorded its last frames or its close."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"the scripted server never {what}"
+        time.sleep(0.01)
 
 
 # The backend alone ---------------------------------------------------------------------------------
@@ -312,6 +321,7 @@ def test_transport_offers_the_exact_subprotocols_and_releases_its_proxies(
     assert result["live_proxies"] == 0
     assert ws.requests[0]["headers"]["Sec-WebSocket-Protocol"] == expected
     # The first thing sent after open is the session.update with the merged config and model.
+    until_the_server(lambda: bool(ws.received), "received the session.update")
     first = __import__("json").loads(ws.received[0])
     assert first["type"] == "session.update"
     if dialect == "ga":
@@ -752,9 +762,7 @@ def test_the_shim_refuses_a_message_over_the_bound_before_copying_it(page: Page,
             assert "max_message_bytes" in message and str(bound) in message
     # Browsers may not send 1009: the shim closes with 4009 (the application range) and says why. The
     # server's thread records each close once it has handled it, which may come after the page is done.
-    deadline = time.monotonic() + 30
-    while len(ws.closes) < len(cases) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until_the_server(lambda: len(ws.closes) >= len(cases), "saw every connection close")
     assert ws.closes.count(4009) == sum(1 for size, _ in cases if size > bound)
 
 
