@@ -856,6 +856,8 @@ def test_a_dropped_connection_is_one_error_with_words_and_bad_urls_are_refused(p
         ("ConnectionClosedError", errors[0][1]),
     ]
     assert "code 1006 (abnormal closure" in errors[0][1]
+    # So that the next test's server records start clean: each test that uses /sized waits for its closes.
+    until_the_server(lambda: len(ws.closes) >= 1, "saw the dropped connection close")
 
 
 @in_page
