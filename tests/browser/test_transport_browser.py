@@ -887,6 +887,7 @@ async def _reconnect_in_the_page(url):
 def test_the_page_reconnects_after_a_drop_with_a_fresh_key_and_the_session(page: Page, ws: ScriptedServer) -> None:
     got, status = _reconnect_in_the_page(page, ws.url + "/sized")
     assert got == ["error", "reconnecting", "reconnected"] and status == "connected"
+    until_the_server(lambda: len(ws.closes) >= 2, "saw both connections close")  # all they sent is recorded
     offered = [r["headers"]["Sec-WebSocket-Protocol"] for r in ws.requests]
     assert [("openai-insecure-api-key.ek_1" in o, "openai-insecure-api-key.ek_2" in o) for o in offered] == [
         (True, False), (False, True)]
