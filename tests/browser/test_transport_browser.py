@@ -626,6 +626,7 @@ def test_the_truncate_carries_the_heard_position_not_the_wall_clock(page: Page, 
     engine_server.reset()
     page.click()  # WebKit starts an AudioContext only within a few seconds of a user gesture
     r = _heard_versus_wall_clock(page, engine_server.ws_url, engine_server.mint_key())
+    print(f"reply 1 had {r['left_of_first']:.0f} ms left to play when reply 2 began arriving (needs > 500)")
     assert r["left_of_first"] > 500, r  # reply 1 had plenty left to play: reply 2 had to wait
     assert r["heard_first"] == pytest.approx(r["received"][r["first"]])  # reply 1 played to the end...
     # ...so only reply 2 is cut, at exactly where the player stopped it (integer ms): interrupt() stops
