@@ -5,7 +5,8 @@
 For each page (``/`` first: the reference, then ``/worker.html``), in its own headless Chromium whose
 fake microphone plays silence: the CPU the whole browser uses (Chromium's own per-process counters,
 ``SystemInfo.getProcessInfo``) over WINDOWS windows of WINDOW_S, once the page is ready (before Connect)
-and once connected (the microphone live, nothing said); then PRESSES presses of Interrupt, each in a
+and once connected (the microphone live, nothing said); one window in each of SPOKEN_REPLIES replies to
+a typed message while it plays; then PRESSES presses of Interrupt, each in a
 reply to a typed message, timed from the click (marked on the page) to the truncate frame leaving the
 browser (Playwright's view of the page's and its worker's WebSockets).
 
@@ -34,6 +35,7 @@ PAGES = ("index.html", "worker.html")
 WINDOWS = 5
 WINDOW_S = 2.0
 PRESSES = 10
+SPOKEN_REPLIES = 3
 HEARD_BEFORE_PRESS_MS = 500
 SERVER_PACE = 2.0  # as the e2e tests: the server streams faster than real time, as the real API does
 TIMEOUT_MS = 90_000
@@ -61,14 +63,23 @@ def cpu_seconds(cdp: Any) -> float:
     return sum(float(p["cpuTime"]) for p in cdp.send("SystemInfo.getProcessInfo")["processInfo"])
 
 
-def cpu_percent(cdp: Any) -> list[float]:
+def cpu_percent(cdp: Any, windows: int = WINDOWS) -> list[float]:
     """Percent of one core, per window."""
     shares = []
-    for _ in range(WINDOWS):
+    for _ in range(windows):
         before, start = cpu_seconds(cdp), time.monotonic()
         time.sleep(WINDOW_S)
         shares.append(100 * (cpu_seconds(cdp) - before) / (time.monotonic() - start))
     return shares
+
+
+def ask(page: Any, nth: int) -> str:
+    """Type MESSAGE and wait for its reply's bubble (the nth); returns its item id."""
+    page.fill("#message", MESSAGE)
+    page.press("#message", "Enter")
+    reply = page.locator("#transcript li.turn.assistant").nth(nth)
+    reply.wait_for(timeout=TIMEOUT_MS)
+    return str(reply.get_attribute("id")).removeprefix("item-")
 
 
 def measure(playwright: Any, server: Any, path: str) -> dict[str, list[float]]:
@@ -86,20 +97,22 @@ def measure(playwright: Any, server: Any, path: str) -> dict[str, list[float]]:
         page.click("#connect")
         page.wait_for_selector('#voice-state[data-state="listening"]', timeout=TIMEOUT_MS)
         connected = cpu_percent(cdp)
+        speaking = []
+        for reply in range(SPOKEN_REPLIES):  # one window inside each reply (6.5 s of speech)
+            ask(page, reply)
+            page.wait_for_selector('#voice-state[data-state="speaking"]', timeout=TIMEOUT_MS)
+            speaking += cpu_percent(cdp, 1)
+            page.wait_for_selector('#voice-state[data-state="listening"]', timeout=TIMEOUT_MS)
         latencies = []
-        replies = page.locator("#transcript li.turn.assistant")
         for press in range(PRESSES):
-            page.fill("#message", MESSAGE)
-            page.press("#message", "Enter")
-            replies.nth(press).wait_for(timeout=TIMEOUT_MS)
-            item_id = replies.nth(press).get_attribute("id").removeprefix("item-")
+            item_id = ask(page, SPOKEN_REPLIES + press)
             page.wait_for_function(
                 "([id, ms]) => +document.getElementById('item-' + id).dataset.heardMs >= ms",
                 arg=[item_id, HEARD_BEFORE_PRESS_MS], timeout=TIMEOUT_MS,
             )
             latencies.append(sent.press_interrupt(page))
             page.wait_for_selector('#voice-state:not([data-state="speaking"])', timeout=TIMEOUT_MS)
-        return {"idle": idle, "connected": connected, "press": latencies}
+        return {"idle": idle, "connected": connected, "speaking": speaking, "press": latencies}
     finally:
         browser.close()
 
@@ -134,6 +147,7 @@ def main() -> None:
         print(f"/{path}")
         print(line("CPU, ready, before Connect", figures["idle"], "%", None if first else reference["idle"]))
         print(line("CPU, connected, silent microphone", figures["connected"], "%", None if first else reference["connected"]))
+        print(line("CPU, a reply playing", figures["speaking"], "%", None if first else reference["speaking"]))
         print(line(f"Interrupt: click to truncate ({PRESSES})", figures["press"], "ms", None if first else reference["press"]))
     worker = results["worker.html"]
     checks = [
