@@ -289,7 +289,10 @@ async def main(resolve: Callable[[str], str] = str, window: Any = None) -> Demo:
     """Wire the page (called once the page's Python is loaded). ``resolve`` makes the server's relative
     URLs absolute where the base is not the page (a worker's is a ``blob:`` URL: ``page_url``);
     ``window`` is the page's (a worker passes PyScript's)."""
-    demo = Demo((window or js).demoView, resolve(MINT_URL))
+    painter = getattr(window or js, "demoView", None)
+    if painter is None:
+        raise RuntimeError("the page must load demo_view.js (<script src=\"./demo_view.js\"></script>) before demo_app runs")
+    demo = Demo(painter, resolve(MINT_URL))
     try:
         el("server-url").value = (await (await pyfetch(resolve("./demo-config.json"))).json())["realtime_url"]
     except (OSError, ValueError):  # a static host without our server: the person types the URL
