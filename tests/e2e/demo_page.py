@@ -80,3 +80,34 @@ class SentFrames:
 def latency_summary(latencies: list[float]) -> str:
     return (f"click to truncate over {len(latencies)} presses: median {statistics.median(latencies):.0f} ms, "
             f"best {min(latencies):.0f}, worst {max(latencies):.0f} (" + ", ".join(f"{x:.0f}" for x in latencies) + ")")
+
+
+class CrossedCancel:
+    """Between the page and the server (``page.route_web_socket``): once armed, the server's
+    ``response.done`` (and all after it) is held back until the page sends ``response.cancel``. So the
+    page cancels a response that the server already finished, as when Interrupt is pressed just as the
+    last of a reply leaves the server: the server answers ``response_cancel_not_active``."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.cancelled = False
+        self.held: list[str | bytes] = []
+
+    def route(self, page_side: Any) -> None:
+        server_side = page_side.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            if '"response.cancel"' in str(message):
+                self.cancelled = True
+            server_side.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            if self.armed and not self.cancelled and (self.held or '"response.done"' in str(message)):
+                self.held.append(message)
+                return
+            while self.held:
+                page_side.send(self.held.pop(0))
+            page_side.send(message)
+
+        page_side.on_message(to_server)
+        server_side.on_message(to_page)

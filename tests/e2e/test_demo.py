@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo_page import figures, server_state, wait_for_truncation
+from demo_page import CrossedCancel, figures, server_state, wait_for_truncation
 from playwright.sync_api import expect
 
 from pyodide_realtime_server import AUDIO_REPLY, start_in_thread
@@ -267,6 +267,8 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         # The beta dialect, chosen in the page; the microphone is refused, so the page says so and typing works.
         page.fill("#server-url", demo_server.ws_url)
         page.select_option("#dialect", "beta")
+        crossed = CrossedCancel()
+        page.route_web_socket(re.compile(r"/v1/realtime"), crossed.route)
         page.click("#connect")
         page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
         expect(error).to_have_attribute("data-kind", "microphone")
@@ -280,11 +282,26 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         connection = server_state(demo_server)["connections"][-1]
         assert (connection["dialect"], connection["model"], connection["auth"]) == ("beta", "gpt-4o-realtime-preview", "ephemeral")
 
+        # Interrupt just as the server sent the last of the reply (its response.done held back until the
+        # cancel went out): the server answers response_cancel_not_active; the cut happens, and the
+        # banner still says what the person can act on (the microphone), not the crossed cancel.
+        crossed.armed = True
         page.fill("#message", "hello from plain Pyodide")
         page.click("#send")
         expect(page.locator("#transcript li.turn.user .text").first).to_have_text("hello from plain Pyodide")
-        expect(page.locator("#transcript li.turn.assistant .text").first).to_have_text("You said: hello from plain Pyodide")
+        reply = page.locator("#transcript li.turn.assistant").first
+        expect(reply.locator(".text")).to_have_text("You said: hello from plain Pyodide")
         page.wait_for_function("() => +document.querySelector('#transcript li.turn.assistant').dataset.heardMs > 500")
+        for _ in range(STEP_TIMEOUT_MS // 20):  # until the server sent all of it (Playwright's events run meanwhile)
+            if crossed.held:
+                break
+            page.wait_for_timeout(20)
+        assert crossed.held, "the server never finished the reply"
+        page.click("#interrupt")
+        expect(reply).to_have_attribute("data-cut-ms", re.compile(r"^\d+$"))
+        errors = server_state(demo_server)["connections"][-1]["errors"]
+        assert [e.get("code") for e in errors] == ["response_cancel_not_active"], errors
+        expect(error).to_have_attribute("data-kind", "microphone")
         assert_fits_the_screen(page)
 
         # Hanging up is not an error (and clears the microphone's).
