@@ -230,7 +230,9 @@ class History:
                 return []
             self._alias(item_id, previous if placing else None, call.item_id)
             output = raw.get("output")
-            return self.call_output(call.call_id, output) if isinstance(output, str) else []
+            if isinstance(output, str):
+                return self._put(dataclasses.replace(call, output=output, status="completed", output_item_id=item_id))
+            return self._put(dataclasses.replace(call, output_item_id=item_id))
         if kind == "mcp_approval_response":
             request_id = str(raw.get("approval_request_id") or "")
             if request_id in self._items:
@@ -312,6 +314,7 @@ class History:
                 arguments,
                 old_c.output if old_c else None,
                 status if not (old_c and old_c.output is not None) else "completed",
+                output_item_id=old_c.output_item_id if old_c else None,
             )
         if kind == "mcp_list_tools":
             tools = raw.get("tools")

@@ -88,7 +88,8 @@ class SystemMessageItem:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeToolCallItem:
-    """A function call and, once it ran, its ``output``."""
+    """A function call and, once it ran, its ``output`` (the server holds that as an item of its own,
+    ``output_item_id``, once it announced it)."""
 
     item_id: str
     call_id: str = ""
@@ -97,6 +98,7 @@ class RealtimeToolCallItem:
     output: str | None = None
     status: ItemStatus = None
     previous_item_id: str | None = None
+    output_item_id: str | None = None
     type: Literal["function_call"] = "function_call"
 
 
