@@ -183,16 +183,17 @@ def state_page(server: RealtimeServer) -> dict[str, Any]:
 
 
 @pytest.mark.asyncio
-async def test_a_fresh_server_session_gets_the_conversation_back_in_order(server: RealtimeServer) -> None:
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+async def test_a_fresh_server_session_gets_the_conversation_back_in_order(server: RealtimeServer, dialect: str) -> None:
     items = conversation().items
-    transport = OpenAIRealtimeWebSocket(url=server.ws_url)
-    added: list[dict[str, Any]] = []
+    transport = OpenAIRealtimeWebSocket(url=server.ws_url, dialect=dialect)
+    announced: list[dict[str, Any]] = []
     last_added, failed = asyncio.Event(), asyncio.Event()
 
     def on_event(event: Any) -> None:
         data = event.model_dump()
-        if data["type"] == "conversation.item.added":
-            added.append(data)
+        if data["type"] in ("conversation.item.added", "conversation.item.created"):  # GA, beta
+            announced.append(data)
             if data["item"]["id"] == "item_a1":
                 last_added.set()
         elif data["type"] == "error":
@@ -201,7 +202,11 @@ async def test_a_fresh_server_session_gets_the_conversation_back_in_order(server
     transport.on("*", on_event)
     await transport.connect(api_key=server.mint_key())
     try:
-        transport.reset_history((), items)
+        if dialect == "ga":
+            transport.reset_history((), items)
+        else:  # the beta plan, sent as is (the protocol core plans in GA's names)
+            for event in plan_reset_history((), items, "beta"):
+                transport.send_event(event)
         done, _ = await asyncio.wait([asyncio.ensure_future(last_added.wait()), asyncio.ensure_future(failed.wait())],
                                      timeout=EVENT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         assert done and not failed.is_set(), "the server refused an item"
@@ -209,15 +214,16 @@ async def test_a_fresh_server_session_gets_the_conversation_back_in_order(server
     finally:
         transport.close()
     (connection,) = state["connections"]
-    assert connection["errors"] == []
+    assert connection["dialect"] == dialect and connection["errors"] == []
     created = [event["item"] for event in connection["received"] if event["type"] == "conversation.item.create"]
+    text = "output_text" if dialect == "ga" else "text"
     assert [(item["id"], item.get("content") or item.get("output") or item.get("arguments")) for item in created] == [
         ("item_u1", [{"type": "input_text", "text": "Hi there"}]),
         ("item_u2", [{"type": "input_text", "text": "What's the weather in Paris?"}]),
         ("item_fc", '{"city": "Paris"}'),
         ("item_out", "Sunny in Paris"),
-        ("item_a1", [{"type": "output_text", "text": "It is sunny in Paris"}]),
+        ("item_a1", [{"type": text, "text": "It is sunny in Paris"}]),
     ]
     # The server's conversation holds them in that order: each one after the one before it.
-    assert [(event["item"]["id"], event["previous_item_id"]) for event in added] == [
+    assert [(event["item"]["id"], event["previous_item_id"]) for event in announced] == [
         ("item_u1", None), ("item_u2", "item_u1"), ("item_fc", "item_u2"), ("item_out", "item_fc"), ("item_a1", "item_out")]
