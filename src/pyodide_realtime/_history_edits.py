@@ -195,8 +195,7 @@ def _from_mapping(item: ItemUpdate | Mapping[str, Any], dialect: str) -> list[_W
         wire = {**base, **{name: fields.get(name) for name in names}}
         if fields.get("status"):
             wire["status"] = fields["status"]
-        missing = [name for name in names if not isinstance(wire[name], str) or (name != "arguments" and name != "output"
-                                                                                  and not wire[name])]
+        missing = [name for name in names if not isinstance(wire[name], str) or (name in ("call_id", "name") and not wire[name])]
         refusal = f"the {kind} item {item_id!r} needs {' and '.join(missing)} to be re-created" if missing else None
         return [_Wire(wire, refusal)]
     if kind != "message":

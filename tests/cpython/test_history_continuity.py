@@ -167,6 +167,20 @@ def test_a_dicts_assistant_text_goes_by_the_dialects_name() -> None:
     valid(event, "beta")
 
 
+def test_a_function_call_and_its_output_given_as_dicts_are_created_too() -> None:
+    call = {"item_id": "item_f", "type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"}
+    output = {"item_id": "item_o", "type": "function_call_output", "call_id": "call_1", "output": "1"}
+    events = plan_reset_history((), [call, output])
+    assert [event["item"] for event in events] == [
+        {"id": "item_f", "type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+        {"id": "item_o", "type": "function_call_output", "call_id": "call_1", "output": "1"},
+    ]
+    for event in events:
+        valid(event, "ga")
+    with pytest.raises(ConfigurationError, match="needs call_id and name"):
+        plan_reset_history((), [{"item_id": "item_f", "type": "function_call", "arguments": "{}"}])
+
+
 # Against the local server -------------------------------------------------------------------------
 
 
