@@ -28,7 +28,7 @@ from pyodide_realtime import _history  # noqa: E402
 
 SIZES = (100, 1_000, 10_000)
 ROUNDS = 9
-TURNS_PER_ROUND = 30
+TURNS_PER_ROUND = 100
 #: Goal of issue #16: the cost per event at 10,000 items within this factor of the cost at 100.
 FLATNESS_GOAL = 2.0
 DELTAS = 10
@@ -66,6 +66,7 @@ def turn(n: int, previous: str, oldest: list[str]) -> tuple[list[Event | tuple[s
     events.append(("conversation.item.done", {"item": message(reply, "assistant", "It is noon " * DELTAS)}, frozenset()))
     # Three items were added (the output folds into its call): three of the oldest go.
     events += [("conversation.item.deleted", {"item_id": oldest.pop(0)}, frozenset()) for _ in range(3)]
+    oldest += [user, call, reply]
     return events, reply
 
 
