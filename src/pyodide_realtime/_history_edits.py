@@ -131,9 +131,8 @@ def _user_content(item: UserMessageItem, dialect: str) -> tuple[list[dict[str, A
 
 
 def _from_session_item(item: RealtimeItem, dialect: str) -> list[_Wire]:
-    status: dict[str, Any] = {"status": getattr(item, "status", None)}
-    if status["status"] is None:
-        status = {}
+    given = getattr(item, "status", None)  # the MCP items have none
+    status: dict[str, Any] = {"status": given} if given else {}
     base: dict[str, Any] = {"id": item.item_id, "type": item.type}
     if isinstance(item, UserMessageItem):
         try:
