@@ -219,7 +219,6 @@ async def test_a_call_that_needs_approval_waits_for_the_answer(server: RealtimeS
     session.send_message("What's the weather in Rome?")
     request = await events.until(lambda e: e.type == "tool_approval_required")
     assert (request.name, json.loads(request.arguments), request.kind) == ("get_weather", {"location": "Rome"}, "function")
-    await asyncio.sleep(0.05)
     assert ran == [] and session.pending_approvals == (request.call_id,)
     session.approve_tool_call(request.call_id)
     assert (await events.reply("The get_weather")).text == "The get_weather tool says: Rainy in Rome"
@@ -361,18 +360,6 @@ async def test_an_interrupted_reply_keeps_about_what_was_heard() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_reply_cut_at_zero_ms_keeps_no_text(server: RealtimeServer) -> None:
-    session, events = await open_session(server, RealtimeAgent(name="Assistant"))
-    session.on("audio", lambda _audio: session.interrupt())  # cut as soon as the first audio arrives
-    session.send_message("Say something long please")
-    interrupted = await events.until(lambda e: e.type == "audio_interrupted")
-    assert interrupted.heard_ms == 0
-    reply = await events.reply()
-    assert reply.text == "" and reply.heard_ms == 0 and reply.unheard_text.startswith("You said")
-    session.close()
-
-
-@pytest.mark.asyncio
 async def test_spoken_input_shows_its_transcript_and_server_errors_are_one_event_type(server: RealtimeServer) -> None:
     config = {"input_audio_transcription": {"model": "whisper-1"}, "turn_detection": None}
     session, events = await open_session(server, RealtimeAgent(name="Assistant"), config=config)
@@ -417,7 +404,8 @@ async def test_two_loops_over_one_session_share_its_events_and_both_end_on_close
             into.append(event.type)
 
     loops = [asyncio.ensure_future(read(into)) for into in got]
-    await asyncio.sleep(0.05)  # both are waiting
+    while len(session._waiters) < 2:  # both loops are waiting (loop turns, no clock)
+        await asyncio.sleep(0)
     session.send_message("Hi")
     await eventually(lambda: "agent_end" in got[0] + got[1])
     session.close()

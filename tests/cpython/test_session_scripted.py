@@ -33,6 +33,10 @@ from pyodide_realtime import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripted_session import scripted_session, sent_items  # noqa: E402
+from scripted_session import until as until_scripted  # noqa: E402
+
+from pyodide_realtime.testing import RealtimeStep, ScriptedPlayer, function_calls, spoken_reply  # noqa: E402
 from scripted_server import ScriptedServer  # noqa: E402
 
 EVENT_TIMEOUT_S = 5.0
@@ -49,28 +53,11 @@ def peer() -> Iterator[ScriptedServer]:
 async def session(peer: ScriptedServer) -> AsyncIterator[RealtimeSession]:
     peer.reset()
     mcp = {"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example/sse", "require_approval": "always"}
-    agent = RealtimeAgent(name="Assistant", tools=[slow_a, slow_b, mcp])
+    agent = RealtimeAgent(name="Assistant", tools=[mcp])
     running = RealtimeSession(agent, transport=OpenAIRealtimeWebSocket(url=peer.url + "/echo"))
     await running.connect(api_key="sk-test-scripted")
     yield running
     running.close()
-
-
-starts: list[tuple[str, float]] = []
-
-
-@function_tool
-async def slow_a(x: int) -> str:
-    starts.append(("a", asyncio.get_running_loop().time()))
-    await asyncio.sleep(0.2)
-    return "A"
-
-
-@function_tool
-async def slow_b(x: int) -> str:
-    starts.append(("b", asyncio.get_running_loop().time()))
-    await asyncio.sleep(0.2)
-    return "B"
 
 
 def play(session: RealtimeSession, *events: dict[str, Any]) -> None:
@@ -172,42 +159,64 @@ async def test_the_users_speech_shows_its_transcription_deltas_as_they_come(sess
 
 
 @pytest.mark.asyncio
-async def test_tool_calls_of_one_response_run_concurrently_and_one_response_follows(
-    session: RealtimeSession, peer: ScriptedServer
-) -> None:
-    starts.clear()
-    calls = [
-        {
-            "id": f"fc_{n}",
-            "type": "function_call",
-            "status": "completed",
-            "call_id": f"call_{n}",
-            "name": name,
-            "arguments": '{"x": 1}',
-        }
-        for n, name in enumerate(["slow_a", "slow_b"])
-    ]
-    play(session, {"type": "response.created", "response": {"id": "r1", "status": "in_progress"}})
-    for call in calls:
-        play(session, {"type": "response.output_item.done", "response_id": "r1", "output_index": 0, "item": call})
-    play(session, {"type": "response.done", "response": {"id": "r1", "status": "completed", "output": calls}})
-    await until(session, lambda e: e.type == "tool_end" and e.call_id == "call_0")
-    await until(session, lambda e: e.type == "tool_end" and e.call_id == "call_1")
-    assert sorted(name for name, _ in starts) == ["a", "b"] and abs(starts[0][1] - starts[1][1]) < 0.15  # overlapped
+async def test_tool_calls_of_one_response_run_concurrently_and_one_response_follows() -> None:
+    # Each tool waits until both have started: run one after the other, they would wait forever.
+    started = {"a": asyncio.Event(), "b": asyncio.Event()}
 
-    def frames() -> list[str]:
-        return [json.loads(text)["type"] for text in peer.received if "session.update" not in text]
+    def gated(name: str, other: str) -> Any:
+        async def tool(x: int) -> str:
+            started[name].set()
+            await started[other].wait()
+            return name.upper()
 
-    deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT_S
-    while frames().count("response.create") < 1 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
-    outputs = [f["item"] for f in sent(peer, "conversation.item.create") if f["item"]["type"] == "function_call_output"]
+        return function_tool(tool, name_override=f"slow_{name}")
+
+    calls = function_calls([("slow_a", {"x": 1}, "call_0"), ("slow_b", {"x": 1}, "call_1")])
+    session, transport = await scripted_session(
+        RealtimeAgent(name="Assistant", tools=[gated("a", "b"), gated("b", "a")]),
+        RealtimeStep("response.create", emit=calls),
+        RealtimeStep("response.create", emit=spoken_reply("A and B.")),
+    )
+    session.send_message("both")
+    await until_scripted(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "") == "A and B.")
+    outputs = sent_items(transport, "function_call_output")
     assert sorted((o["call_id"], o["output"]) for o in outputs) == [("call_0", "A"), ("call_1", "B")]
     # One response.create, after both outputs.
-    order = [t for t in frames() if t in ("conversation.item.create", "response.create")]
-    assert order == ["conversation.item.create", "conversation.item.create", "response.create"]
+    order = [t for t in transport.sent_types() if t in ("conversation.item.create", "response.create")]
+    assert order == ["conversation.item.create", "response.create", "conversation.item.create", "conversation.item.create", "response.create"]
     calls_in_history = [item for item in session.history if isinstance(item, RealtimeToolCallItem)]
     assert sorted((c.name, c.output) for c in calls_in_history) == [("slow_a", "A"), ("slow_b", "B")]
+    session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_reply_cut_at_zero_ms_keeps_no_text() -> None:
+    # The player says nothing of the reply was heard; the whole transcript received stays unheard.
+    reply = spoken_reply("You said: Say something long please", response_id="r1", item_id="m1")
+    open_part = reply[: next(i for i, e in enumerate(reply) if e["type"] == "response.output_audio.done")]
+    truncated = {"type": "conversation.item.truncated", "item_id": "m1", "content_index": 0, "audio_end_ms": 0}
+    cancelled = {"type": "response.done", "response": {"id": "r1", "status": "cancelled", "output": []}}
+    session, transport = await scripted_session(
+        RealtimeAgent(name="Assistant"),
+        RealtimeStep("response.create", emit=open_part),
+        RealtimeStep("response.cancel", emit=[cancelled]),
+        RealtimeStep({"type": "conversation.item.truncate", "item_id": "m1", "audio_end_ms": 0}, emit=[truncated]),
+    )
+    player = ScriptedPlayer()
+    player.heard["m1"] = 0.0
+    transport.attach_audio_output(player)
+    session.send_message("Say something long please")
+    await until_scripted(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "").endswith("please"))
+    session.interrupt()
+    interrupted = await until_scripted(session, lambda e: e.type == "audio_interrupted")
+    assert interrupted.heard_ms == 0
+    await until_scripted(session, lambda e: e.type == "agent_end")
+    await transport.idle()
+    item = session.history[-1]
+    assert isinstance(item, AssistantMessageItem)
+    assert (item.text, item.heard_ms, item.unheard_text) == ("", 0, "You said: Say something long please")
+    assert transport.remaining_steps == 0 and player.stops == 1
+    session.close()
 
 
 @pytest.mark.asyncio
