@@ -243,10 +243,12 @@ def strip_titles(schema: Any) -> Any:
     return schema
 
 
-def _parameter_hints(func: Callable[..., Any], name: str) -> dict[str, Any]:
-    """The parameters' type hints (not the return's: it is never described to the model)."""
+def _parameter_hints(func: Callable[..., Any], name: str, skip: str | None = None) -> dict[str, Any]:
+    """The parameters' type hints (not the return's, nor ``skip``'s: they are never described to the model)."""
     annotations = dict(getattr(func, "__annotations__", {}) or {})
     annotations.pop("return", None)
+    if skip is not None:
+        annotations.pop(skip, None)
     shim = types.FunctionType(_NO_CODE, getattr(func, "__globals__", {}))
     shim.__annotations__ = annotations
     try:
@@ -285,10 +287,10 @@ def _make_tool(
     if not (isinstance(is_enabled, bool) or callable(is_enabled)):
         raise ConfigurationError("is_enabled must be True/False or a function (context, agent) that returns one")
     description, argument_docs = _docstring_parts(func.__doc__)
-    hints = _parameter_hints(func, name)
-    fields: dict[str, Any] = {}
     parameters = list(inspect.signature(func).parameters.values())
-    takes_context = bool(parameters) and _is_context_type(hints.get(parameters[0].name))
+    takes_context = bool(parameters) and _takes_context(func, parameters[0].name)
+    hints = _parameter_hints(func, name, skip=parameters[0].name if takes_context else None)
+    fields: dict[str, Any] = {}
     for parameter in parameters[1:] if takes_context else parameters:
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             raise ConfigurationError(f"{name}: *args and **kwargs cannot be described to the model; name each parameter")
@@ -318,8 +320,22 @@ def _make_tool(
     )
 
 
-def _is_context_type(annotation: Any) -> bool:
-    """``RunContextWrapper``, ``ToolContext`` or a subclass, bare or subscripted (``RunContextWrapper[Deps]``)."""
+#: The leading name of a string annotation (``"RunContextWrapper[Deps]"`` -> ``RunContextWrapper``).
+_ANNOTATION_HEAD = re.compile(r"^\s*(?:[\w.]+\.)?(\w+)\s*(?:\[|$)")
+
+
+def _takes_context(func: Callable[..., Any], parameter: str) -> bool:
+    """Whether the parameter is annotated ``RunContextWrapper``, ``ToolContext`` or a subclass, bare or
+    subscripted. A string annotation (``from __future__ import annotations``) is judged by its leading
+    name, so that ``RunContextWrapper[Deps]`` works with a ``Deps`` the module cannot see (a local class)."""
+    annotation = (getattr(func, "__annotations__", {}) or {}).get(parameter)
+    if isinstance(annotation, str):
+        match = _ANNOTATION_HEAD.match(annotation)
+        if match is None:
+            return False
+        annotation = getattr(func, "__globals__", {}).get(match.group(1))
+        if annotation is None:
+            return match.group(1) in ("RunContextWrapper", "ToolContext")
     origin = typing.get_origin(annotation) or annotation
     return isinstance(origin, type) and issubclass(origin, RunContextWrapper)
 
