@@ -505,6 +505,7 @@ class RealtimeSession:
                 approval.future.cancel()
         self._approvals.clear()
         self._turns.clear()
+        self._calls.clear()
 
     async def __aenter__(self) -> RealtimeSession:
         """Connect unless connected (as ``openai-agents`` does); close on exit.

@@ -68,6 +68,8 @@ class RealtimeAgentEndEvent:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeHandoffEvent:
+    """The model handed off: ``to_agent`` speaks now (its instructions and tools are applied)."""
+
     from_agent: RealtimeAgent[Any]
     to_agent: RealtimeAgent[Any]
     #: The run context (set by the session as it emits the event).
@@ -77,6 +79,8 @@ class RealtimeHandoffEvent:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeToolStart:
+    """A tool call starts (after its approval, if it needed one); ``arguments`` is the model's JSON text."""
+
     agent: RealtimeAgent[Any]
     tool: FunctionTool
     call_id: str
@@ -198,6 +202,8 @@ class RealtimeErrorEvent:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeHistoryAdded:
+    """A new item is in the history (``history_updated`` follows, and again at each of its changes)."""
+
     item: RealtimeItem
     #: The run context (set by the session as it emits the event).
     info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
