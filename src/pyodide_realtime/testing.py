@@ -165,20 +165,9 @@ class ScriptedRealtimeTransport(OpenAIRealtimeWebSocket):
         #: How many connections were opened (reconnects included).
         self.connections = 0
 
-    async def connect(
-        self,
-        api_key: ApiKey | None = None,
-        model: str | None = None,
-        url: str | None = None,
-        call_id: str | None = None,
-        initial_session_config: Any = None,
-        *,
-        timeout: float | None = None,
-    ) -> None:
-        """Open a scripted connection (no key needed). The same checks as the real ``connect``."""
-        await super().connect(
-            api_key if api_key is not None else SCRIPTED_KEY, model, url, call_id, initial_session_config, timeout=timeout
-        )
+    async def connect(self, api_key: ApiKey | None = None, *args: Any, **kwargs: Any) -> None:
+        """Open a scripted connection (no key needed); otherwise as the real ``connect``, with its checks."""
+        await super().connect(api_key if api_key is not None else SCRIPTED_KEY, *args, **kwargs)
 
     # The script ------------------------------------------------------------------------------------
     @property
