@@ -331,6 +331,11 @@ async def test_a_tripped_output_guardrail_interrupts_the_reply() -> None:
         assert "response.cancel" in [event["type"] for event in received(server)]
         # Debounced: judged as the transcript grew by 10 characters or more, not on every word.
         assert 1 <= len(judged) < len(reply.text.split()) + len(reply.unheard_text.split())
+        # The model is told which guardrail fired, once the cancelled response is done, and answers that.
+        told = await events.reply("You said: guardrail triggered")
+        assert told.text == "You said: guardrail triggered: no_paris"
+        sent = [e["type"] if e["type"] != "conversation.item.create" else e["item"]["content"][0].get("text") for e in received(server)]
+        assert sent.index("response.cancel") < sent.index("guardrail triggered: no_paris")
         session.close()
 
 
