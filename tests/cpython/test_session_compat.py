@@ -250,3 +250,26 @@ async def test_events_carry_info_audio_and_usage_totals_and_raw_model_events() -
     assert raw.count("response.done") == 2 and "response.output_audio.delta" in raw
     assert all(e.info is session._info for e in seen)
     session.close()
+
+
+@pytest.mark.asyncio
+async def test_agents_that_hand_off_to_each_other_are_built_by_appending_as_in_agents() -> None:
+    faq = RealtimeAgent(name="FAQ")
+    triage = RealtimeAgent(name="Triage", handoffs=[realtime_handoff(faq, tool_name_override="transfer_to_faq")])
+    faq.handoffs.append(realtime_handoff(triage, tool_name_override="transfer_to_triage"))  # agents' example does this
+    session, transport = await scripted_session(
+        triage,
+        RealtimeStep("response.create", emit=function_call("transfer_to_faq", call_id="c1")),
+        RealtimeStep("response.create", emit=function_call("transfer_to_triage", call_id="c2")),
+    )
+    session.send_message("faq please")
+    assert (await until(session, of_type("handoff"))).to_agent is faq
+    assert (await until(session, of_type("handoff"))).to_agent is triage
+    faq.tools.append("not a tool")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="must be a @function_tool"):
+        session.update_agent(faq)  # checked when applied: nothing half-switched
+    assert session.agent is triage
+    await session.close()
+    fresh = RealtimeSession(RealtimeAgent(name="B"), transport=ScriptedRealtimeTransport())
+    assert await fresh.enter() is fresh and fresh.transport.status == "connected"
+    await fresh.close()
