@@ -295,3 +295,22 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
         "server_url": "https://mcp.example/sse",
         "require_approval": "always",
     } in first_update["tools"]
+
+
+@pytest.mark.asyncio
+async def test_voice_state_and_the_last_turns_latency_without_a_player() -> None:
+    session, transport = await scripted_session(
+        RealtimeAgent(name="Assistant"), RealtimeStep("response.create", emit=spoken_reply("Hello there."))
+    )
+    assert (session.voice_state, session.last_turn_latency_ms, session.input_level) == ("listening", None, 0.0)
+    states: list[str] = []
+    session.on("audio", lambda _audio: states.append(session.voice_state))
+    session.send_message("Hello there")
+    assert session.voice_state == "thinking"
+    await until_scripted(session, lambda e: e.type == "agent_end")
+    assert states == ["speaking"]
+    # Measured from the message to the first audio received (no player); its speed is a benchmark's matter.
+    assert session.last_turn_latency_ms is not None and session.last_turn_latency_ms >= 0
+    assert session.voice_state == "listening"
+    session.close()
+    assert session.voice_state == "off"
