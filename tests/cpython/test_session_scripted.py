@@ -1,27 +1,24 @@
-"""What the local server cannot produce yet, against a scripted peer: ``tests/scripted_server.py``'s ``/echo``.
+"""What the local server cannot produce yet, on ``pyodide_realtime.testing``'s scripted transport.
 
-The echo server sends back every frame the client sends (a ``test.say`` frame's ``event`` unwrapped),
-so a test scripts the server's side by sending the server events it wants through ``transport.send_event`` (a real loopback WebSocket both
-ways). Covered here: items inserted in the middle of the history, hosted MCP items and approvals,
-transcription deltas of the user's speech, and tool calls of one response running concurrently.
-The session's own client events come back too and are ignored, as a client ignores unknown types.
+The real transport, over an in-memory socket: a test delivers the server events it wants
+(``transport.emit``) or scripts them as answers to the client's events (``RealtimeStep``), with no
+server and no clock. Covered here: items inserted in the middle of the history, hosted MCP items and
+approvals, transcription deltas of the user's speech, tool calls of one response running
+concurrently, a reply cut at 0 ms, and the voice state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from scripted_session import scripted_session, sent_items, until
 
 from pyodide_realtime import (
     AssistantMessageItem,
-    OpenAIRealtimeWebSocket,
     RealtimeAgent,
     RealtimeMCPApprovalRequestItem,
     RealtimeMCPCallItem,
@@ -31,49 +28,23 @@ from pyodide_realtime import (
     UserMessageItem,
     function_tool,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripted_session import scripted_session, sent_items  # noqa: E402
-from scripted_session import until as until_scripted  # noqa: E402
-
-from pyodide_realtime.testing import RealtimeStep, ScriptedPlayer, function_calls, spoken_reply  # noqa: E402
-from scripted_server import ScriptedServer  # noqa: E402
-
-EVENT_TIMEOUT_S = 5.0
-
-
-@pytest.fixture(scope="module")
-def peer() -> Iterator[ScriptedServer]:
-    server = ScriptedServer().start()
-    yield server
-    server.stop()
+from pyodide_realtime.testing import RealtimeStep, ScriptedPlayer, ScriptedRealtimeTransport, function_calls, spoken_reply
 
 
 @pytest_asyncio.fixture
-async def session(peer: ScriptedServer) -> AsyncIterator[RealtimeSession]:
-    peer.reset()
+async def session() -> AsyncIterator[RealtimeSession]:
     mcp = {"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example/sse", "require_approval": "always"}
-    agent = RealtimeAgent(name="Assistant", tools=[mcp])
-    running = RealtimeSession(agent, transport=OpenAIRealtimeWebSocket(url=peer.url + "/echo"))
-    await running.connect(api_key="sk-test-scripted")
+    # The tests deliver every server event themselves: the client's items are not echoed.
+    running, _ = await scripted_session(
+        RealtimeAgent(name="Assistant", tools=[mcp]), transport=ScriptedRealtimeTransport(echo_items=False)
+    )
     yield running
     running.close()
 
 
 def play(session: RealtimeSession, *events: dict[str, Any]) -> None:
-    """The server 'sends' ``events``: the echo peer unwraps each ``test.say`` and sends it back."""
-    for event in events:
-        session.transport.send_event({"type": "test.say", "event": event})
-
-
-async def until(session: RealtimeSession, predicate: Callable[[Any], bool]) -> Any:
-    async def scan() -> Any:
-        async for event in session:
-            if predicate(event):
-                return event
-        raise AssertionError("the session ended first")
-
-    return await asyncio.wait_for(scan(), EVENT_TIMEOUT_S)
+    """The server sends ``events``."""
+    session.transport.emit(*events)
 
 
 def message(item_id: str, role: str, text: str) -> dict[str, Any]:
@@ -81,9 +52,8 @@ def message(item_id: str, role: str, text: str) -> dict[str, Any]:
     return {"id": item_id, "type": "message", "role": role, "status": "completed", "content": [{"type": kind, "text": text}]}
 
 
-def sent(peer: ScriptedServer, kind: str) -> list[dict[str, Any]]:
-    frames = [json.loads(text) for text in peer.received]
-    return [frame for frame in frames if frame.get("type") == kind]
+def sent(session: RealtimeSession, kind: str) -> list[dict[str, Any]]:
+    return [event for event in session.transport.sent if event.get("type") == kind]
 
 
 @pytest.mark.asyncio
@@ -178,7 +148,7 @@ async def test_tool_calls_of_one_response_run_concurrently_and_one_response_foll
         RealtimeStep("response.create", emit=spoken_reply("A and B.")),
     )
     session.send_message("both")
-    await until_scripted(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "") == "A and B.")
+    await until(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "") == "A and B.")
     outputs = sent_items(transport, "function_call_output")
     assert sorted((o["call_id"], o["output"]) for o in outputs) == [("call_0", "A"), ("call_1", "B")]
     # One response.create, after both outputs.
@@ -206,11 +176,11 @@ async def test_a_reply_cut_at_zero_ms_keeps_no_text() -> None:
     player.heard["m1"] = 0.0
     transport.attach_audio_output(player)
     session.send_message("Say something long please")
-    await until_scripted(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "").endswith("please"))
+    await until(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "").endswith("please"))
     session.interrupt()
-    interrupted = await until_scripted(session, lambda e: e.type == "audio_interrupted")
+    interrupted = await until(session, lambda e: e.type == "audio_interrupted")
     assert interrupted.heard_ms == 0
-    await until_scripted(session, lambda e: e.type == "agent_end")
+    await until(session, lambda e: e.type == "agent_end")
     await transport.idle()
     item = session.history[-1]
     assert isinstance(item, AssistantMessageItem)
@@ -220,7 +190,7 @@ async def test_a_reply_cut_at_zero_ms_keeps_no_text() -> None:
 
 
 @pytest.mark.asyncio
-async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSession, peer: ScriptedServer) -> None:
+async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSession) -> None:
     tools = [{"name": "search_docs", "description": "Search the docs.", "input_schema": {"type": "object"}}]
     listed = {"id": "mcpl_1", "type": "mcp_list_tools", "server_label": "docs", "tools": tools}
     play(session, {"type": "conversation.item.added", "previous_item_id": None, "item": listed})
@@ -262,7 +232,7 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
     )
     await until(session, lambda e: e.type == "history_updated" and getattr(e.item, "output", None) == "VAD finds speech.")
 
-    answers = [f["item"] for f in sent(peer, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
+    answers = [f["item"] for f in sent(session, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
     assert [{k: v for k, v in a.items() if k != "id"} for a in answers] == [
         {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True}
     ]
@@ -279,7 +249,7 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
     play(session, {"type": "response.mcp_call.failed", "item_id": "mcp_9", "output_index": 0})
     error = await until(session, lambda e: e.type == "error")
     assert error.origin == "mcp" and "check the MCP server" in error.message
-    answers = [f["item"] for f in sent(peer, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
+    answers = [f["item"] for f in sent(session, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
     assert {k: v for k, v in answers[-1].items() if k != "id"} == {
         "type": "mcp_approval_response",
         "approval_request_id": "mcpr_2",
@@ -288,7 +258,7 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
     }
     assert session.history[-1].approved is False  # type: ignore[union-attr]
     # The agent's hosted tool went to the server as it was given.
-    first_update = sent(peer, "session.update")[0]["session"]
+    first_update = sent(session, "session.update")[0]["session"]
     assert {
         "type": "mcp",
         "server_label": "docs",
@@ -307,7 +277,7 @@ async def test_voice_state_and_the_last_turns_latency_without_a_player() -> None
     session.on("audio", lambda _audio: states.append(session.voice_state))
     session.send_message("Hello there")
     assert session.voice_state == "thinking"
-    await until_scripted(session, lambda e: e.type == "agent_end")
+    await until(session, lambda e: e.type == "agent_end")
     assert states == ["speaking"]
     # Measured from the message to the first audio received (no player); its speed is a benchmark's matter.
     assert session.last_turn_latency_ms is not None and session.last_turn_latency_ms >= 0
