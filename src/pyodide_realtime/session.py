@@ -632,17 +632,20 @@ class RealtimeSession:
     # Approvals -----------------------------------------------------------------------------------
     def approve_tool_call(self, call_id: str, *, always: bool = False) -> Done:
         """Let a waiting call run (``always``: every later call of that tool too, in this session).
-        InvalidStateError for a call id that is not waiting (answered already, or never asked)."""
+        InvalidStateError for a call id that is not waiting (answered already, or never asked); after
+        ``close()`` it does nothing."""
         self._answer(call_id, True, None, always)
         return DONE
 
     def reject_tool_call(self, call_id: str, *, always: bool = False, rejection_message: str | None = None) -> Done:
         """Refuse a waiting call; the model is told (``rejection_message``, or a default text).
-        InvalidStateError for a call id that is not waiting."""
+        InvalidStateError for a call id that is not waiting; after ``close()`` it does nothing."""
         self._answer(call_id, False, rejection_message, always)
         return DONE
 
     def _answer(self, call_id: str, approve: bool, message: str | None, always: bool) -> None:
+        if self._closed:  # hung up: every call ended unanswered; a late button press has nothing to answer
+            return
         approval = self._approvals.pop(call_id, None)
         if approval is None:
             raise InvalidStateError(

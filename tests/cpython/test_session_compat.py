@@ -72,6 +72,7 @@ async def test_every_coroutine_of_agents_works_awaited_and_not_awaited_without_a
         await switching
         await session.close()
         session.close()
+        await session.approve_tool_call("c0")  # after close: nothing to answer, as in agents
         del switching
         gc.collect()
     assert [str(w.message) for w in caught] == []
