@@ -47,3 +47,13 @@ def sent_items(transport: ScriptedRealtimeTransport, item_type: str) -> list[dic
         for event in transport.sent
         if event["type"] == "conversation.item.create" and event["item"].get("type") == item_type
     ]
+
+
+async def settled(condition: Callable[[], bool]) -> None:
+    """Wait, loop turn by loop turn (no clock), until ``condition()`` holds (a task's work is done)."""
+
+    async def turns() -> None:
+        while not condition():
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(turns(), EVENT_TIMEOUT_S)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from scripted_session import of_type, scripted_session, sent_items, until
+from scripted_session import of_type, scripted_session, sent_items, settled, until
 
 from pyodide_realtime import (
     ConfigurationError,
@@ -274,3 +274,24 @@ async def test_agents_that_hand_off_to_each_other_are_built_by_appending_as_in_a
     fresh = RealtimeSession(RealtimeAgent(name="B"), transport=ScriptedRealtimeTransport())
     assert await fresh.enter() is fresh and fresh.transport.status == "connected"
     await fresh.close()
+
+
+@pytest.mark.asyncio
+async def test_a_guardrail_written_for_agents_gets_the_context_the_agent_and_the_text() -> None:
+    judged: list[tuple[str, str, str]] = []
+
+    @output_guardrail
+    async def polite(ctx: RunContextWrapper[Deps], agent: RealtimeAgent[Deps], output: str) -> Any:
+        judged.append((ctx.context.name, agent.name, output))
+        return False
+
+    session, _ = await scripted_session(
+        RealtimeAgent(name="A", output_guardrails=[polite]),
+        RealtimeStep("response.create", emit=spoken_reply("Hello there.")),
+        context=Deps("Ada"),
+    )
+    session.send_message("hi")
+    await until(session, of_type("agent_end"))
+    await settled(lambda: bool(judged))  # the run started at the reply's end, as a task
+    assert judged == [("Ada", "A", "Hello there.")]
+    session.close()

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from scripted_session import of_type, scripted_session, sent_items, until
+from scripted_session import of_type, scripted_session, sent_items, settled, until
 
 from pyodide_realtime import (
     RealtimeAgent,
@@ -90,8 +90,7 @@ async def test_one_guardrail_run_at_a_time_per_reply_and_the_latest_text_is_judg
     await until(session, of_type("agent_end"))
     assert len(judged) == 1 and running[0] == 1  # the first run still holds; the others did not start
     gate.set()
-    while running[0] or len(judged) < 2:
-        await until(session, lambda e: True) if session._queue else await asyncio.sleep(0)
+    await settled(lambda: not running[0] and len(judged) >= 2)
     assert [concurrent for _text, concurrent in judged] == [1, 1]
     assert judged[-1][0] == words  # the latest text, the whole reply: the ones between were skipped
     session.close()
@@ -167,7 +166,7 @@ async def test_close_returns_though_a_tool_ignores_its_cancellation() -> None:
     assert transport.status == "disconnected"
     await asyncio.wait_for(cancelled.wait(), 5)
     release.set()
-    await asyncio.sleep(0)
+    await settled(lambda: not session._tasks)  # the stubborn tool has finished
     assert sent_items(transport, "function_call_output") == []  # the late output goes nowhere
 
 
