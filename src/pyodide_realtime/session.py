@@ -30,13 +30,13 @@ import operator
 import os
 import time
 from array import array
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ._awaitables import DONE, Done, Running
 from ._emitter import EventEmitter, Handler
+from ._event_queue import EventQueue
 from ._history import EVENT_TYPES as HISTORY_EVENT_TYPES
 from ._history import History, HistoryChange
 from ._interfaces import bytes_per_ms, redact
@@ -283,13 +283,7 @@ class RealtimeSession:
         self.voice: Any = None
         self._history = History()
         self._emitter = EventEmitter(self._on_listener_error)
-        self._queue: deque[RealtimeSessionEvent] = deque()
-        self._queued_bytes = 0
-        self._max_events = max_queued_events
-        self._max_bytes = max_queued_bytes
-        self._dropped = 0
-        self._waiters: set[asyncio.Future[None]] = set()  # one per `async for` loop waiting
-        self._ended = False
+        self._queue: EventQueue[RealtimeSessionEvent] = EventQueue(max_queued_events, max_queued_bytes, _weight)
         self._closed = False
         self._spoken = False  # the model has produced audio: the voice can no longer change
         self._turns: dict[str, _Turn] = {}
@@ -363,7 +357,7 @@ class RealtimeSession:
     def dropped_events(self) -> int:
         """Events dropped unread: past ``max_queued_events`` the oldest, past ``max_queued_bytes`` of
         audio the newest audio. Listeners (``on``) got them all; only ``async for`` missed them."""
-        return self._dropped
+        return self._queue.dropped
 
     # Connecting ----------------------------------------------------------------------------------
     async def connect(
@@ -380,7 +374,7 @@ class RealtimeSession:
         options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         if self._call_id is not None:
             options["call_id"] = self._call_id
-        self._ended = False
+        self._queue.reopen()
         await self.transport.connect(
             api_key=api_key if api_key is not None else self._api_key,
             model=model or self._connect_model,
@@ -678,43 +672,16 @@ class RealtimeSession:
 
     async def __anext__(self) -> RealtimeSessionEvent:
         """The next event; the loop ends once the session is closed or disconnected and all were read."""
-        while not self._queue:
-            if self._ended:
-                raise StopAsyncIteration
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.add(waiter)
-            try:
-                await waiter
-            finally:
-                self._waiters.discard(waiter)
-        event = self._queue.popleft()
-        self._queued_bytes -= _weight(event)
-        return event
+        return await self._queue.get()
 
     def _emit(self, event: RealtimeSessionEvent) -> None:
         # Events are frozen; the context they happened in is set here, the one place all pass through.
         object.__setattr__(event, "info", self._info)
-        weight = _weight(event)
-        if weight and self._queued_bytes + weight > self._max_bytes:
-            self._dropped += 1  # audio first: it already played (or nobody reads it)
-        else:
-            if len(self._queue) >= self._max_events:
-                self._queued_bytes -= _weight(self._queue.popleft())
-                self._dropped += 1
-            self._queue.append(event)
-            self._queued_bytes += weight
-            self._wake()
+        self._queue.put(event)
         self._emitter.emit(event.type, event)
 
     def _end(self) -> None:
-        self._ended = True
-        self._wake()
-
-    def _wake(self) -> None:
-        """Wake every waiting loop: one takes the event, the others wait again (or end, once ended)."""
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._queue.end()
 
     def _error(
         self,

@@ -409,7 +409,7 @@ async def test_two_loops_over_one_session_share_its_events_and_both_end_on_close
             into.append(event.type)
 
     loops = [asyncio.ensure_future(read(into)) for into in got]
-    while len(session._waiters) < 2:  # both loops are waiting (loop turns, no clock)
+    while session._queue.waiting < 2:  # both loops are waiting (loop turns, no clock)
         await asyncio.sleep(0)
     session.send_message("Hi")
     await eventually(lambda: "agent_end" in got[0] + got[1])
