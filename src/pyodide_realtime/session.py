@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from ._agents_config import read_agents_options
 from ._awaitables import DONE, Done, Running
 from ._emitter import EventEmitter, Handler
 from ._event_queue import EventQueue
@@ -99,10 +100,6 @@ MAX_QUEUED_BYTES = 8 * 1024 * 1024
 DEFAULT_HOOK_TIMEOUT_S = 10.0
 #: What the model is told after a guardrail stopped its reply (``openai-agents``' words).
 GUARDRAIL_FEEDBACK = "guardrail triggered: {names}"
-#: The keys of ``openai-agents``' ``RealtimeRunConfig`` that a session takes.
-RUN_CONFIG_KEYS = frozenset({"model_settings", "output_guardrails", "guardrails_settings", "tracing_disabled", "async_tool_calls"})
-#: The keys of ``openai-agents``' ``RealtimeModelConfig`` that a session takes.
-MODEL_CONFIG_KEYS = frozenset({"api_key", "url", "initial_model_settings", "call_id"})
 #: Tool calls of one session that may wait or run at once; more are answered with an error text.
 MAX_PENDING_CALLS = 64
 #: A response that ended so (interrupted, failed) is not continued after its tool calls: the user moved on.
@@ -136,18 +133,6 @@ def _is_transport(value: object) -> bool:
     return isinstance(value, (OpenAIRealtimeWebSocket, SessionTransport)) and all(
         callable(getattr(value, name, None)) for name in SESSION_TRANSPORT_METHODS
     )
-
-
-def _options(value: Mapping[str, Any] | None, allowed: frozenset[str], what: str) -> dict[str, Any]:
-    """``value`` as a dict; ConfigurationError naming any key this session does not take."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{what} must be a dict, not {type(value).__name__}")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise ConfigurationError(f"{what} has keys this session does not take: {', '.join(unknown)} (it takes: {', '.join(sorted(allowed))})")
-    return dict(value)
 
 
 async def _resolved(value: Any) -> Any:
@@ -245,36 +230,27 @@ class RealtimeSession:
                 raise ConfigurationError(f"{name} must be an int >= {low}, not {value!r}")
         if hook_timeout is not None and not (isinstance(hook_timeout, (int, float)) and hook_timeout > 0 and math.isfinite(hook_timeout)):
             raise ConfigurationError(f"hook_timeout must be a positive number of seconds or None, not {hook_timeout!r}")
-        run = _options(run_config, RUN_CONFIG_KEYS, "run_config")
-        connection = _options(model_config, MODEL_CONFIG_KEYS, "model_config")
-        if run.get("async_tool_calls", True) is not True:
-            raise ConfigurationError("async_tool_calls=False is not supported: the tool calls of one response always run concurrently")
-        settings = {**(run.get("model_settings") or {}), **(connection.get("initial_model_settings") or {})}
-        model = model or settings.pop("model_name", None)
-        settings.pop("model_name", None)
-        if run.get("tracing_disabled"):
-            settings["tracing"] = None
-        guardrails_settings = _options(run.get("guardrails_settings"), frozenset({"debounce_text_length"}), "guardrails_settings")
-        guardrail_debounce_chars = guardrails_settings.get("debounce_text_length", guardrail_debounce_chars)
+        agents = read_agents_options(run_config, model_config)
+        model = model or agents.model
+        url = url or agents.url
+        if agents.debounce_chars is not None:
+            guardrail_debounce_chars = agents.debounce_chars
         if not (isinstance(guardrail_debounce_chars, int) and guardrail_debounce_chars > 0):
             raise ConfigurationError("guardrail_debounce_chars must be a positive number of characters")
-        extra_guardrails = tuple(run.get("output_guardrails") or ())
-        if not all(isinstance(g, OutputGuardrail) for g in extra_guardrails):
-            raise ConfigurationError("run_config['output_guardrails'] takes @output_guardrail functions")
-        self._config = SessionConfig.coerce(settings).merged(config)
+        self._config = SessionConfig.coerce(agents.settings).merged(config)
         self._agent = agent
         self._owns_transport = transport is None
-        self.transport: Any = transport or OpenAIRealtimeWebSocket(url=url or connection.get("url"), model=model, dialect=dialect)
-        self._connect_url = None if self._owns_transport else (url or connection.get("url"))
+        self.transport: Any = transport or OpenAIRealtimeWebSocket(url=url, model=model, dialect=dialect)
+        self._connect_url = None if self._owns_transport else url
         self._connect_model = None if self._owns_transport else model
-        self._call_id: str | None = connection.get("call_id")
-        self._api_key = api_key if api_key is not None else connection.get("api_key")
+        self._call_id = agents.call_id
+        self._api_key = api_key if api_key is not None else agents.api_key
         self._audio = in_browser() if audio is None else bool(audio)
         self._microphone = microphone
         self._tool_timeout = tool_timeout
         self._hook_timeout = hook_timeout
         self._debounce = guardrail_debounce_chars
-        self._extra_guardrails: tuple[OutputGuardrail, ...] = extra_guardrails
+        self._extra_guardrails = agents.guardrails
         self._restore_history = bool(restore_history_on_reconnect)
         #: Your ``context``, wrapped (``.context``), with the session's running token totals (``.usage``).
         self.context_wrapper: RunContextWrapper[Any] = RunContextWrapper(context)
