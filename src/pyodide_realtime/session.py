@@ -480,12 +480,12 @@ class RealtimeSession:
     async def __aenter__(self) -> RealtimeSession:
         """Connect unless connected (as ``openai-agents`` does); close on exit.
 
-        The key is the session's ``api_key`` (or ``model_config["api_key"]``), else in CPython the
-        ``OPENAI_API_KEY`` environment variable, else the transport's own.
+        The key is the session's ``api_key`` (or ``model_config["api_key"]``), else the given transport's
+        own, else (CPython, a transport the session made) the ``OPENAI_API_KEY`` environment variable.
         """
         if self.transport.status == "disconnected":
             key = self._api_key
-            if key is None and not in_browser():
+            if key is None and self._owns_transport and not in_browser():  # a given transport keeps its own key
                 key = os.environ.get("OPENAI_API_KEY") or None
             await self.connect(key)
         return self

@@ -295,3 +295,22 @@ async def test_a_guardrail_written_for_agents_gets_the_context_the_agent_and_the
     await settled(lambda: bool(judged))  # the run started at the reply's end, as a task
     assert judged == [("Ada", "A", "Hello there.")]
     session.close()
+
+
+@pytest.mark.asyncio
+async def test_async_with_takes_the_key_from_the_session_then_the_transport_then_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    keys: list[str] = []
+
+    class Recording(ScriptedRealtimeTransport):
+        async def connect(self, api_key: Any = None, *args: Any, **kwargs: Any) -> None:
+            keys.append(api_key)
+            await super().connect(api_key, *args, **kwargs)
+
+    async with RealtimeSession(RealtimeAgent(name="A"), transport=Recording(), api_key="ek_given"):
+        pass
+    async with RealtimeSession(RealtimeAgent(name="A"), transport=Recording()):
+        pass  # a given transport keeps its own key (here: the scripted one), never the environment's
+    assert keys == ["ek_given", None]
