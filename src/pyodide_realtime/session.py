@@ -172,6 +172,9 @@ class RealtimeSession:
     the reply grew by this many characters. ``restore_history_on_reconnect``: after the transport
     reconnects, put the conversation as heard back into the new server session (``reset_history``).
     ``max_queued_events``/``max_queued_bytes``: the bound of unread events (see :attr:`dropped_events`).
+    ``raw_model_events``: put a ``raw_model_event`` for every server event in ``async for`` (default:
+    in CPython yes, as ``openai-agents`` does; in a page no, where each event's cost counts;
+    ``on("raw_model_event", ...)`` listeners get them either way).
 
     As in ``openai-agents``: ``model=`` may be a transport instead of a model name, and
     ``model_config`` (``api_key``, ``url``, ``initial_model_settings``, ``call_id``) and ``run_config``
@@ -200,6 +203,7 @@ class RealtimeSession:
         restore_history_on_reconnect: bool = True,
         max_queued_events: int = MAX_QUEUED_EVENTS,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
+        raw_model_events: bool | None = None,
     ) -> None:
         if agent is None:
             raise ConfigurationError("RealtimeSession needs an agent: RealtimeSession(agent), or RealtimeRunner(agent).run()")
@@ -260,6 +264,7 @@ class RealtimeSession:
         self._history = History()
         self._emitter = EventEmitter(self._on_listener_error)
         self._queue: EventQueue[RealtimeSessionEvent] = EventQueue(max_queued_events, max_queued_bytes, _weight)
+        self._raw_events = not in_browser() if raw_model_events is None else bool(raw_model_events)
         self._closed = False
         self._spoken = False  # the model has produced audio: the voice can no longer change
         self._turns: dict[str, _Turn] = {}
@@ -680,7 +685,9 @@ class RealtimeSession:
     # Transport events ----------------------------------------------------------------------------
     def _on_server_event(self, event: Any) -> None:
         kind = event.type
-        if kind != "error":  # a server error comes as an error event, its text redacted
+        # Made only when wanted (in a page every event's cost counts). A server error comes as an
+        # error event instead, its text redacted.
+        if kind != "error" and (self._raw_events or "raw_model_event" in self._emitter.wanted):
             self._emit(RealtimeRawModelEvent(event))
         if kind in HISTORY_EVENT_TYPES:
             data = event.model_dump()

@@ -244,8 +244,10 @@ class RealtimeInputAudioTimeoutTriggered:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeRawModelEvent:
-    """A server event as the transport parsed it (``data.type`` is the server's type). Server ``error``
-    events come as ``error`` events instead, their text redacted."""
+    """A server event as the transport parsed it (``data.type`` is the server's type). In CPython for
+    every server event; in a page only with ``RealtimeSession(raw_model_events=True)`` or for
+    ``on("raw_model_event")`` listeners (each event's cost counts there). Server ``error`` events come
+    as ``error`` events instead, their text redacted."""
 
     data: Any = field(repr=False)
     #: The run context (set by the session as it emits the event).

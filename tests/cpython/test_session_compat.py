@@ -314,3 +314,19 @@ async def test_async_with_takes_the_key_from_the_session_then_the_transport_then
     async with RealtimeSession(RealtimeAgent(name="A"), transport=Recording()):
         pass  # a given transport keeps its own key (here: the scripted one), never the environment's
     assert keys == ["ek_given", None]
+
+
+@pytest.mark.asyncio
+async def test_raw_model_events_can_be_left_out_of_the_stream_as_a_page_does_by_default() -> None:
+    session, transport = await scripted_session(
+        RealtimeAgent(name="A"), RealtimeStep("response.create", emit=spoken_reply("Hi.")), raw_model_events=False
+    )
+    session.send_message("hi")
+    seen: list[Any] = []
+    await until(session, of_type("agent_end"), seen)
+    assert seen and not [e for e in seen if e.type == "raw_model_event"]
+    heard: list[str] = []
+    session.on("raw_model_event", lambda e: heard.append(e.data.type))  # a listener asks for them
+    transport.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u9"})
+    assert heard == ["input_audio_buffer.speech_started"]
+    session.close()
