@@ -216,11 +216,7 @@ async def test_a_fresh_server_session_gets_the_conversation_back_in_order(server
     transport.on("*", on_event)
     await transport.connect(api_key=server.mint_key())
     try:
-        if dialect == "ga":
-            transport.reset_history((), items)
-        else:  # the beta plan, sent as is (the protocol core plans in GA's names)
-            for event in plan_reset_history((), items, "beta"):
-                transport.send_event(event)
+        transport.reset_history((), items)  # planned in the connection's own dialect
         done, _ = await asyncio.wait([asyncio.ensure_future(last_added.wait()), asyncio.ensure_future(failed.wait())],
                                      timeout=EVENT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         assert done and not failed.is_set(), "the server refused an item"
