@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS loads
     from .guardrail import GuardrailFunctionOutput, OutputGuardrail, OutputGuardrailResult, output_guardrail
     from .items import (
         AssistantMessageItem,
+        HistoryItems,
         RealtimeItem,
         RealtimeMCPApprovalRequestItem,
         RealtimeMCPCallItem,
@@ -133,6 +134,7 @@ _EXPORTS: dict[str, str] = {
     "OutputGuardrailResult": ".guardrail",
     "GuardrailFunctionOutput": ".guardrail",
     "RealtimeItem": ".items",
+    "HistoryItems": ".items",
     "UserMessageItem": ".items",
     "AssistantMessageItem": ".items",
     "SystemMessageItem": ".items",
@@ -262,6 +264,7 @@ __all__ = [
     "OutputGuardrailResult",
     "GuardrailFunctionOutput",
     "RealtimeItem",
+    "HistoryItems",
     "UserMessageItem",
     "AssistantMessageItem",
     "SystemMessageItem",

@@ -314,9 +314,10 @@ class RealtimeSession:
         return self._agent
 
     @property
-    def history(self) -> tuple[RealtimeItem, ...]:
-        """Every item of the conversation, in the server's order (snapshots; see ``history_updated``)."""
-        return self._history.items
+    def history(self) -> Sequence[RealtimeItem]:
+        """Every item of the conversation, in the server's order: an immutable snapshot, equal to the tuple
+        of its items, that costs O(blocks) rather than O(items) to take (see ``history_updated``)."""
+        return self._history.snapshot
 
     @property
     def pending_approvals(self) -> tuple[str, ...]:
@@ -548,7 +549,7 @@ class RealtimeSession:
         through ``transport.reset_history``; the local history follows the server's events. Raises what
         that raises (ConfigurationError for an item it cannot send, InvalidStateError unless connected)."""
         current = self.history
-        wanted = history(current) if callable(history) else history
+        wanted = history(tuple(current)) if callable(history) else history
         if isinstance(wanted, (str, bytes, Mapping)) or not isinstance(wanted, Sequence):
             raise ConfigurationError("update_history() takes a list of history items (or a function returning one)")
         self.transport.reset_history(current, list(wanted))
@@ -730,7 +731,7 @@ class RealtimeSession:
             elif isinstance(item, AssistantMessageItem):
                 self._check_guardrails(item)
         if changes:
-            self._emit(RealtimeHistoryUpdated(self._history.items, changes[-1].item))
+            self._emit(RealtimeHistoryUpdated(self._history.snapshot, changes[-1].item))
 
     def _on_audio(self, audio: TransportAudio) -> None:
         self._spoken = True

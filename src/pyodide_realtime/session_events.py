@@ -10,6 +10,7 @@ that class ``RealtimeError``; here ``RealtimeError`` is the base of the exceptio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union
 
@@ -214,7 +215,7 @@ class RealtimeHistoryAdded:
 class RealtimeHistoryUpdated:
     """The history changed (``item`` is the item that changed); ``history`` is all of it, in order."""
 
-    history: tuple[RealtimeItem, ...]
+    history: Sequence[RealtimeItem]  # a HistoryItems snapshot: immutable, equal to the tuple of its items
     item: RealtimeItem | None = None
     #: The run context (set by the session as it emits the event).
     info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)

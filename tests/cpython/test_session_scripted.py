@@ -284,3 +284,15 @@ async def test_voice_state_and_the_last_turns_latency_without_a_player() -> None
     assert session.voice_state == "listening"
     session.close()
     assert session.voice_state == "off"
+
+
+@pytest.mark.asyncio
+async def test_the_history_is_a_snapshot_taken_per_change_not_a_tuple_built_per_read(session: RealtimeSession) -> None:
+    from pyodide_realtime import HistoryItems
+
+    play(session, {"type": "conversation.item.added", "previous_item_id": None, "item": message("a", "user", "first")})
+    updated = await until(session, lambda e: e.type == "history_updated")
+    # The session hands out the history's snapshot (O(blocks) to take), not a tuple built from every item.
+    assert isinstance(session.history, HistoryItems) and isinstance(updated.history, HistoryItems)
+    assert session.history is session.history  # no change between reads: the same snapshot
+    assert session.history == (updated.item,) and [item.item_id for item in updated.history] == ["a"]
