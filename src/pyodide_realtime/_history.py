@@ -203,6 +203,16 @@ class History:
         changes = self._put(AssistantMessageItem(item_id, audio=True, audio_ms=ms, status="in_progress"))
         return changes
 
+    def audio_received(self, item_id: str, received_ms: float) -> list[HistoryChange]:
+        """The item's audio received so far is ``received_ms`` (the protocol core's own count, which
+        playback measures against too): the history takes it rather than counting the bytes again."""
+        current = self.get(item_id)
+        if isinstance(current, AssistantMessageItem):
+            if current.audio and current.audio_ms == received_ms:
+                return []
+            return self._put(dataclasses.replace(current, audio_ms=received_ms, audio=True))
+        return self._put(AssistantMessageItem(item_id, audio=True, audio_ms=received_ms, status="in_progress"))
+
     def interrupted(self, item_id: str, heard_ms: float) -> list[HistoryChange]:
         """The reply was cut after ``heard_ms`` of it played: keep as ``text`` about what was heard."""
         current = self.get(item_id)

@@ -40,7 +40,7 @@ from ._emitter import EventEmitter, Handler
 from ._event_queue import EventQueue
 from ._history import EVENT_TYPES as HISTORY_EVENT_TYPES
 from ._history import History, HistoryChange
-from ._interfaces import bytes_per_ms, redact
+from ._interfaces import redact
 from ._platform import in_browser
 from .agent import RealtimeAgent, RealtimeHandoff
 from .config import SessionConfig
@@ -738,7 +738,7 @@ class RealtimeSession:
         self._receiving_audio = self._response_audio = True
         if self.voice is None:  # no player to say when it sounds: the first audio received counts
             self._measure_latency(0.0)
-        self._apply_history(self._history.audio(audio.item_id, len(audio.data) / bytes_per_ms(audio.audio_format)))
+        self._apply_history(self._history.audio_received(audio.item_id, audio.received_ms))  # the core's count
         self._emit(RealtimeAudio(audio, audio.item_id, audio.content_index))
 
     def _on_audio_done(self, done: AudioDone) -> None:

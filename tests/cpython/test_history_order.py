@@ -189,3 +189,16 @@ def check_against_a_list(ops: list[tuple[str, int]], history: History) -> None:
         if n % 50 == 0:
             assert_consistent(history)
     assert_consistent(history)
+
+
+def test_the_history_takes_the_cores_count_of_audio_received_rather_than_adding_its_own() -> None:
+    history = History()
+    history.receive(*added("a", None, "assistant"))
+    history.audio_received("a", 100.0)
+    history.audio_received("a", 250.0)  # the running total, this delta included: not 100 + 250
+    assert history.audio_received("a", 250.0) == []  # the same count again changes nothing
+    reply = history.snapshot[0]
+    assert isinstance(reply, AssistantMessageItem) and reply.audio and reply.audio_ms == 250.0
+    history.audio_received("b", 40.0)  # audio before its item: an in-progress reply holds the count
+    late = history.get("b")
+    assert isinstance(late, AssistantMessageItem) and late.audio_ms == 40.0 and late.status == "in_progress"
