@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ._history_order import ItemOrder
+from .dialects import DIALECTS
 from .items import (
     AssistantMessageItem,
     HistoryItems,
@@ -38,23 +39,17 @@ MAX_HISTORY_ITEMS = 1000
 MAX_WAITING_ITEMS = 100
 #: A text (transcript, arguments) stops growing past this many characters.
 MAX_ITEM_CHARS = 100_000
+_WIRES = tuple(spec.wire for spec in DIALECTS)  # the names that differ between the dialects, read once
 #: Events whose ``previous_item_id`` places the item (``done``/``retrieved`` may omit it: they never move one).
-_PLACING = frozenset({"conversation.item.added", "conversation.item.created"})
+_PLACING = frozenset(wire.item_created for wire in _WIRES)
 _ITEM_EVENTS = _PLACING | {
     "conversation.item.done",
     "conversation.item.retrieved",
     "response.output_item.added",
     "response.output_item.done",
 }
-_ASSISTANT_DELTAS = frozenset(
-    {
-        "response.output_audio_transcript.delta",
-        "response.audio_transcript.delta",
-        "response.output_text.delta",
-        "response.text.delta",
-    }
-)
-_AUDIO_PARTS = frozenset({"output_audio", "audio"})
+_ASSISTANT_DELTAS = frozenset(name for wire in _WIRES for name in (wire.transcript_delta, wire.text_delta))
+_AUDIO_PARTS = frozenset(wire.audio_content for wire in _WIRES)
 _USER_AUDIO_PARTS = frozenset({"input_audio"})
 #: The server event types the history reads; everything else is skipped before any parsing.
 EVENT_TYPES = (
