@@ -36,6 +36,7 @@ from typing import Any, Literal, TypeVar
 
 from ._agents_config import read_agents_options
 from ._awaitables import DONE, Done, Running
+from ._client_events import MAX_SENT_MESSAGE_BYTES
 from ._emitter import EventEmitter, Handler
 from ._event_queue import EventQueue
 from ._history import EVENT_TYPES as HISTORY_EVENT_TYPES
@@ -45,7 +46,16 @@ from ._platform import in_browser
 from .agent import RealtimeAgent, RealtimeHandoff
 from .config import SessionConfig
 from .errors import ConfigurationError, InvalidStateError, ServerError
-from .events import AudioDone, AudioInterrupted, ErrorEvent, FunctionCall, TransportAudio, TurnDone, TurnStarted
+from .events import (
+    AudioDone,
+    AudioInterrupted,
+    ErrorEvent,
+    FunctionCall,
+    MalformedServerEvent,
+    TransportAudio,
+    TurnDone,
+    TurnStarted,
+)
 from .guardrail import OutputGuardrail, OutputGuardrailResult
 from .items import AssistantMessageItem, RealtimeItem, RealtimeMCPApprovalRequestItem, RealtimeMCPListToolsItem
 from .run_context import RealtimeEventInfo, RunContextWrapper, ToolContext
@@ -782,6 +792,9 @@ class RealtimeSession:
         exception = error.exception
         if isinstance(exception, ServerError):  # the server refused something that was sent
             code = exception.code or exception.error.get("type") or "error"
+            if isinstance(error.error, MalformedServerEvent):  # not a refusal: nothing the app sent was wrong
+                self._error("server", f"{error.error.message}; it was used as far as it fits, and the session goes on", exception)
+                return
             self._error(
                 "server",
                 f"the server refused a request ({code}): {exception}. The session goes on; fix the request that caused it",
@@ -957,8 +970,16 @@ class RealtimeSession:
         if self.transport.status != "connected":
             logger.info("the output of %s was not sent: the session is disconnected", call.name)
             return
-        self.transport.send_function_call_output(call, result.output, start_response=False)
-        self._apply_history(self._history.call_output(call.call_id, result.output))
+        output = result.output
+        try:
+            self.transport.send_function_call_output(call, output, start_response=False)
+        except ConfigurationError as exc:
+            # An output over the client-event bound (MAX_SENT_MESSAGE_BYTES) is refused before sending:
+            # the model hears a short error naming the limit instead, so the turn goes on.
+            output = f"Error: the output of {call.name} was not sent: {len(output)} characters, over the {MAX_SENT_MESSAGE_BYTES}-byte limit of a client event. Return less"
+            self._error("tool", f"{call.name} returned an output the transport refused ({exc}); the model was told it was too large", exc, call_id=call.call_id)
+            self.transport.send_function_call_output(call, output, start_response=False)
+        self._apply_history(self._history.call_output(call.call_id, output))
         turn.answered += 1
         self._maybe_continue(call.response_id, turn)
 

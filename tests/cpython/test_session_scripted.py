@@ -296,3 +296,37 @@ async def test_the_history_is_a_snapshot_taken_per_change_not_a_tuple_built_per_
     assert isinstance(session.history, HistoryItems) and isinstance(updated.history, HistoryItems)
     assert session.history is session.history  # no change between reads: the same snapshot
     assert session.history == (updated.item,) and [item.item_id for item in updated.history] == ["a"]
+
+
+@pytest.mark.asyncio
+async def test_a_tool_output_over_the_client_event_bound_is_answered_with_an_error_naming_the_limit() -> None:
+    from pyodide_realtime._client_events import MAX_SENT_MESSAGE_BYTES
+
+    def dump() -> str:
+        return "x" * (MAX_SENT_MESSAGE_BYTES + 1)  # the transport refuses it before sending
+
+    session, transport = await scripted_session(
+        RealtimeAgent(name="Assistant", tools=[function_tool(dump)]),
+        RealtimeStep("response.create", emit=function_calls([("dump", {}, "call_0")])),
+        RealtimeStep("response.create", emit=spoken_reply("Too much.")),
+    )
+    seen: list[Any] = []
+    session.send_message("dump it")
+    await until(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "") == "Too much.", seen)
+    (output,) = sent_items(transport, "function_call_output")
+    assert output["call_id"] == "call_0" and output["output"].startswith("Error: the output of dump was not sent")
+    assert f"{MAX_SENT_MESSAGE_BYTES}-byte limit" in output["output"] and len(output["output"]) < 300
+    (error,) = [e for e in seen if e.type == "error"]
+    assert error.origin == "tool" and "too large" in error.message
+    (call,) = [item for item in session.history if isinstance(item, RealtimeToolCallItem)]
+    assert call.output == output["output"]  # the history holds what the model got
+    session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_server_event_is_not_worded_as_a_refused_request(session: RealtimeSession) -> None:
+    bad = {"id": "a", "type": "message", "role": "user", "content": [5]}
+    play(session, {"type": "conversation.item.added", "previous_item_id": None, "item": bad})
+    error = await until(session, lambda e: e.type == "error")
+    assert error.origin == "server" and "malformed 'conversation.item.added' event" in error.message
+    assert "the session goes on" in error.message and "fix the request" not in error.message and "refused" not in error.message
