@@ -105,6 +105,12 @@ def _text(parts: Any, *keys: str) -> str:
     return "".join(texts)
 
 
+def _part_type(part: Any) -> str | None:
+    """A content part's ``type``, or None: a malformed event may carry any JSON there (a list is unhashable)."""
+    kind = part.get("type") if isinstance(part, Mapping) else None
+    return kind if isinstance(kind, str) else None
+
+
 def _status(item: Mapping[str, Any]) -> Any:
     status = item.get("status")
     return status if status in ("in_progress", "completed", "incomplete") else None
@@ -291,7 +297,7 @@ class History:
         status = _status(raw) or getattr(current, "status", None)
         if kind == "message" and role == "user":
             parts = tuple(dict(p) for p in content if isinstance(p, Mapping)) if isinstance(content, list) else ()
-            spoken = any(p.get("type") in _USER_AUDIO_PARTS for p in parts)
+            spoken = any(_part_type(p) in _USER_AUDIO_PARTS for p in parts)
             text = _text(content, "text", "transcript")
             old = current if isinstance(current, UserMessageItem) else None
             if old is not None and not text:
@@ -305,7 +311,7 @@ class History:
                 # The server's copy wins only when it knows more: after a truncation it is cut (by its
                 # own estimate), and what was heard is this history's to say.
                 self._full[item_id] = full[:MAX_ITEM_CHARS]
-            spoken = isinstance(content, list) and any(isinstance(p, Mapping) and p.get("type") in _AUDIO_PARTS for p in content)
+            spoken = isinstance(content, list) and any(_part_type(p) in _AUDIO_PARTS for p in content)
             return self._trimmed(dataclasses.replace(old_a, status=status, audio=old_a.audio or spoken))
         if kind == "message" and role == "system":
             return SystemMessageItem(item_id, _text(content, "text"), status)

@@ -330,3 +330,22 @@ async def test_a_malformed_server_event_is_not_worded_as_a_refused_request(sessi
     error = await until(session, lambda e: e.type == "error")
     assert error.origin == "server" and "malformed 'conversation.item.added' event" in error.message
     assert "the session goes on" in error.message and "fix the request" not in error.message and "refused" not in error.message
+
+
+@pytest.mark.asyncio
+async def test_content_parts_of_any_shape_are_reported_as_the_servers_not_a_transport_failure(session: RealtimeSession) -> None:
+    # A malformed event still reaches the history (it advances as far as the event allows): a part's
+    # type that is a list or an object must not raise inside the session (a TypeError, reported as the transport's).
+    errors: list[Any] = []
+    session.on("error", errors.append)
+    shapes = [[{"type": ["x"]}], [{"type": {"a": 1}, "text": "x"}], [{"type": "output_audio", "transcript": {"a": 1}}], [None]]
+    n = 0
+    for role in ("user", "assistant", "system"):
+        for content in shapes:
+            n += 1
+            item = {"id": f"i{n}", "type": "message", "role": role, "content": content}
+            play(session, {"type": "conversation.item.retrieved", "item": item})
+    play(session, {"type": "conversation.item.added", "previous_item_id": None, "item": message("last", "user", "fine")})
+    await until(session, lambda e: e.type == "history_added" and e.item.item_id == "last")
+    assert errors and all(e.origin == "server" and not isinstance(e.exception, TypeError) for e in errors)
+    assert "last" in [item.item_id for item in session.history]
