@@ -27,6 +27,7 @@ from .items import (
     RealtimeToolCallItem,
     SystemMessageItem,
     UserMessageItem,
+    user_part,
 )
 
 __all__ = ["History", "HistoryChange", "heard_text"]
@@ -302,8 +303,11 @@ class History:
             old = current if isinstance(current, UserMessageItem) else None
             if old is not None and not text:
                 text = old.text  # the server's copy has no transcript yet; the deltas' text stands
-            transcribing = old.transcribing if old is not None else False
-            return UserMessageItem(item_id, text, spoken or bool(old and old.audio), transcribing, status, content=parts)
+            # A spoken part whose transcript is null: its transcription is still to come.
+            pending = any(_part_type(p) == "input_audio" and "transcript" in p and p["transcript"] is None for p in parts)
+            transcribing = old.transcribing if old is not None else pending
+            return UserMessageItem(item_id, text, spoken or bool(old and old.audio), transcribing, status,
+                                   content=tuple(p for p in map(user_part, parts) if p is not None))
         if kind == "message" and role == "assistant":
             old_a = current if isinstance(current, AssistantMessageItem) else AssistantMessageItem(item_id)
             full = _text(content, "transcript", "text")

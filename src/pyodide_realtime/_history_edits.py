@@ -18,6 +18,7 @@ from .errors import ConfigurationError
 from .events import FunctionCall, ItemUpdate
 from .items import (
     AssistantMessageItem,
+    InputImage,
     RealtimeItem,
     RealtimeMCPApprovalRequestItem,
     RealtimeMCPCallItem,
@@ -112,7 +113,7 @@ def _user_content(item: UserMessageItem, dialect: str) -> tuple[list[dict[str, A
     text_placed, dropped = False, None
     text = [{"type": "input_text", "text": item.text}] if item.text else []
     for part in item.content:
-        kind = part.get("type")
+        kind = part.type
         if kind in ("input_text", "input_audio") and not text_placed:
             parts += text
             text_placed = True
@@ -121,8 +122,9 @@ def _user_content(item: UserMessageItem, dialect: str) -> tuple[list[dict[str, A
                 raise ConfigurationError(
                     f"the user message {item.item_id!r} has an image, which the beta dialect cannot carry: connect with "
                     "dialect='ga', or remove the image from the item")
-            if isinstance(part.get("image_url"), str):
-                parts.append({key: part[key] for key in ("type", "image_url", "detail") if part.get(key) is not None})
+            if isinstance(part, InputImage) and part.image_url is not None:
+                detail = {"detail": part.detail} if part.detail is not None else {}
+                parts.append({"type": "input_image", "image_url": part.image_url, **detail})
             else:
                 dropped = "the server's copy of its image has no image_url"
     if not text_placed:

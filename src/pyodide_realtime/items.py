@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, SupportsIndex, Union, overload
 
@@ -25,12 +25,86 @@ __all__ = [
     "RealtimeMCPApprovalRequestItem",
     "RealtimeItem",
     "HistoryItems",
+    "InputText",
+    "InputAudio",
+    "InputImage",
+    "AssistantText",
+    "AssistantAudio",
 ]
 
 #: A reply cut this close to the end of its audio was heard in full (player positions are rounded).
 HEARD_TO_THE_END_SLACK_MS = 50.0
 
 ItemStatus = Literal["in_progress", "completed", "incomplete"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class InputText:
+    """A text part of a user (or system) message, as ``openai-agents``' ``InputText``."""
+
+    text: str | None = None
+    type: Literal["input_text"] = "input_text"
+
+
+@dataclass(frozen=True, slots=True)
+class InputAudio:
+    """A spoken part of a user message: ``transcript`` is None while it is being transcribed (or never
+    was). ``audio`` is None: the history keeps no audio."""
+
+    audio: str | None = None
+    transcript: str | None = None
+    type: Literal["input_audio"] = "input_audio"
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An image part of a user message (GA only): its ``image_url`` (a data: or https: URL)."""
+
+    image_url: str | None = None
+    detail: str | None = None
+    type: Literal["input_image"] = "input_image"
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantText:
+    """The text of a text-only reply (GA's part type; ``openai-agents`` calls it ``text``)."""
+
+    text: str | None = None
+    type: Literal["output_text"] = "output_text"
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantAudio:
+    """A spoken reply: ``transcript`` is what was heard (cut after an interruption); no audio kept."""
+
+    audio: str | None = None
+    transcript: str | None = None
+    type: Literal["output_audio"] = "output_audio"
+
+
+UserContent = Union[InputText, InputAudio, InputImage]
+AssistantContent = Union[AssistantText, AssistantAudio]
+
+
+def user_part(part: Any) -> UserContent | None:
+    """A user content part from the server's dict (or one already made); None for a type it does not know."""
+    if isinstance(part, (InputText, InputAudio, InputImage)):
+        return part
+    if not isinstance(part, Mapping):
+        return None
+    kind = part.get("type")
+
+    def string(key: str) -> str | None:
+        value = part.get(key)
+        return value if isinstance(value, str) else None
+
+    if kind == "input_text":
+        return InputText(string("text"))
+    if kind == "input_audio":
+        return InputAudio(None, string("transcript"))  # the audio itself is not kept
+    if kind == "input_image":
+        return InputImage(string("image_url"), string("detail"))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +120,19 @@ class UserMessageItem:
     transcribing: bool = False
     status: ItemStatus = None
     previous_item_id: str | None = None
-    content: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+    #: The message's parts, as ``openai-agents`` has them (``item.content[0].transcript``); given as the
+    #: server's dicts or as parts. A spoken part's transcript is the item's text once transcribed.
+    content: tuple[UserContent, ...] = field(default=(), compare=False, repr=False)
     type: Literal["message"] = "message"
     role: Literal["user"] = "user"
+
+    def __post_init__(self) -> None:
+        parts = [p for p in map(user_part, self.content) if p is not None]
+        if not parts:  # an item the app made: its text, or its speech
+            parts = [InputAudio()] if self.audio else [InputText(self.text)] if self.text else []
+        heard = None if self.transcribing else self.text
+        parts = [InputAudio(p.audio, heard) if isinstance(p, InputAudio) and p.transcript is None else p for p in parts]
+        object.__setattr__(self, "content", tuple(parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +153,11 @@ class AssistantMessageItem:
     role: Literal["assistant"] = "assistant"
 
     @property
+    def content(self) -> tuple[AssistantContent, ...]:
+        """The reply's part, as ``openai-agents`` has it: its transcript (what was heard), or its text."""
+        return (AssistantAudio(None, self.text),) if self.audio else (AssistantText(self.text),)
+
+    @property
     def interrupted(self) -> bool:
         """Cut before its end: part of what was received was never heard (the last few ms do not count)."""
         if self.heard_ms is None:
@@ -84,6 +173,11 @@ class SystemMessageItem:
     previous_item_id: str | None = None
     type: Literal["message"] = "message"
     role: Literal["system"] = "system"
+
+    @property
+    def content(self) -> tuple[InputText, ...]:
+        """The instructions as one text part, as ``openai-agents`` has them."""
+        return (InputText(self.text),)
 
 
 @dataclass(frozen=True, slots=True)

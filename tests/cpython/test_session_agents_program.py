@@ -103,6 +103,10 @@ async def main(url: str, api_key: str) -> dict:
         "agents_seen": agents_seen,
         "history": event.history,
         "usage": event.info.context.usage,
+        # Read as an agents program reads items: through their content parts.
+        "typed": [i.content[0].text for i in event.history if i.type == "message" and i.role == "user"],
+        "heard": [(i.content[0].type, i.content[0].transcript) for i in event.history
+                  if i.type == "message" and i.role == "assistant"],
     }
 '''
 )
@@ -142,6 +146,8 @@ async def test_a_program_written_for_agents_realtime_runs_with_its_imports_chang
         'The transfer_to_billing tool says: {"assistant": "Billing"}',
         "The refund tool says: refunded example",
     ]
+    assert result["typed"] == ["What's the weather in Paris?", "please call transfer_to_billing", "please call refund"]
+    assert result["heard"] == [("output_audio", text) for text in texts]
     # The (ctx, agent) instructions saw the context; the run config's model settings reached the server.
     instructions = [u["session"]["instructions"] for u in updates if "instructions" in u["session"]]
     assert instructions[-1] == "You are Billing. You handle refunds for Ada."

@@ -349,3 +349,17 @@ async def test_content_parts_of_any_shape_are_reported_as_the_servers_not_a_tran
     await until(session, lambda e: e.type == "history_added" and e.item.item_id == "last")
     assert errors and all(e.origin == "server" and not isinstance(e.exception, TypeError) for e in errors)
     assert "last" in [item.item_id for item in session.history]
+
+
+@pytest.mark.asyncio
+async def test_a_spoken_user_item_with_a_null_transcript_is_transcribing_until_its_transcript_comes(session: RealtimeSession) -> None:
+    spoken = {"id": "u", "type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+    play(session, {"type": "conversation.item.added", "previous_item_id": None, "item": spoken})
+    added = await until(session, lambda e: e.type == "history_added")
+    assert added.item.transcribing and added.item.audio
+    assert added.item.content[0].type == "input_audio" and added.item.content[0].transcript is None
+    play(session, {"type": "conversation.item.input_audio_transcription.completed", "item_id": "u", "content_index": 0,
+                   "transcript": "Hello there"})
+    await until(session, lambda e: e.type == "history_updated" and not e.item.transcribing)
+    (item,) = session.history
+    assert item.text == "Hello there" and item.content[0].transcript == "Hello there"
