@@ -8,8 +8,12 @@ rest, never spoken aloud).
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, SupportsIndex, Union, overload
 
 __all__ = [
     "UserMessageItem",
@@ -20,12 +24,87 @@ __all__ = [
     "RealtimeMCPCallItem",
     "RealtimeMCPApprovalRequestItem",
     "RealtimeItem",
+    "HistoryItems",
+    "InputText",
+    "InputAudio",
+    "InputImage",
+    "AssistantText",
+    "AssistantAudio",
 ]
 
 #: A reply cut this close to the end of its audio was heard in full (player positions are rounded).
 HEARD_TO_THE_END_SLACK_MS = 50.0
 
 ItemStatus = Literal["in_progress", "completed", "incomplete"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class InputText:
+    """A text part of a user (or system) message, as ``openai-agents``' ``InputText``."""
+
+    text: str | None = None
+    type: Literal["input_text"] = "input_text"
+
+
+@dataclass(frozen=True, slots=True)
+class InputAudio:
+    """A spoken part of a user message: ``transcript`` is None while it is being transcribed (or never
+    was). ``audio`` is None: the history keeps no audio."""
+
+    audio: str | None = None
+    transcript: str | None = None
+    type: Literal["input_audio"] = "input_audio"
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An image part of a user message (GA only): its ``image_url`` (a data: or https: URL)."""
+
+    image_url: str | None = None
+    detail: str | None = None
+    type: Literal["input_image"] = "input_image"
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantText:
+    """The text of a text-only reply (GA's part type; ``openai-agents`` calls it ``text``)."""
+
+    text: str | None = None
+    type: Literal["output_text"] = "output_text"
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantAudio:
+    """A spoken reply: ``transcript`` is what was heard (cut after an interruption); no audio kept."""
+
+    audio: str | None = None
+    transcript: str | None = None
+    type: Literal["output_audio"] = "output_audio"
+
+
+UserContent = Union[InputText, InputAudio, InputImage]
+AssistantContent = Union[AssistantText, AssistantAudio]
+
+
+def user_part(part: Any) -> UserContent | None:
+    """A user content part from the server's dict (or one already made); None for a type it does not know."""
+    if isinstance(part, (InputText, InputAudio, InputImage)):
+        return part
+    if not isinstance(part, Mapping):
+        return None
+    kind = part.get("type")
+
+    def string(key: str) -> str | None:
+        value = part.get(key)
+        return value if isinstance(value, str) else None
+
+    if kind == "input_text":
+        return InputText(string("text"))
+    if kind == "input_audio":
+        return InputAudio(None, string("transcript"))  # the audio itself is not kept
+    if kind == "input_image":
+        return InputImage(string("image_url"), string("detail"))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +120,19 @@ class UserMessageItem:
     transcribing: bool = False
     status: ItemStatus = None
     previous_item_id: str | None = None
-    content: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+    #: The message's parts, as ``openai-agents`` has them (``item.content[0].transcript``); given as the
+    #: server's dicts or as parts. A spoken part's transcript is the item's text once transcribed.
+    content: tuple[UserContent, ...] = field(default=(), compare=False, repr=False)
     type: Literal["message"] = "message"
     role: Literal["user"] = "user"
+
+    def __post_init__(self) -> None:
+        parts = [p for p in map(user_part, self.content) if p is not None]
+        if not parts:  # an item the app made: its text, or its speech
+            parts = [InputAudio()] if self.audio else [InputText(self.text)] if self.text else []
+        heard = None if self.transcribing else self.text
+        parts = [InputAudio(p.audio, heard) if isinstance(p, InputAudio) and p.transcript is None else p for p in parts]
+        object.__setattr__(self, "content", tuple(parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +153,11 @@ class AssistantMessageItem:
     role: Literal["assistant"] = "assistant"
 
     @property
+    def content(self) -> tuple[AssistantContent, ...]:
+        """The reply's part, as ``openai-agents`` has it: its transcript (what was heard), or its text."""
+        return (AssistantAudio(None, self.text),) if self.audio else (AssistantText(self.text),)
+
+    @property
     def interrupted(self) -> bool:
         """Cut before its end: part of what was received was never heard (the last few ms do not count)."""
         if self.heard_ms is None:
@@ -80,10 +174,16 @@ class SystemMessageItem:
     type: Literal["message"] = "message"
     role: Literal["system"] = "system"
 
+    @property
+    def content(self) -> tuple[InputText, ...]:
+        """The instructions as one text part, as ``openai-agents`` has them."""
+        return (InputText(self.text),)
+
 
 @dataclass(frozen=True, slots=True)
 class RealtimeToolCallItem:
-    """A function call and, once it ran, its ``output``."""
+    """A function call and, once it ran, its ``output`` (the server holds that as an item of its own,
+    ``output_item_id``, once it announced it)."""
 
     item_id: str
     call_id: str = ""
@@ -92,6 +192,7 @@ class RealtimeToolCallItem:
     output: str | None = None
     status: ItemStatus = None
     previous_item_id: str | None = None
+    output_item_id: str | None = None
     type: Literal["function_call"] = "function_call"
 
 
@@ -144,3 +245,62 @@ RealtimeItem = Union[
     RealtimeMCPCallItem,
     RealtimeMCPApprovalRequestItem,
 ]
+
+
+class HistoryItems(Sequence[RealtimeItem]):
+    """The items of a history at one moment, in the server's order: an immutable sequence, equal to the
+    tuple of the same items (``tuple(items)`` gives one).
+
+    Made of the history's blocks of items (a tuple each), so taking one after a change costs a tuple per
+    block that changed and one per block in all, not one per item: a session can hand a fresh one to every
+    ``history_updated`` event of a long conversation.
+    """
+
+    __slots__ = ("_blocks", "_length", "_starts")
+
+    def __init__(self, blocks: tuple[tuple[RealtimeItem, ...], ...] = (), length: int | None = None) -> None:
+        self._blocks = blocks
+        self._length = sum(map(len, blocks)) if length is None else length  # the history knows it
+        self._starts: list[int] | None = None  # index of each block's first item, for indexing
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[RealtimeItem]:
+        return itertools.chain.from_iterable(self._blocks)
+
+    def __reversed__(self) -> Iterator[RealtimeItem]:
+        return itertools.chain.from_iterable(map(reversed, reversed(self._blocks)))
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> RealtimeItem: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RealtimeItem, ...]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> RealtimeItem | tuple[RealtimeItem, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        position = operator.index(index)
+        if position < 0:
+            position += self._length
+        if not 0 <= position < self._length:
+            raise IndexError(f"history index {operator.index(index)} out of range ({self._length} items)")
+        if position == self._length - 1:  # the newest item: what a session reads most
+            return self._blocks[-1][-1]
+        if self._starts is None:
+            self._starts = list(itertools.accumulate(map(len, self._blocks[:-1]), initial=0))
+        block = bisect.bisect_right(self._starts, position) - 1
+        return self._blocks[block][position - self._starts[block]]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (HistoryItems, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other: tuple[RealtimeItem, ...]) -> tuple[RealtimeItem, ...]:
+        return (*self, *other) if isinstance(other, (HistoryItems, tuple)) else NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
