@@ -5,14 +5,12 @@ test endpoints, close codes), the command line's one-line failures, and bounded 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.message
 import io
 import json
 import logging
-import os
 import socket
-import subprocess
-import sys
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,11 +205,15 @@ async def test_invalid_utf8_closes_1007_and_oversize_1009(monkeypatch: pytest.Mo
 
 
 @pytest.mark.asyncio
-async def test_a_crash_closes_1011_and_is_logged(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    def broken(conversation: Any, event: dict[str, Any]) -> None:
+async def test_a_crash_outside_the_handlers_closes_1011_and_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A handler's failure is an error event (test_server_trust.py); this is the last resort, for a
+    # failure of the connection's own loop.
+    def broken(conversation: Any, message: str | bytes) -> None:
         raise ZeroDivisionError("a bug in the simulated model")
 
-    monkeypatch.setitem(_conversation.HANDLERS, "input_audio_buffer.clear", broken)
+    monkeypatch.setattr(_conversation.Conversation, "handle", broken)
     async with RealtimeServer(pace=0, speech="tones") as server:
         async with connect(server.ws_url, subprotocols=_auth(server)) as ws:
             await ws.recv()
@@ -243,58 +245,108 @@ async def test_everything_a_connection_keeps_is_bounded() -> None:
         assert len(server.state.connections) == MAX_CONNECTION_RECORDS
 
 
-def _cli_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "server" / "src")])}
+# The command line runs in-process here (its one subprocess smoke test is in test_server.py).
 
 
-def test_a_port_in_use_is_one_clear_line() -> None:
+@pytest.fixture
+def taken_port() -> Iterator[int]:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "pyodide_realtime_server", "--port", str(port), "--speech", "tones"],
-            capture_output=True, text=True, env=_cli_env(), timeout=60,
-        )
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [
-        f"pyodide-realtime-server: port {port} on 127.0.0.1 is already in use: stop the other server, "
+        yield taken.getsockname()[1]
+
+
+def test_a_port_in_use_is_one_clear_line(taken_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli.run(["--port", str(taken_port), "--speech", "tones", "--offline"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"pyodide-realtime-server: port {taken_port} on 127.0.0.1 is already in use: stop the other server, "
         "or pick another port with --port N (--port 0 picks a free one)"
     ]
 
 
-def test_a_real_key_on_a_network_host_is_refused_unless_asked_for() -> None:
+def test_a_real_key_on_a_network_host_is_refused_unless_asked_for(
+    taken_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The mint endpoint's Origin check is forged by any program (curl -H 'Origin: ...'): on a network
     # address, anyone could mint real keys billed to the operator.
-    env = {**_cli_env(), "OPENAI_API_KEY": "sk-test-not-a-real-key-1234"}
-    base = [sys.executable, "-m", "pyodide_realtime_server", "--speech", "tones"]
-    done = subprocess.run([*base, "--host", "0.0.0.0", "--port", "0"], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 2 and "Traceback" not in done.stderr and "Serving" not in done.stdout
-    assert done.stderr.strip().splitlines() == [
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-1234")
+    base = ["--speech", "tones"]
+    assert _cli.run([*base, "--host", "0.0.0.0", "--port", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "Serving" not in out
+    assert err.strip().splitlines() == [
         "pyodide-realtime-server: refusing to serve on non-loopback host 0.0.0.0 while OPENAI_API_KEY is set: anyone who can "
         "reach it could mint real OpenAI keys billed to you; use --offline, a loopback --host, "
         "or --allow-remote-minting to do it anyway"
     ]
-    assert "1234" not in done.stderr
+    assert "1234" not in err
     # Asked for (or on loopback), the command line goes on to listen: a taken port stops it there.
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        for host, extra in (("0.0.0.0", ["--allow-remote-minting"]), ("localhost", []), ("127.0.0.1", [])):
-            done = subprocess.run(
-                [*base, "--host", host, "--port", str(port), *extra], capture_output=True, text=True, env=env, timeout=60
-            )
-            assert done.returncode == 1 and "refusing" not in done.stderr, (host, done.stderr)
+    for host, extra in (("0.0.0.0", ["--allow-remote-minting"]), ("localhost", []), ("127.0.0.1", [])):
+        assert _cli.run([*base, "--host", host, "--port", str(taken_port), *extra]) == 1
+        assert "refusing" not in capsys.readouterr().err, host
     assert _cli.is_loopback("::1") and _cli.is_loopback("[::1]") and _cli.is_loopback("127.0.0.2")
     assert not _cli.is_loopback("0.0.0.0") and not _cli.is_loopback("::") and not _cli.is_loopback("example.com")
+
+
+def test_a_network_host_needs_an_opt_in_even_without_a_key(
+    taken_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    for host in ("0.0.0.0", "::", "192.0.2.1"):
+        assert _cli.run(["--host", host, "--port", "0", "--speech", "tones", "--test-endpoints"]) == 2
+        out, err = capsys.readouterr()
+        assert "Serving" not in out
+        assert err.strip().splitlines() == [
+            f"pyodide-realtime-server: refusing to listen on non-loopback host {host}: anyone who can reach it could mint "
+            "keys, open sessions with the simulated model and read every file under the web root, read and reset what "
+            "every client sent (--test-endpoints); use a loopback --host (the default, 127.0.0.1), or --allow-remote "
+            "to expose it anyway"
+        ]
+    # Asked for, it goes on to listen (the taken port stops it there) and says what it exposes.
+    with _cli_logs() as logged:
+        assert _cli.run(["--host", "0.0.0.0", "--port", str(taken_port), "--speech", "tones", "--allow-remote"]) == 1
+    assert "refusing" not in capsys.readouterr().err
+    assert any("listening on 0.0.0.0, not a loopback address: anyone who can reach it" in line for line in logged)
+
+
+@contextlib.contextmanager
+def _cli_logs() -> Iterator[list[str]]:
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("pyodide_realtime_server").addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logging.getLogger("pyodide_realtime_server").removeHandler(handler)
+
+
+def test_the_command_line_keeps_an_event_log_only_with_test_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[RealtimeServer] = []
+
+    class Stopped(Exception):
+        pass
+
+    class Recorded(RealtimeServer):
+        async def start(self) -> RealtimeServer:
+            built.append(self)
+            raise Stopped
+
+    monkeypatch.setattr(_app, "RealtimeServer", Recorded)
+    for extra in ([], ["--test-endpoints"]):
+        with pytest.raises(Stopped):
+            _cli.run(["--port", "0", "--speech", "tones", "--offline", *extra])
+    assert [(server.keep_log, server.test_endpoints) for server in built] == [(False, False), (True, True)]
 
 
 def test_missing_dependencies_say_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(_cli, "REQUIRED", {**_cli.REQUIRED, "no_such_module_for_this_test": "no-such-package"})
     assert _cli.run(["--port", "0"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "pyodide-realtime-server: missing no-such-package: pip install pyodide-realtime-server (or ./build.sh setup)"
+        "pyodide-realtime-server: missing no-such-package: pip install no-such-package "
+        "(in a checkout of pyodide-realtime: pip install -e . -e server, as ./build.sh setup does)"
     )
 
 

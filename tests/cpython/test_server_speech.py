@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 from array import array
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -84,37 +85,64 @@ async def test_a_spoken_weather_question_ends_in_a_get_weather_call(dialect: str
     assert conformance_failures(dialect, seen) == []
 
 
+class _Timer:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ManualTimers:
+    """The server's timers, fired when the test says: no test waits for wall time to pass."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, Callable[[], None], _Timer]] = []
+
+    def schedule(self, delay_s: float, callback: Callable[[], None]) -> _Timer:
+        timer = _Timer()
+        self.pending.append((delay_s, callback, timer))
+        return timer
+
+    def fire(self) -> list[float]:
+        """Run every timer not cancelled; the delays they were set for."""
+        due = [(delay, callback) for delay, callback, timer in self.pending if not timer.cancelled]
+        self.pending.clear()
+        for _, callback in due:
+            callback()
+        return [delay for delay, _ in due]
+
+
+async def _reply_then(server: RealtimeServer, turn: dict[str, Any], seen: list[dict[str, Any]]) -> ClientConnection:
+    ws = await connect(server.ws_url, subprotocols=["realtime", f"openai-insecure-api-key.{server.mint_key()}"])
+    await _next(ws, "session.created", seen)
+    session = {"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": turn}}}
+    await ws.send(json.dumps({"type": "session.update", "session": session}))
+    await _next(ws, "session.updated", seen)
+    await ws.send(json.dumps({"type": "response.create"}))
+    await _next(ws, "response.done", seen)
+    return ws
+
+
 @pytest.mark.asyncio
 async def test_idle_timeout_prompts_a_silent_user() -> None:
-    async with RealtimeServer(pace=20, speech="tones") as server:
-        async with connect(server.ws_url, subprotocols=["realtime", f"openai-insecure-api-key.{server.mint_key()}"]) as ws:
-            seen: list[dict[str, Any]] = []
-            await _next(ws, "session.created", seen)
-            turn = {"type": "server_vad", "idle_timeout_ms": 5000}
-            await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": turn}}}}))
-            await _next(ws, "session.updated", seen)
-            await ws.send(json.dumps({"type": "response.create"}))
-            await _next(ws, "response.done", seen)
-            loop = asyncio.get_running_loop()
-            started = loop.time()
+    timers = ManualTimers()
+    turn = {"type": "server_vad", "idle_timeout_ms": 5000}
+    async with RealtimeServer(pace=20, speech="tones", schedule=timers.schedule) as server:
+        seen: list[dict[str, Any]] = []
+        async with await _reply_then(server, turn, seen) as ws:
+            # The timer runs in the server's simulated time: 5 s of silence at pace 20 (the reply was text).
+            assert timers.fire() == [5000 / 20 / 1000]
             triggered = await _next(ws, "input_audio_buffer.timeout_triggered", seen)
-            waited = loop.time() - started
             committed = await _next(ws, "input_audio_buffer.committed", seen)
             await _next(ws, "response.done", seen)
-    assert 5000 / 20 / 1000 * 0.8 < waited < TIMEOUT_S  # 5 s of simulated time at pace 20
-    assert committed["item_id"] == triggered["item_id"] and conformance_failures("ga", seen) == []
-    # A user who acts in time is not prompted.
-    async with RealtimeServer(pace=20, speech="tones") as server:
-        async with connect(server.ws_url, subprotocols=["realtime", f"openai-insecure-api-key.{server.mint_key()}"]) as ws:
-            seen = []
-            await _next(ws, "session.created", seen)
-            await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": turn}}}}))
-            await _next(ws, "session.updated", seen)
-            await ws.send(json.dumps({"type": "response.create"}))
-            await _next(ws, "response.done", seen)
+        assert committed["item_id"] == triggered["item_id"] and conformance_failures("ga", seen) == []
+        # A user who acts in time is not prompted: acting disarms the timer.
+        seen = []
+        async with await _reply_then(server, turn, seen) as ws:
             await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
             await _next(ws, "input_audio_buffer.cleared", seen)
-            await asyncio.sleep(0.5)
+            assert timers.fire() == []
             await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
             await _next(ws, "input_audio_buffer.cleared", seen)
     assert not any(e["type"] == "input_audio_buffer.timeout_triggered" for e in seen)

@@ -38,14 +38,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from pyodide_realtime._interfaces import RedactingFilter
 from pyodide_realtime.dialects import BETA, GA, INSECURE_KEY_SUBPROTOCOL_PREFIX, REALTIME_SUBPROTOCOL, Dialect
 
-from . import _recognizer
-from ._conversation import Conversation
+from . import _recognizer, _redaction
+from ._conversation import Conversation, Schedule
 from ._errors import ClientEventError, PortInUseError
+from ._guard import HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT, ConnectionGuard
 from ._keys import DEFAULT_KEY_TTL_S, MAX_KEY_TTL_S, MIN_KEY_TTL_S, KeyStore, Opener, UpstreamMinter
 from ._listener import Listener
+from ._memory import RELEASE_AFTER_CHARS, release_free_memory
 from ._peer import Peer
 from ._schema import validate_client_event
 from ._session_state import SessionState
@@ -122,9 +123,6 @@ class _EmbeddedServer(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
-#: The loggers uvicorn and the websockets protocol under it write to.
-_STACK_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
-
 
 class RealtimeServer:
     """The local stand-in for the OpenAI Realtime API. Use ``async with`` or ``start_in_thread``.
@@ -132,8 +130,13 @@ class RealtimeServer:
     ``api_key`` (a regular OpenAI key) switches the mint endpoint to minting real keys at OpenAI,
     only for requests whose ``Origin`` is a page of this server (or in ``allowed_origins``); the
     local WebSocket endpoint keeps working with locally minted keys. The Origin check stops other
-    sites' pages, not programs (they may send any Origin): with a key, listen on loopback only. ``test_endpoints`` adds
-    ``/_test/state`` and ``/_test/reset``.
+    sites' pages, not programs (they may send any Origin): with a key, listen on loopback only.
+    ``test_endpoints`` adds ``/_test/state`` and ``/_test/reset``. ``keep_log`` keeps what each
+    connection sent and was answered (bounded), and closed connections, for tests to read; without
+    it ``state`` lists only open connections and logs nothing. A client address may hold
+    ``max_connections_per_client`` connections at once, and each request's header must be complete
+    within ``header_timeout_s`` (``_guard``). ``schedule`` replaces the loop's
+    ``call_later`` for the idle timeout (tests fire it themselves).
     """
 
     def __init__(
@@ -152,10 +155,15 @@ class RealtimeServer:
         upstream_opener: Opener | None = None,
         allowed_origins: Sequence[str] = (),
         test_endpoints: bool = False,
+        keep_log: bool = True,
+        schedule: Schedule | None = None,
+        max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
     ) -> None:
         self.host = host
         self.port = port
         self.pace = pace
+        self.schedule = schedule
         self.web_root = Path(web_root) if web_root is not None else None
         self.mounts = {prefix.rstrip("/"): Path(folder) for prefix, folder in (mounts or {}).items()}
         self.keys = KeyStore(key_ttl_s, accept_any_key=accept_any_key)
@@ -166,6 +174,8 @@ class RealtimeServer:
         self.upstream = UpstreamMinter(api_key, **upstream_kwargs) if api_key else None
         self.extra_origins = tuple(origin.rstrip("/") for origin in allowed_origins)
         self.test_endpoints = test_endpoints
+        self.keep_log = keep_log
+        self.guard = ConnectionGuard(max_per_client=max_connections_per_client, header_timeout_s=header_timeout_s)
         self.state = ServerState()
         # What the simulated model hears; None without the optional pocketsphinx.
         self.listener = Listener() if _recognizer.available() else None
@@ -203,13 +213,12 @@ class RealtimeServer:
     async def start(self) -> RealtimeServer:
         sock = self._bind()
         # websockets (through uvicorn) logs every handshake header at DEBUG, Authorization included.
-        for name in _STACK_LOGGERS:
-            if not any(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters):
-                logging.getLogger(name).addFilter(RedactingFilter())
+        _redaction.install()
+        http_protocol, ws_protocol = self.guard.protocols()
         config = uvicorn.Config(
             self.app,
-            http="h11",
-            ws="websockets-sansio",
+            http=http_protocol,  # h11, with the guard's header deadline and per-client cap
+            ws=ws_protocol,  # websockets (sans-I/O)
             ws_max_size=MAX_MESSAGE_BYTES,
             lifespan="off",
             log_config=None,
@@ -239,6 +248,11 @@ class RealtimeServer:
         self._server = self._serving = None
         if self.listener is not None:
             await self.listener.close()
+
+    async def wait_stopped(self) -> None:
+        """Until the server stops serving (raises what stopped it, if it failed)."""
+        if self._serving is not None:
+            await asyncio.shield(self._serving)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -420,7 +434,8 @@ class RealtimeServer:
         await self._refuse(websocket, 404, "not_found", f"No WebSocket endpoint at {websocket.url.path}; use {REALTIME_PATH}.")
 
     async def _refuse(self, websocket: WebSocket, status: int, code: str, message: str) -> None:
-        self.state.rejected.append({"path": websocket.url.path, "status": status, "code": code, "message": message})
+        if self.keep_log:
+            self.state.rejected.append({"path": websocket.url.path, "status": status, "code": code, "message": message})
         body = error_body(message, code)
         body["error"]["event_id"] = None
         await websocket.send_denial_response(JSONResponse(body, status))
@@ -460,6 +475,7 @@ class RealtimeServer:
             path=websocket.url.path,
             subprotocol=subprotocol,
             auth="ephemeral" if key.startswith("ek_") else "regular",
+            logged=self.keep_log,
         )
         self.state.connections.append(record)
         peer = Peer(websocket)
@@ -471,6 +487,7 @@ class RealtimeServer:
             initial_session=check.session,
             synthesizer=self.synthesizer,
             pace=self.pace,
+            schedule=self.schedule,
             listener=self.listener,
         )
         record.model = conversation.session.model
@@ -486,6 +503,11 @@ class RealtimeServer:
         finally:
             record.closed_at = time.time()
             conversation.release()
+            if not self.keep_log:
+                self.state.connections.remove(record)  # only open connections are listed
+            if peer.received_chars >= RELEASE_AFTER_CHARS:
+                # Once this handler's frame (the conversation, the last message) is gone too.
+                asyncio.get_running_loop().call_soon(release_free_memory)
 
 
 class ServerThread:

@@ -4,7 +4,9 @@ and a simulated Realtime model.
 With ``OPENAI_API_KEY`` in the environment (and no ``--offline``) the mint endpoint asks OpenAI for
 real ephemeral keys; the regular key stays in this process. The mint endpoint's Origin check only
 stops other sites' pages in visitors' browsers (any program can send any Origin), so with such a key
-the server only listens on a loopback address unless ``--allow-remote-minting`` is given.
+the server only listens on a loopback address unless ``--allow-remote-minting`` is given. Without a
+key, a non-loopback address still exposes the simulated model (anyone may mint local keys) and the
+served folders, so it needs ``--allow-remote``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import importlib.util
 import ipaddress
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +51,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def exposure(args: argparse.Namespace) -> str:
+    """What anyone who can reach a non-loopback ``--host`` gets, in one clause."""
+    served = "every file under the web root" + (" and the mounts" if args.mount else "")
+    parts = [f"anyone who can reach it could mint keys, open sessions with the simulated model and read {served}"]
+    if args.test_endpoints:
+        parts.append("read and reset what every client sent (--test-endpoints)")
+    if args.accept_any_key:
+        parts.append("connect without a minted key (--accept-any-key)")
+    return ", ".join(parts)
 
 
 def _mint_key(args: argparse.Namespace) -> str | None:
@@ -89,11 +103,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="with OPENAI_API_KEY, listen on a non-loopback --host anyway: anyone who can reach it can mint real keys billed to you",
     )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on a non-loopback --host: anyone who can reach it can mint keys, talk to the simulated model and read the served folders",
+    )
     parser.add_argument("--accept-any-key", action="store_true", help="also accept any 'sk-' key on the WebSocket (tests only)")
     parser.add_argument("--speech", choices=("auto", "espeak", "tones"), default="auto", help="voice of the simulated model")
     parser.add_argument("--allow-origin", action="append", default=[], help="another page origin allowed to mint keys")
     parser.add_argument(
-        "--test-endpoints", action="store_true", help="serve GET /_test/state and POST /_test/reset (same origin only; for tests)"
+        "--test-endpoints",
+        action="store_true",
+        help="keep a (bounded) log of what clients sent and serve it at GET /_test/state, with POST /_test/reset (same origin only; for tests)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     return parser.parse_args(argv)
@@ -108,6 +129,8 @@ async def _serve(args: argparse.Namespace) -> None:
     if web_root is None:
         logger.warning("no web root (no --web-root, no ./web): only the API and mounts are served")
     api_key = _mint_key(args)
+    if not is_loopback(args.host):
+        logger.warning("listening on %s, not a loopback address: %s", args.host, exposure(args))
     if api_key is not None and not is_loopback(args.host):
         logger.warning("minting real OpenAI keys for anyone who can reach %s:%s (--allow-remote-minting)", args.host, args.port)
     server = RealtimeServer(
@@ -122,10 +145,16 @@ async def _serve(args: argparse.Namespace) -> None:
         api_key=api_key,
         allowed_origins=args.allow_origin,
         test_endpoints=args.test_endpoints,
+        keep_log=args.test_endpoints,  # what clients sent stays in memory only for tests
     )
+    # SIGTERM stops the server as Ctrl-C does (asyncio.run cancels on SIGINT): through ``async with``,
+    # which stops the speech worker too. Left to its default, SIGTERM would end this process at once.
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     async with server:
         print(f"Serving on {server.url}", flush=True)
-        await asyncio.Event().wait()
+        await server.wait_stopped()
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -140,16 +169,27 @@ def run(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if not is_loopback(args.host) and not (args.allow_remote or args.allow_remote_minting):
+        print(
+            f"{PROG}: refusing to listen on non-loopback host {args.host}: {exposure(args)}; use a loopback --host "
+            "(the default, 127.0.0.1), or --allow-remote to expose it anyway",
+            file=sys.stderr,
+        )
+        return 2
     missing = missing_dependencies()
     if missing:
-        print(f"{PROG}: missing {', '.join(missing)}: pip install pyodide-realtime-server (or ./build.sh setup)", file=sys.stderr)
+        print(
+            f"{PROG}: missing {', '.join(missing)}: pip install {' '.join(missing)} "
+            "(in a checkout of pyodide-realtime: pip install -e . -e server, as ./build.sh setup does)",
+            file=sys.stderr,
+        )
         return 2
     from ._errors import RealtimeServerError
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             asyncio.run(_serve(args))
     except RealtimeServerError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

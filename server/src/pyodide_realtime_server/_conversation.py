@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import json
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pyodide_realtime._interfaces import FORMAT_RATES, bytes_per_ms
 from pyodide_realtime.dialects import Dialect
@@ -46,12 +45,25 @@ AUDIO_TOKENS_PER_SECOND = 10
 CHARS_PER_TOKEN = 4
 RATE_LIMIT_REQUESTS = 5000
 RATE_LIMIT_TOKENS = 40000
-# Bounds per connection: the oldest items go first (as the API's truncation drops them from the
-# context); a buffer never committed stops growing with an error.
+# Bounds per connection, in items and in characters: the oldest items go first (as the API's
+# truncation drops them from the context); a buffer never committed stops growing with an error.
 MAX_ITEMS = 1000
+# The conversation's size, as JSON: far more than any model's context (a 32k-token context is about
+# 128 kB of text), so only a client sending megabytes of items sees its oldest ones go early.
+MAX_CONVERSATION_CHARS = 16 * 1024 * 1024
 MAX_INPUT_BUFFER_MS = 15 * 60 * 1000
+MAX_LOGGED_TYPE_CHARS = 64  # an event's type, quoted in the server's log
 
 logger = logging.getLogger("pyodide_realtime_server")
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+#: ``schedule(delay_s, callback)``: run ``callback`` after ``delay_s`` of wall time, as the loop's
+#: ``call_later``; tests pass their own to fire the idle timeout when they choose.
+Schedule = Callable[[float, Callable[[], None]], Cancellable]
 
 
 @dataclass
@@ -85,6 +97,7 @@ class Conversation:
         synthesizer: Synthesizer,
         pace: float,
         listener: Listener | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         self.peer = peer
         self.listener = listener
@@ -94,8 +107,11 @@ class Conversation:
         self.session = SessionState(model, dialect).seed(initial_session)
         self.synthesizer = synthesizer
         self.pace = pace
+        self._schedule = schedule
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
+        self.item_chars: dict[str, int] = {}  # item id -> its JSON's size when added
+        self.conversation_chars = 0
         self.audio_ms: dict[tuple[str, int], float] = {}  # (item_id, content_index) -> audio sent
         self.heard: dict[str, str] = {}  # user audio item id -> the words the recognizer heard
         self.recognitions: dict[str, asyncio.Task[None]] = {}
@@ -106,7 +122,7 @@ class Conversation:
         self.speech_item_id: str | None = None
         self.active: ActiveResponse | None = None
         self.model_spoke = False
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: Cancellable | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     # -- running -----------------------------------------------------------------------------
@@ -131,8 +147,11 @@ class Conversation:
             self.active.task.cancel()
         for task in self.recognitions.values():
             task.cancel()
+        if self.listener is not None:
+            self.listener.forget(self.record.id)
         self.active = None
         self.items.clear()
+        self.item_chars.clear()
         self.audio_ms.clear()
         self.heard.clear()
         self.recognitions.clear()
@@ -179,6 +198,19 @@ class Conversation:
             handler(self, event)
         except ClientEventError as error:
             self.send_error(error, event_id)
+        except Exception:
+            # A defect of the simulation, not of the event: the API answers its own failures with a
+            # server_error and keeps the connection, and so does this stand-in.
+            logger.exception("the simulated model failed on a %s event", str(event.get("type"))[:MAX_LOGGED_TYPE_CHARS])
+            self.send_error(
+                ClientEventError(
+                    "server_error",
+                    "The server had an error while processing your event; the connection stays open. "
+                    "Send the event again, or report it with the server's log.",
+                    type_="server_error",
+                ),
+                event_id,
+            )
 
     # -- session and audio buffer ------------------------------------------------------------
 
@@ -221,7 +253,7 @@ class Conversation:
     def on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
         try:
             audio = base64.b64decode(event["audio"], validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII character (which b64decode refuses first)
             raise ClientEventError(
                 "invalid_value", "Invalid value for 'audio': expected base64-encoded audio bytes.", "audio"
             ) from None
@@ -256,7 +288,8 @@ class Conversation:
             return
         self._disarm_idle_timer()
         delay_s = (reply_audio_ms + turn["idle_timeout_ms"]) / 1000 / (self.pace if self.pace > 0 else 1)
-        self._idle_timer = asyncio.get_running_loop().call_later(delay_s, self._idle_timeout)
+        schedule = self._schedule or asyncio.get_running_loop().call_later
+        self._idle_timer = schedule(delay_s, self._idle_timeout)
 
     def _disarm_idle_timer(self) -> None:
         if self._idle_timer is not None:
@@ -340,7 +373,7 @@ class Conversation:
             samples = decode_from_wire(audio, audio_format)
             tool_names = [str(t.get("name") or t.get("server_label") or "") for t in self.session.tools]
             try:
-                text = await self.listener.recognize(samples, FORMAT_RATES[audio_format], tool_names)
+                text = await self.listener.recognize(samples, FORMAT_RATES[audio_format], tool_names, client=self.record.id)
             except RecognizerError:
                 logger.exception("speech recognition failed for %s", item["id"])
                 text = ""
@@ -393,11 +426,13 @@ class Conversation:
             self.items.insert(0, item)
         else:
             self.items.insert(self.items.index(self._find(after, "previous_item_id")) + 1, item)
-        while len(self.items) > MAX_ITEMS:
-            dropped = self.items.pop(0)
-            self.heard.pop(dropped["id"], None)
-            for key in [k for k in self.audio_ms if k[0] == dropped["id"]]:
-                del self.audio_ms[key]
+        size = len(json.dumps(item))
+        self.item_chars[item["id"]] = size
+        self.conversation_chars += size
+        while len(self.items) > 1 and (len(self.items) > MAX_ITEMS or self.conversation_chars > MAX_CONVERSATION_CHARS):
+            dropped = next(old for old in self.items if old is not item)  # the oldest, never the new one
+            self.items.remove(dropped)
+            self._forget_item(dropped)
         previous = self._previous_id(item)
         if self.dialect == "beta":
             self.send({"type": "conversation.item.created", "previous_item_id": previous, "item": item})
@@ -406,8 +441,16 @@ class Conversation:
         if done:
             self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
 
+    def _forget_item(self, item: dict[str, Any]) -> None:
+        self.conversation_chars -= self.item_chars.pop(item["id"], 0)
+        self.heard.pop(item["id"], None)
+        for key in [k for k in self.audio_ms if k[0] == item["id"]]:
+            del self.audio_ms[key]
+
     def on_conversation_item_create(self, event: dict[str, Any]) -> None:
         given: dict[str, Any] = event["item"]
+        if "type" not in given:  # optional in the beta types, required by the API
+            raise ClientEventError("missing_required_parameter", "Missing required parameter: 'item.type'.", "item.type")
         item = {"id": given.get("id") or new_id("item"), **{k: v for k, v in given.items() if k != "id"}}
         if item["type"] in ("message", "function_call", "function_call_output"):  # MCP items have neither
             item.setdefault("object", "realtime.item")
@@ -433,7 +476,7 @@ class Conversation:
     def on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         item = self._find(event["item_id"])
         self.items.remove(item)
-        self.heard.pop(item["id"], None)
+        self._forget_item(item)
         self.send({"type": "conversation.item.deleted", "item_id": item["id"]})
 
     def on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
@@ -460,20 +503,20 @@ class Conversation:
                 f"Audio content of {math.floor(available)}ms is already shorter than {audio_end_ms}ms",
                 "audio_end_ms",
             )
-        self.record.truncations.append(
-            {
-                "connection_id": self.record.id,
-                "item_id": item["id"],
-                "content_index": content_index,
-                "audio_end_ms": audio_end_ms,
-                "audio_available_ms": round(available, 3),
-                "response_active": self.active is not None and self.active.item is item,
-            }
-        )
-        # The real API drops the transcript of audio that was not heard; approximate by proportion.
-        transcript = content[content_index].get("transcript") or ""
-        kept = int(len(transcript) * audio_end_ms / available) if available else 0
-        content[content_index]["transcript"] = transcript[:kept]
+        if self.record.logged:
+            self.record.truncations.append(
+                {
+                    "connection_id": self.record.id,
+                    "item_id": item["id"],
+                    "content_index": content_index,
+                    "audio_end_ms": audio_end_ms,
+                    "audio_available_ms": round(available, 3),
+                    "response_active": self.active is not None and self.active.item is item,
+                }
+            )
+        # As the API reference says: truncating "will delete the server-side text transcript to
+        # ensure there is not text in the context that hasn't been heard by the user".
+        content[content_index]["transcript"] = ""
         self.audio_ms[(item["id"], content_index)] = float(audio_end_ms)
         self.send(
             {"type": "conversation.item.truncated", "item_id": item["id"], "content_index": content_index, "audio_end_ms": audio_end_ms}

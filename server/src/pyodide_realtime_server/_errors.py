@@ -13,10 +13,22 @@ class PortInUseError(RealtimeServerError):
     """The port asked for is taken; the message says what to do, in one line."""
 
 
+# A message may quote what the client sent and a param may name a key it made up: either may be
+# megabytes long, and errors are sent back and logged.
+MAX_MESSAGE_CHARS = 1000
+MAX_PARAM_CHARS = 200
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters in all)"
+
+
 class ClientEventError(Exception):
     """A client event the real API would refuse; becomes an ``error`` event naming its event_id."""
 
     def __init__(self, code: str, message: str, param: str | None = None, type_: str = "invalid_request_error") -> None:
+        message = _cut(message, MAX_MESSAGE_CHARS)
+        param = None if param is None else _cut(param, MAX_PARAM_CHARS)
         super().__init__(message)
         self.code = code
         self.message = message

@@ -19,6 +19,7 @@ class Peer:
         self._outbox: deque[str] = deque()
         self._lock = asyncio.Lock()
         self.close_code: int | None = None
+        self.received_chars = 0  # all messages' sizes, added up
 
     def send(self, text: str) -> None:
         self._outbox.append(text)
@@ -44,6 +45,8 @@ class Peer:
             return None
         text: str | None = message.get("text")
         if text is not None:
+            self.received_chars += len(text)
             return text
         data: bytes = message.get("bytes") or b""
+        self.received_chars += len(data)
         return data

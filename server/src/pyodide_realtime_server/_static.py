@@ -1,13 +1,16 @@
 """Static files on Starlette's ``StaticFiles``: its path checks (no ``..``, no symlink out of the root,
-names too long for the file system are a 404), plus what the demo needs: MIME types Pyodide
-checks (``.mjs``, ``.wasm``, ``.whl``), ``Cache-Control: no-cache`` and relative folder redirects.
+names too long for the file system are a 404), no dotfiles (``.env``, ``.git/``), plus what the demo
+needs: MIME types Pyodide checks (``.mjs``, ``.wasm``, ``.whl``), ``Cache-Control: no-cache`` and
+relative folder redirects.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import os
+import re
 
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -55,6 +58,9 @@ class Site(StaticFiles):
         return response
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        if any(part.startswith(".") and part not in (".", "..") for part in re.split(r"[/\\]", path)):
+            # Dotfiles and dot-folders (.env, .git, .venv) hold secrets and tooling, never the site.
+            raise HTTPException(status_code=404)
         response = await super().get_response(path, scope)
         if isinstance(response, RedirectResponse):
             # Starlette redirects a folder to its URL with a slash, built from the Host header. A path
