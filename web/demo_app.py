@@ -1,9 +1,15 @@
-"""The demo's Python (index.html with PyScript, pyodide.html with plain Pyodide): a voice agent with one tool.
+"""The demo's Python (index.html with PyScript, pyodide.html with plain Pyodide, worker.html in a worker).
 
 ``RealtimeSession`` does the work (audio, tool calls, history of what was heard); this file renders it. The key
 is an ephemeral ``ek_`` key minted by the page's own server. For tests (read-only): ``#status[data-status]``,
 ``#voice-state[data-state]``, ``#transcript > li.turn.{user,assistant,tool}#item-<id>``; a spoken reply's bubble
-has ``data-audio-ms`` (received), ``data-heard-ms`` (played) and, once cut, ``data-cut-ms``.
+has ``data-audio-ms`` (received), ``data-heard-ms`` (played) and, once cut, ``data-cut-ms``; ``#error``
+has ``data-kind``, a sentence for the person in ``.message`` and the library's words in ``.details``.
+
+The page is redrawn when something changed (an event of the session, a click), at most once per frame,
+in one call to the page's ``demoView.paint`` (demo_view.js): in a worker each DOM access is a synchronous
+round trip to the page. Only while something moves (a reply plays, the microphone is live) does it look
+again every frame; an idle page costs nothing.
 """
 
 from __future__ import annotations
@@ -17,14 +23,20 @@ import js
 from pyodide.ffi import create_proxy
 from pyodide.http import pyfetch
 
-from pyodide_realtime import RealtimeAgent, RealtimeSession, function_tool
+from pyodide_realtime import ConnectionClosedError, RealtimeAgent, RealtimeSession, ServerError, function_tool
 
 MINT_URL = "./v1/realtime/client_secrets"  # same origin as the page
-TICK_S = 0.05
+FRAME_S = 0.05  # at most one paint per frame
 LEVEL_DECAY = 0.7  # the meter falls back slowly between microphone chunks
-STATES = {"listening": "Listening", "thinking": "Thinking…", "speaking": "Speaking", "off": "Not connected"}
-ERROR_KINDS = {"transport": "connection", "mcp": "server"}  # other origins are their own kind
+LEVEL_STEP = 0.02  # the meter's resolution: a fading level reaches 0, and the page stops repainting it
+#: What #voice-state shows: the session's voice_state, told apart where the session says "listening".
+STATES = {
+    "listening": "Listening", "muted": "Muted", "no-mic": "Microphone off", "starting": "Starting audio…",
+    "thinking": "Thinking…", "speaking": "Speaking", "off": "Not connected",
+}
 WHO = {"user": "You", "assistant": "Model", "tool": "Tool"}
+STATUS_TEXT = {"disconnected": "Not connected", "connecting": "Connecting…", "connected": "Connected"}
+BUTTONS = ("hang-up", "interrupt", "send", "mute")
 
 
 @function_tool
@@ -40,26 +52,183 @@ def el(name: str) -> Any:
     return js.document.getElementById(name)
 
 
+def explain(error: Any, status: str) -> tuple[str, str]:
+    """(kind, a sentence for the person: what happened and what to do) for a session's error event."""
+    exc, origin = error.exception, error.origin
+    if origin == "microphone":
+        return "microphone", ("The microphone is off: the browser did not allow it. You can still type; to talk, allow "
+                              "the microphone for this page, then Hang up and Connect.")
+    if origin == "audio":
+        return "audio", "Sound is off: this browser could not start audio. You can still type, and read the replies."
+    if isinstance(exc, ConnectionClosedError) or (origin == "transport" and status != "connected"):
+        return "connection", ("The connection to the server was lost. Check that the server is still running, "
+                              "then press Connect to start again.")
+    if isinstance(exc, ServerError):
+        return "server", "The server refused a request; the conversation goes on."
+    if origin == "tool":
+        return "tool", "A tool failed; the model was told, and the conversation goes on."
+    return origin, error.message[:1].upper() + error.message[1:]
+
+
+class View:
+    """What the page shows: each change is kept until the next paint, and only what differs from
+    what the page shows now is sent (a value set back before the paint sends nothing)."""
+
+    def __init__(self, painter: Any) -> None:
+        self.painter = painter  # the page's demoView
+        self.shown: dict[tuple[str, str, str], Any] = {}
+        self.pending: dict[tuple[str, str, str], Any] = {}
+        self.bubbles: list[list[str]] = []
+        self.order: list[str] | None = None
+        self.scroll = False
+        self.on_change: Callable[[], None] = lambda: None
+
+    def set(self, target: str, kind: str, name: str, value: Any) -> None:
+        key = (target, kind, name)
+        if key in self.pending or self.shown.get(key, self) != value:
+            self.pending[key] = value
+            self.on_change()
+
+    def text(self, target: str, value: str) -> None:
+        self.set(target, "text", "", value)
+
+    def bubble(self, item_id: str, role: str) -> None:
+        self.bubbles.append([item_id, role, WHO[role]])
+        self.scroll = True
+        self.on_change()
+
+    def reorder(self, order: list[str]) -> None:
+        self.order, self.scroll = order, True
+        kept = {f"item-{item_id}" for item_id in order}  # forget what the page showed of the bubbles that went
+        self.shown = {k: v for k, v in self.shown.items() if not k[0].startswith("item-") or k[0].split()[0] in kept}
+        self.on_change()
+
+    def paint(self) -> None:
+        sets = [[*key, value] for key, value in self.pending.items() if self.shown.get(key, self) != value]
+        if not (sets or self.bubbles or self.order is not None or self.scroll):
+            return
+        self.painter.paint(json.dumps({"bubbles": self.bubbles, "order": self.order, "sets": sets, "scroll": self.scroll}))
+        self.shown.update(self.pending)
+        self.pending, self.bubbles, self.order, self.scroll = {}, [], None, False
+
+
 class Demo:
-    def __init__(self, mint_url: str = MINT_URL) -> None:
+    def __init__(self, painter: Any, mint_url: str = MINT_URL) -> None:
         self.mint_url = mint_url
+        self.view = View(painter)
+        self.view.on_change = self.redraw
         self.session: RealtimeSession | None = None
-        self.entries: dict[str, Any] = {}  # item_id -> its <li> in #transcript
+        self.entries: list[str] = []  # the item ids with a bubble, in the page's order
+        self.changed: dict[str, Any] = {}  # item id -> its latest snapshot, not yet drawn
+        self.history: tuple[Any, ...] = ()
         self.level = 0.0  # the meter's, 0..1
+        self.state = "off"  # what #voice-state shows
+        self.starting = False  # connect() is opening the player and the microphone
+        self.frame: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Future[Any]] = set()  # held: asyncio keeps only weak references
 
-    def show_error(self, message: str, kind: str) -> None:
-        box = el("error")
-        box.textContent, box.hidden, box.dataset.kind = message[:1].upper() + message[1:], False, kind
+    # Drawing -------------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Something changed: draw it at the next frame (one frame for any number of changes)."""
+        if self.frame is None:
+            self.frame = asyncio.get_running_loop().call_later(FRAME_S, self.draw)
+
+    def draw(self) -> None:
+        self.frame = None
+        moving = self.draw_voice()
+        self.draw_items()
+        self.view.paint()
+        if moving:  # a reply plays or the microphone is live: look again at the next frame
+            self.redraw()
+
+    def draw_voice(self) -> bool:
+        """The voice state, the meter, the latency line and the playing replies; True while they move."""
+        session = self.session
+        status = session.transport.status if session else "disconnected"
+        voice = session.voice if session else None
+        mic = voice.microphone if voice else None
+        live = mic is not None and not session.transport.muted
+        state = session.voice_state if session else "off"
+        if state == "listening":
+            state = "starting" if self.starting else "muted" if mic and not live else "listening" if live else "no-mic"
+        if state == "speaking" and self.state == "thinking" and session.last_turn_latency_ms is not None:
+            self.view.text("latency", f"Last reply began {session.last_turn_latency_ms:.0f} ms after you stopped speaking")
+        self.state = state
+        self.view.set("voice-state", "data", "state", state)
+        self.view.text("voice-state", STATES[state])
+        level = session.input_level if session else 0.0  # read even when muted: what was said before stays unsaid
+        self.level = max(level, self.level * LEVEL_DECAY) if live else 0.0
+        if self.level < LEVEL_STEP:
+            self.level = 0.0
+        self.view.set("mic-level", "prop", "value", round(self.level / LEVEL_STEP) * LEVEL_STEP)
+        self.view.set("mute", "prop", "disabled", status != "connected" or mic is None)
+        self.view.text("mute", "Unmute" if mic and not live else "Mute")
+        self.view.set("mute", "attr", "aria-pressed", "true" if mic and not live else "false")
+        player = voice.player if voice else None
+        spoken = [i for i in (session.history if player else ()) if getattr(i, "audio_ms", 0)]
+        for reply in spoken[-2:]:  # the one playing, and the one that just ended
+            if reply.item_id in self.entries:  # its underline grows as it is heard
+                heard = player.heard_ms(reply.item_id, 0) or 0.0
+                target = f"item-{reply.item_id}"
+                self.view.set(target, "data", "audioMs", f"{reply.audio_ms:.1f}")
+                self.view.set(target, "data", "heardMs", f"{heard:.1f}")
+                self.view.set(target, "style", "--heard", f"{min(1.0, heard / reply.audio_ms):.3f}")
+        playing = player is not None and player.playing is not None
+        return status == "connected" and (live or playing or self.level > 0 or state in ("thinking", "starting"))
+
+    def on_history(self, event: Any) -> None:
+        if event.item is not None:
+            self.changed[event.item.item_id] = event.item
+        self.history = event.history
+        self.redraw()
+
+    def draw_items(self) -> None:
+        """The bubbles of the items that changed; the server's order if an item came or went."""
+        changed, self.changed = self.changed, {}
+        for item in changed.values():
+            role = "tool" if item.type == "function_call" else getattr(item, "role", None)
+            if role not in WHO or not (item.item_id in self.entries or role != "assistant" or item.text or item.unheard_text):
+                continue
+            target = f"item-{item.item_id}"
+            if item.item_id not in self.entries:
+                self.entries.append(item.item_id)
+                self.view.bubble(item.item_id, role)
+            if role == "tool":
+                self.view.text(f"{target} .text", f"{item.name}({item.arguments}){f' → {item.output}' if item.output else ' …'}")
+                continue
+            # what was not heard of an interrupted reply stays, greyed
+            self.view.text(f"{target} .text", item.text or ("🎤 …" if role == "user" else ""))
+            self.view.text(f"{target} .unheard", getattr(item, "unheard_text", ""))
+            self.view.set(target, "class", "interrupted", getattr(item, "interrupted", False))
+            if getattr(item, "heard_ms", None) is not None:
+                self.view.set(target, "data", "cutMs", str(int(item.heard_ms)))
+        if (order := [i.item_id for i in self.history if i.item_id in self.entries]) != self.entries:
+            self.entries = order
+            self.view.reorder(order)
+
+    # What the person sees and does ---------------------------------------------------------------
+    def show_error(self, kind: str, sentence: str, details: str = "") -> None:
+        if details:
+            js.console.error(f"demo: {kind}: {details}")
+        self.view.set("error", "prop", "hidden", False)
+        self.view.set("error", "data", "kind", kind)
+        self.view.text("error .message", sentence)
+        self.view.text("error .details", details)
+        self.view.set("error-details", "prop", "hidden", not details)
+
+    def on_error(self, error: Any) -> None:
+        self.show_error(*explain(error, self.session.transport.status if self.session else "disconnected"), error.message)
+
+    def hide_error(self) -> None:
+        self.view.set("error", "prop", "hidden", True)
 
     def set_status(self, status: str) -> None:
-        el("status").dataset.status = status
-        el("status").textContent = {"disconnected": "Not connected", "connecting": "Connecting…"}.get(status, "Connected")
-        el("connect").disabled = status != "disconnected"
-        for name in ("hang-up", "interrupt", "send", "mute"):
-            el(name).disabled = status != "connected"
-        if not (self.session and self.session.voice and self.session.voice.microphone):
-            el("mute").disabled = True
+        self.view.set("status", "data", "status", status)
+        self.view.text("status", STATUS_TEXT.get(status, status))
+        self.view.set("connect", "prop", "disabled", status != "disconnected")
+        for name in BUTTONS:
+            self.view.set(name, "prop", "disabled", status != "connected")
+        self.redraw()  # the mute button and the voice state follow
 
     async def mint_key(self) -> str:
         body = json.dumps({"session": {"type": "realtime", "model": self.session.transport.current_model}})
@@ -72,97 +241,72 @@ class Demo:
         return str((await answer.json())["value"])
 
     async def connect(self) -> None:
-        el("error").hidden, self.entries = True, {}
-        el("transcript").replaceChildren()
+        self.hide_error()
+        self.entries, self.changed, self.history = [], {}, ()
+        self.view.reorder([])
+        self.view.text("latency", "")
         self.session = session = RealtimeSession(AGENT, dialect=el("dialect").value, audio=True)
-        url = el("server-url").value.strip()
+        url = typed = el("server-url").value.strip()
         if url and "?" not in url:  # a given URL is used as it is; the beta API wants the model there
             url += f"?model={session.transport.current_model}"
         session.transport.on("connection_change", lambda change: self.set_status(change.status))
-        session.on("history_updated", self.render)
-        session.on("error", lambda e: self.show_error(e.message, ERROR_KINDS.get(e.origin, e.origin)))
+        session.transport.on("*", lambda _event: self.redraw())  # the voice state follows the server's events
+        session.on("history_updated", self.on_history)
+        session.on("error", self.on_error)
+        self.starting = True
         try:
             await session.connect(api_key=self.mint_key, url=url or None)
         except Exception as exc:  # shown to the person, who can fix the URL or start the server
-            return self.show_error(f"Could not connect: {exc}", "connection")
-        self.set_status(session.transport.status)  # the microphone is known now: Mute or not
+            return self.show_error("connection", f"Could not connect to {typed or 'the server'}. Check that the server is running and "
+                                   "the address under Advanced is right, then press Connect again.", str(exc))
+        finally:
+            self.starting = False
+            self.redraw()
 
     def send_text(self) -> None:
         if (text := el("message").value.strip()) and self.session is not None:
             self.session.send_message(text)
             el("message").value = ""
+            self.view.text("latency", "")  # the latency line is about a spoken turn
 
     def hang_up(self) -> None:
-        el("error").hidden = True  # hanging up is not an error, and it ends the one shown
+        self.hide_error()  # hanging up is not an error, and it ends the one shown
         if self.session is not None:
             self.session.close()
 
     def toggle_mute(self) -> None:
-        self.session.mute(muted := not self.session.transport.muted)
-        el("mute").textContent = "Unmute" if muted else "Mute"
-        el("mute").setAttribute("aria-pressed", str(muted).lower())
+        if self.session is not None:
+            self.session.mute(not self.session.transport.muted)
+            self.redraw()
 
-    def render(self, event: Any) -> None:
-        """One item changed: redraw its bubble; follow the server's order if an item came or went."""
-        item = event.item
-        role = "tool" if item and item.type == "function_call" else getattr(item, "role", None)
-        if role in WHO and (item.item_id in self.entries or role != "assistant" or item.text or item.unheard_text):
-            if (li := self.entries.get(item.item_id)) is None:
-                li = self.entries[item.item_id] = el("transcript").appendChild(js.document.createElement("li"))
-                li.id, li.className = f"item-{item.item_id}", f"turn {role}"
-                li.innerHTML = f'<span class="who">{WHO[role]}</span><span class="text"></span> <span class="unheard"></span>'
-            if role == "tool":
-                result = f" → {item.output}" if item.output else " …"
-                li.querySelector(".text").textContent = f"{item.name}({item.arguments}){result}"
-            else:  # what was not heard of an interrupted reply stays, greyed
-                li.querySelector(".text").textContent = item.text or ("🎤 …" if role == "user" else "")
-                li.querySelector(".unheard").textContent = getattr(item, "unheard_text", "")
-                li.classList.toggle("interrupted", getattr(item, "interrupted", False))
-                if getattr(item, "heard_ms", None) is not None:
-                    li.dataset.cutMs = int(item.heard_ms)
-        if (order := [i.item_id for i in event.history if i.item_id in self.entries]) != list(self.entries):
-            for gone in set(self.entries) - set(order):
-                self.entries.pop(gone).remove()
-            self.entries = {i: el("transcript").appendChild(self.entries[i]) for i in order}
-        el("transcript").scrollTop = el("transcript").scrollHeight
-
-    async def tick(self) -> None:
-        """Every TICK_S: the voice state, the microphone level, the last turn's latency, how much was heard."""
-        while True:
-            await asyncio.sleep(TICK_S)
-            session = self.session
-            state = session.voice_state if session else "off"
-            el("voice-state").dataset.state, el("voice-state").textContent = state, STATES[state]
-            if session and session.last_turn_latency_ms is not None:
-                el("latency").textContent = f"Last reply began {session.last_turn_latency_ms:.0f} ms after you stopped"
-            el("mic-level").value = self.level = max(session.input_level if session else 0.0, self.level * LEVEL_DECAY)
-            player = session.voice.player if session and session.voice else None
-            spoken = [i for i in (session.history if player else ()) if getattr(i, "audio_ms", 0)]
-            for reply in spoken[-2:]:  # the one playing, and the one that just ended
-                if (li := self.entries.get(reply.item_id)) is not None:  # its underline grows as it is heard
-                    heard = player.heard_ms(reply.item_id, 0) or 0.0
-                    li.dataset.audioMs, li.dataset.heardMs = f"{reply.audio_ms:.1f}", f"{heard:.1f}"
-                    li.style.setProperty("--heard", f"{min(1.0, heard / reply.audio_ms):.3f}")
+    def interrupt(self) -> None:
+        if self.session is not None:
+            self.session.interrupt()
+            self.redraw()
 
 
-async def main(resolve: Callable[[str], str] = str) -> Demo:
+async def main(resolve: Callable[[str], str] = str, window: Any = None) -> Demo:
     """Wire the page (called once the page's Python is loaded). ``resolve`` makes the server's relative
-    URLs absolute where the base is not the page (a worker's is a ``blob:`` URL: ``page_url``)."""
-    demo = Demo(resolve(MINT_URL))
+    URLs absolute where the base is not the page (a worker's is a ``blob:`` URL: ``page_url``);
+    ``window`` is the page's (a worker passes PyScript's)."""
+    painter = getattr(window or js, "demoView", None)
+    if painter is None:
+        raise RuntimeError("the page must load demo_view.js (<script src=\"./demo_view.js\"></script>) before demo_app runs")
+    demo = Demo(painter, resolve(MINT_URL))
     try:
         el("server-url").value = (await (await pyfetch(resolve("./demo-config.json"))).json())["realtime_url"]
     except (OSError, ValueError):  # a static host without our server: the person types the URL
         el("advanced").open = True
-        demo.show_error("No /demo-config.json here: enter the Realtime server's URL under Advanced.", "config")
+        demo.show_error("config", "This server does not say where the Realtime server is: enter its address under Advanced.",
+                        "no /demo-config.json here")
     for name, event, handler in [
         ("connect", "click", lambda _e: demo.tasks.add(asyncio.ensure_future(demo.connect()))),
         ("hang-up", "click", lambda _e: demo.hang_up()),
-        ("interrupt", "click", lambda _e: demo.session.interrupt()),
+        ("interrupt", "click", lambda _e: demo.interrupt()),
         ("mute", "click", lambda _e: demo.toggle_mute()),
         ("composer", "submit", lambda e: (e.preventDefault(), demo.send_text())),
     ]:
         el(name).addEventListener(event, create_proxy(handler))  # kept as long as the page lives
     demo.set_status("disconnected")
-    el("boot").hidden = True
-    demo.tasks.add(asyncio.ensure_future(demo.tick()))
+    demo.view.set("boot", "prop", "hidden", True)
     return demo

@@ -20,7 +20,7 @@ from typing import Any
 from demo_page import figures, server_state, wait_for_truncation
 from playwright.sync_api import expect
 
-from pyodide_realtime_server import AUDIO_REPLY
+from pyodide_realtime_server import AUDIO_REPLY, start_in_thread
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"  # gitignored
 DESKTOP = {"width": 1280, "height": 800}
@@ -31,7 +31,7 @@ READY = '#status[data-status="disconnected"], #status[data-status="failed"]'
 CONNECTED = '#status[data-status="connected"]'
 #: Interrupt only once this much of the reply was heard, so that the cut is clearly mid-reply.
 HEARD_BEFORE_INTERRUPT_MS = 800
-#: The page's figures refresh every 100 ms and a click takes a while on a busy machine: the cut may
+#: The page's figures are drawn once per frame and a click takes a while on a busy machine: the cut may
 #: come this much later than the figure the test read just before clicking.
 MAX_CLICK_LAG_MS = 1500
 #: After the cut the player is silent: its position may only move by what was already in flight.
@@ -40,6 +40,17 @@ LONG_MESSAGE = (
     "Please read this back slowly, because it is a long sentence made for testing interruptions: "
     "one two three four five six seven eight nine ten, and the very last word is pineapple"
 )
+
+
+#: Every value the meter shows while the mute button is pressed (a <meter>'s value is its attribute).
+METER_WHILE_MUTED = """
+window.meterWhileMuted = [];
+addEventListener("DOMContentLoaded", () => new MutationObserver(() => {
+  if (document.getElementById("mute").getAttribute("aria-pressed") === "true") {
+    window.meterWhileMuted.push(document.getElementById("mic-level").value);
+  }
+}).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["value", "aria-pressed"] }));
+"""
 
 
 def keep_screenshot(page: Any, name: str) -> Path:
@@ -81,6 +92,7 @@ def free_port() -> int:
 def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo_server: Any) -> None:
     demo_server.reset()
     page = browser_with_mic.new_page(viewport=DESKTOP)
+    page.add_init_script(METER_WHILE_MUTED)
     foreign = record_foreign_requests(page, demo_server)
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
@@ -94,6 +106,7 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         expect(page.locator("#voice-state")).to_have_attribute("data-state", "off")
 
         # Connect; the fake microphone says one sentence, the server's VAD ends the turn, the model answers aloud.
+        clicked = time.monotonic()
         page.click("#connect")
         page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
         # The meter moves with the voice; the state goes listening -> thinking -> speaking.
@@ -104,9 +117,10 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         expect(page.locator("#transcript li.turn.user").first).to_have_text(re.compile(r"^You\W*[A-Za-z]"))
         first_reply = page.locator("#transcript li.turn.assistant").first
         expect(first_reply).to_contain_text(AUDIO_REPLY)
-        expect(page.locator("#latency")).to_have_text(re.compile(r"^Last reply began \d+ ms after you stopped$"))
+        expect(page.locator("#latency")).to_have_text(re.compile(r"^Last reply began \d+ ms after you stopped speaking$"))
         latency_ms = int(re.findall(r"\d+", page.inner_text("#latency"))[0])
-        assert 0 < latency_ms < 5000
+        # (The server's recognizer takes its time on a busy machine: the figure is bounded by what passed since Connect.)
+        assert 0 < latency_ms < (time.monotonic() - clicked) * 1000
         # Every frame of the reply is played (heard == received), not just queued.
         page.wait_for_function(
             "(id) => { const d = document.getElementById('item-' + id).dataset;"
@@ -119,12 +133,16 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         assert "input_audio_buffer.speech_stopped" in connection["sent_types"]
         assert connection["received"][0]["session"]["tools"][0]["name"] == "get_weather"
 
-        # Mute (the file loops; no second sentence), ask for a long reply and cut it mid-way with the button.
+        # Mute (the file loops; no second sentence): the meter shows 0 from the moment the button is pressed.
         page.click("#mute")
         expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#voice-state")).to_have_attribute("data-state", "muted")
+        expect(page.locator("#voice-state")).to_have_text("Muted")
+        # Ask for a long reply and cut it mid-way with the button. Typed: the latency line says nothing of it.
         page.fill("#message", LONG_MESSAGE)
         page.press("#message", "Enter")
         expect(page.locator("#transcript li.turn.user .text").nth(1)).to_have_text(LONG_MESSAGE)
+        expect(page.locator("#latency")).to_be_empty()
         reply = page.locator("#transcript li.turn.assistant").nth(1)
         expect(reply).to_contain_text("You said:")
         item_id = reply.get_attribute("id").removeprefix("item-")
@@ -146,8 +164,9 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         types = [event["type"] for event in received_events(demo_server)]
         assert "response.cancel" in types
         assert types.index("response.cancel") < types.index("conversation.item.truncate")
-        # The player went silent at the cut, and the bubble says what was heard (the rest, if any, greyed).
-        time.sleep(0.5)
+        # The player went silent at the cut (the state leaves "speaking" with the bubble's last figure), and
+        # the bubble says what was heard (the rest, if any, greyed).
+        page.wait_for_selector('#voice-state:not([data-state="speaking"])')
         assert abs(float(figures(page, item_id)["heardMs"]) - cut_ms) <= MAX_PLAYED_AFTER_CUT_MS
         expect(reply).to_have_class(re.compile(r"\binterrupted\b"))
         heard_text = reply.locator(".text").inner_text()
@@ -155,7 +174,7 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         assert LONG_MESSAGE.startswith(heard_text.removeprefix("You said: ").rstrip())
         unheard = reply.locator(".unheard").inner_text()
         assert (heard_text + " " + unheard).removeprefix("You said: ").strip() in LONG_MESSAGE
-        expect(page.locator("#voice-state")).to_have_attribute("data-state", "listening")
+        expect(page.locator("#voice-state")).to_have_attribute("data-state", "muted")
 
         # A tool call: the model asks for get_weather, the page's Python answers, the model speaks the result.
         page.fill("#message", "What's the weather in Paris?")
@@ -173,8 +192,16 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         assert page.is_hidden("#error"), page.inner_text("#error")
         assert page_errors == []
         assert foreign == []
+        # Not a frame of the meter moved while the button said muted.
+        shown = page.evaluate("window.meterWhileMuted")
+        assert shown and set(shown) == {0}, shown
 
         keep_screenshot(page, "pyscript-desktop")
+        # Hung up, the mute button is back to what a new connection starts with: the microphone on.
+        page.click("#hang-up")
+        expect(page.locator("#voice-state")).to_have_attribute("data-state", "off")
+        expect(page.locator("#mute")).to_have_attribute("aria-pressed", "false")
+        expect(page.locator("#mute")).to_have_text("Mute")
         page.set_viewport_size(PHONE)
         assert_fits_the_screen(page)
     finally:
@@ -232,7 +259,8 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         page.click("#connect")
         expect(error).to_be_visible()
         expect(error).to_have_attribute("data-kind", "connection")
-        expect(error).to_contain_text("Could not connect")
+        expect(error.locator(".message")).to_contain_text("Could not connect")
+        expect(error.locator(".message")).to_contain_text("Check that the server is running")
         expect(page.locator("#status")).to_have_attribute("data-status", "disconnected")
         expect(page.locator("#connect")).to_be_enabled()
 
@@ -242,8 +270,13 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         page.click("#connect")
         page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
         expect(error).to_have_attribute("data-kind", "microphone")
-        expect(error).to_contain_text("denied")
+        expect(error.locator(".message")).to_contain_text("The microphone is off")
+        expect(error.locator(".details")).to_contain_text("denied")  # the library's words, folded
+        expect(page.locator("#error-details")).to_be_visible()
         expect(page.locator("#mute")).to_be_disabled()
+        # Not the green "Listening": nobody hears the person.
+        expect(page.locator("#voice-state")).to_have_attribute("data-state", "no-mic")
+        expect(page.locator("#voice-state")).to_have_text("Microphone off")
         connection = server_state(demo_server)["connections"][-1]
         assert (connection["dialect"], connection["model"], connection["auth"]) == ("beta", "gpt-4o-realtime-preview", "ephemeral")
 
@@ -258,6 +291,26 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         page.click("#hang-up")
         expect(page.locator("#status")).to_have_attribute("data-status", "disconnected")
         expect(error).to_be_hidden()
+
+        # A server that goes away mid-conversation: a sentence that says what happened and what to do;
+        # the library's words under "Details".
+        dying = start_in_thread()
+        # The page mints its key at its own server: mint it at the dying one instead (as a page of its own).
+        page.route("**/v1/realtime/client_secrets", lambda route: route.fulfill(response=route.fetch(
+            url=dying.url + "v1/realtime/client_secrets", headers={**route.request.headers, "origin": dying.url.rstrip("/")})))
+        try:
+            page.fill("#server-url", dying.ws_url)
+            page.click("#connect")
+            page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
+        finally:
+            dying.stop()
+        expect(page.locator("#status")).to_have_attribute("data-status", "disconnected")
+        expect(error).to_have_attribute("data-kind", "connection")
+        expect(error.locator(".message")).to_have_text(
+            "The connection to the server was lost. Check that the server is still running, then press Connect to start again."
+        )
+        expect(error.locator(".details")).to_contain_text("closed unexpectedly")
+        expect(page.locator("#connect")).to_be_enabled()
         assert page_errors == []
         assert foreign == []
     finally:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from demo_page import figures, wait_for_truncation
+from demo_page import CLICK_MARKS, SentFrames, figures, latency_summary, wait_for_truncation
 from playwright.sync_api import expect
 
 from chromium import CHROMIUM, MEDIA_FLAGS, OFFLINE_FLAGS
@@ -38,7 +38,16 @@ PYSCRIPT_DIST = ROOT / "dist" / "pyscript"
 SERVER_PACE = 2.0  # as the demo tests' server: faster than real time, as the real API streams
 BOOT_TIMEOUT_MS = 90_000  # Pyodide starts inside the worker: a few seconds, far more on a busy machine
 STEP_TIMEOUT_MS = 30_000
-HEARD_BEFORE_INTERRUPT_MS = 800
+#: Interrupt presses in the worker demo: the first once FIRST_CUT_MS of its reply was heard, each next
+#: one CUT_STEP_MS further in (past half the reply the server, twice as fast as real time, is done).
+PRESSES = 10
+FIRST_CUT_MS = 300
+CUT_STEP_MS = 400
+DOUBLE_CLICK_PRESS = 3
+NOTHING_PLAYING_PRESS = 6
+#: How much of a tone the plain worker hears before it interrupts it.
+HEARD_IN_WORKER_MS = 300
+SHORT_MESSAGE = "short one"
 LONG_MESSAGE = "Please read this back slowly: one two three four five six seven eight nine ten, and then pineapple"
 #: What worker.html must be served with (the local server's job; the last test checks they suffice).
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
@@ -102,11 +111,17 @@ def tone(ms, freq=300.0):
 # 1. The player: audio plays, the heard position is readable here, an interruption is exact.
 player = await AudioPlayer.create()
 result["rate"] = player.sample_rate
-player.play(tone(1500), item_id="a", content_index=0, audio_format="pcm16")
 loop = asyncio.get_running_loop()
+started = loop.create_future()
+player.on_item_started = lambda item_id, index: started.done() or started.set_result(loop.time())
 start = loop.time()
-await asyncio.sleep(0.6)
-result["heard_at_600ms"] = player.heard_ms("a")
+player.play(tone(1500), item_id="a", content_index=0, audio_format="pcm16")
+await asyncio.wait_for(started, 10)
+async def heard_at_least(ms):  # the worklet's position, read here as it grows (no fixed wait)
+    while (player.heard_ms("a") or 0.0) < ms:
+        await asyncio.sleep(0.01)
+    return player.heard_ms("a")
+result["heard"] = await asyncio.wait_for(heard_at_least(HEARD_MS), 10)
 result["elapsed_ms"] = (loop.time() - start) * 1000
 position = player.interrupt()
 stopped = await player._last_stop
@@ -167,7 +182,9 @@ def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     )
     (folder / "worker-test.html").write_text(WORKER_PAGE)
     (folder / "worker-test.mjs").write_text(WORKER_SCRIPT)
-    (folder / "worker-test.py").write_text(f"import js\njs.WS_URL = {json.dumps(server.ws_url)}\n" + WORKER_PYTHON)
+    (folder / "worker-test.py").write_text(
+        f"import js\njs.WS_URL = {json.dumps(server.ws_url)}\nHEARD_MS = {HEARD_IN_WORKER_MS}\n" + WORKER_PYTHON
+    )
     try:
         yield server
     finally:
@@ -185,9 +202,9 @@ def test_a_plain_pyodide_worker_plays_interrupts_captures_and_talks(browser_with
     assert r["in_worker"] is True
     assert "the page must host the worker's audio" in r["no_helper"] and "serveWorker(e.data.port, url)" in r["no_helper"]
     assert r["rate"] in (44100, 48000)
-    # The heard position, read in the worker, follows the real-time playback...
+    # The heard position, read in the worker, grows with the playback and never runs ahead of the clock...
     # (heard_ms promises where a stop would land: up to STOP_MARGIN_MS.worker, 60 ms, plus a render burst ahead)
-    assert 300 < r["heard_at_600ms"] < r["elapsed_ms"] + 100, r
+    assert HEARD_IN_WORKER_MS <= r["heard"] < r["elapsed_ms"] + 100, r
     # ...and an interruption stops the sound exactly where it says.
     assert r["late"] == 0 and r["exact"] == r["interrupted_at"], r
     assert r["b"] == [300.0, True]  # played to its end: heard in full, finished
@@ -207,6 +224,8 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
 ) -> None:
     demo_server.reset()
     page = browser_with_mic.new_page()
+    page.add_init_script(CLICK_MARKS)
+    sent = SentFrames(page)
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     expect.set_options(timeout=STEP_TIMEOUT_MS)
@@ -228,26 +247,52 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
     appended = [e for c in demo_server.state()["connections"] for e in c["received"] if e["type"] == "input_audio_buffer.append"]
     assert len(appended) >= 10
 
-    # Interrupt a long reply from the button: the cut is where the worker's player said, and the sound stops there.
+    # Interrupt a long reply from the button, PRESSES times, each further into the reply (the later ones
+    # after the server sent all of it: nothing left to cancel there), one of them a double click; and once
+    # with nothing playing. Each press cuts its reply once, where the worker's player said; no banner.
     page.click("#mute")
     expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
-    page.fill("#message", LONG_MESSAGE)
-    page.press("#message", "Enter")
-    reply = page.locator("#transcript li.turn.assistant").nth(1)
-    expect(reply).to_contain_text("You said:")
-    item_id = reply.get_attribute("id").removeprefix("item-")
-    page.wait_for_function(
-        "([id, ms]) => +document.getElementById('item-' + id).dataset.heardMs >= ms", arg=[item_id, HEARD_BEFORE_INTERRUPT_MS]
-    )
-    page.click("#interrupt")
-    page.wait_for_function("(id) => 'cutMs' in document.getElementById('item-' + id).dataset", arg=item_id)
-    truncation = wait_for_truncation(demo_server, item_id)
-    cut_ms = truncation["audio_end_ms"]
-    assert cut_ms == int(figures(page, item_id)["cutMs"])  # the bubble records the server's cut
-    assert HEARD_BEFORE_INTERRUPT_MS <= cut_ms < truncation["audio_available_ms"]
-    page.wait_for_timeout(500)
-    heard_after = float(figures(page, item_id)["heardMs"])
-    assert cut_ms <= heard_after < cut_ms + 1  # silent from the cut on: not a frame more
+    latencies: list[float] = []
+    cut_items: list[str] = []
+    replies = page.locator("#transcript li.turn.assistant")
+    for press in range(PRESSES):
+        if press == NOTHING_PLAYING_PRESS:  # a reply played to its end: nothing to cut, nothing to cancel
+            page.fill("#message", SHORT_MESSAGE)
+            page.press("#message", "Enter")
+            expect(replies).to_have_count(press + 2)
+            short_id = replies.last.get_attribute("id").removeprefix("item-")
+            page.wait_for_function(
+                "(id) => { const d = document.getElementById('item-' + id).dataset; return +d.audioMs > 0 && d.heardMs === d.audioMs; }",
+                arg=short_id,
+            )
+            page.wait_for_selector('#voice-state[data-state="muted"]')
+            page.click("#interrupt")
+        page.fill("#message", LONG_MESSAGE)
+        page.press("#message", "Enter")
+        reply = replies.nth(press + 1 + (press >= NOTHING_PLAYING_PRESS))
+        expect(reply).to_contain_text("You said: Please")
+        item_id = reply.get_attribute("id").removeprefix("item-")
+        heard_before = FIRST_CUT_MS + press * CUT_STEP_MS
+        page.wait_for_function(
+            "([id, ms]) => +document.getElementById('item-' + id).dataset.heardMs >= ms", arg=[item_id, heard_before]
+        )
+        latencies.append(sent.press_interrupt(page, double=press == DOUBLE_CLICK_PRESS))
+        cut_items.append(item_id)
+        page.wait_for_function("(id) => 'cutMs' in document.getElementById('item-' + id).dataset", arg=item_id)
+        truncation = wait_for_truncation(demo_server, item_id)
+        cut_ms = truncation["audio_end_ms"]
+        assert cut_ms == int(figures(page, item_id)["cutMs"])  # the bubble records the server's cut
+        assert heard_before <= cut_ms < truncation["audio_available_ms"], (press, truncation)  # within the reply
+        # The player stopped at the cut: the state leaves "speaking" with the bubble's last figure, not a frame more.
+        page.wait_for_selector('#voice-state:not([data-state="speaking"])')
+        assert cut_ms <= float(figures(page, item_id)["heardMs"]) < cut_ms + 1
+        # The server answered the press (its answer to a cancel comes before the truncate's): no banner.
+        assert page.is_hidden("#error"), (press, page.text_content("#error"))
+    print(f"\nworker.html: {latency_summary(latencies)}")
+    # Exactly one truncate per press, each for its own reply (none for the press with nothing playing,
+    # one for the double click): what left the browser, and what the server saw.
+    assert [t["item_id"] for _, t in sent.of_type("conversation.item.truncate")] == cut_items
+    assert [t["item_id"] for t in demo_server.state()["truncations"]] == cut_items
     assert page_errors == []
 
 
