@@ -28,7 +28,7 @@ from typing import Any
 
 from ._client_events import encode_event, validate_client_event
 from ._emitter import WANT_ALL
-from ._history_edits import call_fields, plan_reset_history, user_message_item
+from ._history_edits import HistoryInput, call_fields, plan_reset_history, user_message_item
 from ._interfaces import AudioFormat
 from ._playback import HeardMs, Playback
 from ._responses import ResponseSequencer
@@ -677,18 +677,18 @@ class RealtimeProtocol:
         if start_response:
             self._request_create({"type": "response.create"}, manual=False)
 
-    def reset_history(self, old_items: Iterable[ItemUpdate | Mapping[str, Any]], new_items: Iterable[ItemUpdate | Mapping[str, Any]]) -> None:
+    def reset_history(self, old_items: Iterable[HistoryInput], new_items: Iterable[HistoryInput]) -> None:
         """Make the server's conversation match ``new_items``, as the JS transport (0.20) does.
 
-        Sends ``conversation.item.delete`` for each item that went or changed (the API has no item
-        update), then ``conversation.item.create`` for each added or changed message, in the new
-        order: one that must land before an item the server keeps names the item it follows
-        (``previous_item_id``, ``"root"`` for the start), so an edited or inserted item keeps its
-        place. Only a message's ``type``, ``role``, ``content``, ``id`` (and ``status``) are sent.
-        Function calls cannot be re-created (skipped with a warning). ConfigurationError, before
-        anything is sent, for an added or changed assistant message with audio (the API cannot replay
-        it: give its transcript as ``output_text`` content, or remove it), for an MCP item added or
-        changed, and for items JSON cannot carry. InvalidStateError unless connected.
+        Items: the session's own (``session.history``), ``ItemUpdate`` events or dicts (give old and new in
+        the same kind). Sends ``conversation.item.delete`` for each item that went or changed (the API has no
+        item update), then ``conversation.item.create`` for each added or changed one, in the new order: one
+        that must land before an item the server keeps names the item it follows (``previous_item_id``,
+        ``"root"`` for the start), so an edited or inserted item keeps its place. A session's spoken reply
+        goes as the text that was heard, a spoken user turn as its transcript, a function call with its
+        output as both items. ConfigurationError, before anything is sent, for what cannot be created (see
+        ``_history_edits``): a dict's assistant audio, an MCP item added or changed, an image in beta, items
+        JSON cannot carry. InvalidStateError unless connected.
         """
         frames = [_encode(event) for event in plan_reset_history(old_items, new_items)]
         self._require({"connected"}, "reset_history()")

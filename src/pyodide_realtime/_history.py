@@ -15,8 +15,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ._history_order import ItemOrder
 from .items import (
     AssistantMessageItem,
+    HistoryItems,
     RealtimeItem,
     RealtimeMCPApprovalRequestItem,
     RealtimeMCPCallItem,
@@ -32,6 +34,8 @@ logger = logging.getLogger("pyodide_realtime")
 
 #: The history keeps the newest items only (the server keeps its own); older ones are dropped.
 MAX_HISTORY_ITEMS = 1000
+#: Items placed after an item not (yet) known, remembered to move them there when it comes.
+MAX_WAITING_ITEMS = 100
 #: A text (transcript, arguments) stops growing past this many characters.
 MAX_ITEM_CHARS = 100_000
 #: Events whose ``previous_item_id`` places the item (``done``/``retrieved`` may omit it: they never move one).
@@ -112,19 +116,46 @@ def _status(item: Mapping[str, Any]) -> Any:
 
 
 class History:
-    """Ordered items, updated by :meth:`receive`, :meth:`audio`, :meth:`interrupted` and :meth:`call_output`."""
+    """Ordered items, updated by :meth:`receive`, :meth:`audio`, :meth:`interrupted` and :meth:`call_output`.
 
-    def __init__(self) -> None:
-        self._order: list[str] = []
+    Applying an event costs O(1) amortised (plus O(blocks) at C speed when an item is placed, moved or
+    removed), whatever the history's length; :attr:`snapshot` costs O(blocks) after a change, :attr:`items`
+    (a tuple) O(items).
+    """
+
+    def __init__(self, max_items: int | None = None) -> None:
+        #: Older items are dropped past this many (the server keeps its own).
+        self.max_items = MAX_HISTORY_ITEMS if max_items is None else max_items
+        self._order = ItemOrder()
+        # Each item's ``previous_item_id`` is its predecessor in ``_order``: every move relinks its neighbours.
         self._items: dict[str, RealtimeItem] = {}
         self._full: dict[str, str] = {}  # assistant item id -> its whole transcript (heard or not)
+        self._calls: dict[str, str] = {}  # call_id -> the id of the newest function call item with it
         # function_call_output / approval response id -> the shown item it stands after in the server's order
         # (its call or request when that is unknown); only ever an id in ``_items``, dropped with it.
         self._aliases: dict[str, str] = {}
+        self._aliased_by: dict[str, set[str]] = {}  # the reverse of ``_aliases``
+        # item id -> the unknown id it was placed after: it moves there if that item comes (out of order).
+        self._waiting: dict[str, str] = {}
+        self._snapshot: HistoryItems | None = HistoryItems()
+        self._tuple: tuple[RealtimeItem, ...] | None = ()
 
     @property
     def items(self) -> tuple[RealtimeItem, ...]:
-        return tuple(self._items[item_id] for item_id in self._order)
+        """Every item, in the server's order (a tuple: O(items) after a change; see :attr:`snapshot`)."""
+        if self._tuple is None:
+            self._tuple = tuple(self.snapshot)
+        return self._tuple
+
+    @property
+    def snapshot(self) -> HistoryItems:
+        """Every item, in the server's order, as an immutable sequence that costs O(blocks) to take."""
+        if self._snapshot is None:
+            self._snapshot = self._order.snapshot(self._items)
+        return self._snapshot
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, item_id: str) -> RealtimeItem | None:
         return self._items.get(item_id)
@@ -199,7 +230,9 @@ class History:
                 return []
             self._alias(item_id, previous if placing else None, call.item_id)
             output = raw.get("output")
-            return self.call_output(call.call_id, output) if isinstance(output, str) else []
+            if isinstance(output, str):
+                return self._put(dataclasses.replace(call, output=output, status="completed", output_item_id=item_id))
+            return self._put(dataclasses.replace(call, output_item_id=item_id))
         if kind == "mcp_approval_response":
             request_id = str(raw.get("approval_request_id") or "")
             if request_id in self._items:
@@ -209,9 +242,13 @@ class History:
         item = self._convert(raw, current)
         if item is None:
             return []
-        changes = self._put(item)
-        if placing and (current is None or self._predecessor(item_id) != previous):
-            self._place(item_id, previous if isinstance(previous, str) else None)
+        changes = self._put(item, arrived=not placing)
+        if placing and item_id in self._items:
+            if self._place(item_id, previous if isinstance(previous, str) else None):  # report it where it now stands
+                placed = self._items[item_id]
+                changes = [c._replace(item=placed) if c.item.item_id == item_id and not c.removed else c for c in changes]
+            if current is None:
+                self._arrived(item_id)
         return changes
 
     def _alias(self, item_id: str, previous: Any, answered: str) -> None:
@@ -222,11 +259,27 @@ class History:
         """
         anchor = self._aliases.get(previous, previous) if isinstance(previous, str) else None
         if anchor in self._items and anchor != item_id:
-            self._aliases[item_id] = anchor
+            self._set_alias(item_id, anchor)
         elif previous is not None or item_id not in self._aliases:
-            self._aliases[item_id] = answered
-        while len(self._aliases) > MAX_HISTORY_ITEMS:  # many answers in a row stand for one item: keep the newest
-            del self._aliases[next(iter(self._aliases))]
+            self._set_alias(item_id, answered)
+        while len(self._aliases) > self.max_items:  # many answers in a row stand for one item: keep the newest
+            self._drop_alias(next(iter(self._aliases)))
+        self._arrived(item_id)
+
+    def _set_alias(self, item_id: str, target: str) -> None:
+        self._drop_alias(item_id)
+        self._aliases[item_id] = target
+        self._aliased_by.setdefault(target, set()).add(item_id)
+
+    def _drop_alias(self, item_id: str) -> bool:
+        target = self._aliases.pop(item_id, None)
+        if target is None:
+            return False
+        answers = self._aliased_by[target]
+        answers.discard(item_id)
+        if not answers:
+            del self._aliased_by[target]
+        return True
 
     def _convert(self, raw: Mapping[str, Any], current: RealtimeItem | None) -> RealtimeItem | None:
         item_id, kind, role, content = str(raw["id"]), raw.get("type"), raw.get("role"), raw.get("content")
@@ -261,6 +314,7 @@ class History:
                 arguments,
                 old_c.output if old_c else None,
                 status if not (old_c and old_c.output is not None) else "completed",
+                output_item_id=old_c.output_item_id if old_c else None,
             )
         if kind == "mcp_list_tools":
             tools = raw.get("tools")
@@ -329,68 +383,100 @@ class History:
         return self._put(dataclasses.replace(current, **changes)) if isinstance(current, kind) else []
 
     def _call(self, call_id: str) -> RealtimeToolCallItem | None:
-        for item in reversed(self._items.values()):
-            if isinstance(item, RealtimeToolCallItem) and item.call_id == call_id:
-                return item
-        return None
+        item = self._items.get(self._calls.get(call_id, ""))
+        return item if isinstance(item, RealtimeToolCallItem) else None
 
     # Order ---------------------------------------------------------------------------------------
-    def _put(self, item: RealtimeItem) -> list[HistoryChange]:
+    def _put(self, item: RealtimeItem, *, arrived: bool = True) -> list[HistoryChange]:
+        """Store ``item``: in place of the item with its id, else after the last one (then, if ``arrived``,
+        the items waiting for it move after it; a caller that places it first says False, and does that)."""
         current = self._items.get(item.item_id)
         if current is not None:
             item = dataclasses.replace(item, previous_item_id=current.previous_item_id)
             if current == item:
                 return []
-        self._items[item.item_id] = item
-        if current is not None:
+            self._store(item)
             return [HistoryChange(item)]
-        self._order.append(item.item_id)
-        self._relink()
+        last = self._order.last()
+        self._order.insert(item.item_id, last)
+        self._store(dataclasses.replace(item, previous_item_id=last))
         changes = [HistoryChange(self._items[item.item_id], added=True)]
-        while len(self._order) > MAX_HISTORY_ITEMS:
-            dropped = self._order.pop(0)
-            self._full.pop(dropped, None)
-            self._unalias(dropped)
-            changes.append(HistoryChange(self._items.pop(dropped), removed=True))
+        if arrived:
+            self._arrived(item.item_id)
+        while len(self._order) > self.max_items:
+            dropped = self._order.first()
+            assert dropped is not None
+            changes.append(HistoryChange(self._forget(dropped), removed=True))
         return changes
 
-    def _predecessor(self, item_id: str) -> str | None:
-        index = self._order.index(item_id)
-        return self._order[index - 1] if index > 0 else None
+    def _store(self, item: RealtimeItem) -> None:
+        """``item`` replaces the item with its id (already in the order), ``previous_item_id`` included."""
+        current = self._items.get(item.item_id)
+        self._items[item.item_id] = item
+        self._order.touch(item.item_id)
+        self._snapshot = self._tuple = None
+        if isinstance(item, RealtimeToolCallItem) and not (isinstance(current, RealtimeToolCallItem) and current.call_id == item.call_id):
+            if isinstance(current, RealtimeToolCallItem) and self._calls.get(current.call_id) == item.item_id:
+                del self._calls[current.call_id]  # its call_id came late (the deltas had none)
+            self._calls[item.call_id] = item.item_id
 
-    def _place(self, item_id: str, previous: str | None) -> None:
-        """Move ``item_id`` right after ``previous`` (None: first). An unknown ``previous`` leaves it."""
+    def _relink(self, item_id: str | None, previous: str | None) -> None:
+        """``item_id`` (if any) now follows ``previous``."""
+        item = self._items.get(item_id) if item_id is not None else None
+        if item is not None and item.previous_item_id != previous:
+            self._store(dataclasses.replace(item, previous_item_id=previous))
+
+    def _place(self, item_id: str, previous: str | None) -> bool:
+        """Move ``item_id`` right after ``previous`` (None: first); True if it moved.
+
+        An unknown ``previous`` leaves it where it is, until that item comes (items out of order).
+        """
+        self._waiting.pop(item_id, None)
         if previous is not None:
             previous = self._aliases.get(previous, previous)
-            if previous not in self._items or previous == item_id:
-                return
-        self._order.remove(item_id)
-        self._order.insert(0 if previous is None else self._order.index(previous) + 1, item_id)
-        self._relink()
+            if previous == item_id:
+                return False
+            if previous not in self._items:
+                self._waiting[item_id] = previous
+                while len(self._waiting) > MAX_WAITING_ITEMS:
+                    del self._waiting[next(iter(self._waiting))]
+                return False
+        if self._items[item_id].previous_item_id == previous:
+            return False
+        self._unlink(item_id)
+        self._order.insert(item_id, previous)
+        self._relink(item_id, previous)
+        self._relink(self._order.next(item_id), item_id)
+        return True
 
-    def _relink(self) -> None:
-        """Every item's ``previous_item_id`` from the order (kept true after inserts and deletes)."""
-        previous: str | None = None
-        for item_id in self._order:
-            item = self._items[item_id]
-            if item.previous_item_id != previous:
-                self._items[item_id] = dataclasses.replace(item, previous_item_id=previous)
-            previous = item_id
+    def _arrived(self, item_id: str) -> None:
+        """``item_id`` (an item or an answer standing for one) is known now: the items waiting for it move after it."""
+        if item_id in self._waiting.values():
+            for waiting in [key for key, previous in self._waiting.items() if previous == item_id]:
+                self._place(waiting, item_id)
+
+    def _unlink(self, item_id: str) -> None:
+        """Take ``item_id`` out of the order; the item after it follows the one before it."""
+        following = self._order.next(item_id)
+        self._order.remove(item_id)
+        self._snapshot = self._tuple = None
+        self._relink(following, self._items[item_id].previous_item_id)
 
     def _remove(self, item_id: str) -> list[HistoryChange]:
-        if self._aliases.pop(item_id, None) is not None:
+        if self._drop_alias(item_id):
             return []  # an answer folded into its call: the call stays
-        item = self._items.pop(item_id, None)
-        if item is None:
+        if item_id not in self._items:
             return []
-        self._order.remove(item_id)
-        self._full.pop(item_id, None)
-        self._unalias(item_id)
-        self._relink()
-        return [HistoryChange(item, removed=True)]
+        return [HistoryChange(self._forget(item_id), removed=True)]
 
-    def _unalias(self, item_id: str) -> None:
-        """The answers standing for an item go with it (an item placed after one then stays where it lands)."""
-        if item_id in self._aliases.values():
-            for key in [key for key, target in self._aliases.items() if target == item_id]:
-                del self._aliases[key]
+    def _forget(self, item_id: str) -> RealtimeItem:
+        """Drop ``item_id``, its transcript, and the answers standing for it; the item as it was."""
+        self._unlink(item_id)
+        item = self._items.pop(item_id)
+        self._full.pop(item_id, None)
+        self._waiting.pop(item_id, None)
+        if isinstance(item, RealtimeToolCallItem) and self._calls.get(item.call_id) == item_id:
+            del self._calls[item.call_id]
+        for answer in tuple(self._aliased_by.get(item_id, ())):
+            self._drop_alias(answer)
+        return item

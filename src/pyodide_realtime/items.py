@@ -8,8 +8,12 @@ rest, never spoken aloud).
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, SupportsIndex, Union, overload
 
 __all__ = [
     "UserMessageItem",
@@ -20,6 +24,7 @@ __all__ = [
     "RealtimeMCPCallItem",
     "RealtimeMCPApprovalRequestItem",
     "RealtimeItem",
+    "HistoryItems",
 ]
 
 #: A reply cut this close to the end of its audio was heard in full (player positions are rounded).
@@ -83,7 +88,8 @@ class SystemMessageItem:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeToolCallItem:
-    """A function call and, once it ran, its ``output``."""
+    """A function call and, once it ran, its ``output`` (the server holds that as an item of its own,
+    ``output_item_id``, once it announced it)."""
 
     item_id: str
     call_id: str = ""
@@ -92,6 +98,7 @@ class RealtimeToolCallItem:
     output: str | None = None
     status: ItemStatus = None
     previous_item_id: str | None = None
+    output_item_id: str | None = None
     type: Literal["function_call"] = "function_call"
 
 
@@ -144,3 +151,62 @@ RealtimeItem = Union[
     RealtimeMCPCallItem,
     RealtimeMCPApprovalRequestItem,
 ]
+
+
+class HistoryItems(Sequence[RealtimeItem]):
+    """The items of a history at one moment, in the server's order: an immutable sequence, equal to the
+    tuple of the same items (``tuple(items)`` gives one).
+
+    Made of the history's blocks of items (a tuple each), so taking one after a change costs a tuple per
+    block that changed and one per block in all, not one per item: a session can hand a fresh one to every
+    ``history_updated`` event of a long conversation.
+    """
+
+    __slots__ = ("_blocks", "_length", "_starts")
+
+    def __init__(self, blocks: tuple[tuple[RealtimeItem, ...], ...] = (), length: int | None = None) -> None:
+        self._blocks = blocks
+        self._length = sum(map(len, blocks)) if length is None else length  # the history knows it
+        self._starts: list[int] | None = None  # index of each block's first item, for indexing
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[RealtimeItem]:
+        return itertools.chain.from_iterable(self._blocks)
+
+    def __reversed__(self) -> Iterator[RealtimeItem]:
+        return itertools.chain.from_iterable(map(reversed, reversed(self._blocks)))
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> RealtimeItem: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RealtimeItem, ...]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> RealtimeItem | tuple[RealtimeItem, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        position = operator.index(index)
+        if position < 0:
+            position += self._length
+        if not 0 <= position < self._length:
+            raise IndexError(f"history index {operator.index(index)} out of range ({self._length} items)")
+        if position == self._length - 1:  # the newest item: what a session reads most
+            return self._blocks[-1][-1]
+        if self._starts is None:
+            self._starts = list(itertools.accumulate(map(len, self._blocks[:-1]), initial=0))
+        block = bisect.bisect_right(self._starts, position) - 1
+        return self._blocks[block][position - self._starts[block]]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (HistoryItems, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other: tuple[RealtimeItem, ...]) -> tuple[RealtimeItem, ...]:
+        return (*self, *other) if isinstance(other, (HistoryItems, tuple)) else NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))

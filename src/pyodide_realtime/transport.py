@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from ._core import HeardMs, RealtimeProtocol
 from ._emitter import EventEmitter, EventStream, Handler
+from ._history_edits import HistoryInput
 from ._interfaces import (
     ABNORMAL_CLOSURE,
     INTERNAL_ERROR,
@@ -70,7 +71,7 @@ from .errors import (
     UnsupportedError,
     UserError,
 )
-from .events import AudioDone, ConnectionStatus, ErrorEvent, FunctionCall, ItemUpdate, SpeechStarted, TransportAudio, build_parser
+from .events import AudioDone, ConnectionStatus, ErrorEvent, FunctionCall, SpeechStarted, TransportAudio, build_parser
 
 __all__ = [
     "OpenAIRealtimeWebSocket",
@@ -760,12 +761,11 @@ class OpenAIRealtimeWebSocket:
         self._core.truncate_item(item_id, content_index, audio_end_ms)
         self._flush()
 
-    def reset_history(
-        self, old_items: Iterable[ItemUpdate | Mapping[str, Any]], new_items: Iterable[ItemUpdate | Mapping[str, Any]]
-    ) -> None:
+    def reset_history(self, old_items: Iterable[HistoryInput], new_items: Iterable[HistoryInput]) -> None:
         """Make the server's conversation ``new_items``: sends the ``conversation.item.delete`` and
-        ``conversation.item.create`` events that turn ``old_items`` into it. ConfigurationError for a
-        malformed item, InvalidStateError unless connected."""
+        ``conversation.item.create`` events that turn ``old_items`` into it. Items: a session's own
+        (``session.history``: after a reconnect, ``reset_history((), session.history)``), ``ItemUpdate``
+        events or dicts. ConfigurationError for an item that cannot be created, InvalidStateError unless connected."""
         self._core.reset_history(old_items, new_items)
         self._flush()
 
