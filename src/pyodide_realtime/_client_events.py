@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["encode_event", "validate_client_event", "CLIENT_EVENT_FIELDS"]
+__all__ = ["encode_event", "validate_client_event", "CLIENT_EVENT_FIELDS", "MAX_SENT_MESSAGE_BYTES"]
 
 _BASE = ("type", "event_id")
 _COMMON_EVENTS: dict[str, tuple[str, ...]] = {
@@ -131,10 +131,27 @@ def validate_client_event(event: Mapping[str, Any], dialect: str) -> None:
         _check(event["session"], TRANSCRIPTION_SESSION_FIELDS, "transcription_session.update's session")
 
 
+#: The largest client event sent, in bytes of UTF-8 JSON: what the local Realtime server (standing in
+#: for the API) accepts; a bigger frame would close the connection with 1009, losing the session.
+MAX_SENT_MESSAGE_BYTES = 21 * 1024 * 1024
+#: UTF-8 takes at most this many bytes per character: shorter texts need no byte count.
+_MAX_UTF8_BYTES_PER_CHAR = 4
+
+
 def encode_event(event: Mapping[str, Any]) -> str:
-    """``event`` as a text frame, or ConfigurationError (callers encode before they change any state)."""
+    """``event`` as a text frame, or ConfigurationError (callers encode before they change any state):
+    for what JSON cannot carry, and for a frame over :data:`MAX_SENT_MESSAGE_BYTES`."""
     try:
         # allow_nan=False: NaN and Infinity are not JSON, and the server would refuse the whole frame.
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ConfigurationError(f"the event cannot be sent as JSON: {exc}") from None
+    if len(text) * _MAX_UTF8_BYTES_PER_CHAR > MAX_SENT_MESSAGE_BYTES:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_SENT_MESSAGE_BYTES:
+            raise ConfigurationError(
+                f"the {event.get('type')!r} event is {size} bytes as JSON, over the {MAX_SENT_MESSAGE_BYTES}-byte "
+                "limit of one Realtime client event (the server would close the connection): send less in it, "
+                "e.g. a shorter function call output"
+            )
+    return text

@@ -7,13 +7,21 @@ in this order:
    the socket is open (or ``connection_closed()`` if it failed);
 2. ``receive(text, now_ms=..., heard_ms=...)`` for every text frame, and the app's calls
    (``send_message``, ``send_audio``, ``interrupt(now_ms, ...)``, ...) as they come;
-3. after each of those: send every string of ``data_to_send()`` as a text frame, and hand every
-   ``(name, payload)`` of ``events_received()`` to listeners (the order matters: data first, so a
-   listener that calls back into the protocol sees its earlier output already on the wire);
-4. ``connection_closed()`` once the socket is gone.
+3. after each of those: if ``playback_stop_expected()``, stop the player and call
+   ``playback_stopped(now_ms)``; then send every string of ``data_to_send()`` as a text frame, and
+   hand every ``(name, payload)`` of ``events_received()`` to listeners (the order matters: data
+   first, so a listener that calls back into the protocol sees its earlier output already on the
+   wire);
+4. after a ``receive``, once the listeners ran: if ``barge_in_expected()`` returns a hint, the user
+   spoke over the model: interrupt (``interrupt(now_ms, cancel=hint.cancel_response)``, or a hook of
+   the I/O layer's that ends there), then 3 again;
+5. ``connection_closed()`` once the socket is gone.
 
-Time (``now_ms``) and the playback position (``heard_ms``) are arguments: the core never reads a clock.
-A call that does not fit the state raises :class:`InvalidStateError` naming both, and changes nothing.
+The core decides; the I/O layer acts on its hints (as websockets' connection reads its protocol's
+``close_expected()``). Time (``now_ms``) is an argument: the core never reads a clock. The playback
+position comes from the player's :class:`~._playback.PlaybackPort`, handed over once
+(``attach_playback``); the core only reads it. A call that does not fit the state raises
+:class:`InvalidStateError` naming both, and changes nothing.
 """
 
 from __future__ import annotations
@@ -24,13 +32,13 @@ import logging
 import math
 import os
 from collections.abc import Callable, Container, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._client_events import encode_event, validate_client_event
 from ._emitter import WANT_ALL
 from ._history_edits import HistoryInput, call_fields, plan_reset_history, user_message_item
-from ._interfaces import AudioFormat
-from ._playback import HeardMs, Playback
+from ._interfaces import AudioFormat, redact
+from ._playback import HeardMs, HeardSource, Playback, PlaybackPort
 from ._responses import ResponseSequencer
 from .config import (
     DEFAULT_SESSION_CONFIG,
@@ -40,7 +48,7 @@ from .config import (
     wire_output_audio_format,
     wire_tracing,
 )
-from .dialects import DialectSpec, get_dialect
+from .dialects import DIALECTS, DialectSpec, get_dialect
 from .errors import ConfigurationError, InvalidStateError, ServerError
 from .events import (
     AudioCommitted,
@@ -95,7 +103,7 @@ from .events import (
     parse_server_event,
 )
 
-__all__ = ["RealtimeProtocol", "HeardMs", "MAX_AUDIO_APPEND_BYTES", "CUT_STATUS"]
+__all__ = ["RealtimeProtocol", "BargeIn", "HeardMs", "PlaybackPort", "MAX_AUDIO_APPEND_BYTES", "CUT_STATUS"]
 
 logger = logging.getLogger("pyodide_realtime")
 
@@ -110,13 +118,26 @@ _UNSET: Any = object()
 _encode = encode_event
 
 
-# Text deltas by server type (both dialects' names): the name to emit and the record to emit.
+# Text deltas by server type (each dialect's names, as its spec writes them; a client accepts either):
+# the name to emit and the record to emit.
 _TEXT_DELTAS: dict[str, tuple[str, type[TranscriptDelta] | type[OutputTextDelta]]] = {
-    "response.output_audio_transcript.delta": ("audio_transcript_delta", TranscriptDelta),
-    "response.audio_transcript.delta": ("audio_transcript_delta", TranscriptDelta),
-    "response.output_text.delta": ("output_text_delta", OutputTextDelta),
-    "response.text.delta": ("output_text_delta", OutputTextDelta),
+    **{d.wire.transcript_delta: ("audio_transcript_delta", TranscriptDelta) for d in DIALECTS},
+    **{d.wire.text_delta: ("output_text_delta", OutputTextDelta) for d in DIALECTS},
 }
+_AUDIO_DONE_TYPES = frozenset(d.wire.audio_done for d in DIALECTS)
+
+
+class BargeIn(NamedTuple):
+    """The hint ``barge_in_expected()`` hands over: the user spoke over the model, interrupt now;
+    ``cancel_response`` is False when the server cancels by itself (``interrupt_response``)."""
+
+    cancel_response: bool
+
+
+class _PendingStop(NamedTuple):
+    """An interruption waiting for the player to stop; ``source`` is set when it measures after."""
+
+    source: HeardSource | None
 
 
 class RealtimeProtocol:
@@ -130,9 +151,6 @@ class RealtimeProtocol:
     def __init__(self, dialect: str | DialectSpec = "ga", *, model: str | None = None) -> None:
         self.dialect: DialectSpec = get_dialect(dialect)
         self.model: str = model or self.dialect.default_model
-        #: When False, ``input_audio_buffer.speech_started`` only emits; the I/O layer interrupts
-        #: itself (a transport whose ``_interrupt`` hook is overridden does that).
-        self.auto_interrupt: bool = True
         #: The event names the I/O layer delivers to someone (``EventEmitter.wanted``); None: all.
         #: ``*`` and per-type events are made only when wanted.
         self.wanted: Container[str] | None = None
@@ -145,6 +163,11 @@ class RealtimeProtocol:
         self._events: list[tuple[str, Any]] = []
         self._playback = Playback()
         self._responses = ResponseSequencer()
+        #: What must never reach an event or a log: the key of the connection (set by the I/O layer
+        #: when it opens one; kept out of every repr).
+        self.secrets: tuple[str, ...] = ()
+        self._barge_in: BargeIn | None = None
+        self._stop: _PendingStop | None = None
         self._handlers = self._build_handlers()
 
     # Output -----------------------------------------------------------------------------------------
@@ -157,6 +180,31 @@ class RealtimeProtocol:
         """``(name, payload)`` pairs to emit, oldest first; handed over and emptied."""
         out, self._events = self._events, []
         return out
+
+    # Hints: what the I/O layer must do ----------------------------------------------------------------
+    def barge_in_expected(self) -> BargeIn | None:
+        """After ``receive``: a :class:`BargeIn` if the user started speaking over the model (server VAD's
+        ``speech_started``), else None. Handed over once. The I/O layer interrupts once the listeners of
+        ``speech_started`` ran (as the seed does), through its own hook if it has one."""
+        hint, self._barge_in = self._barge_in, None
+        return hint if self._status == "connected" else None
+
+    def playback_stop_expected(self) -> bool:
+        """True when an interruption needs the player stopped: the I/O layer stops it, then calls
+        ``playback_stopped``, before it sends ``data_to_send()``."""
+        return self._stop is not None
+
+    def playback_stopped(self, now_ms: float) -> None:
+        """The player was stopped (see ``playback_stop_expected``). A player that stops where it says it
+        was heard is measured now, so the truncation is where its sound stopped. Never raises."""
+        pending, self._stop = self._stop, None
+        if pending is not None and pending.source is not None and self._status == "connected":
+            self._truncate(now_ms, pending.source)
+
+    def attach_playback(self, port: PlaybackPort | None) -> None:
+        """Read what was heard from ``port`` (see :class:`~._playback.PlaybackPort`; None: estimate
+        from the wall clock). Handed over once, when a player is attached; it survives reconnects."""
+        self._playback.attach(port)
 
     # State the transport reads -----------------------------------------------------------------------
     @property
@@ -279,6 +327,8 @@ class RealtimeProtocol:
         self._emit("disconnected", ConnectionChange("disconnected"))
 
     def _reset_connection_state(self) -> None:
+        self._barge_in = None
+        self._stop = None
         self._server_session = {}
         self._update_output_format()
         self._playback.reset()
@@ -288,8 +338,8 @@ class RealtimeProtocol:
     def receive(
         self, data: str | bytes | bytearray | memoryview, *, now_ms: float = 0.0, heard_ms: HeardMs = None
     ) -> ServerEventBase | None:
-        """Handle one text frame. ``now_ms`` timestamps audio; ``heard_ms`` (see :data:`HeardMs`: the
-        player, its ``heard_ms``, a number or None) serves an automatic interrupt.
+        """Handle one text frame. ``now_ms`` timestamps audio; ``heard_ms`` (see :data:`HeardMs`; None:
+        the attached port) says what was heard when a new item's audio arrives.
 
         Never raises. Returns the parsed event, or None for a frame that is not a JSON object with a
         ``type`` (ignored) or that arrived while not connected. A known type whose fields do not fit
@@ -304,6 +354,9 @@ class RealtimeProtocol:
         if event is None:
             logger.debug("ignored a text frame that is not a Realtime event")
             return None
+        kind = type(event)
+        if kind is ServerErrorEvent or kind is MalformedServerEvent:
+            event = self._redacted(event, data)
         # ``*`` and the per-type events only drive listeners: skip the ones nobody wants.
         wanted = self.wanted
         everything = wanted is None or WANT_ALL in wanted
@@ -311,7 +364,6 @@ class RealtimeProtocol:
             self._events.append(("*", event))
         # An ``error`` is emitted by its handler, as ErrorEvent (unless the core handled it); a
         # malformed event only as an ``error`` (its type's listeners could not read it).
-        kind = type(event)
         if kind is not ServerErrorEvent and kind is not MalformedServerEvent and (everything or event.type in wanted):  # type: ignore[operator]
             self._events.append((event.type, event))
         # One dict lookup by class: a chain of isinstance checks costs microseconds per event in
@@ -325,6 +377,16 @@ class RealtimeProtocol:
                 logger.debug("handling a %r event failed", event.type, exc_info=True)
                 self._emit("error", ErrorEvent(_handler_failure(event, exc)))
         return event
+
+    def _redacted(self, event: ServerEventBase, data: str | bytes | bytearray | memoryview) -> ServerEventBase:
+        """``event`` parsed again from its frame with the key (and anything key-like) replaced: a
+        server's error may quote the key it refused (``invalid_api_key``), and its text travels on into
+        messages, reprs and logs. Only errors and malformed events: other events are the server's data."""
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+        clean = redact(text, self.secrets)
+        if clean == text:
+            return event
+        return parse_server_event(clean) or event
 
     def _build_handlers(self) -> dict[type[ServerEventBase], Callable[[Any, float, HeardMs], None]]:
         return {
@@ -377,15 +439,16 @@ class RealtimeProtocol:
             status, output = response.get("status"), response.get("output")
             self._end_response(response_id, status if isinstance(status, str) else None,
                                tuple(output) if isinstance(output, list) else (), response.get("usage"))
-        elif event.type in ("response.output_audio.done", "response.audio.done"):
+        elif event.type in _AUDIO_DONE_TYPES:
             item_id, content_index = data.get("item_id"), data.get("content_index", 0)
             if isinstance(item_id, str) and type(content_index) is int:
                 self._playback.audio_done(item_id, content_index)
 
-    def _on_speech_started(self, event: SpeechStarted, now_ms: float, heard_ms: HeardMs) -> None:
+    def _on_speech_started(self, event: SpeechStarted, _now: float, _heard: HeardMs) -> None:
         self._emit("speech_started", InputSpeechStarted(event.item_id, event.audio_start_ms))
-        if self.auto_interrupt:
-            self.interrupt(now_ms, heard_ms, cancel=not self.server_cancels_on_speech)
+        # Barge-in: the user spoke over the model. Cancel only if the server will not by itself (a
+        # second cancel earns response_cancel_not_active); the I/O layer acts on the hint.
+        self._barge_in = BargeIn(cancel_response=not self.server_cancels_on_speech)
 
     def _retrieve_changed_item(self, event: Any, _now: float, _heard: HeardMs) -> None:
         if event.item_id:
@@ -405,13 +468,12 @@ class RealtimeProtocol:
 
     # Audio out ---------------------------------------------------------------------------------------
     def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: float, heard_ms: HeardMs = None) -> None:
-        audio_format = self._playback.audio(
+        segment = self._playback.audio(
             event.item_id, event.content_index, event.response_id, len(event.delta), now_ms, heard_ms, self._output_format
         )
-        if audio_format is not None:
-            self._events.append(
-                ("audio", TransportAudio(event.delta, event.response_id, event.item_id, event.content_index, audio_format))
-            )
+        if segment is not None:
+            self._events.append(("audio", TransportAudio(event.delta, event.response_id, event.item_id,
+                                                         event.content_index, segment.audio_format, segment.received_ms)))
 
     def _on_audio_done(self, event: ResponseAudioDone) -> None:
         self._playback.audio_done(event.item_id, event.content_index)
@@ -434,14 +496,30 @@ class RealtimeProtocol:
         then, if any received audio had not finished playing, emits ``audio_interrupted`` and sends one
         ``conversation.item.truncate`` per such item with an integer ``audio_end_ms`` clamped to the
         audio received. An item whose audio finished playing is never truncated (the player's
-        ``finished`` decides when it has one). Returns True if audio was truncated. Does nothing while
-        disconnected; never raises.
+        ``finished`` decides when it has one). ``heard_ms`` (see :data:`HeardMs`) replaces the
+        attached port for this call.
+
+        The player is stopped through the hint ``playback_stop_expected()``: after the measure if
+        something was cut (the seed's order), or, for a port that ``stops_where_heard``, before it:
+        then the measure waits for ``playback_stopped(now_ms)``. Returns True if audio was truncated
+        (or, waiting for the stop, may be). Does nothing while disconnected; never raises.
         """
         if self._status != "connected":
             return False
         if cancel:
             self.cancel_response()
-        truncations = self._playback.interrupt(now_ms, heard_ms)
+        source = self._playback.source(heard_ms)
+        if self._playback.stops_first(source):
+            self._stop = _PendingStop(source)
+            return True
+        if not self._truncate(now_ms, source):
+            return False
+        if self._stop is None:
+            self._stop = _PendingStop(None)
+        return True
+
+    def _truncate(self, now_ms: float, source: HeardSource) -> bool:
+        truncations = self._playback.interrupt(now_ms, source)
         if not truncations:
             return False
         self._emit("audio_interrupted", AudioInterrupted(tuple(truncations)))
@@ -467,6 +545,11 @@ class RealtimeProtocol:
         self._start_response(response.id, _response_output_format(response), event.model_dump())
 
     def _start_response(self, response_id: str, audio_format: AudioFormat | None, provider_data: dict[str, Any]) -> None:
+        if self._responses.finished(response_id):
+            # Its response.done came first (reordered on the way): it is over. Starting it would hold
+            # every later response.create for a done that never comes.
+            logger.debug("ignored the response.created of %r, which is done already", response_id)
+            return
         self._to_send.extend(self._responses.created(response_id))
         if audio_format is None and self._responses.answered is not None:
             # Not echoed: the format our response.create asked for, if it named one.
@@ -482,7 +565,7 @@ class RealtimeProtocol:
         self._end_response(response.id, response.status, output, None if response.usage is None else response.usage.to_dict())
 
     def _end_response(self, response_id: str, status: str | None, output: tuple[Any, ...], usage_raw: Any) -> None:
-        released = self._responses.done()
+        released = self._responses.done(response_id)
         self._playback.response_done(response_id)
         usage = _usage(usage_raw)
         self._emit("usage_update", usage)
@@ -530,7 +613,7 @@ class RealtimeProtocol:
             return
         self._to_send.append(text)
 
-    def send_audio(self, pcm: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
+    def send_audio(self, pcm: bytes | bytearray | memoryview, commit: bool = False) -> None:
         """Append audio to the input buffer: ``input_audio_buffer.append`` frames of at most
         :data:`MAX_AUDIO_APPEND_BYTES` each (then ``input_audio_buffer.commit`` if ``commit``). Ignored
         unless connected, as the seed does; never raises for audio."""
@@ -603,7 +686,6 @@ class RealtimeProtocol:
         self,
         message: str | Mapping[str, Any],
         other_event_data: Mapping[str, Any] | None = None,
-        *,
         trigger_response: bool = True,
     ) -> None:
         """Add a user message (text, or a message dict with text/image content), then ask for a response.
@@ -611,17 +693,25 @@ class RealtimeProtocol:
         Sends ``conversation.item.create`` (with ``other_event_data`` merged into the event), then a
         ``response.create`` unless ``trigger_response`` is False (held while a response runs).
         ConfigurationError for a message that is not text or a dict with content, or that JSON cannot
-        carry; InvalidStateError unless connected. Nothing is sent on an error."""
+        carry, or an image in the beta dialect (it has none); InvalidStateError unless connected. Nothing
+        is sent on an error."""
         self._require({"connected"}, "send_message()")
         item = user_message_item(message)
+        if self.dialect.name == "beta" and any(
+            isinstance(part, Mapping) and part.get("type") == "input_image" for part in item.get("content") or ()
+        ):
+            raise ConfigurationError(
+                "the beta dialect has no image input (its server refuses input_image): create the transport "
+                "with dialect='ga' to send images"
+            )
         self._send({"type": "conversation.item.create", "item": item, **dict(other_event_data or {})})
         if trigger_response:
             self._request_create({"type": "response.create"}, manual=False)
 
-    def add_image(self, image_url: str, *, trigger_response: bool = True) -> None:
+    def add_image(self, image_url: str, trigger_response: bool = True) -> None:
         """Add an image (a data: URL or an https URL) as a user message: sends what ``send_message``
-        sends, with one ``input_image`` part. ConfigurationError for an empty or non-string URL,
-        InvalidStateError unless connected."""
+        sends, with one ``input_image`` part. ConfigurationError for an empty or non-string URL, or in
+        the beta dialect (it has no image input); InvalidStateError unless connected."""
         if not isinstance(image_url, str) or not image_url:
             raise ConfigurationError("add_image() needs the image as a data: URL or an https URL string")
         self.send_message(
@@ -646,7 +736,7 @@ class RealtimeProtocol:
         self._to_send.append(text)
 
     def send_function_call_output(
-        self, call: FunctionCall | Mapping[str, Any], output: Any, *, start_response: bool = True
+        self, call: FunctionCall | Mapping[str, Any], output: Any, start_response: bool = True
     ) -> None:
         """Answer a ``function_call`` with its output: sends ``conversation.item.create`` with a
         ``function_call_output`` item (``output`` as JSON unless it is a string), emits its

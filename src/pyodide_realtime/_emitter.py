@@ -17,7 +17,7 @@ from typing import Any
 
 from .events import TransportEvent
 
-__all__ = ["WANT_ALL", "EventEmitter", "EventStream", "Handler"]
+__all__ = ["WANT_ALL", "EventEmitter", "EventStream", "Handler", "Listenable"]
 
 logger = logging.getLogger("pyodide_realtime")
 
@@ -217,3 +217,31 @@ class EventEmitter:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+class Listenable:
+    """The listener methods of a transport, on its ``_emitter`` (every transport has the same)."""
+
+    _emitter: EventEmitter
+
+    def on(self, name: str, handler: Handler) -> Callable[[], None]:
+        """Call ``handler(payload)`` for every ``name`` event; returns an unsubscribe function.
+        Sends nothing; ConfigurationError if ``handler`` is not callable."""
+        return self._emitter.on(name, handler)
+
+    def once(self, name: str, handler: Handler) -> Callable[[], None]:
+        """Like :meth:`on`, for the next ``name`` event only. Sends nothing; ConfigurationError if
+        ``handler`` is not callable."""
+        return self._emitter.once(name, handler)
+
+    def off(self, name: str, handler: Handler | None = None) -> None:
+        """Remove ``handler`` (or every listener) from ``name``. Sends nothing; never raises."""
+        self._emitter.off(name, handler)
+
+    def events(self, *names: str) -> EventStream:
+        """Async iterator of every emitted event (or only ``names``) as ``TransportEvent(name, data)``.
+
+        It ends when the transport disconnects (after yielding ``disconnected``), unless a reconnect
+        follows: then it goes on with the new connection's events. Sends nothing; never raises.
+        """
+        return self._emitter.events(*names)

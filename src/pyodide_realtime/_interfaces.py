@@ -259,6 +259,34 @@ class AudioOutput(Protocol):
 
 
 @runtime_checkable
+class ReportsHeard(Protocol):
+    """Anything that says how much of an item was heard: an AudioOutput, or a bare playback tracker."""
+
+    def heard_ms(self, item_id: str, content_index: int) -> float | None: ...
+
+
+@runtime_checkable
+class ReportsFinished(Protocol):
+    """An output that knows when an item's last frame was rendered (see :class:`AudioOutput`)."""
+
+    def finished(self, item_id: str, content_index: int) -> bool: ...
+
+
+@runtime_checkable
+class FinishesItems(Protocol):
+    """An output told when the server's audio for an item is done (see :class:`AudioOutput`)."""
+
+    def finish(self, item_id: str, content_index: int) -> None: ...
+
+
+@runtime_checkable
+class StopsWhereHeard(Protocol):
+    """An output whose ``heard_ms`` keeps answering after ``stop()`` (see :class:`AudioOutput`)."""
+
+    stops_where_heard: bool
+
+
+@runtime_checkable
 class AudioInput(Protocol):
     """A microphone the transport can mute (``Microphone``)."""
 

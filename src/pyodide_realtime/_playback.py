@@ -1,13 +1,16 @@
 """Playback state: which model audio was received, how much of it was heard, where to cut it.
 
 Audio plays in arrival order, one (item, content index) segment after another. On an interruption
-each segment that had not finished playing is cut at the position heard, which comes from the
-player (``heard_ms(item_id, content_index)``), from a number (ms heard from the start of the oldest
-tracked audio) or from the wall clock. An item whose audio finished playing is never cut: the player
-says so through ``finished(item_id, content_index)`` when it has it; without it, an item counts as
-finished when it was heard to its end within :data:`END_TOLERANCE_MS`.
+each segment that had not finished playing is cut at the position heard. That position comes from the
+playback port (:class:`PlaybackPort`: the player, handed over once, as ``openai-agents``'
+``RealtimePlaybackTracker`` is), or for one call from a number (ms heard from the start of the oldest
+tracked audio) or a function; with neither, from the wall clock. An item whose audio finished playing
+is never cut: the port says so through ``finished`` when the player has it; without it, an item counts
+as finished when it was heard to its end within :data:`END_TOLERANCE_MS`.
 
-Sans-I/O like the core: time and positions are arguments.
+This is the one place where received audio is counted (per item, in ms of its own format).
+
+Sans-I/O like the core: time and positions are arguments, and the port is only read, never driven.
 """
 
 from __future__ import annotations
@@ -16,18 +19,14 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
-from ._interfaces import AudioFormat, bytes_per_ms
+from ._interfaces import AudioFormat, ReportsFinished, ReportsHeard, StopsWhereHeard, bytes_per_ms
 
-__all__ = ["HeardMs", "Playback", "END_TOLERANCE_MS"]
+__all__ = ["HeardMs", "HeardFn", "FinishedFn", "Playback", "PlaybackPort", "END_TOLERANCE_MS", "HeardSource"]
 
-#: How much of an item was heard: a function answering per (item_id, content_index) (an
-#: AudioOutput's ``heard_ms``, whose owner's ``finished`` is used too), the AudioOutput itself, or a
-#: number, the ms heard counted from the start of the oldest audio still tracked (audio that
-#: finished playing is forgotten, so with one item playing it is the ms of that item heard, as the
-#: reference's ``_interrupt(elapsedTime)`` takes it); None means estimate from the wall clock.
-HeardMs = float | int | Callable[[str, int], float | None] | Any | None
+HeardFn = Callable[[str, int], "float | None"]
+FinishedFn = Callable[[str, int], bool]
 
 #: Without the player's ``finished``: an item heard to within this many ms of its received length
 #: counts as played to its end. The player resamples 24 kHz audio to the context rate and counts
@@ -41,8 +40,53 @@ _MAX_TRUNCATED_KEYS = 64
 #: Per-response audio formats remembered (a response's own ``audio.output.format``).
 _MAX_RESPONSE_FORMATS = 16
 
-HeardFn = Callable[[str, int], "float | None"]
-FinishedFn = Callable[[str, int], bool]
+
+@dataclass(frozen=True)
+class PlaybackPort:
+    """What the core reads of the player: taken from it once, when it is attached.
+
+    ``heard_ms(item_id, content_index)``: ms of the item rendered (None: unknown). ``finished``: its
+    last frame was rendered (never cut it). ``stops_where_heard``: ``heard_ms`` keeps answering after a
+    stop with where the sound stopped, so an interruption stops first and measures after.
+    """
+
+    heard_ms: HeardFn
+    finished: FinishedFn | None = None
+    stops_where_heard: bool = False
+
+    @classmethod
+    def of(cls, output: ReportsHeard) -> PlaybackPort:
+        """The port of an AudioOutput (or any object with ``heard_ms``): its optional parts are looked
+        up here, once, by their protocols."""
+        if isinstance(output, PlaybackPort):
+            return output
+        return cls(
+            output.heard_ms,
+            output.finished if isinstance(output, ReportsFinished) else None,
+            isinstance(output, StopsWhereHeard) and output.stops_where_heard is True,
+        )
+
+
+#: Where playback is, for one call: a number (ms heard counted from the start of the oldest audio still
+#: tracked: audio that finished playing is forgotten, so with one item playing it is the ms of that item
+#: heard, as the reference's ``_interrupt(elapsedTime)`` takes it), a function answering per
+#: (item_id, content_index), a port or an object with ``heard_ms``; None: the attached port, else an
+#: estimate from the wall clock.
+HeardMs = float | int | HeardFn | PlaybackPort | ReportsHeard | None
+
+
+class HeardSource(NamedTuple):
+    position: float | None
+    heard: HeardFn | None
+    finished: FinishedFn | None
+    stops_where_heard: bool
+
+
+_WALL_CLOCK = HeardSource(None, None, None, False)
+
+
+def _source(port: PlaybackPort) -> HeardSource:
+    return HeardSource(None, port.heard_ms, port.finished, port.stops_where_heard)
 
 
 @dataclass
@@ -58,22 +102,6 @@ class _Segment:
     done: bool = False
 
 
-def heard_sources(heard: HeardMs) -> tuple[float | None, HeardFn | None, FinishedFn | None]:
-    """(position, per-item heard function, per-item finished function) from any HeardMs."""
-    if heard is None:
-        return None, None, None
-    if isinstance(heard, (int, float)) and not isinstance(heard, bool):
-        return float(heard), None, None
-    owner = heard
-    fn = getattr(heard, "heard_ms", None)
-    if not callable(fn):
-        # A bound ``player.heard_ms`` (what the transport passes): its player may know ``finished``.
-        fn = heard if callable(heard) else None
-        owner = getattr(heard, "__self__", None)
-    finished = getattr(owner, "finished", None) if owner is not None else None
-    return None, fn, finished if callable(finished) else None
-
-
 class Playback:
     """The received model audio of one connection and what was heard of it."""
 
@@ -83,6 +111,25 @@ class Playback:
         self.first_audio_ms: float | None = None
         self._truncated: deque[tuple[str, int]] = deque(maxlen=_MAX_TRUNCATED_KEYS)
         self._formats: dict[str, AudioFormat] = {}
+        self._port: HeardSource = _WALL_CLOCK
+
+    def attach(self, port: PlaybackPort | None) -> None:
+        """Read playback positions from ``port`` from now on (None: the wall clock)."""
+        self._port = _WALL_CLOCK if port is None else _source(port)
+
+    def source(self, heard: HeardMs) -> HeardSource:
+        """Where positions come from for one call: ``heard`` if given, else the attached port."""
+        if heard is None:
+            return self._port
+        if isinstance(heard, (int, float)) and not isinstance(heard, bool):
+            return HeardSource(float(heard), None, None, False)
+        if isinstance(heard, PlaybackPort):
+            return _source(heard)
+        if isinstance(heard, ReportsHeard):
+            return _source(PlaybackPort.of(heard))
+        if callable(heard):
+            return HeardSource(None, heard, None, False)
+        return _WALL_CLOCK
 
     # What the core reads ---------------------------------------------------------------------------
     @property
@@ -110,21 +157,21 @@ class Playback:
     def audio(
         self, item_id: str, content_index: int, response_id: str, nbytes: int, now_ms: float, heard: HeardMs,
         default_format: AudioFormat,
-    ) -> AudioFormat | None:
-        """Count a delta of ``nbytes``; returns its format, or None to drop it (late audio of an item
-        already cut)."""
+    ) -> _Segment | None:
+        """Count a delta of ``nbytes``; returns its segment (format, ms received so far), or None to drop
+        it (late audio of an item already cut)."""
         segment = self.segments[-1] if self.segments else None
         if segment is None or segment.item_id != item_id or segment.content_index != content_index:
             if (item_id, content_index) in self._truncated:
                 return None  # late audio of an item we already cut: never play it
-            self._drop_finished(now_ms, heard)
+            self._drop_finished(now_ms, self.source(heard))
             if not self.segments:
                 self.first_audio_ms = now_ms
             audio_format = self._formats.get(response_id, default_format)
             segment = _Segment(item_id, content_index, response_id, audio_format, bytes_per_ms(audio_format))
             self.segments.append(segment)
         segment.received_ms += nbytes / segment.bytes_per_ms
-        return segment.audio_format
+        return segment
 
     def audio_done(self, item_id: str, content_index: int) -> None:
         for segment in self.segments:
@@ -140,22 +187,30 @@ class Playback:
         self._formats.pop(response_id, None)
 
     # Interruption ----------------------------------------------------------------------------------
-    def interrupt(self, now_ms: float, heard: HeardMs) -> list[tuple[str, int, int]]:
+    def stops_first(self, source: HeardSource) -> bool:
+        """Whether an interruption measured from ``source`` must stop the player before measuring: it
+        stops where it says it was heard, and some tracked audio may still be cut (not ``finished``)."""
+        if not source.stops_where_heard:
+            return False
+        finished = source.finished
+        return any(finished is None or not finished(s.item_id, s.content_index) for s in self.segments)
+
+    def interrupt(self, now_ms: float, source: HeardSource) -> list[tuple[str, int, int]]:
         """Where to cut each segment that had not finished playing: (item_id, content_index,
         audio_end_ms), with ``audio_end_ms`` an int clamped to the audio received. Forgets the
         playback; the cut items' late audio will be dropped."""
-        points = self._truncation_points(now_ms, heard)
+        points = self._truncation_points(now_ms, source)
         self.segments = []
         self.first_audio_ms = None
         self._truncated.extend((item_id, content_index) for item_id, content_index, _ in points)
         return points
 
-    def _truncation_points(self, now_ms: float, heard: HeardMs) -> list[tuple[str, int, int]]:
+    def _truncation_points(self, now_ms: float, source: HeardSource) -> list[tuple[str, int, int]]:
         if not self.segments or self.first_audio_ms is None:
             return []
-        number, heard_fn, finished = heard_sources(heard)
+        heard_fn, finished = source.heard, source.finished
         # Playback is sequential: each segment starts playing when the one before it ends.
-        position = number if number is not None else now_ms - self.first_audio_ms
+        position = source.position if source.position is not None else now_ms - self.first_audio_ms
         points: list[tuple[str, int, int]] = []
         offset = 0.0
         for segment in self.segments:
@@ -173,14 +228,14 @@ class Playback:
             return bool(finished(segment.item_id, segment.content_index))
         return segment.done and heard_ms >= segment.received_ms - END_TOLERANCE_MS
 
-    def _drop_finished(self, now_ms: float, heard: HeardMs) -> None:
+    def _drop_finished(self, now_ms: float, source: HeardSource) -> None:
         """Forget audio that finished arriving and finished playing: by what the player says when it
         knows the item (playback may lag arrival by far), else by the wall clock."""
         if not self.segments or self.first_audio_ms is None:
             self.segments = []
             self.first_audio_ms = None
             return
-        _, heard_fn, finished = heard_sources(heard)
+        heard_fn, finished = source.heard, source.finished
         while self.segments and self.first_audio_ms is not None:
             head = self.segments[0]
             if not head.done:
@@ -196,6 +251,7 @@ class Playback:
             self.first_audio_ms = None
 
     def reset(self) -> None:
+        """A new connection: forget the audio (the attached port stays)."""
         self.segments = []
         self.first_audio_ms = None
         self._truncated.clear()

@@ -30,6 +30,9 @@ _RESPONSE_CREATE_ID_PREFIX = "pyrt_response_create_"
 #: Our ``response.create`` events kept by event_id, to send again one the server refused because a
 #: response of its own (server VAD) started first. Only the last few can still be answered.
 _MAX_RECENT_CREATES = 8
+#: Ids of the last responses done: a ``response.created`` that a proxy delivered after its own
+#: ``response.done`` must not start a response that nothing would ever end.
+_MAX_FINISHED = 16
 
 
 class ResponseState(enum.Enum):
@@ -100,6 +103,7 @@ class ResponseSequencer:
         self.answered: dict[str, Any] | None = None
         self._held: deque[_Create] = deque()
         self._recent: deque[_Create] = deque(maxlen=_MAX_RECENT_CREATES)
+        self._finished: deque[str] = deque(maxlen=_MAX_FINISHED)
         self._counter = 0
 
     @property
@@ -167,8 +171,14 @@ class ResponseSequencer:
         self.response_id = response_id
         return []
 
-    def done(self) -> list[str]:
+    def finished(self, response_id: str) -> bool:
+        """Whether ``response_id`` is done already (its ``response.created`` came late: ignore it)."""
+        return bool(response_id) and response_id in self._finished
+
+    def done(self, response_id: str = "") -> list[str]:
         """A response ended (any shape of ``response.done``): release the next held create."""
+        if response_id:
+            self._finished.append(response_id)
         self._fire(Trigger.DONE)
         self._in_flight = None
         self.response_id = ""
@@ -207,4 +217,5 @@ class ResponseSequencer:
         self._in_flight = None
         self._held.clear()
         self._recent.clear()
+        self._finished.clear()
         return cut

@@ -1,8 +1,9 @@
 """The two dialects of the Realtime API: GA (today's) and beta (the seed's, npm <= 0.0.17).
 
-What differs between them in the handshake is named here once: the default model, the WebSocket
-subprotocols and headers, and the URLs. The session shape differs too (``config.py``); the server
-event names of both dialects are modelled side by side in ``events.py`` (a client accepts either).
+What differs between them is named here once: the default model, the WebSocket subprotocols and
+headers, the URLs, and the names of server events and content parts that were renamed
+(:class:`WireNames`; a client accepts either dialect's, so it reads both from :data:`DIALECTS`). The
+session shape differs too (``config.py``); ``events.py`` models both dialects' events side by side.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urlsplit
 
+from ._platform import in_browser
 from ._version import __version__
 from .errors import ConfigurationError
 
 __all__ = [
     "Dialect",
     "DialectSpec",
+    "WireNames",
+    "DIALECTS",
     "GA",
     "BETA",
     "get_dialect",
@@ -49,6 +53,21 @@ _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABC
 
 
 @dataclass(frozen=True)
+class WireNames:
+    """The server events and content part types whose names differ between the dialects."""
+
+    audio_delta: str
+    audio_done: str
+    transcript_delta: str
+    transcript_done: str
+    text_delta: str
+    text_done: str
+    item_created: str
+    audio_content: str  # an assistant message's audio part
+    text_content: str  # its text part
+
+
+@dataclass(frozen=True)
 class DialectSpec:
     """What one dialect calls things."""
 
@@ -57,6 +76,7 @@ class DialectSpec:
     extra_subprotocols: tuple[str, ...]
     extra_headers: tuple[tuple[str, str], ...]
     supports_call_id: bool
+    wire: WireNames
 
 
 GA = DialectSpec(
@@ -65,6 +85,17 @@ GA = DialectSpec(
     extra_subprotocols=(),
     extra_headers=(),
     supports_call_id=True,
+    wire=WireNames(
+        audio_delta="response.output_audio.delta",
+        audio_done="response.output_audio.done",
+        transcript_delta="response.output_audio_transcript.delta",
+        transcript_done="response.output_audio_transcript.done",
+        text_delta="response.output_text.delta",
+        text_done="response.output_text.done",
+        item_created="conversation.item.added",
+        audio_content="output_audio",
+        text_content="output_text",
+    ),
 )
 
 BETA = DialectSpec(
@@ -73,9 +104,22 @@ BETA = DialectSpec(
     extra_subprotocols=("openai-beta.realtime-v1",),
     extra_headers=(("OpenAI-Beta", "realtime=v1"),),
     supports_call_id=False,
+    wire=WireNames(
+        audio_delta="response.audio.delta",
+        audio_done="response.audio.done",
+        transcript_delta="response.audio_transcript.delta",
+        transcript_done="response.audio_transcript.done",
+        text_delta="response.text.delta",
+        text_done="response.text.done",
+        item_created="conversation.item.created",
+        audio_content="audio",
+        text_content="text",
+    ),
 )
 
-_DIALECTS: dict[str, DialectSpec] = {"ga": GA, "beta": BETA}
+#: Both dialects, GA first.
+DIALECTS: tuple[DialectSpec, ...] = (GA, BETA)
+_DIALECTS: dict[str, DialectSpec] = {d.name: d for d in DIALECTS}
 
 
 def get_dialect(dialect: str | DialectSpec) -> DialectSpec:
@@ -110,10 +154,12 @@ INSECURE_TRANSPORT_OPTION = "allow_insecure_transport"
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` (and ``*.localhost``), 127.0.0.0/8 and ``::1``: traffic that never leaves
-    this machine, where plaintext ``ws://`` exposes nothing."""
+    """True for ``localhost``, 127.0.0.0/8 and ``::1``: traffic that never leaves this machine, where
+    plaintext ``ws://`` exposes nothing. ``*.localhost`` too, but only in a browser: browsers resolve
+    such names to loopback themselves, while CPython asks the system resolver, which may send them
+    to DNS."""
     host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost" or (host.endswith(".localhost") and in_browser()):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

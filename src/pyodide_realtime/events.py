@@ -107,7 +107,13 @@ __all__ = [
     "Usage",
     "ConnectionChange",
     "ErrorEvent",
+    "AudioDropped",
+    "Reconnecting",
+    "Reconnected",
+    "ReconnectFailed",
     "ConnectionStatus",
+    "TransportEventRecord",
+    "TRANSPORT_EVENT_RECORDS",
 ]
 
 
@@ -624,7 +630,16 @@ def parse_server_event(data: str | bytes | bytearray | memoryview) -> ServerEven
     """
     if isinstance(data, memoryview):
         data = data.tobytes()
-    return _parse(data, mend=True)
+    try:
+        return _parse(data, mend=True)
+    except TypeError:
+        # A str holding a raw lone surrogate (not an escape: it cannot even be encoded as UTF-8, which
+        # the parsers refuse with a TypeError): mend it as an escaped one is, then parse.
+        if not isinstance(data, str):
+            return None
+        mended = _replace_lone_surrogates(data)
+        logger.warning("a server event had a lone UTF-16 surrogate in a string; it was replaced with U+FFFD")
+        return _parse(mended, mend=True) if mended != data else None
 
 
 def _parse(data: str | bytes | bytearray, *, mend: bool) -> ServerEventBase | None:
@@ -738,6 +753,13 @@ class TransportAudio(NamedTuple):
     item_id: str
     content_index: int
     audio_format: AudioFormat = "pcm16"
+    #: ms of this item's audio received so far, this delta included: counted once, in the core, in the
+    #: item's own format (what playback and the history measure against).
+    received_ms: float = 0.0
+
+    @property
+    def event_type(self) -> Literal["audio"]:
+        return "audio"
 
 
 class AudioDone(NamedTuple):
@@ -747,11 +769,19 @@ class AudioDone(NamedTuple):
     item_id: str
     content_index: int
 
+    @property
+    def event_type(self) -> Literal["audio_done"]:
+        return "audio_done"
+
 
 class AudioInterrupted(NamedTuple):
     """``audio_interrupted``: stop playback now. ``truncated`` lists (item_id, content_index, audio_end_ms)."""
 
     truncated: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def event_type(self) -> Literal["audio_interrupted"]:
+        return "audio_interrupted"
 
 
 class TranscriptDelta(NamedTuple):
@@ -761,6 +791,10 @@ class TranscriptDelta(NamedTuple):
     item_id: str
     response_id: str
 
+    @property
+    def event_type(self) -> Literal["audio_transcript_delta"]:
+        return "audio_transcript_delta"
+
 
 class OutputTextDelta(NamedTuple):
     """``output_text_delta``: model text output, as it arrives."""
@@ -768,6 +802,10 @@ class OutputTextDelta(NamedTuple):
     delta: str
     item_id: str
     response_id: str
+
+    @property
+    def event_type(self) -> Literal["output_text_delta"]:
+        return "output_text_delta"
 
 
 @dataclass(frozen=True, slots=True)
@@ -786,11 +824,19 @@ class ItemUpdate:
     output: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    @property
+    def event_type(self) -> Literal["item_update"]:
+        return "item_update"
+
 
 class ItemDeleted(NamedTuple):
     """``item_deleted``."""
 
     item_id: str
+
+    @property
+    def event_type(self) -> Literal["item_deleted"]:
+        return "item_deleted"
 
 
 class FunctionCall(NamedTuple):
@@ -803,6 +849,10 @@ class FunctionCall(NamedTuple):
     response_id: str = ""
     previous_item_id: str | None = None
 
+    @property
+    def event_type(self) -> Literal["function_call"]:
+        return "function_call"
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -812,6 +862,10 @@ class Usage:
     input_tokens_details: dict[str, Any] = field(default_factory=dict, compare=False)
     output_tokens_details: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    @property
+    def event_type(self) -> Literal["usage_update"]:
+        return "usage_update"
+
 
 @dataclass(frozen=True, slots=True)
 class TurnStarted:
@@ -819,6 +873,10 @@ class TurnStarted:
 
     response_id: str
     provider_data: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def event_type(self) -> Literal["turn_started"]:
+        return "turn_started"
 
 
 class TurnDone(NamedTuple):
@@ -829,6 +887,10 @@ class TurnDone(NamedTuple):
     output: tuple[Any, ...]
     usage: Usage
 
+    @property
+    def event_type(self) -> Literal["turn_done"]:
+        return "turn_done"
+
 
 class InputTranscriptDelta(NamedTuple):
     """``input_audio_transcription_delta``: text of the user's speech, as it arrives."""
@@ -837,6 +899,10 @@ class InputTranscriptDelta(NamedTuple):
     content_index: int
     delta: str
 
+    @property
+    def event_type(self) -> Literal["input_audio_transcription_delta"]:
+        return "input_audio_transcription_delta"
+
 
 class InputTranscriptCompleted(NamedTuple):
     """``input_audio_transcription_completed``: the whole transcript of the user's audio item."""
@@ -844,6 +910,10 @@ class InputTranscriptCompleted(NamedTuple):
     item_id: str
     content_index: int
     transcript: str
+
+    @property
+    def event_type(self) -> Literal["input_audio_transcription_completed"]:
+        return "input_audio_transcription_completed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -854,12 +924,20 @@ class InputTranscriptFailed:
     content_index: int
     error: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    @property
+    def event_type(self) -> Literal["input_audio_transcription_failed"]:
+        return "input_audio_transcription_failed"
+
 
 class InputSpeechStarted(NamedTuple):
     """``speech_started``: the server heard the user start speaking (server VAD)."""
 
     item_id: str
     audio_start_ms: int
+
+    @property
+    def event_type(self) -> Literal["speech_started"]:
+        return "speech_started"
 
 
 class InputSpeechStopped(NamedTuple):
@@ -868,12 +946,20 @@ class InputSpeechStopped(NamedTuple):
     item_id: str
     audio_end_ms: int
 
+    @property
+    def event_type(self) -> Literal["speech_stopped"]:
+        return "speech_stopped"
+
 
 class AudioCommitted(NamedTuple):
     """``audio_committed``: the input audio became the user item ``item_id``."""
 
     item_id: str
     previous_item_id: str | None = None
+
+    @property
+    def event_type(self) -> Literal["audio_committed"]:
+        return "audio_committed"
 
 
 class InputAudioTimeout(NamedTuple):
@@ -883,11 +969,19 @@ class InputAudioTimeout(NamedTuple):
     audio_start_ms: int
     audio_end_ms: int
 
+    @property
+    def event_type(self) -> Literal["input_audio_timeout"]:
+        return "input_audio_timeout"
+
 
 class RateLimits(NamedTuple):
     """``rate_limits_updated``: each limit as the server sent it (name, limit, remaining, reset_seconds)."""
 
     rate_limits: tuple[dict[str, Any], ...]
+
+    @property
+    def event_type(self) -> Literal["rate_limits_updated"]:
+        return "rate_limits_updated"
 
 
 class McpToolsListed(NamedTuple):
@@ -897,6 +991,10 @@ class McpToolsListed(NamedTuple):
     tools: tuple[dict[str, Any], ...]
     item_id: str = ""
 
+    @property
+    def event_type(self) -> Literal["mcp_tools_listed"]:
+        return "mcp_tools_listed"
+
 
 class McpApprovalRequest(NamedTuple):
     """``mcp_approval_request``: the model wants an MCP tool run; answer with ``send_mcp_response``."""
@@ -905,6 +1003,10 @@ class McpApprovalRequest(NamedTuple):
     server_label: str
     name: str
     arguments: str
+
+    @property
+    def event_type(self) -> Literal["mcp_approval_request"]:
+        return "mcp_approval_request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -918,6 +1020,10 @@ class McpToolCall:
     output: str | None = None
     error: Any = field(default=None, compare=False)
 
+    @property
+    def event_type(self) -> Literal["mcp_tool_call_completed"]:
+        return "mcp_tool_call_completed"
+
 
 class ResponseCut(NamedTuple):
     """``response_cut``: the connection closed while this response ran; no ``response.done`` will
@@ -925,11 +1031,19 @@ class ResponseCut(NamedTuple):
 
     response_id: str
 
+    @property
+    def event_type(self) -> Literal["response_cut"]:
+        return "response_cut"
+
 
 class ConnectionChange(NamedTuple):
     """``connection_change`` (and ``connected``/``disconnected``)."""
 
     status: ConnectionStatus
+
+    @property
+    def event_type(self) -> Literal["connection_change"]:
+        return "connection_change"
 
 
 class ErrorEvent(NamedTuple):
@@ -954,3 +1068,72 @@ class ErrorEvent(NamedTuple):
         detail = self.error.error.model_dump() if isinstance(self.error, ServerErrorEvent) else {}
         message = detail.get("message") or detail.get("code") or "the server reported an error"
         return ServerError(str(message), error=detail)
+
+    @property
+    def event_type(self) -> Literal["error"]:
+        return "error"
+
+class AudioDropped(NamedTuple):
+    """``audio_dropped``: microphone audio given to ``send_audio`` was not sent (a slow uplink)."""
+
+    bytes: int
+    buffered_amount: int
+    reason: str
+
+    @property
+    def event_type(self) -> Literal["audio_dropped"]:
+        return "audio_dropped"
+
+
+class Reconnecting(NamedTuple):
+    """``reconnecting``: attempt ``attempt`` starts after ``delay_s`` seconds; ``error`` is why."""
+
+    attempt: int
+    delay_s: float
+    error: BaseException | None
+
+    @property
+    def event_type(self) -> Literal["reconnecting"]:
+        return "reconnecting"
+
+
+class Reconnected(NamedTuple):
+    """``reconnected``: open again after ``attempts`` attempts, the session config re-sent."""
+
+    attempts: int
+
+    @property
+    def event_type(self) -> Literal["reconnected"]:
+        return "reconnected"
+
+
+class ReconnectFailed(NamedTuple):
+    """``reconnect_failed``: the reconnect gave up (attempts spent, or the key refused); ``error`` says why.
+    The transport stays disconnected: this is the end of the connection, as ``disconnected`` is without
+    reconnect."""
+
+    error: BaseException
+
+    @property
+    def event_type(self) -> Literal["reconnect_failed"]:
+        return "reconnect_failed"
+
+
+#: Every record the transport emits, as one union tagged by ``event_type`` (``item_update``'s own
+#: ``type`` is its item's type, hence the longer name). ``*`` and each server event type carry the
+#: server event itself (a :class:`ServerEventBase`, tagged by its ``type``).
+TransportEventRecord = Union[
+    TransportAudio, AudioDone, AudioInterrupted, TranscriptDelta, OutputTextDelta, ItemUpdate, ItemDeleted,
+    FunctionCall, Usage, TurnStarted, TurnDone, InputTranscriptDelta, InputTranscriptCompleted,
+    InputTranscriptFailed, InputSpeechStarted, InputSpeechStopped, AudioCommitted, InputAudioTimeout, RateLimits,
+    McpToolsListed, McpApprovalRequest, McpToolCall, ResponseCut, ConnectionChange, ErrorEvent, AudioDropped,
+    Reconnecting, Reconnected, ReconnectFailed,
+]
+
+#: The record each named transport event carries: the one table of names and classes. ``connected``
+#: and ``disconnected`` carry a ``connection_change`` record.
+TRANSPORT_EVENT_RECORDS: dict[str, type[TransportEventRecord]] = {
+    **{record.event_type.fget(None): record for record in get_args(TransportEventRecord)},
+    "connected": ConnectionChange,
+    "disconnected": ConnectionChange,
+}

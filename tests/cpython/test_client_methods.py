@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from openai.types.realtime.realtime_client_event import RealtimeClientEvent
 from pydantic import TypeAdapter
 
 from pyodide_realtime import ConfigurationError, InvalidStateError, OpenAIRealtimeWebSocket
+from pyodide_realtime._client_events import MAX_SENT_MESSAGE_BYTES
 from scripted_server import LoopbackPeer, until
 
 CLIENT_EVENT = TypeAdapter(RealtimeClientEvent)
@@ -83,7 +83,8 @@ async def test_cancel_response_only_when_a_response_runs(peer: LoopbackPeer) -> 
     await transport.connect()
     await until(lambda: len(peer.received) >= 2)
     transport.cancel_response()  # nothing running: nothing sent
-    await asyncio.sleep(0.05)
+    transport.send_event({"type": "test.ping"})  # a marker: what was sent before it arrived before it
+    await until(lambda: peer.types()[-1:] == ["test.ping"])
     assert "response.cancel" not in peer.types()
     transport.close()
 
@@ -102,6 +103,28 @@ async def test_methods_refuse_bad_input_and_a_disconnected_transport_without_sen
                  lambda: transport.send_mcp_response("r", "yes")):  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError):
             call()
-    await asyncio.sleep(0.05)
-    assert len(peer.received) == before and transport.status == "connected"
+    transport.send_event({"type": "test.ping"})  # a marker: what was sent before it arrived before it
+    await until(lambda: peer.types()[-1:] == ["test.ping"])
+    assert len(peer.received) == before + 1 and transport.status == "connected"
+    transport.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("char", ["x", "é"], ids=["ascii", "two-byte"])
+async def test_a_function_call_output_over_the_frame_bound_is_refused_before_sending(peer: LoopbackPeer, char: str) -> None:
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key="sk-x")
+    errors: list[Any] = []
+    transport.on("error", errors.append)
+    await transport.connect()
+    await until(lambda: len(peer.received) >= 2)
+    before = len(peer.received)
+    # Over the bound in UTF-8 bytes (for "é", not in characters): the server would close with 1009.
+    output = char * (MAX_SENT_MESSAGE_BYTES // len(char.encode()) + 1)
+    with pytest.raises(ConfigurationError, match=f"{MAX_SENT_MESSAGE_BYTES}-byte limit"):
+        transport.send_function_call_output({"call_id": "call_1", "name": "f"}, output)
+    transport.send_function_call_output({"call_id": "call_1", "name": "f"}, "too long: cut")
+    await until(lambda: len(peer.received) >= before + 2)
+    assert [e["type"] for e in peer.received[before:]] == ["conversation.item.create", "response.create"]
+    assert peer.received[before]["item"]["output"] == "too long: cut"
+    assert transport.status == "connected" and errors == []
     transport.close()

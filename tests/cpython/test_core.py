@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 
-from pyodide_realtime._core import CUT_STATUS, MAX_AUDIO_APPEND_BYTES, RealtimeProtocol
+from pyodide_realtime._core import CUT_STATUS, MAX_AUDIO_APPEND_BYTES, BargeIn, PlaybackPort, RealtimeProtocol
+from pyodide_realtime.dialects import get_dialect
 from pyodide_realtime.errors import ConfigurationError, InvalidStateError, ServerError
 from pyodide_realtime.events import (
     AudioInterrupted,
@@ -28,20 +29,8 @@ PCM16_100MS = 4800  # bytes of 24 kHz PCM16 in 100 ms
 G711_100MS = 800
 
 
-class Names(NamedTuple):
-    """What each dialect calls the server events these tests send (events.py models both)."""
-
-    audio_delta: str
-    audio_done: str
-    audio_transcript_delta: str
-    text_delta: str
-
-
-WIRE = {
-    "ga": Names("response.output_audio.delta", "response.output_audio.done", "response.output_audio_transcript.delta",
-                "response.output_text.delta"),
-    "beta": Names("response.audio.delta", "response.audio.done", "response.audio_transcript.delta", "response.text.delta"),
-}
+#: What each dialect calls the server events these tests send: its spec's names.
+WIRE = {name: get_dialect(name).wire for name in DIALECTS}
 
 
 # Helpers -------------------------------------------------------------------------------------------
@@ -350,7 +339,7 @@ def test_audio_deltas_are_emitted_decoded_and_measured(dialect: str, fmt: str, n
     assert [n for n, _ in emitted] == ["*", WIRE[dialect].audio_delta, "audio"]
     audio = emitted[2][1]
     assert isinstance(audio, TransportAudio)
-    assert audio == TransportAudio(bytes(i % 251 for i in range(nbytes)), "resp_9", "item_7", 1, fmt)
+    assert audio == TransportAudio(bytes(i % 251 for i in range(nbytes)), "resp_9", "item_7", 1, fmt, expected_ms)
     assert core.audio_received_ms == expected_ms
     assert core.current_item == ("item_7", 1)
     assert core.first_audio_ms == 500.0
@@ -372,7 +361,7 @@ def test_the_servers_session_decides_the_audio_format(dialect: str, session: dic
 def test_deltas_and_done_events_map_to_transport_events(dialect: str) -> None:
     spec = WIRE[dialect]
     core = opened(dialect)
-    core.receive(ev(type=spec.audio_transcript_delta, response_id="r", item_id="i", delta="hel"))
+    core.receive(ev(type=spec.transcript_delta, response_id="r", item_id="i", delta="hel"))
     core.receive(ev(type=spec.text_delta, response_id="r", item_id="i", delta="lo"))
     core.receive(audio_done(dialect, item="i", resp="r"))
     emitted = [(n, p) for n, p in core.events_received() if n not in ("*",) and not n.startswith("response.")]
@@ -538,6 +527,11 @@ def test_speech_started_interrupts_and_cancels_only_when_the_server_will_not(
         core.receive(ev(type="session.updated", session=interrupt_response_session(dialect, reported)))
     speaking(dialect, core, received_ms=200, t0=1000.0)
     core.receive(ev(type="input_audio_buffer.speech_started", audio_start_ms=10, item_id="user_1"), now_ms=1075.0)
+    assert sent(core) == []  # the core decides and hints; the I/O layer interrupts once listeners ran
+    hint = core.barge_in_expected()
+    assert hint == BargeIn(cancel_response=expect_cancel)
+    assert core.barge_in_expected() is None  # handed over once
+    core.interrupt(1075.0, cancel=hint.cancel_response)
     expected = (["response.cancel"] if expect_cancel else []) + ["conversation.item.truncate"]
     out = sent(core)
     assert [e["type"] for e in out] == expected
@@ -554,21 +548,26 @@ def test_speech_started_with_nothing_playing_sends_nothing(dialect: str) -> None
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_speech_started_interrupts_through_the_player(dialect: str) -> None:
+def test_a_barge_in_measures_through_the_attached_playback_port(dialect: str) -> None:
     core = opened(dialect)
+    core.attach_playback(PlaybackPort(lambda item, ci: 42.0))
     speaking(dialect, core, received_ms=200, t0=1000.0)
-    core.receive(ev(type="input_audio_buffer.speech_started"), now_ms=1199.0, heard_ms=lambda item, ci: 42.0)
+    core.receive(ev(type="input_audio_buffer.speech_started"), now_ms=1199.0)
+    hint = core.barge_in_expected()
+    assert hint is not None
+    core.interrupt(1199.0, cancel=hint.cancel_response)
     assert truncates(sent(core)) == [("item_1", 0, 42)]
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_auto_interrupt_can_be_left_to_the_io_layer(dialect: str) -> None:
+def test_speech_started_only_hints_and_a_close_drops_the_hint(dialect: str) -> None:
     core = opened(dialect)
-    core.auto_interrupt = False
     speaking(dialect, core)
     core.receive(ev(type="input_audio_buffer.speech_started"), now_ms=1050.0)
     assert sent(core) == []
     assert core.current_item == ("item_1", 0)
+    core.connection_closed()
+    assert core.barge_in_expected() is None
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -769,7 +768,7 @@ def test_an_untagged_error_about_response_create_frees_the_slot_too() -> None:
 def test_trigger_response_false_sends_only_the_item(dialect: str) -> None:
     core = opened(dialect)
     core.send_message("quiet", trigger_response=False)
-    core.add_image("data:image/png;base64,AAAA", trigger_response=False)
+    core.send_message({"content": "quiet too"}, None, False)
     assert sent_types(core) == ["conversation.item.create", "conversation.item.create"]
 
 
@@ -789,6 +788,11 @@ def test_trigger_response_false_sends_only_the_item(dialect: str) -> None:
 )
 def test_send_message_builds_a_user_message(dialect: str, message: Any, expected_content: list[dict[str, Any]]) -> None:
     core = opened(dialect)
+    if dialect == "beta" and any(part["type"] == "input_image" for part in expected_content):
+        with pytest.raises(ConfigurationError, match="dialect='ga'"):  # the beta API has no image input
+            core.send_message(message, {"event_id": "custom"})
+        assert sent(core) == []
+        return
     core.send_message(message, {"event_id": "custom"})
     create = sent(core)[0]
     assert create["event_id"] == "custom"
@@ -802,8 +806,17 @@ def test_send_message_refuses_what_is_not_a_message(bad: Any) -> None:
         opened("ga").send_message(bad)
 
 
+def test_add_image_is_refused_in_the_beta_dialect_before_anything_is_sent() -> None:
+    core = opened("beta")
+    with pytest.raises(ConfigurationError, match="beta dialect has no image input.*dialect='ga'"):
+        core.add_image("https://example.com/cat.png")
+    assert sent(core) == [] and core.response_state == "idle"
+
+
 def test_add_image_sends_an_input_image() -> None:
     core = opened("ga")
+    core.add_image("https://example.com/cat.png", False)
+    assert sent_types(core) == ["conversation.item.create"]
     core.add_image("https://example.com/cat.png")
     out = sent(core)
     assert out[0]["item"]["content"] == [{"type": "input_image", "image_url": "https://example.com/cat.png"}]
@@ -1015,8 +1028,8 @@ class FinishingPlayer:
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize("as_method", [True, False], ids=["player.heard_ms", "player"])
-def test_an_item_the_player_says_finished_is_never_truncated_whatever_it_reports_heard(dialect: str, as_method: bool) -> None:
+@pytest.mark.parametrize("attached", [True, False], ids=["attached", "passed"])
+def test_an_item_the_player_says_finished_is_never_truncated_whatever_it_reports_heard(dialect: str, attached: bool) -> None:
     core = opened(dialect)
     core.receive(response_created())
     for item in ("item_1", "item_2"):
@@ -1026,7 +1039,9 @@ def test_an_item_the_player_says_finished_is_never_truncated_whatever_it_reports
     # item_1 played to its end but, resampled at another rate, counts 150 ms heard of 200 ms received.
     player = FinishingPlayer({("item_1", 0): 150.0, ("item_2", 0): 40.0}, {("item_1", 0)})
     core.events_received()
-    assert core.interrupt(1100.0, player.heard_ms if as_method else player)
+    if attached:
+        core.attach_playback(PlaybackPort.of(player))
+    assert core.interrupt(1100.0, None if attached else player)
     assert [f["item_id"] for f in sent(core) if f["type"] == "conversation.item.truncate"] == ["item_2"]
 
 

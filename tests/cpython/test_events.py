@@ -10,6 +10,7 @@ from typing import Any
 import pydantic
 import pytest
 
+from pyodide_realtime._core import RealtimeProtocol
 from pyodide_realtime.events import (
     ConversationItemDeleted,
     ConversationItemEvent,
@@ -127,3 +128,24 @@ def test_error_details_are_typed() -> None:
     event = parse_server_event('{"type": "error", "error": {"code": "response_cancel_not_active", "param": {"x": 1}}}')
     assert isinstance(event, ServerErrorEvent)
     assert event.error.code == "response_cancel_not_active" and event.error.param == {"x": 1} and event.error.event_id is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("\ud800", None),  # a raw lone surrogate in the str itself (not an escape): not JSON either
+        ('{"type": "x.y", "a": "\ud800b"}', "\ufffdb"),  # in a value: mended, as an escaped one is
+        ('{"type": "x.y", "a": "\ud83d\ude00\udc00"}', "\U0001f600\ufffd"),  # a pair kept, the lone half mended
+        ('{"type": "x.\ud800"}', None),
+    ],
+)
+def test_a_str_with_a_raw_lone_surrogate_is_mended_or_ignored_never_raised(text: str, expected: str | None) -> None:
+    event = parse_server_event(text)
+    if expected is None:
+        assert event is None or event.type == "x.\ufffd"
+    else:
+        assert event is not None and event.model_extra == {"a": expected}
+    core = RealtimeProtocol("ga")
+    core.connection_opening()
+    core.connection_opened(None)
+    core.receive(text)  # never raises (its docstring's promise)

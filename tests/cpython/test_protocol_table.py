@@ -42,7 +42,8 @@ TABLE: dict[str, tuple[type[E.ServerEventBase], list[str], list[str]]] = {
     "conversation.item.input_audio_transcription.segment": (E.InputAudioTranscriptionSegment, [], []),
     "input_audio_buffer.committed": (E.InputAudioBufferCommitted, ["audio_committed"], []),
     "input_audio_buffer.cleared": (E.InputAudioBufferCleared, [], []),
-    # Talking over the model: the core cuts the audio it was playing (the server cancels: VAD says so).
+    # Talking over the model: the core hints a barge-in; acted on, it cuts the audio that was playing
+    # (and sends no cancel: VAD's interrupt_response says the server cancels).
     "input_audio_buffer.speech_started": (
         E.SpeechStarted, ["speech_started", "audio_interrupted"], ["conversation.item.truncate"]),
     "input_audio_buffer.speech_stopped": (E.SpeechStopped, ["speech_stopped"], []),
@@ -113,6 +114,9 @@ def test_each_event_type_is_typed_derives_its_events_and_answers(dialect: str, n
     core.data_to_send()
     core.events_received()
     event = core.receive(json.dumps(sample), now_ms=50.0)
+    barge_in = core.barge_in_expected()
+    if barge_in is not None:  # the core's hint, acted on as the I/O layer does
+        core.interrupt(50.0, cancel=barge_in.cancel_response)
     assert type(event) is model
     assert event.model_extra is not None and event.type == name
     received = core.events_received()

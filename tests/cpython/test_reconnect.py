@@ -49,6 +49,13 @@ def record(transport: OpenAIRealtimeWebSocket) -> list[tuple[str, Any]]:
     return got
 
 
+def reconnect_task(transport: OpenAIRealtimeWebSocket) -> asyncio.Task[None]:
+    """The running reconnect loop: a test waits for its end instead of for a while."""
+    task = transport._link._reconnect_task
+    assert task is not None
+    return task
+
+
 def names(got: list[tuple[str, Any]]) -> list[str]:
     return [name for name, _ in got]
 
@@ -66,9 +73,9 @@ async def test_off_by_default(peer: LoopbackPeer) -> None:
     await transport.connect()
     peer.drop()
     assert [e.name async for e in stream] == ["disconnected"]  # the iterator ends
-    await asyncio.sleep(0.1)
-    assert "reconnecting" not in names(got) and len(peer.authorizations) == 1
+    # A reconnect is decided as the close is handled, before ``disconnected``: none was.
     assert not transport.reconnecting
+    assert "reconnecting" not in names(got) and len(peer.authorizations) == 1
 
 
 @pytest.mark.asyncio
@@ -132,7 +139,7 @@ async def test_a_meant_close_is_not_reconnected(peer: LoopbackPeer, code: int) -
     await transport.connect()
     transport.send_event({"type": "test.close"})
     await until(lambda: transport.status == "disconnected")
-    await asyncio.sleep(0.1)
+    assert not transport.reconnecting  # decided as the close was handled: no reconnect will come
     assert "reconnecting" not in names(got) and len(peer.authorizations) == 1
 
 
@@ -164,11 +171,12 @@ async def test_never_after_close(peer: LoopbackPeer) -> None:
     assert transport.reconnecting and transport.status == "disconnected"
     with pytest.raises(InvalidStateError, match="reconnecting"):
         await transport.connect()
+    task = reconnect_task(transport)
     transport.close()  # during the backoff
     assert not transport.reconnecting
     [e async for e in stream]  # the iterator ends
-    await asyncio.sleep(0.5)
-    assert len(peer.authorizations) == 1 and transport.status == "disconnected"
+    await asyncio.wait([task])  # the reconnect loop has ended: nothing can connect any more
+    assert task.cancelled() and len(peer.authorizations) == 1 and transport.status == "disconnected"
     assert "reconnected" not in names(got)
 
 
@@ -190,8 +198,9 @@ async def test_close_during_a_reconnect_attempt_stops_it(peer: LoopbackPeer) -> 
     await transport.connect()
     peer.drop()
     await asyncio.wait_for(started.wait(), 5)
+    task = reconnect_task(transport)
     transport.close()
-    await asyncio.sleep(0.05)
+    await asyncio.wait([task])  # the reconnect loop has ended (its key fetch cancelled)
     assert not transport.reconnecting and transport.status == "disconnected" and len(peer.authorizations) == 1
 
 
@@ -223,7 +232,7 @@ async def test_it_gives_up_after_max_attempts_and_says_so(peer: LoopbackPeer) ->
     await until(lambda: not transport.reconnecting and "reconnecting" in names(got))
     attempts = [p.attempt for n, p in got if n == "reconnecting"]
     assert attempts == [1, 2, 3] and len(peer.authorizations) == 4
-    assert "gave up reconnecting after 3 attempt(s)" in str(got[-1][1].exception)
+    assert "gave up reconnecting after 3 failed attempt(s)" in str(got[-1][1].exception)
     assert "HTTP 503" in str(got[-1][1].exception)
     # And a plain connect() works again afterwards.
     peer.refuse_status = None
@@ -310,3 +319,60 @@ async def test_a_session_lives_through_a_reconnect_and_ends_when_it_gives_up(pee
     assert "gave up reconnecting" in str(reconnect_failed[-1][1].error)
     session.close()
     assert not transport.reconnecting and transport.status == "disconnected"
+
+
+async def drop_after_open(ws: ServerConnection, event: dict[str, Any]) -> None:
+    if event["type"] == "session.update":  # accepted and configured, then the network drops it
+        ws.transport.abort()
+
+
+async def lost_until_given_up(peer: LoopbackPeer, policy: ReconnectPolicy, **faults: Any) -> list[tuple[str, Any]]:
+    """Connect, set the peer's ``faults`` (its on_open/on_event hooks), drop: the events until the
+    reconnect gives up, which it must."""
+    transport = OpenAIRealtimeWebSocket(url=peer.url(), api_key=keys(), reconnect=policy)
+    got = record(transport)
+    failed = asyncio.Event()
+    transport.on("reconnect_failed", lambda _: failed.set())
+    await transport.connect()
+    for name, hook in faults.items():
+        setattr(peer, name, hook)
+    peer.drop()
+    await asyncio.wait_for(failed.wait(), 20)
+    assert transport.status == "disconnected" and not transport.reconnecting
+    return got
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_accepts_then_drops_spends_the_attempts_instead_of_cycling(peer: LoopbackPeer) -> None:
+    got = await lost_until_given_up(peer, FAST, on_event=drop_after_open)
+    # The app's connection, then FAST's 3 attempts: each opened and was lost at once, so each counted.
+    assert len(peer.authorizations) == 1 + FAST.max_attempts
+    assert [p.attempt for n, p in got if n == "reconnecting"] == [1, 2, 3]
+    assert "3 failed attempt(s) in a row" in str([p for n, p in got if n == "error"][-1].exception)
+
+
+@pytest.mark.asyncio
+async def test_the_budget_bounds_attempts_over_a_window_even_when_each_connection_lasted(peer: LoopbackPeer) -> None:
+    # stable_after_s=0: every connection counts as stable, so only the budget can stop the cycle.
+    policy = ReconnectPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.05, stable_after_s=0, budget=4)
+    got = await lost_until_given_up(peer, policy, on_event=drop_after_open)
+    assert len(peer.authorizations) == 1 + 4
+    assert [p.attempt for n, p in got if n == "reconnecting"] == [1, 1, 1, 1]  # each a fresh start...
+    assert "4 attempt(s) within 3600 s" in str([p for n, p in got if n == "error"][-1].exception)  # ...within budget
+
+
+@pytest.mark.asyncio
+async def test_a_keepalive_loop_gives_up_too(peer: LoopbackPeer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_cpython_socket, "PING_INTERVAL_S", 0.05)
+    monkeypatch.setattr(_cpython_socket, "PING_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(_cpython_socket, "CLOSE_TIMEOUT_S", 0.1)
+
+    async def deaf(ws: ServerConnection) -> None:
+        ws.transport.pause_reading()  # open, then never a pong: each connection ends by keepalive
+
+    policy = ReconnectPolicy(max_attempts=2, initial_delay_s=0.01, max_delay_s=0.05)
+    got = await lost_until_given_up(peer, policy, on_open=deaf)
+    assert len(peer.authorizations) == 1 + 2
+    drops = [p.exception for n, p in got if n == "error" and isinstance(p.exception, ConnectionClosedError)]
+    # The first loss is the test's drop (1006); the two reconnected ones ended by keepalive.
+    assert len(drops) == 3 and all("no pong" in str(e) for e in drops[1:])

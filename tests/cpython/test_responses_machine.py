@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pyodide_realtime._core import RealtimeProtocol
 from pyodide_realtime._responses import (
     ACTIVE_RESPONSE_ERROR,
     TRANSITIONS,
@@ -94,3 +95,23 @@ def test_a_create_json_cannot_carry_is_refused_before_any_change() -> None:
     with pytest.raises(ConfigurationError):
         machine.request({"type": "response.create", "response": {"x": {1}}}, manual=True)
     assert machine.held == 0
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_a_response_done_before_its_created_does_not_block_later_creates(dialect: str) -> None:
+    # A proxy reordered the two: the late response.created must not start a response nothing will end.
+    core = RealtimeProtocol(dialect)
+    core.connection_opening()
+    core.connection_opened(None)
+    core.send_message("hi")
+    core.data_to_send()
+    core.events_received()
+    core.receive(json.dumps({"type": "response.done", "response": {"id": "resp_1", "status": "completed"}}))
+    core.receive(json.dumps({"type": "response.created", "response": {"id": "resp_1"}}))
+    assert core.response_state == "idle"
+    assert [name for name, _ in core.events_received() if name.startswith("turn_")] == ["turn_done"]
+    core.request_response()
+    assert [json.loads(f)["type"] for f in core.data_to_send()] == ["response.create"]
+    # A response.created without an id, or for another response, still starts one.
+    core.receive(json.dumps({"type": "response.created", "response": {"id": "resp_2"}}))
+    assert core.response_state == "running"

@@ -6,6 +6,7 @@ quotes the key in an ``error`` event, in a close reason and in an HTTP 401 body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -26,6 +27,7 @@ from pyodide_realtime import (
     ErrorEvent,
     OpenAIRealtimeWebSocket,
     SocketRequest,
+    dialects,
 )
 from pyodide_realtime._interfaces import RedactingLogger, redact, safe_url
 from pyodide_realtime.dialects import check_url, is_loopback_host
@@ -144,10 +146,10 @@ async def test_the_key_reaches_no_log_record_message_repr_or_error_across_a_whol
     for record in client_records:
         for text in _texts_of(record):
             assert not leaks(text), f"the key leaked into a {record.name} record: {text[:200]!r}"
-    # What the transport and its backend say in their own words (a server's ``error`` text is the
-    # server's: it reaches the app as sent, like every server event).
+    # What the transport and its backend say, and every error, the server's included (its ``error``
+    # quoting the key is redacted); other server events reach the app as sent.
     ours = [e for e in seen if isinstance(e, BaseException)]
-    ours += [e.exception for e in seen if isinstance(e, ErrorEvent) and isinstance(e.error, BaseException)]
+    ours += [e.exception for e in seen if isinstance(e, ErrorEvent)] + [e for e in seen if isinstance(e, ErrorEvent)]
     ours += [e for e in seen if isinstance(e, (ConnectionChange, Reconnecting, Reconnected))]
     assert any(isinstance(e, Reconnected) for e in ours) and any(getattr(e, "code", 0) == 1009 for e in ours)
     # The refusal, the drop, the close, the 1009.
@@ -188,7 +190,7 @@ async def test_a_key_in_the_url_given_to_connect_is_refused_before_any_socket(pe
 @pytest.mark.parametrize(
     "url",
     ["ws://127.0.0.1:8000/v1/realtime", "ws://127.9.8.7/x", "ws://localhost:1/x", "ws://[::1]:8000/v1/realtime",
-     "ws://app.localhost/x", "wss://api.openai.com/v1/realtime", "wss://example.com:444/x", "WSS://EXAMPLE.COM/"],
+     "wss://api.openai.com/v1/realtime", "wss://example.com:444/x", "WSS://EXAMPLE.COM/"],
 )
 def test_wss_anywhere_and_ws_to_this_machine_are_accepted(url: str) -> None:
     assert check_url(url) == url
@@ -225,9 +227,17 @@ async def test_connect_checks_its_url_too_before_any_socket(peer: LeakyPeer) -> 
     transport.close()
 
 
-def test_loopback_hosts() -> None:
-    assert all(map(is_loopback_host, ["localhost", "LOCALHOST.", "127.0.0.1", "127.255.0.9", "::1", "a.localhost"]))
+def test_loopback_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert all(map(is_loopback_host, ["localhost", "LOCALHOST.", "127.0.0.1", "127.255.0.9", "::1"]))
     assert not any(map(is_loopback_host, ["example.com", "10.0.0.1", "::2", "0.0.0.0", "localhost.com", "128.0.0.1"]))
+    # CPython's resolver may send a *.localhost name to DNS: not loopback by its name alone there...
+    assert not is_loopback_host("a.localhost")
+    with pytest.raises(ConfigurationError, match="refusing ws://"):
+        check_url("ws://a.localhost:8000/v1/realtime")
+    # ... while browsers resolve it to loopback themselves: follow the engine.
+    monkeypatch.setattr(dialects, "in_browser", lambda: True)
+    assert is_loopback_host("a.localhost")
+    assert check_url("ws://a.localhost:8000/v1/realtime")
 
 
 @pytest.mark.parametrize(
@@ -260,3 +270,62 @@ async def test_a_server_can_log_handshakes_without_keys_through_the_same_logger(
     records = [r for r in caplog.records if r.name == name]
     assert any("Authorization" in r.getMessage() for r in records)
     assert not any(leaks(r.getMessage()) for r in records)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("key", ["ek_68f2c0a9Zq8xW3vKp7Lm2Rt9", "local-test-key-Zq8xW3vKp7Lm2Rt9"], ids=["ephemeral", "any-shape"])
+@pytest.mark.parametrize("malformed", [False, True], ids=["error", "malformed-error"])
+async def test_a_server_error_that_quotes_the_key_reaches_no_event_message_or_log(
+    key: str, malformed: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The API's invalid_api_key answer quotes the key it was given ("Incorrect API key provided: ek_...").
+    caplog.set_level(logging.DEBUG)
+    sockets: list[Any] = []
+
+    class Socket:
+        def __init__(self, handler: Any) -> None:
+            self.handler = handler
+
+        def send(self, text: str) -> None: ...
+        def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    def factory(request: SocketRequest, handler: Any) -> Socket:
+        sockets.append(Socket(handler))
+        return sockets[-1]
+
+    transport = OpenAIRealtimeWebSocket(url="wss://realtime.test/v1", api_key=key, create_websocket=factory)
+    seen: list[Any] = []
+    for name in ("*", "error"):
+        transport.on(name, seen.append)
+    stream = transport.events()
+    connecting = asyncio.ensure_future(transport.connect())
+    await asyncio.sleep(0)
+    sockets[0].handler.on_open("realtime")
+    await connecting
+    error: dict[str, Any] = {"type": "invalid_request_error", "code": "invalid_api_key", "param": None,
+                             "message": f"Incorrect API key provided: {key}. You can find your API key at ..."}
+    # An event_id that is not a string: the event does not fit its model and is reported as malformed.
+    sockets[0].handler.on_message(json.dumps({"type": "error", "event_id": 7 if malformed else "evt_1", "error": error}))
+    transport.close()
+    seen += [event.data async for event in stream]
+    errors = [e for e in seen if isinstance(e, ErrorEvent)]  # the listener's and the stream's
+    assert [type(e.error).__name__ for e in errors] == ["MalformedServerEvent" if malformed else "ServerErrorEvent"] * 2
+    assert all("<redacted>" in repr(e.error) for e in errors)
+
+    def texts(value: Any) -> list[str]:
+        found = [str(value), repr(value)]
+        if isinstance(value, ErrorEvent):
+            found += texts(value.exception) + [repr(value.error)]
+        if hasattr(value, "model_dump"):
+            found.append(json.dumps(value.model_dump(mode="json"), default=str))
+        return found
+
+    def leaked(text: str) -> bool:
+        return any(key[i : i + FRAGMENT] in text for i in range(len(key) - FRAGMENT + 1))
+
+    for value in seen:
+        for text in texts(value):
+            assert not leaked(text), text[:300]
+    for record in caplog.records:
+        for text in _texts_of(record):
+            assert not leaked(text), text[:300]

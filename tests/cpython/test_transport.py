@@ -29,7 +29,7 @@ from pyodide_realtime import (
     UnsupportedError,
     __version__,
 )
-from pyodide_realtime import transport as transport_module
+from pyodide_realtime import _connect as transport_module
 from pyodide_realtime._cpython_socket import create_cpython_socket
 
 PCM16_100MS = 4800
@@ -266,7 +266,7 @@ async def test_an_exchange_with_audio_and_an_interruption(peer: Peer, dialect: s
     await until(lambda: sum(1 for n, _ in got if n == "audio_transcript_delta") == 1)
     audio = [p for n, p in got if n == "audio"]
     assert len(audio) == DELTAS_PER_RESPONSE
-    assert audio[1] == TransportAudio(bytes([1]) * PCM16_100MS, "resp_1", "item_1", 0)
+    assert audio[1] == TransportAudio(bytes([1]) * PCM16_100MS, "resp_1", "item_1", 0, "pcm16", 200.0)
     assert player.played == [(PCM16_100MS, "item_1", 0, "pcm16")] * DELTAS_PER_RESPONSE
     transport.interrupt()
     await until(lambda: "turn_done" in [n for n, _ in got])
@@ -743,9 +743,12 @@ async def test_on_once_off_and_the_iterator(peer: Peer) -> None:
     transport.request_response()
     await until(lambda: calls.count("on") == 1)
     unsubscribe()
+    # Listeners run in the order they were added: once this one heard the second turn_done, the removed
+    # ones would have too.
+    second = asyncio.Event()
+    transport.on("turn_done", lambda _: second.set())
     transport.request_response()
-    await until(lambda: peer.types().count("response.create") == 2)
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(second.wait(), 10)
     assert calls == ["on", "once"]
     transport.close()
     names = [e.name async for e in stream]
