@@ -79,6 +79,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS loads
         SystemMessageItem,
         UserMessageItem,
     )
+    from .run_context import RealtimeEventInfo, RunContextWrapper, RunUsage, ToolContext
+    from .runner import RealtimeRunner
     from .session import RealtimeSession
     from .session_events import (
         RealtimeAgentEndEvent,
@@ -93,11 +95,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS loads
         RealtimeHistoryUpdated,
         RealtimeInputAudioTimeoutTriggered,
         RealtimeMCPToolsChanged,
+        RealtimeRawModelEvent,
         RealtimeSessionEvent,
         RealtimeToolApprovalRequired,
         RealtimeToolEnd,
         RealtimeToolStart,
     )
+    from .session_transport import SessionTransport
     from .tool import FunctionTool, function_tool
     from .transport import (
         RECONNECT_CLOSE_CODES,
@@ -116,6 +120,12 @@ _EXPORTS: dict[str, str] = {
     "RealtimeHandoff": ".agent",
     "realtime_handoff": ".agent",
     "RealtimeSession": ".session",
+    "RealtimeRunner": ".runner",
+    "RunContextWrapper": ".run_context",
+    "ToolContext": ".run_context",
+    "RunUsage": ".run_context",
+    "RealtimeEventInfo": ".run_context",
+    "SessionTransport": ".session_transport",
     "function_tool": ".tool",
     "FunctionTool": ".tool",
     "output_guardrail": ".guardrail",
@@ -146,6 +156,7 @@ _EXPORTS: dict[str, str] = {
     "RealtimeHistoryUpdated": ".session_events",
     "RealtimeGuardrailTripped": ".session_events",
     "RealtimeInputAudioTimeoutTriggered": ".session_events",
+    "RealtimeRawModelEvent": ".session_events",
     "OpenAIRealtimeWebSocket": ".transport",
     "ConnectionState": ".transport",
     "ReconnectPolicy": ".transport",
@@ -211,7 +222,9 @@ _EXPORTS: dict[str, str] = {
     "SocketRequest": "._interfaces",
 }
 #: Subpackages and modules that ``pyodide_realtime.<name>`` reaches without an import statement.
-_SUBMODULES = frozenset({"agent", "audio", "config", "dialects", "errors", "events", "items", "session", "tool", "transport"})
+_SUBMODULES = frozenset(
+    {"agent", "audio", "config", "dialects", "errors", "events", "items", "session", "testing", "tool", "transport"}
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -236,6 +249,12 @@ __all__ = [
     "RealtimeHandoff",
     "realtime_handoff",
     "RealtimeSession",
+    "RealtimeRunner",
+    "RunContextWrapper",
+    "ToolContext",
+    "RunUsage",
+    "RealtimeEventInfo",
+    "SessionTransport",
     "function_tool",
     "FunctionTool",
     "output_guardrail",
@@ -266,6 +285,7 @@ __all__ = [
     "RealtimeHistoryUpdated",
     "RealtimeGuardrailTripped",
     "RealtimeInputAudioTimeoutTriggered",
+    "RealtimeRawModelEvent",
     # transport
     "OpenAIRealtimeWebSocket",
     "ConnectionState",

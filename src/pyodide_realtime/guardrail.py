@@ -1,9 +1,11 @@
 """Output guardrails: checks that run on the model's transcript as it grows, and stop a reply that trips one.
 
-A guardrail is a function ``(agent, text) -> GuardrailFunctionOutput | bool`` (sync or async); ``True``
-(or ``tripwire_triggered=True``) trips it. The session runs an agent's guardrails each time the reply's
+A guardrail is a function ``(agent, text)`` or, as in ``openai-agents``, ``(context, agent, text)``,
+returning ``GuardrailFunctionOutput | bool`` (sync or async); ``True`` (or ``tripwire_triggered=True``)
+trips it. The session runs an agent's guardrails each time the reply's
 transcript has grown by ``guardrail_debounce_chars`` and once more when the reply is complete; a trip
-interrupts the reply and emits a ``guardrail_tripped`` event.
+interrupts the reply, emits a ``guardrail_tripped`` event and, once the cut reply is done, tells the
+model which guardrail fired (a user message ``guardrail triggered: <names>``, as ``openai-agents`` does).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
 from .errors import ConfigurationError
+from .run_context import RunContextWrapper
+from .tool import positional_count
 
 if TYPE_CHECKING:
     from .agent import RealtimeAgent
 
 __all__ = ["GuardrailFunctionOutput", "OutputGuardrail", "OutputGuardrailResult", "output_guardrail"]
 
-GuardrailFunction = Callable[["RealtimeAgent", str], "GuardrailFunctionOutput | bool | Awaitable[GuardrailFunctionOutput | bool]"]
+GuardrailFunction = Callable[..., "GuardrailFunctionOutput | bool | Awaitable[GuardrailFunctionOutput | bool]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,7 @@ class OutputGuardrailResult:
     """One guardrail's verdict on one text."""
 
     guardrail: OutputGuardrail
-    agent: RealtimeAgent
+    agent: RealtimeAgent[Any]
     text: str
     output: GuardrailFunctionOutput
 
@@ -55,9 +59,12 @@ class OutputGuardrail:
     def get_name(self) -> str:
         return str(self.name or getattr(self.guardrail_function, "__name__", "guardrail"))
 
-    async def run(self, agent: RealtimeAgent, text: str) -> OutputGuardrailResult:
+    async def run(self, agent: RealtimeAgent[Any], text: str, context: RunContextWrapper[Any] | None = None) -> OutputGuardrailResult:
         """Run the check (exceptions propagate: the session reports them as guardrail errors)."""
-        verdict = self.guardrail_function(agent, text)
+        if positional_count(self.guardrail_function) >= 3:
+            verdict = self.guardrail_function(context or RunContextWrapper(None), agent, text)
+        else:
+            verdict = self.guardrail_function(agent, text)
         if inspect.isawaitable(verdict):
             verdict = await verdict
         if isinstance(verdict, bool):

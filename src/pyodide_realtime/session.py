@@ -1,7 +1,8 @@
 """``RealtimeSession``: an agent on a Realtime connection, with tools, approvals, handoffs, guardrails and history.
 
-Built only on the public API of :class:`~pyodide_realtime.transport.OpenAIRealtimeWebSocket` and its
-events, so it runs wherever the transport runs (a page, a worker, CPython)::
+Built only on the transport's public API (:class:`~pyodide_realtime.session_transport.SessionTransport`,
+which :class:`~pyodide_realtime.transport.OpenAIRealtimeWebSocket` has), so it runs wherever the
+transport runs (a page, a worker, CPython)::
 
     session = RealtimeSession(agent)             # in a page: player and microphone wired on connect
     await session.connect(api_key=mint_key)
@@ -12,33 +13,42 @@ events, so it runs wherever the transport runs (a page, a worker, CPython)::
 
 Tool calls of one response run concurrently; each output is sent as it is ready and the next
 response is requested once, when the response is done and every call of it has answered.
+
+The methods that are coroutines in ``openai-agents`` (``send_message``, ``send_audio``, ``interrupt``,
+``approve_tool_call``, ``reject_tool_call``, ``update_agent``, ``update_history``, ``close``) work
+awaited or not: they act when called and return an awaitable (``await`` is optional, and never warns).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import math
 import operator
+import os
 import time
 from array import array
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from ._agents_config import read_agents_options
+from ._awaitables import DONE, Done, Running
 from ._emitter import EventEmitter, Handler
+from ._event_queue import EventQueue
 from ._history import EVENT_TYPES as HISTORY_EVENT_TYPES
 from ._history import History, HistoryChange
-from ._interfaces import bytes_per_ms
+from ._interfaces import bytes_per_ms, redact
 from ._platform import in_browser
 from .agent import RealtimeAgent, RealtimeHandoff
 from .config import SessionConfig
 from .errors import ConfigurationError, InvalidStateError, ServerError
 from .events import AudioDone, AudioInterrupted, ErrorEvent, FunctionCall, TransportAudio, TurnDone, TurnStarted
-from .guardrail import OutputGuardrailResult
+from .guardrail import OutputGuardrail, OutputGuardrailResult
 from .items import AssistantMessageItem, RealtimeItem, RealtimeMCPApprovalRequestItem, RealtimeMCPListToolsItem
+from .run_context import RealtimeEventInfo, RunContextWrapper, ToolContext
 from .session_events import (
     ErrorOrigin,
     RealtimeAgentEndEvent,
@@ -53,15 +63,24 @@ from .session_events import (
     RealtimeHistoryUpdated,
     RealtimeInputAudioTimeoutTriggered,
     RealtimeMCPToolsChanged,
+    RealtimeRawModelEvent,
     RealtimeSessionEvent,
     RealtimeToolApprovalRequired,
     RealtimeToolEnd,
     RealtimeToolStart,
 )
-from .tool import FunctionTool, ToolFailure, ToolResult, raised_result
+from .session_transport import SESSION_TRANSPORT_METHODS, SessionTransport
+from .tool import FunctionTool, OwnTimeout, ToolFailure, ToolResult, own_timeouts_apart, raised_result
 from .transport import ApiKey, OpenAIRealtimeWebSocket
 
-__all__ = ["RealtimeSession", "VoiceState", "DEFAULT_GUARDRAIL_DEBOUNCE_CHARS", "MAX_QUEUED_EVENTS"]
+__all__ = [
+    "RealtimeSession",
+    "VoiceState",
+    "DEFAULT_GUARDRAIL_DEBOUNCE_CHARS",
+    "DEFAULT_HOOK_TIMEOUT_S",
+    "MAX_QUEUED_EVENTS",
+    "MAX_QUEUED_BYTES",
+]
 
 #: What the agent is doing, as a page shows it (see :attr:`RealtimeSession.voice_state`).
 VoiceState = Literal["off", "listening", "thinking", "speaking"]
@@ -72,6 +91,15 @@ logger = logging.getLogger("pyodide_realtime")
 DEFAULT_GUARDRAIL_DEBOUNCE_CHARS = 100
 #: Events kept for ``async for event in session``; past this the oldest are dropped (nobody reads them).
 MAX_QUEUED_EVENTS = 1000
+#: Bytes of audio (``audio`` events, and the deltas of ``raw_model_event``s) kept for ``async for``;
+#: past this, audio events are dropped first (they already played, or nobody reads them): 8 MiB is
+#: about 87 s of PCM16 at 24 kHz.
+MAX_QUEUED_BYTES = 8 * 1024 * 1024
+#: Seconds a user hook (``needs_approval``, ``instructions()``, ``is_enabled``, ``on_handoff``, a
+#: guardrail) may take when it is async; past it, what waited on it fails with an error that says so.
+DEFAULT_HOOK_TIMEOUT_S = 10.0
+#: What the model is told after a guardrail stopped its reply (``openai-agents``' words).
+GUARDRAIL_FEEDBACK = "guardrail triggered: {names}"
 #: Tool calls of one session that may wait or run at once; more are answered with an error text.
 MAX_PENDING_CALLS = 64
 #: A response that ended so (interrupted, failed) is not continued after its tool calls: the user moved on.
@@ -98,6 +126,30 @@ class _Approval:
     server_label: str | None = None
 
 
+_T = TypeVar("_T")
+
+
+def _is_transport(value: object) -> bool:
+    return isinstance(value, (OpenAIRealtimeWebSocket, SessionTransport)) and all(
+        callable(getattr(value, name, None)) for name in SESSION_TRANSPORT_METHODS
+    )
+
+
+async def _resolved(value: Any) -> Any:
+    """``value``, awaited if it is awaitable (a hook may be sync or async)."""
+    return await value if inspect.isawaitable(value) else value
+
+
+def _weight(event: RealtimeSessionEvent) -> int:
+    """Bytes of audio an event holds (what bounds the queue of unread events)."""
+    if isinstance(event, RealtimeAudio):
+        return len(event.audio.data)
+    if isinstance(event, RealtimeRawModelEvent):
+        delta = getattr(event.data, "delta", None)
+        return len(delta) if isinstance(delta, (str, bytes)) and event.data.type.endswith("audio.delta") else 0
+    return 0
+
+
 def _cancelled_by_owner() -> bool:
     """Whether the running task itself is being cancelled (close()), not only something it awaited."""
     task = asyncio.current_task()
@@ -107,58 +159,122 @@ def _cancelled_by_owner() -> bool:
 class RealtimeSession:
     """An agent talking over one Realtime connection (see the module docstring).
 
-    ``transport``: an :class:`OpenAIRealtimeWebSocket` to use (its listeners are added now); without
-    one the session makes one from ``url``/``model``/``dialect``, and ``connect`` starts the page's
-    player and microphone (in a browser, unless ``audio=False``; ``microphone=False`` for playback only).
-    ``config``: the rest of the session config (turn detection, transcription...); the agent's
-    instructions, tools and voice win over it.
+    ``agent``: the agent that speaks first. ``transport``: the transport to use (its listeners are
+    added now; an :class:`OpenAIRealtimeWebSocket`, a ``ScriptedRealtimeTransport`` in tests, or any
+    :class:`SessionTransport`); without one the session makes one from ``url``/``model``/``dialect``,
+    and ``connect`` starts the page's player and microphone (in a browser, unless ``audio=False``;
+    ``microphone=False`` for playback only). ``config``: the rest of the session config (turn
+    detection, transcription...); the agent's instructions, tools and voice win over it.
+
+    ``context``: your object, handed to tools, hooks and guardrails as ``RunContextWrapper.context``.
+    ``tool_timeout``: seconds for every async tool (None: each tool's own). ``hook_timeout``: seconds
+    for each async user hook (None: no limit). ``guardrail_debounce_chars``: guardrails run each time
+    the reply grew by this many characters. ``restore_history_on_reconnect``: after the transport
+    reconnects, put the conversation as heard back into the new server session (``reset_history``).
+    ``max_queued_events``/``max_queued_bytes``: the bound of unread events (see :attr:`dropped_events`).
+
+    As in ``openai-agents``: ``model=`` may be a transport instead of a model name, and
+    ``model_config`` (``api_key``, ``url``, ``initial_model_settings``, ``call_id``) and ``run_config``
+    (``model_settings``, ``output_guardrails``, ``guardrails_settings``, ``tracing_disabled``,
+    ``async_tool_calls``) are taken; any other key is refused.
     """
 
     def __init__(
         self,
-        agent: RealtimeAgent,
+        agent: RealtimeAgent[Any] | None = None,
         *,
-        transport: OpenAIRealtimeWebSocket | None = None,
+        transport: OpenAIRealtimeWebSocket | SessionTransport | None = None,
         config: SessionConfig | Mapping[str, Any] | None = None,
         api_key: ApiKey | None = None,
         url: str | None = None,
-        model: str | None = None,
+        model: str | OpenAIRealtimeWebSocket | SessionTransport | None = None,
         dialect: str = "ga",
         audio: bool | None = None,
         microphone: bool = True,
         tool_timeout: float | None = None,
+        hook_timeout: float | None = DEFAULT_HOOK_TIMEOUT_S,
         guardrail_debounce_chars: int = DEFAULT_GUARDRAIL_DEBOUNCE_CHARS,
+        context: Any = None,
+        model_config: Mapping[str, Any] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        restore_history_on_reconnect: bool = True,
+        max_queued_events: int = MAX_QUEUED_EVENTS,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
     ) -> None:
+        if agent is None:
+            raise ConfigurationError("RealtimeSession needs an agent: RealtimeSession(agent), or RealtimeRunner(agent).run()")
         if not isinstance(agent, RealtimeAgent):
-            raise ConfigurationError(f"RealtimeSession needs a RealtimeAgent, not {type(agent).__name__}")
-        if transport is not None and not isinstance(transport, OpenAIRealtimeWebSocket):
-            raise ConfigurationError("transport= takes an OpenAIRealtimeWebSocket")
+            raise ConfigurationError(
+                f"RealtimeSession needs a RealtimeAgent first, not {type(agent).__name__} "
+                "(openai-agents' RealtimeSession(model, agent) order is RealtimeSession(agent, model=transport) here)"
+            )
+        if model is not None and not isinstance(model, str):
+            if not _is_transport(model):
+                raise ConfigurationError(
+                    f"model= takes the model's name (a str) or a transport (an OpenAIRealtimeWebSocket), not {type(model).__name__}; "
+                    "openai-agents' model classes do not run here: drop model= or pass OpenAIRealtimeWebSocket(...)"
+                )
+            if transport is not None:
+                raise ConfigurationError("pass the transport once: as transport= or as model=, not both")
+            transport, model = model, None
+        if transport is not None and not _is_transport(transport):
+            raise ConfigurationError(
+                f"transport= takes an OpenAIRealtimeWebSocket (or an object with the methods of SessionTransport), not {type(transport).__name__}"
+            )
+        for name, value, low in (
+            ("guardrail_debounce_chars", guardrail_debounce_chars, 1),
+            ("max_queued_events", max_queued_events, 1),
+            ("max_queued_bytes", max_queued_bytes, 0),
+        ):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+                raise ConfigurationError(f"{name} must be an int >= {low}, not {value!r}")
+        if hook_timeout is not None and not (isinstance(hook_timeout, (int, float)) and hook_timeout > 0 and math.isfinite(hook_timeout)):
+            raise ConfigurationError(f"hook_timeout must be a positive number of seconds or None, not {hook_timeout!r}")
+        agents = read_agents_options(run_config, model_config)
+        model = model or agents.model
+        url = url or agents.url
+        if agents.debounce_chars is not None:
+            guardrail_debounce_chars = agents.debounce_chars
         if not (isinstance(guardrail_debounce_chars, int) and guardrail_debounce_chars > 0):
             raise ConfigurationError("guardrail_debounce_chars must be a positive number of characters")
-        self._config = SessionConfig.coerce(config)
+        self._config = SessionConfig.coerce(agents.settings).merged(config)
         self._agent = agent
         self._owns_transport = transport is None
-        self.transport: OpenAIRealtimeWebSocket = transport or OpenAIRealtimeWebSocket(url=url, model=model, dialect=dialect)
-        self._api_key = api_key
+        self.transport: Any = transport or OpenAIRealtimeWebSocket(url=url, model=model, dialect=dialect)
+        self._connect_url = None if self._owns_transport else url
+        self._connect_model = None if self._owns_transport else model
+        self._call_id = agents.call_id
+        self._api_key = api_key if api_key is not None else agents.api_key
         self._audio = in_browser() if audio is None else bool(audio)
         self._microphone = microphone
         self._tool_timeout = tool_timeout
+        self._hook_timeout = hook_timeout
         self._debounce = guardrail_debounce_chars
+        self._extra_guardrails = agents.guardrails
+        self._restore_history = bool(restore_history_on_reconnect)
+        #: Your ``context``, wrapped (``.context``), with the session's running token totals (``.usage``).
+        self.context_wrapper: RunContextWrapper[Any] = RunContextWrapper(context)
+        self._info = RealtimeEventInfo(self.context_wrapper)
         #: The page's player and microphone (a ``VoiceConversation``) once ``connect`` started them.
         self.voice: Any = None
         self._history = History()
         self._emitter = EventEmitter(self._on_listener_error)
-        self._queue: deque[RealtimeSessionEvent] = deque(maxlen=MAX_QUEUED_EVENTS)
-        self._waiters: set[asyncio.Future[None]] = set()  # one per `async for` loop waiting
-        self._ended = False
+        self._queue: EventQueue[RealtimeSessionEvent] = EventQueue(max_queued_events, max_queued_bytes, _weight)
         self._closed = False
         self._spoken = False  # the model has produced audio: the voice can no longer change
         self._turns: dict[str, _Turn] = {}
+        self._calls: dict[str, FunctionCall] = {}  # call_id -> the call running (or waiting) under it
         self._approvals: dict[str, _Approval] = {}
         self._always: dict[str, bool] = {}  # tool name -> approved (True) / rejected (False) for the session
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._offered_tools: dict[str, FunctionTool] = {}
+        self._offered_handoffs: dict[str, RealtimeHandoff] = {}
         self._guarded: dict[str, int] = {}  # assistant item id -> transcript length last checked
+        self._guarding: set[str] = set()  # items whose guardrails run now (at most one run each)
+        self._guard_next: dict[str, str] = {}  # item id -> the latest text to judge once that run ends
         self._tripped: set[str] = set()
+        self._running_response: str | None = None
+        self._feedback_after: dict[str, str] = {}  # response id -> guardrail feedback sent at its response.done
         self._mcp_tools: dict[str, tuple[dict[str, Any], ...]] = {}
         self._turn_ended_at: float | None = None  # when the user's turn ended, until the reply is heard
         self._receiving_audio = False
@@ -179,6 +295,7 @@ class RealtimeSession:
                 ("turn_done", self._on_turn_done),
                 ("error", self._on_transport_error),
                 ("disconnected", self._on_disconnected),
+                ("reconnected", self._on_reconnected),
                 ("reconnect_failed", self._on_reconnect_failed),
             )
         ]
@@ -187,7 +304,7 @@ class RealtimeSession:
 
     # State ---------------------------------------------------------------------------------------
     @property
-    def agent(self) -> RealtimeAgent:
+    def agent(self) -> RealtimeAgent[Any]:
         """The agent speaking now (it changes on a handoff or ``update_agent``)."""
         return self._agent
 
@@ -201,6 +318,23 @@ class RealtimeSession:
         """Call ids (or MCP approval request ids) waiting for ``approve_tool_call``/``reject_tool_call``."""
         return tuple(self._approvals)
 
+    @property
+    def model(self) -> Any:
+        """The transport (``openai-agents`` calls its transport the session's model)."""
+        return self.transport
+
+    @property
+    def usage(self) -> Any:
+        """The session's running token totals (``context_wrapper.usage``): ``requests``, ``input_tokens``,
+        ``output_tokens``, ``total_tokens``, added up at each ``response.done``."""
+        return self.context_wrapper.usage
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped unread: past ``max_queued_events`` the oldest, past ``max_queued_bytes`` of
+        audio the newest audio. Listeners (``on``) got them all; only ``async for`` missed them."""
+        return self._queue.dropped
+
     # Connecting ----------------------------------------------------------------------------------
     async def connect(
         self, api_key: ApiKey | None = None, *, url: str | None = None, model: str | None = None, timeout: float | None = None
@@ -212,16 +346,19 @@ class RealtimeSession:
         """
         if self._closed:
             raise InvalidStateError("this session was closed: make a new RealtimeSession")
-        config = await self._agent_config(self._agent, with_voice=True)
+        config, tools, handoffs = await self._agent_config(self._agent, with_voice=True)
         options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        self._ended = False
+        if self._call_id is not None:
+            options["call_id"] = self._call_id
+        self._queue.reopen()
         await self.transport.connect(
             api_key=api_key if api_key is not None else self._api_key,
-            model=model,
-            url=url,
+            model=model or self._connect_model,
+            url=url or self._connect_url,
             initial_session_config=self._config.merged(config),
             **options,
         )
+        self._offered_tools, self._offered_handoffs = tools, handoffs
         if self._audio and self.voice is None:
             await self._start_voice()
         return self
@@ -304,13 +441,14 @@ class RealtimeSession:
     def _end_turn(self) -> None:
         self._turn_ended_at = _now_ms()
 
-    def close(self) -> None:
+    def close(self) -> Done:
         """Hang up: stop tool calls and approvals, release player and microphone, close the connection.
 
-        ``async for`` loops end after the events already queued. Idempotent.
+        ``async for`` loops end after the events already queued. Idempotent. Returns at once, awaited or
+        not: a tool that ignores its cancellation runs on, unheard (its output is never sent).
         """
         if self._closed:
-            return
+            return DONE
         self._closed = True
         self._stop_work()
         if self._owns_transport or self.transport.status != "disconnected" or self.transport.reconnecting:
@@ -318,6 +456,7 @@ class RealtimeSession:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._end()
+        return DONE
 
     def _stop_work(self) -> None:
         self._stop_calls()
@@ -336,70 +475,147 @@ class RealtimeSession:
                 approval.future.cancel()
         self._approvals.clear()
         self._turns.clear()
+        self._calls.clear()
 
     async def __aenter__(self) -> RealtimeSession:
-        """Connect if the session was given an ``api_key``; close on exit."""
-        if self.transport.status == "disconnected" and self._api_key is not None:
-            await self.connect()
+        """Connect unless connected (as ``openai-agents`` does); close on exit.
+
+        The key is the session's ``api_key`` (or ``model_config["api_key"]``), else the given transport's
+        own, else (CPython, a transport the session made) the ``OPENAI_API_KEY`` environment variable.
+        """
+        if self.transport.status == "disconnected":
+            key = self._api_key
+            if key is None and self._owns_transport and not in_browser():  # a given transport keeps its own key
+                key = os.environ.get("OPENAI_API_KEY") or None
+            await self.connect(key)
         return self
+
+    async def enter(self) -> RealtimeSession:
+        """``async with`` without the block: connect (see ``__aenter__``); call ``close()`` when done."""
+        return await self.__aenter__()
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
     # Talking -------------------------------------------------------------------------------------
-    def send_message(self, message: str | Mapping[str, Any]) -> None:
-        """Add a user message (text, or a message dict) and ask the agent to reply."""
+    def send_message(self, message: str | Mapping[str, Any]) -> Done:
+        """Add a user message (text, or a message dict) and ask the agent to reply. ConfigurationError for
+        a malformed message, InvalidStateError unless connected (both raised here, awaited or not)."""
         self.transport.send_message(message)
         self._end_turn()
+        return DONE
 
-    def send_audio(self, audio: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
-        """Append microphone audio (PCM16 24 kHz mono by default); ``commit`` ends the user's turn."""
+    def send_audio(self, audio: bytes | bytearray | memoryview, *, commit: bool = False) -> Done:
+        """Append microphone audio (PCM16 24 kHz mono by default); ``commit`` ends the user's turn.
+        Ignored unless connected."""
         self.transport.send_audio(audio, commit=commit)
         if commit:
             self._end_turn()
+        return DONE
 
-    def interrupt(self) -> None:
-        """Stop the agent: cancel its reply and cut its audio where the user stopped hearing it."""
+    def interrupt(self) -> Done:
+        """Stop the agent: cancel its reply and cut its audio where the user stopped hearing it (the
+        history item keeps the part heard). Does nothing when nothing is playing or running."""
         self.transport.interrupt()
+        return DONE
 
     def mute(self, muted: bool) -> None:
         """Mute or unmute the microphone (raises UnsupportedError without one)."""
         self.transport.mute(muted)
 
-    async def update_agent(self, agent: RealtimeAgent) -> None:
-        """Switch to ``agent``: its instructions and tools (and voice, until the model first spoke)."""
+    def update_agent(self, agent: RealtimeAgent[Any]) -> Running:
+        """Switch to ``agent``: its instructions and tools (and voice, until the model first spoke).
+
+        ConfigurationError at once for a non-agent. The switch runs as a task (its instructions may be
+        async): ``await`` it to wait and to get its error (a hook that failed or timed out); not
+        awaited, an error comes as an ``error`` event of origin ``hook``.
+        """
         if not isinstance(agent, RealtimeAgent):
             raise ConfigurationError(f"update_agent() takes a RealtimeAgent, not {type(agent).__name__}")
-        await self._apply_agent(agent, initial=False)
+        agent.check()
+        return Running(self._start(self._apply_agent(agent, initial=False), f"switching to {agent.name}"))
 
-    async def _agent_config(self, agent: RealtimeAgent, *, with_voice: bool) -> dict[str, Any]:
-        config: dict[str, Any] = {**agent.session_config, "tools": agent.tool_definitions()}
-        instructions = await agent.get_instructions()
+    def update_history(
+        self, history: Sequence[RealtimeItem] | Callable[[tuple[RealtimeItem, ...]], Sequence[RealtimeItem]]
+    ) -> Done:
+        """Make the server's conversation ``history`` (items of :attr:`history`, kept, dropped or
+        reordered, and new ones), or ``history(current)``'s result. Sends the deletions and creations
+        through ``transport.reset_history``; the local history follows the server's events. Raises what
+        that raises (ConfigurationError for an item it cannot send, InvalidStateError unless connected)."""
+        current = self.history
+        wanted = history(current) if callable(history) else history
+        if isinstance(wanted, (str, bytes, Mapping)) or not isinstance(wanted, Sequence):
+            raise ConfigurationError("update_history() takes a list of history items (or a function returning one)")
+        self.transport.reset_history(current, list(wanted))
+        return DONE
+
+    async def _hook(self, awaitable: Awaitable[_T], what: str) -> _T:
+        """Await a user hook within ``hook_timeout``; its own TimeoutError stays its own."""
+        if self._hook_timeout is None:
+            return await awaitable
+        try:
+            return await asyncio.wait_for(own_timeouts_apart(awaitable), self._hook_timeout)
+        except OwnTimeout as wrapped:
+            raise (wrapped.__cause__ or wrapped) from None
+        except TimeoutError:
+            raise TimeoutError(
+                f"{what} did not answer within {self._hook_timeout:g} s; make it answer sooner, or pass a longer hook_timeout="
+            ) from None
+
+    async def _agent_config(
+        self, agent: RealtimeAgent[Any], *, with_voice: bool
+    ) -> tuple[dict[str, Any], dict[str, FunctionTool], dict[str, RealtimeHandoff]]:
+        """The session config of ``agent`` and the tools and handoffs it offers (``is_enabled`` asked now)."""
+        agent.check()
+        context = self.context_wrapper
+        tools: dict[str, FunctionTool] = {}
+        definitions: list[dict[str, Any]] = []
+        for tool in agent.tools:
+            if not isinstance(tool, FunctionTool):
+                definitions.append(dict(tool))
+            elif await self._hook(tool.enabled(context, agent), f"is_enabled of {tool.name}"):
+                tools[tool.name] = tool
+                definitions.append(tool.definition)
+        handoffs: dict[str, RealtimeHandoff] = {}
+        for handoff in agent.handoff_tools:
+            if await self._hook(handoff.enabled(context, agent), f"is_enabled of {handoff.tool_name}"):
+                handoffs[handoff.tool_name] = handoff
+                definitions.append(handoff.definition)
+        config: dict[str, Any] = {**agent.session_config, "tools": definitions}
+        instructions = await self._hook(agent.get_instructions(context), f"the instructions of {agent.name}")
         if instructions is not None:
             config["instructions"] = instructions
         if agent.voice is not None and with_voice:
             config["voice"] = agent.voice
-        return config
+        return config, tools, handoffs
 
-    async def _apply_agent(self, agent: RealtimeAgent, *, initial: bool) -> None:
+    async def _apply_agent(self, agent: RealtimeAgent[Any], *, initial: bool) -> None:
         voice_allowed = not self._spoken
         if agent.voice is not None and agent.voice != self._agent.voice and not voice_allowed:
             logger.warning("%s keeps the session's voice: the API refuses a voice change once the model has spoken", agent.name)
-        config = await self._agent_config(agent, with_voice=voice_allowed and agent.voice is not None)
+        config, tools, handoffs = await self._agent_config(agent, with_voice=voice_allowed and agent.voice is not None)
         self._agent = agent
+        self._offered_tools, self._offered_handoffs = tools, handoffs
         if self.transport.status == "connected":
             self.transport.update_session_config(config)
 
     # Approvals -----------------------------------------------------------------------------------
-    def approve_tool_call(self, call_id: str, *, always: bool = False) -> None:
-        """Let a waiting call run (``always``: every later call of that tool too, in this session)."""
+    def approve_tool_call(self, call_id: str, *, always: bool = False) -> Done:
+        """Let a waiting call run (``always``: every later call of that tool too, in this session).
+        InvalidStateError for a call id that is not waiting (answered already, or never asked); after
+        ``close()`` it does nothing."""
         self._answer(call_id, True, None, always)
+        return DONE
 
-    def reject_tool_call(self, call_id: str, *, always: bool = False, rejection_message: str | None = None) -> None:
-        """Refuse a waiting call; the model is told (``rejection_message``, or a default text)."""
+    def reject_tool_call(self, call_id: str, *, always: bool = False, rejection_message: str | None = None) -> Done:
+        """Refuse a waiting call; the model is told (``rejection_message``, or a default text).
+        InvalidStateError for a call id that is not waiting; after ``close()`` it does nothing."""
         self._answer(call_id, False, rejection_message, always)
+        return DONE
 
     def _answer(self, call_id: str, approve: bool, message: str | None, always: bool) -> None:
+        if self._closed:  # hung up: every call ended unanswered; a late button press has nothing to answer
+            return
         approval = self._approvals.pop(call_id, None)
         if approval is None:
             raise InvalidStateError(
@@ -432,31 +648,16 @@ class RealtimeSession:
 
     async def __anext__(self) -> RealtimeSessionEvent:
         """The next event; the loop ends once the session is closed or disconnected and all were read."""
-        while not self._queue:
-            if self._ended:
-                raise StopAsyncIteration
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.add(waiter)
-            try:
-                await waiter
-            finally:
-                self._waiters.discard(waiter)
-        return self._queue.popleft()
+        return await self._queue.get()
 
     def _emit(self, event: RealtimeSessionEvent) -> None:
-        self._queue.append(event)
-        self._wake()
+        # Events are frozen; the context they happened in is set here, the one place all pass through.
+        object.__setattr__(event, "info", self._info)
+        self._queue.put(event)
         self._emitter.emit(event.type, event)
 
     def _end(self) -> None:
-        self._ended = True
-        self._wake()
-
-    def _wake(self) -> None:
-        """Wake every waiting loop: one takes the event, the others wait again (or end, once ended)."""
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._queue.end()
 
     def _error(
         self,
@@ -467,6 +668,8 @@ class RealtimeSession:
         call_id: str | None = None,
         item_id: str | None = None,
     ) -> None:
+        # A server's error text may quote the key (invalid_api_key does): redacted before any record or event.
+        message = redact(message)
         logger.warning("%s error: %s", origin, message)
         self._emit(RealtimeErrorEvent(origin, message, exception, call_id, item_id))
 
@@ -477,6 +680,8 @@ class RealtimeSession:
     # Transport events ----------------------------------------------------------------------------
     def _on_server_event(self, event: Any) -> None:
         kind = event.type
+        if kind != "error":  # a server error comes as an error event, its text redacted
+            self._emit(RealtimeRawModelEvent(event))
         if kind in HISTORY_EVENT_TYPES:
             data = event.model_dump()
             self._apply_history(self._history.receive(kind, data, frozenset(event.model_fields_set)))
@@ -513,6 +718,7 @@ class RealtimeSession:
                 self._emit(RealtimeMCPToolsChanged(item.server_label, every))
             if change.removed:
                 self._guarded.pop(item.item_id, None)
+                self._guard_next.pop(item.item_id, None)
                 self._tripped.discard(item.item_id)
             elif isinstance(item, AssistantMessageItem):
                 self._check_guardrails(item)
@@ -525,7 +731,7 @@ class RealtimeSession:
         if self.voice is None:  # no player to say when it sounds: the first audio received counts
             self._measure_latency(0.0)
         self._apply_history(self._history.audio(audio.item_id, len(audio.data) / bytes_per_ms(audio.audio_format)))
-        self._emit(RealtimeAudio(audio.data, audio.item_id, audio.content_index))
+        self._emit(RealtimeAudio(audio, audio.item_id, audio.content_index))
 
     def _on_audio_done(self, done: AudioDone) -> None:
         self._receiving_audio = False
@@ -539,10 +745,15 @@ class RealtimeSession:
 
     def _on_turn_started(self, turn: TurnStarted) -> None:
         self._response_audio = False
+        self._running_response = turn.response_id
         self._emit(RealtimeAgentStartEvent(self._agent))
 
     def _on_turn_done(self, done: TurnDone) -> None:
         self._receiving_audio = False
+        if self._running_response == done.response_id:
+            self._running_response = None
+        if done.status != "cut":  # a response lost with the connection was never counted
+            self.context_wrapper.usage.add(done.usage)
         turn = self._turns.get(done.response_id)
         if turn is None and not self._response_audio:
             self._turn_ended_at = None  # a reply with nothing to hear and no tool to wait for: not thinking any more
@@ -555,6 +766,9 @@ class RealtimeSession:
             if isinstance(current, AssistantMessageItem):
                 self._check_guardrails(current, final=True)
         self._emit(RealtimeAgentEndEvent(self._agent))
+        feedback = self._feedback_after.pop(done.response_id, None)
+        if feedback is not None:  # the cut reply is done: now the model may hear why
+            self._send_feedback(feedback)
 
     def _on_transport_error(self, error: ErrorEvent) -> None:
         exception = error.exception
@@ -577,12 +791,34 @@ class RealtimeSession:
         self._stop_work()
         self._end()
 
+    def _on_reconnected(self, _reconnected: Any) -> None:
+        # The new server session starts empty: give it the conversation as the user heard it.
+        items = list(self.history)
+        if not self._restore_history or not items:
+            return
+        try:
+            self.transport.reset_history((), items)
+        except Exception as exc:  # the conversation goes on, without its past
+            self._error(
+                "transport",
+                f"the conversation could not be restored after the reconnect ({exc}); the model starts afresh",
+                exc,
+            )
+
     def _on_reconnect_failed(self, _failed: Any) -> None:
         self._stop_work()
         self._end()
 
     # Tool calls ----------------------------------------------------------------------------------
     def _on_function_call(self, call: FunctionCall) -> None:
+        if call.call_id in self._calls:
+            # Two calls under one id: an approval or an output could then reach the wrong one. The
+            # first runs as it was shown; this one is refused, and the model is told.
+            text = f"Error: call_id {call.call_id!r} is already used by a running call; this call was not run. Use a new call_id"
+            self._error("tool", f"the model reused call_id {call.call_id!r} while that call runs; the second call ({call.name}) was not run", call_id=call.call_id)
+            if self.transport.status == "connected":
+                self.transport.send_function_call_output(call, text, start_response=False)
+            return
         turn = self._turns.setdefault(call.response_id, _Turn())
         if sum(t.pending for t in self._turns.values()) >= MAX_PENDING_CALLS:
             self._finish_call(
@@ -590,12 +826,14 @@ class RealtimeSession:
             )
             return
         turn.pending += 1
+        self._calls[call.call_id] = call
         self._spawn(self._run_call(call, turn))
 
-    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+    def _spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)  # held: asyncio keeps only weak references to tasks
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
@@ -603,15 +841,36 @@ class RealtimeSession:
             exc = task.exception()
             self._error("transport", f"the session failed internally ({type(exc).__name__}: {exc}); please report it", exc)
 
+    def _start(self, coroutine: Awaitable[Any], what: str) -> asyncio.Task[Any]:
+        """A task for work a user may await (its error reaches the awaiter, and an ``error`` event)."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+
+        def done(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                self._error("hook", f"{what} failed ({type(exc).__name__}: {exc})", exc)
+
+        task.add_done_callback(done)
+        return task
+
     async def _run_call(self, call: FunctionCall, turn: _Turn) -> None:
+        try:
+            await self._answer_call(call, turn)
+        finally:
+            if self._calls.get(call.call_id) is call:
+                del self._calls[call.call_id]
+
+    async def _answer_call(self, call: FunctionCall, turn: _Turn) -> None:
         agent = self._agent
-        handoff = next((h for h in agent.handoff_tools if h.tool_name == call.name), None)
-        tool = next((t for t in agent.function_tools if t.name == call.name), None)
+        handoff = self._offered_handoffs.get(call.name)
+        tool = self._offered_tools.get(call.name)
         try:
             if handoff is not None:
-                result = await self._handoff(agent, handoff)
+                result = await self._handoff(agent, handoff, call)
             elif tool is None:
-                known = ", ".join([t.name for t in agent.function_tools] + [h.tool_name for h in agent.handoff_tools]) or "none"
+                known = ", ".join([*self._offered_tools, *self._offered_handoffs]) or "none"
                 failure = ToolFailure(
                     "unknown_tool", f"there is no tool named {call.name!r} (the tools are: {known}); call one of those"
                 )
@@ -636,23 +895,27 @@ class RealtimeSession:
             self._error("transport", f"the output of {call.name} could not be sent ({exc}); the reply stops here", exc)
             self._turns.pop(call.response_id, None)
 
-    async def _call_tool(self, agent: RealtimeAgent, tool: FunctionTool, call: FunctionCall) -> ToolResult:
+    async def _call_tool(self, agent: RealtimeAgent[Any], tool: FunctionTool, call: FunctionCall) -> ToolResult:
         values = tool.parse_arguments(call.arguments)
         if isinstance(values, ToolFailure):
             return ToolResult(f"Error: {values.message}", values)
-        if await tool.approval_needed(values):
+        needed = tool.approval_needed(values, self.context_wrapper, call.call_id)
+        if await self._hook(needed, f"needs_approval of {tool.name}"):
             approved, message = await self._approval(agent, tool, call)
             if not approved:
                 text = message or f"The user did not allow {tool.name} to run; do not call it again for this request."
                 # Not an error: the person said no. The model is told, and the call ends.
-                self._emit(RealtimeToolEnd(agent, tool, call.call_id, text, failed=True))
+                self._emit(RealtimeToolEnd(agent, tool, call.call_id, text, failed=True, arguments=call.arguments))
                 return ToolResult(text)
         self._emit(RealtimeToolStart(agent, tool, call.call_id, call.arguments))
-        result = await tool.run(values, timeout=self._tool_timeout)
-        self._emit(RealtimeToolEnd(agent, tool, call.call_id, result.output, failed=result.failure is not None))
+        wrapper = self.context_wrapper
+        context = ToolContext(wrapper.context, wrapper.usage, tool.name, call.call_id, call.arguments)
+        result = await tool.run(values, timeout=self._tool_timeout, context=context)
+        failed = result.failure is not None
+        self._emit(RealtimeToolEnd(agent, tool, call.call_id, result.output, failed=failed, arguments=call.arguments))
         return result
 
-    async def _approval(self, agent: RealtimeAgent, tool: FunctionTool, call: FunctionCall) -> tuple[bool, str | None]:
+    async def _approval(self, agent: RealtimeAgent[Any], tool: FunctionTool, call: FunctionCall) -> tuple[bool, str | None]:
         if tool.name in self._always:
             return self._always[tool.name], None
         future: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
@@ -673,7 +936,11 @@ class RealtimeSession:
             RealtimeToolApprovalRequired(self._agent, item.item_id, item.name, item.arguments, "mcp", None, item.server_label)
         )
 
-    async def _handoff(self, from_agent: RealtimeAgent, handoff: RealtimeHandoff) -> ToolResult:
+    async def _handoff(self, from_agent: RealtimeAgent[Any], handoff: RealtimeHandoff, call: FunctionCall) -> ToolResult:
+        value = handoff.parse_input(call.arguments)
+        if handoff.on_handoff is not None:
+            arguments = (self.context_wrapper, value) if handoff.input_type is not None else (self.context_wrapper,)
+            await self._hook(_resolved(handoff.on_handoff(*arguments)), f"on_handoff of {handoff.tool_name}")
         await self._apply_agent(handoff.agent, initial=False)
         self._emit(RealtimeHandoffEvent(from_agent, handoff.agent))
         return ToolResult(json.dumps({"assistant": handoff.agent.name}))
@@ -696,22 +963,44 @@ class RealtimeSession:
             self.transport.request_response()
 
     # Guardrails ----------------------------------------------------------------------------------
+    def _guardrails(self) -> tuple[OutputGuardrail, ...]:
+        own = tuple(self._agent.output_guardrails)
+        return own + tuple(g for g in self._extra_guardrails if g not in own)
+
     def _check_guardrails(self, item: AssistantMessageItem, *, final: bool = False) -> None:
-        guardrails = self._agent.output_guardrails
-        if not guardrails or item.item_id in self._tripped or item.heard_ms is not None:
+        if not self._guardrails() or item.item_id in self._tripped or item.heard_ms is not None:
             return
         text = item.text
         checked = self._guarded.get(item.item_id, 0)
         if len(text) == checked or (not final and item.status != "completed" and len(text) - checked < self._debounce):
             return
         self._guarded[item.item_id] = len(text)
-        self._spawn(self._run_guardrails(self._agent, item.item_id, text))
+        if item.item_id in self._guarding:
+            self._guard_next[item.item_id] = text  # one run per item: it judges the latest text next
+            return
+        self._start_guardrails(item.item_id, text)
 
-    async def _run_guardrails(self, agent: RealtimeAgent, item_id: str, text: str) -> None:
+    def _start_guardrails(self, item_id: str, text: str) -> None:
+        self._guarding.add(item_id)
+        self._spawn(self._run_guardrails(self._agent, item_id, text))
+
+    async def _run_guardrails(self, agent: RealtimeAgent[Any], item_id: str, text: str) -> None:
+        try:
+            await self._judge(agent, item_id, text)
+        except asyncio.CancelledError:
+            self._guard_next.pop(item_id, None)
+            raise
+        finally:
+            self._guarding.discard(item_id)
+        latest = self._guard_next.pop(item_id, None)
+        if latest is not None and item_id not in self._tripped and not self._closed:
+            self._start_guardrails(item_id, latest)
+
+    async def _judge(self, agent: RealtimeAgent[Any], item_id: str, text: str) -> None:
         results: list[OutputGuardrailResult] = []
-        for guardrail in agent.output_guardrails:
+        for guardrail in self._guardrails():
             try:
-                results.append(await guardrail.run(agent, text))
+                results.append(await self._hook(guardrail.run(agent, text, self.context_wrapper), f"guardrail {guardrail.get_name()}"))
             except Exception as exc:  # a broken guardrail is reported; the others still judge
                 self._error(
                     "guardrail",
@@ -723,8 +1012,23 @@ class RealtimeSession:
         if not tripped or item_id in self._tripped:
             return
         self._tripped.add(item_id)
+        self._guard_next.pop(item_id, None)
+        running = self._running_response
         self.interrupt()
         self._emit(RealtimeGuardrailTripped(tripped, text, item_id))
+        feedback = GUARDRAIL_FEEDBACK.format(names=", ".join(result.guardrail.get_name() for result in tripped))
+        if running is not None:
+            self._feedback_after[running] = feedback  # sent once the cancelled response is done
+        else:
+            self._send_feedback(feedback)
+
+    def _send_feedback(self, text: str) -> None:
+        if self.transport.status != "connected":
+            return
+        try:
+            self.transport.send_message(text)
+        except Exception as exc:  # the connection went meanwhile
+            self._error("guardrail", f"the model could not be told which guardrail tripped ({exc})", exc)
 
     def __repr__(self) -> str:
         return f"<RealtimeSession agent={self._agent.name!r} {self.transport.status} items={len(self.history)}>"

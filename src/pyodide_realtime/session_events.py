@@ -1,8 +1,11 @@
 """What a :class:`~pyodide_realtime.session.RealtimeSession` emits: small frozen classes, ``event.type`` a string.
 
-The names are ``openai-agents``' (``agents.realtime.events``). Errors of every origin (server, tool,
-guardrail, transport, audio, microphone, mcp) come as one :class:`RealtimeErrorEvent` whose ``message`` says what
-failed and what to do.
+The names and attributes are ``openai-agents``' (``agents.realtime.events``): every event has ``type``
+and ``info`` (``info.context`` is the session's :class:`~pyodide_realtime.run_context.RunContextWrapper`).
+Errors of every origin (server, tool, guardrail, transport, audio, microphone, mcp, hook) come as one
+:class:`RealtimeErrorEvent` whose ``message`` says what failed and what to do. ``openai-agents`` names
+that class ``RealtimeError``; here ``RealtimeError`` is the base of the exceptions (see the README's
+"Coming from openai-agents"): test ``event.type == "error"`` and read ``event.error`` in code for both.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from .items import RealtimeItem
 
 if TYPE_CHECKING:
     from .agent import RealtimeAgent
+    from .events import TransportAudio
     from .guardrail import OutputGuardrailResult
+    from .run_context import RealtimeEventInfo
     from .tool import FunctionTool
 
 __all__ = [
@@ -33,18 +38,21 @@ __all__ = [
     "RealtimeHistoryUpdated",
     "RealtimeGuardrailTripped",
     "RealtimeInputAudioTimeoutTriggered",
+    "RealtimeRawModelEvent",
     "RealtimeSessionEvent",
     "ErrorOrigin",
 ]
 
-ErrorOrigin = Literal["server", "tool", "guardrail", "transport", "audio", "microphone", "mcp"]
+ErrorOrigin = Literal["server", "tool", "guardrail", "transport", "audio", "microphone", "mcp", "hook"]
 
 
 @dataclass(frozen=True, slots=True)
 class RealtimeAgentStartEvent:
     """The agent started a reply (a response began)."""
 
-    agent: RealtimeAgent
+    agent: RealtimeAgent[Any]
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["agent_start"] = "agent_start"
 
 
@@ -52,23 +60,33 @@ class RealtimeAgentStartEvent:
 class RealtimeAgentEndEvent:
     """The agent's reply ended (the response is done)."""
 
-    agent: RealtimeAgent
+    agent: RealtimeAgent[Any]
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["agent_end"] = "agent_end"
 
 
 @dataclass(frozen=True, slots=True)
 class RealtimeHandoffEvent:
-    from_agent: RealtimeAgent
-    to_agent: RealtimeAgent
+    """The model handed off: ``to_agent`` speaks now (its instructions and tools are applied)."""
+
+    from_agent: RealtimeAgent[Any]
+    to_agent: RealtimeAgent[Any]
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["handoff"] = "handoff"
 
 
 @dataclass(frozen=True, slots=True)
 class RealtimeToolStart:
-    agent: RealtimeAgent
+    """A tool call starts (after its approval, if it needed one); ``arguments`` is the model's JSON text."""
+
+    agent: RealtimeAgent[Any]
     tool: FunctionTool
     call_id: str
     arguments: str
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["tool_start"] = "tool_start"
 
 
@@ -76,11 +94,15 @@ class RealtimeToolStart:
 class RealtimeToolEnd:
     """A tool call finished; ``output`` is what the model got (an error text if ``failed``)."""
 
-    agent: RealtimeAgent
+    agent: RealtimeAgent[Any]
     tool: FunctionTool
     call_id: str
     output: str
     failed: bool = False
+    #: The call's arguments, as JSON text.
+    arguments: str = ""
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["tool_end"] = "tool_end"
 
 
@@ -92,13 +114,15 @@ class RealtimeToolApprovalRequired:
     tool; ``call_id`` is the server's approval request id and ``server_label`` names the server).
     """
 
-    agent: RealtimeAgent
+    agent: RealtimeAgent[Any]
     call_id: str
     name: str
     arguments: str
     kind: Literal["function", "mcp"] = "function"
     tool: FunctionTool | None = None
     server_label: str | None = None
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["tool_approval_required"] = "tool_approval_required"
 
 
@@ -108,17 +132,27 @@ class RealtimeMCPToolsChanged:
 
     server_label: str
     tools: tuple[dict[str, Any], ...]
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["mcp_tools_changed"] = "mcp_tools_changed"
 
 
 @dataclass(frozen=True, slots=True)
 class RealtimeAudio:
-    """Model audio (already playing if the session has a player)."""
+    """Model audio (already playing if the session has a player). ``audio`` is the transport's event
+    (``data``: the decoded bytes, ``response_id``, ``item_id``, ``content_index``, ``audio_format``);
+    ``event.data`` is short for ``event.audio.data``."""
 
-    data: bytes = field(repr=False)
+    audio: TransportAudio = field(repr=False)
     item_id: str
     content_index: int
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["audio"] = "audio"
+
+    @property
+    def data(self) -> bytes:
+        return self.audio.data
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +161,8 @@ class RealtimeAudioEnd:
 
     item_id: str
     content_index: int
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["audio_end"] = "audio_end"
 
 
@@ -137,6 +173,8 @@ class RealtimeAudioInterrupted:
     item_id: str
     content_index: int
     heard_ms: float
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["audio_interrupted"] = "audio_interrupted"
 
 
@@ -152,6 +190,8 @@ class RealtimeErrorEvent:
     exception: BaseException | None = field(default=None, compare=False)
     call_id: str | None = None
     item_id: str | None = None
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["error"] = "error"
 
     @property
@@ -162,7 +202,11 @@ class RealtimeErrorEvent:
 
 @dataclass(frozen=True, slots=True)
 class RealtimeHistoryAdded:
+    """A new item is in the history (``history_updated`` follows, and again at each of its changes)."""
+
     item: RealtimeItem
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["history_added"] = "history_added"
 
 
@@ -172,6 +216,8 @@ class RealtimeHistoryUpdated:
 
     history: tuple[RealtimeItem, ...]
     item: RealtimeItem | None = None
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["history_updated"] = "history_updated"
 
 
@@ -182,6 +228,8 @@ class RealtimeGuardrailTripped:
     guardrail_results: tuple[OutputGuardrailResult, ...]
     message: str
     item_id: str
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["guardrail_tripped"] = "guardrail_tripped"
 
 
@@ -189,7 +237,20 @@ class RealtimeGuardrailTripped:
 class RealtimeInputAudioTimeoutTriggered:
     """The server's idle timeout fired: the user said nothing for a while."""
 
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
     type: Literal["input_audio_timeout_triggered"] = "input_audio_timeout_triggered"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeRawModelEvent:
+    """A server event as the transport parsed it (``data.type`` is the server's type). Server ``error``
+    events come as ``error`` events instead, their text redacted."""
+
+    data: Any = field(repr=False)
+    #: The run context (set by the session as it emits the event).
+    info: RealtimeEventInfo | None = field(default=None, compare=False, repr=False, kw_only=True)
+    type: Literal["raw_model_event"] = "raw_model_event"
 
 
 RealtimeSessionEvent = Union[
@@ -208,4 +269,5 @@ RealtimeSessionEvent = Union[
     RealtimeHistoryUpdated,
     RealtimeGuardrailTripped,
     RealtimeInputAudioTimeoutTriggered,
+    RealtimeRawModelEvent,
 ]

@@ -13,6 +13,7 @@ import inspect
 import math
 import re
 import types
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints, overload
@@ -21,6 +22,7 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .errors import ConfigurationError
+from .run_context import RunContextWrapper
 
 __all__ = ["FunctionTool", "ToolFailure", "ToolResult", "function_tool", "DEFAULT_TOOL_TIMEOUT_S"]
 
@@ -36,8 +38,11 @@ _ARG_LINE = re.compile(r"^\s*(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
 _SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Params)\s*:?\s*$")
 _OTHER_SECTION = re.compile(r"^\s*(Returns?|Raises|Yields|Examples?|Notes?)\s*:?\s*$")
 
-#: ``needs_approval``: a flag, or a function of the validated arguments (a dict) returning one.
-NeedsApproval = bool | Callable[[dict[str, Any]], bool | Awaitable[bool]]
+#: ``needs_approval``: a flag, or a function returning one (sync or async): of the validated arguments
+#: (a dict), or ``openai-agents``' ``(context, arguments, call_id)``.
+NeedsApproval = bool | Callable[..., bool | Awaitable[bool]]
+#: ``is_enabled``: a flag, or ``(context, agent) -> bool`` (sync or async); a disabled tool is not offered.
+IsEnabled = bool | Callable[..., bool | Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,10 @@ class FunctionTool:
     needs_approval: NeedsApproval = False
     #: Seconds an async tool may run (None: no limit). A sync tool runs to its end: make slow tools async.
     timeout: float | None = DEFAULT_TOOL_TIMEOUT_S
+    #: Whether the model is offered the tool (checked each time an agent is applied to the session).
+    is_enabled: IsEnabled = True
+    #: The function's first parameter takes the run context (a ``RunContextWrapper``/``ToolContext``).
+    takes_context: bool = False
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -92,33 +101,49 @@ class FunctionTool:
             )
         return {name: getattr(parsed, name) for name in type(parsed).model_fields}
 
-    async def approval_needed(self, arguments: dict[str, Any]) -> bool:
+    async def approval_needed(
+        self, arguments: dict[str, Any], context: RunContextWrapper[Any] | None = None, call_id: str = ""
+    ) -> bool:
+        """Whether this call waits for approval (``needs_approval`` called with what it takes)."""
         if callable(self.needs_approval):
-            answer = self.needs_approval(arguments)
+            if positional_count(self.needs_approval) >= 3:
+                answer = self.needs_approval(context or RunContextWrapper(None), arguments, call_id)
+            else:
+                answer = self.needs_approval(arguments)
             if inspect.isawaitable(answer):
                 answer = await answer
             return bool(answer)
         return bool(self.needs_approval)
 
-    async def run(self, arguments: str | dict[str, Any], timeout: float | None = None) -> ToolResult:
+    async def enabled(self, context: RunContextWrapper[Any], agent: Any) -> bool:
+        """Whether the model is offered this tool now (``is_enabled`` called with ``(context, agent)``)."""
+        return await check_enabled(self.is_enabled, context, agent)
+
+    async def run(
+        self, arguments: str | dict[str, Any], timeout: float | None = None, *, context: RunContextWrapper[Any] | None = None
+    ) -> ToolResult:
         """Validate and call. Never raises for bad arguments, a raising function or a timeout.
 
         ``timeout`` (seconds) overrides the tool's own; cancelling the caller cancels the call.
+        ``context`` goes to a tool that takes one (an empty ``RunContextWrapper(None)`` if not given).
         """
         values = self.parse_arguments(arguments) if isinstance(arguments, str) else arguments
         if isinstance(values, ToolFailure):
             return ToolResult(f"Error: {values.message}", values)
         limit = self.timeout if timeout is None else timeout
         try:
-            result = self.func(**values)
+            if self.takes_context:
+                result = self.func(context or RunContextWrapper(None), **values)
+            else:
+                result = self.func(**values)
         except Exception as exc:  # a sync tool's bug, its own TimeoutError included
             return raised_result(self.name, exc)
         try:
             if inspect.isawaitable(result):
                 # The tool's own TimeoutError is wrapped on its way out: only the deadline's stays one.
-                waiting = _own_timeouts_apart(result)
+                waiting = own_timeouts_apart(result)
                 result = await (asyncio.wait_for(waiting, limit) if limit is not None else waiting)
-        except _ToolTimeout as wrapped:
+        except OwnTimeout as wrapped:
             return raised_result(self.name, wrapped.__cause__ or wrapped)
         except TimeoutError as exc:  # our deadline: there is one, or nothing raises TimeoutError here
             failure = ToolFailure(
@@ -132,6 +157,31 @@ class FunctionTool:
         return ToolResult(tool_output_text(result))
 
 
+async def check_enabled(flag: IsEnabled, context: RunContextWrapper[Any], agent: Any) -> bool:
+    """An ``is_enabled`` setting's answer: the flag, or the function's (awaited if async)."""
+    if not callable(flag):
+        return bool(flag)
+    answer = flag(context, agent)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return bool(answer)
+
+
+def positional_count(func: Callable[..., Any]) -> int:
+    """How many positional parameters ``func`` takes (a large number for ``*args``)."""
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return 99
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
 def raised_result(name: str, exc: BaseException) -> ToolResult:
     """What the model is told when calling tool ``name`` raised ``exc``."""
     detail = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
@@ -139,15 +189,15 @@ def raised_result(name: str, exc: BaseException) -> ToolResult:
     return ToolResult(f"Error: {failure.message}", failure)
 
 
-class _ToolTimeout(Exception):
+class OwnTimeout(Exception):
     """A TimeoutError the tool raised itself, kept apart from the deadline's (``__cause__`` is it)."""
 
 
-async def _own_timeouts_apart(awaitable: Awaitable[Any]) -> Any:
+async def own_timeouts_apart(awaitable: Awaitable[Any]) -> Any:
     try:
         return await awaitable
     except TimeoutError as exc:
-        raise _ToolTimeout() from exc
+        raise OwnTimeout() from exc
 
 
 def tool_output_text(result: Any) -> str:
@@ -184,19 +234,21 @@ def _docstring_parts(doc: str | None) -> tuple[str, dict[str, str]]:
     return " ".join(" ".join(description).split()), arguments
 
 
-def _strip_titles(schema: Any) -> Any:
+def strip_titles(schema: Any) -> Any:
     """pydantic titles every property; the model does not need them (they only cost tokens)."""
     if isinstance(schema, dict):
-        return {key: _strip_titles(value) for key, value in schema.items() if key != "title" or not isinstance(value, str)}
+        return {key: strip_titles(value) for key, value in schema.items() if key != "title" or not isinstance(value, str)}
     if isinstance(schema, list):
-        return [_strip_titles(value) for value in schema]
+        return [strip_titles(value) for value in schema]
     return schema
 
 
-def _parameter_hints(func: Callable[..., Any], name: str) -> dict[str, Any]:
-    """The parameters' type hints (not the return's: it is never described to the model)."""
+def _parameter_hints(func: Callable[..., Any], name: str, skip: str | None = None) -> dict[str, Any]:
+    """The parameters' type hints (not the return's, nor ``skip``'s: they are never described to the model)."""
     annotations = dict(getattr(func, "__annotations__", {}) or {})
     annotations.pop("return", None)
+    if skip is not None:
+        annotations.pop(skip, None)
     shim = types.FunctionType(_NO_CODE, getattr(func, "__globals__", {}))
     shim.__annotations__ = annotations
     try:
@@ -219,6 +271,7 @@ def _make_tool(
     description_override: str | None,
     needs_approval: NeedsApproval,
     timeout: float | None,
+    is_enabled: IsEnabled = True,
 ) -> FunctionTool:
     if not callable(func):
         raise ConfigurationError(f"function_tool needs a function, not {type(func).__name__}")
@@ -231,10 +284,14 @@ def _make_tool(
         raise ConfigurationError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
     if not (isinstance(needs_approval, bool) or callable(needs_approval)):
         raise ConfigurationError("needs_approval must be True/False or a function of the arguments that returns one")
+    if not (isinstance(is_enabled, bool) or callable(is_enabled)):
+        raise ConfigurationError("is_enabled must be True/False or a function (context, agent) that returns one")
     description, argument_docs = _docstring_parts(func.__doc__)
-    hints = _parameter_hints(func, name)
+    parameters = list(inspect.signature(func).parameters.values())
+    takes_context = bool(parameters) and _takes_context(func, parameters[0].name)
+    hints = _parameter_hints(func, name, skip=parameters[0].name if takes_context else None)
     fields: dict[str, Any] = {}
-    for parameter in inspect.signature(func).parameters.values():
+    for parameter in parameters[1:] if takes_context else parameters:
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             raise ConfigurationError(f"{name}: *args and **kwargs cannot be described to the model; name each parameter")
         if parameter.kind is parameter.POSITIONAL_ONLY:
@@ -246,7 +303,7 @@ def _make_tool(
         model = create_model(
             f"{name}_arguments", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False), **fields
         )
-        schema = _strip_titles(model.model_json_schema())
+        schema = strip_titles(model.model_json_schema())
     except Exception as exc:  # a parameter type pydantic cannot describe
         raise ConfigurationError(f"{name}: its parameters cannot be described as JSON schema: {exc}") from None
     schema.setdefault("properties", {})
@@ -258,7 +315,29 @@ def _make_tool(
         args_model=model,
         needs_approval=needs_approval,
         timeout=timeout,
+        is_enabled=is_enabled,
+        takes_context=takes_context,
     )
+
+
+#: The leading name of a string annotation (``"RunContextWrapper[Deps]"`` -> ``RunContextWrapper``).
+_ANNOTATION_HEAD = re.compile(r"^\s*(?:[\w.]+\.)?(\w+)\s*(?:\[|$)")
+
+
+def _takes_context(func: Callable[..., Any], parameter: str) -> bool:
+    """Whether the parameter is annotated ``RunContextWrapper``, ``ToolContext`` or a subclass, bare or
+    subscripted. A string annotation (``from __future__ import annotations``) is judged by its leading
+    name, so that ``RunContextWrapper[Deps]`` works with a ``Deps`` the module cannot see (a local class)."""
+    annotation = (getattr(func, "__annotations__", {}) or {}).get(parameter)
+    if isinstance(annotation, str):
+        match = _ANNOTATION_HEAD.match(annotation)
+        if match is None:
+            return False
+        annotation = getattr(func, "__globals__", {}).get(match.group(1))
+        if annotation is None:
+            return match.group(1) in ("RunContextWrapper", "ToolContext")
+    origin = typing.get_origin(annotation) or annotation
+    return isinstance(origin, type) and issubclass(origin, RunContextWrapper)
 
 
 @overload
@@ -272,6 +351,7 @@ def function_tool(
     description_override: str | None = None,
     needs_approval: NeedsApproval = False,
     timeout: float | None = DEFAULT_TOOL_TIMEOUT_S,
+    is_enabled: IsEnabled = True,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -283,17 +363,21 @@ def function_tool(
     description_override: str | None = None,
     needs_approval: NeedsApproval = False,
     timeout: float | None = DEFAULT_TOOL_TIMEOUT_S,
+    is_enabled: IsEnabled = True,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a type-hinted function into a :class:`FunctionTool` (``@function_tool`` or ``@function_tool(...)``).
 
-    The docstring's first part describes the tool; an ``Args:`` section describes the parameters.
-    ``needs_approval`` (a flag, or a function of the arguments) makes the session wait for
-    ``approve_tool_call``/``reject_tool_call``; ``timeout`` bounds an async tool (seconds, None: no limit).
+    The docstring's first part describes the tool; an ``Args:`` section describes the parameters. A
+    first parameter annotated ``RunContextWrapper`` (or ``ToolContext``) gets the run context and is
+    not shown to the model. ``needs_approval`` (a flag, or a function of the arguments, or of
+    ``(context, arguments, call_id)``) makes the session wait for ``approve_tool_call``/
+    ``reject_tool_call``; ``timeout`` bounds an async tool (seconds, None: no limit); ``is_enabled`` (a
+    flag, or a function ``(context, agent)``) hides the tool from the model while false.
     """
     if func is not None:
-        return _make_tool(func, name_override, description_override, needs_approval, timeout)
+        return _make_tool(func, name_override, description_override, needs_approval, timeout, is_enabled)
 
     def decorate(inner: Callable[..., Any]) -> FunctionTool:
-        return _make_tool(inner, name_override, description_override, needs_approval, timeout)
+        return _make_tool(inner, name_override, description_override, needs_approval, timeout, is_enabled)
 
     return decorate

@@ -219,7 +219,6 @@ async def test_a_call_that_needs_approval_waits_for_the_answer(server: RealtimeS
     session.send_message("What's the weather in Rome?")
     request = await events.until(lambda e: e.type == "tool_approval_required")
     assert (request.name, json.loads(request.arguments), request.kind) == ("get_weather", {"location": "Rome"}, "function")
-    await asyncio.sleep(0.05)
     assert ran == [] and session.pending_approvals == (request.call_id,)
     session.approve_tool_call(request.call_id)
     assert (await events.reply("The get_weather")).text == "The get_weather tool says: Rainy in Rome"
@@ -332,6 +331,11 @@ async def test_a_tripped_output_guardrail_interrupts_the_reply() -> None:
         assert "response.cancel" in [event["type"] for event in received(server)]
         # Debounced: judged as the transcript grew by 10 characters or more, not on every word.
         assert 1 <= len(judged) < len(reply.text.split()) + len(reply.unheard_text.split())
+        # The model is told which guardrail fired, once the cancelled response is done, and answers that.
+        told = await events.reply("You said: guardrail triggered")
+        assert told.text == "You said: guardrail triggered: no_paris"
+        sent = [e["type"] if e["type"] != "conversation.item.create" else e["item"]["content"][0].get("text") for e in received(server)]
+        assert sent.index("response.cancel") < sent.index("guardrail triggered: no_paris")
         session.close()
 
 
@@ -358,18 +362,6 @@ async def test_an_interrupted_reply_keeps_about_what_was_heard() -> None:
         received_text = len(reply.text) + 1 + len(reply.unheard_text)
         assert abs(len(reply.text) - heard_share * received_text) <= max(len(w) for w in full.split()) + 1
         session.close()
-
-
-@pytest.mark.asyncio
-async def test_a_reply_cut_at_zero_ms_keeps_no_text(server: RealtimeServer) -> None:
-    session, events = await open_session(server, RealtimeAgent(name="Assistant"))
-    session.on("audio", lambda _audio: session.interrupt())  # cut as soon as the first audio arrives
-    session.send_message("Say something long please")
-    interrupted = await events.until(lambda e: e.type == "audio_interrupted")
-    assert interrupted.heard_ms == 0
-    reply = await events.reply()
-    assert reply.text == "" and reply.heard_ms == 0 and reply.unheard_text.startswith("You said")
-    session.close()
 
 
 @pytest.mark.asyncio
@@ -417,32 +409,14 @@ async def test_two_loops_over_one_session_share_its_events_and_both_end_on_close
             into.append(event.type)
 
     loops = [asyncio.ensure_future(read(into)) for into in got]
-    await asyncio.sleep(0.05)  # both are waiting
+    while session._queue.waiting < 2:  # both loops are waiting (loop turns, no clock)
+        await asyncio.sleep(0)
     session.send_message("Hi")
     await eventually(lambda: "agent_end" in got[0] + got[1])
     session.close()
     await asyncio.wait_for(asyncio.gather(*loops), EVENT_TIMEOUT_S)  # neither hangs
     # They share one queue: each event went to one of them, none twice.
     assert (got[0] + got[1]).count("agent_end") == 1
-
-
-@pytest.mark.asyncio
-async def test_voice_state_and_the_last_turns_latency_without_a_player() -> None:
-    async with RealtimeServer(pace=4, speech="tones") as server:
-        session, events = await open_session(server, RealtimeAgent(name="Assistant"))
-        assert (session.voice_state, session.last_turn_latency_ms, session.input_level) == ("listening", None, 0.0)
-        states: list[str] = []
-        session.on("audio", lambda _audio: states.append(session.voice_state))
-        session.send_message("Hello there")
-        assert session.voice_state == "thinking"
-        await events.reply("You said: Hello there")
-        assert states and set(states) == {"speaking"}
-        # From the message to the first audio: a round trip through the local server, well under a second.
-        assert session.last_turn_latency_ms is not None and 0 < session.last_turn_latency_ms < 1000
-        await events.until(lambda e: e.type == "agent_end")
-        assert session.voice_state == "listening"
-        session.close()
-        assert session.voice_state == "off"
 
 
 @pytest.mark.asyncio

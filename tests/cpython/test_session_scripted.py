@@ -1,27 +1,24 @@
-"""What the local server cannot produce yet, against a scripted peer: ``tests/scripted_server.py``'s ``/echo``.
+"""What the local server cannot produce yet, on ``pyodide_realtime.testing``'s scripted transport.
 
-The echo server sends back every frame the client sends (a ``test.say`` frame's ``event`` unwrapped),
-so a test scripts the server's side by sending the server events it wants through ``transport.send_event`` (a real loopback WebSocket both
-ways). Covered here: items inserted in the middle of the history, hosted MCP items and approvals,
-transcription deltas of the user's speech, and tool calls of one response running concurrently.
-The session's own client events come back too and are ignored, as a client ignores unknown types.
+The real transport, over an in-memory socket: a test delivers the server events it wants
+(``transport.emit``) or scripts them as answers to the client's events (``RealtimeStep``), with no
+server and no clock. Covered here: items inserted in the middle of the history, hosted MCP items and
+approvals, transcription deltas of the user's speech, tool calls of one response running
+concurrently, a reply cut at 0 ms, and the voice state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from scripted_session import scripted_session, sent_items, until
 
 from pyodide_realtime import (
     AssistantMessageItem,
-    OpenAIRealtimeWebSocket,
     RealtimeAgent,
     RealtimeMCPApprovalRequestItem,
     RealtimeMCPCallItem,
@@ -31,62 +28,23 @@ from pyodide_realtime import (
     UserMessageItem,
     function_tool,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripted_server import ScriptedServer  # noqa: E402
-
-EVENT_TIMEOUT_S = 5.0
-
-
-@pytest.fixture(scope="module")
-def peer() -> Iterator[ScriptedServer]:
-    server = ScriptedServer().start()
-    yield server
-    server.stop()
+from pyodide_realtime.testing import RealtimeStep, ScriptedPlayer, ScriptedRealtimeTransport, function_calls, spoken_reply
 
 
 @pytest_asyncio.fixture
-async def session(peer: ScriptedServer) -> AsyncIterator[RealtimeSession]:
-    peer.reset()
+async def session() -> AsyncIterator[RealtimeSession]:
     mcp = {"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example/sse", "require_approval": "always"}
-    agent = RealtimeAgent(name="Assistant", tools=[slow_a, slow_b, mcp])
-    running = RealtimeSession(agent, transport=OpenAIRealtimeWebSocket(url=peer.url + "/echo"))
-    await running.connect(api_key="sk-test-scripted")
+    # The tests deliver every server event themselves: the client's items are not echoed.
+    running, _ = await scripted_session(
+        RealtimeAgent(name="Assistant", tools=[mcp]), transport=ScriptedRealtimeTransport(echo_items=False)
+    )
     yield running
     running.close()
 
 
-starts: list[tuple[str, float]] = []
-
-
-@function_tool
-async def slow_a(x: int) -> str:
-    starts.append(("a", asyncio.get_running_loop().time()))
-    await asyncio.sleep(0.2)
-    return "A"
-
-
-@function_tool
-async def slow_b(x: int) -> str:
-    starts.append(("b", asyncio.get_running_loop().time()))
-    await asyncio.sleep(0.2)
-    return "B"
-
-
 def play(session: RealtimeSession, *events: dict[str, Any]) -> None:
-    """The server 'sends' ``events``: the echo peer unwraps each ``test.say`` and sends it back."""
-    for event in events:
-        session.transport.send_event({"type": "test.say", "event": event})
-
-
-async def until(session: RealtimeSession, predicate: Callable[[Any], bool]) -> Any:
-    async def scan() -> Any:
-        async for event in session:
-            if predicate(event):
-                return event
-        raise AssertionError("the session ended first")
-
-    return await asyncio.wait_for(scan(), EVENT_TIMEOUT_S)
+    """The server sends ``events``."""
+    session.transport.emit(*events)
 
 
 def message(item_id: str, role: str, text: str) -> dict[str, Any]:
@@ -94,9 +52,8 @@ def message(item_id: str, role: str, text: str) -> dict[str, Any]:
     return {"id": item_id, "type": "message", "role": role, "status": "completed", "content": [{"type": kind, "text": text}]}
 
 
-def sent(peer: ScriptedServer, kind: str) -> list[dict[str, Any]]:
-    frames = [json.loads(text) for text in peer.received]
-    return [frame for frame in frames if frame.get("type") == kind]
+def sent(session: RealtimeSession, kind: str) -> list[dict[str, Any]]:
+    return [event for event in session.transport.sent if event.get("type") == kind]
 
 
 @pytest.mark.asyncio
@@ -172,46 +129,68 @@ async def test_the_users_speech_shows_its_transcription_deltas_as_they_come(sess
 
 
 @pytest.mark.asyncio
-async def test_tool_calls_of_one_response_run_concurrently_and_one_response_follows(
-    session: RealtimeSession, peer: ScriptedServer
-) -> None:
-    starts.clear()
-    calls = [
-        {
-            "id": f"fc_{n}",
-            "type": "function_call",
-            "status": "completed",
-            "call_id": f"call_{n}",
-            "name": name,
-            "arguments": '{"x": 1}',
-        }
-        for n, name in enumerate(["slow_a", "slow_b"])
-    ]
-    play(session, {"type": "response.created", "response": {"id": "r1", "status": "in_progress"}})
-    for call in calls:
-        play(session, {"type": "response.output_item.done", "response_id": "r1", "output_index": 0, "item": call})
-    play(session, {"type": "response.done", "response": {"id": "r1", "status": "completed", "output": calls}})
-    await until(session, lambda e: e.type == "tool_end" and e.call_id == "call_0")
-    await until(session, lambda e: e.type == "tool_end" and e.call_id == "call_1")
-    assert sorted(name for name, _ in starts) == ["a", "b"] and abs(starts[0][1] - starts[1][1]) < 0.15  # overlapped
+async def test_tool_calls_of_one_response_run_concurrently_and_one_response_follows() -> None:
+    # Each tool waits until both have started: run one after the other, they would wait forever.
+    started = {"a": asyncio.Event(), "b": asyncio.Event()}
 
-    def frames() -> list[str]:
-        return [json.loads(text)["type"] for text in peer.received if "session.update" not in text]
+    def gated(name: str, other: str) -> Any:
+        async def tool(x: int) -> str:
+            started[name].set()
+            await started[other].wait()
+            return name.upper()
 
-    deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT_S
-    while frames().count("response.create") < 1 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
-    outputs = [f["item"] for f in sent(peer, "conversation.item.create") if f["item"]["type"] == "function_call_output"]
+        return function_tool(tool, name_override=f"slow_{name}")
+
+    calls = function_calls([("slow_a", {"x": 1}, "call_0"), ("slow_b", {"x": 1}, "call_1")])
+    session, transport = await scripted_session(
+        RealtimeAgent(name="Assistant", tools=[gated("a", "b"), gated("b", "a")]),
+        RealtimeStep("response.create", emit=calls),
+        RealtimeStep("response.create", emit=spoken_reply("A and B.")),
+    )
+    session.send_message("both")
+    await until(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "") == "A and B.")
+    outputs = sent_items(transport, "function_call_output")
     assert sorted((o["call_id"], o["output"]) for o in outputs) == [("call_0", "A"), ("call_1", "B")]
     # One response.create, after both outputs.
-    order = [t for t in frames() if t in ("conversation.item.create", "response.create")]
-    assert order == ["conversation.item.create", "conversation.item.create", "response.create"]
+    order = [t for t in transport.sent_types() if t in ("conversation.item.create", "response.create")]
+    assert order == ["conversation.item.create", "response.create", "conversation.item.create", "conversation.item.create", "response.create"]
     calls_in_history = [item for item in session.history if isinstance(item, RealtimeToolCallItem)]
     assert sorted((c.name, c.output) for c in calls_in_history) == [("slow_a", "A"), ("slow_b", "B")]
+    session.close()
 
 
 @pytest.mark.asyncio
-async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSession, peer: ScriptedServer) -> None:
+async def test_a_reply_cut_at_zero_ms_keeps_no_text() -> None:
+    # The player says nothing of the reply was heard; the whole transcript received stays unheard.
+    reply = spoken_reply("You said: Say something long please", response_id="r1", item_id="m1")
+    open_part = reply[: next(i for i, e in enumerate(reply) if e["type"] == "response.output_audio.done")]
+    truncated = {"type": "conversation.item.truncated", "item_id": "m1", "content_index": 0, "audio_end_ms": 0}
+    cancelled = {"type": "response.done", "response": {"id": "r1", "status": "cancelled", "output": []}}
+    session, transport = await scripted_session(
+        RealtimeAgent(name="Assistant"),
+        RealtimeStep("response.create", emit=open_part),
+        RealtimeStep("response.cancel", emit=[cancelled]),
+        RealtimeStep({"type": "conversation.item.truncate", "item_id": "m1", "audio_end_ms": 0}, emit=[truncated]),
+    )
+    player = ScriptedPlayer()
+    player.heard["m1"] = 0.0
+    transport.attach_audio_output(player)
+    session.send_message("Say something long please")
+    await until(session, lambda e: e.type == "history_updated" and getattr(e.item, "text", "").endswith("please"))
+    session.interrupt()
+    interrupted = await until(session, lambda e: e.type == "audio_interrupted")
+    assert interrupted.heard_ms == 0
+    await until(session, lambda e: e.type == "agent_end")
+    await transport.idle()
+    item = session.history[-1]
+    assert isinstance(item, AssistantMessageItem)
+    assert (item.text, item.heard_ms, item.unheard_text) == ("", 0, "You said: Say something long please")
+    assert transport.remaining_steps == 0 and player.stops == 1
+    session.close()
+
+
+@pytest.mark.asyncio
+async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSession) -> None:
     tools = [{"name": "search_docs", "description": "Search the docs.", "input_schema": {"type": "object"}}]
     listed = {"id": "mcpl_1", "type": "mcp_list_tools", "server_label": "docs", "tools": tools}
     play(session, {"type": "conversation.item.added", "previous_item_id": None, "item": listed})
@@ -253,7 +232,7 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
     )
     await until(session, lambda e: e.type == "history_updated" and getattr(e.item, "output", None) == "VAD finds speech.")
 
-    answers = [f["item"] for f in sent(peer, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
+    answers = [f["item"] for f in sent(session, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
     assert [{k: v for k, v in a.items() if k != "id"} for a in answers] == [
         {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True}
     ]
@@ -270,7 +249,7 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
     play(session, {"type": "response.mcp_call.failed", "item_id": "mcp_9", "output_index": 0})
     error = await until(session, lambda e: e.type == "error")
     assert error.origin == "mcp" and "check the MCP server" in error.message
-    answers = [f["item"] for f in sent(peer, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
+    answers = [f["item"] for f in sent(session, "conversation.item.create") if f["item"]["type"] == "mcp_approval_response"]
     assert {k: v for k, v in answers[-1].items() if k != "id"} == {
         "type": "mcp_approval_response",
         "approval_request_id": "mcpr_2",
@@ -279,10 +258,29 @@ async def test_hosted_mcp_items_and_an_approval_round_trip(session: RealtimeSess
     }
     assert session.history[-1].approved is False  # type: ignore[union-attr]
     # The agent's hosted tool went to the server as it was given.
-    first_update = sent(peer, "session.update")[0]["session"]
+    first_update = sent(session, "session.update")[0]["session"]
     assert {
         "type": "mcp",
         "server_label": "docs",
         "server_url": "https://mcp.example/sse",
         "require_approval": "always",
     } in first_update["tools"]
+
+
+@pytest.mark.asyncio
+async def test_voice_state_and_the_last_turns_latency_without_a_player() -> None:
+    session, transport = await scripted_session(
+        RealtimeAgent(name="Assistant"), RealtimeStep("response.create", emit=spoken_reply("Hello there."))
+    )
+    assert (session.voice_state, session.last_turn_latency_ms, session.input_level) == ("listening", None, 0.0)
+    states: list[str] = []
+    session.on("audio", lambda _audio: states.append(session.voice_state))
+    session.send_message("Hello there")
+    assert session.voice_state == "thinking"
+    await until(session, lambda e: e.type == "agent_end")
+    assert states == ["speaking"]
+    # Measured from the message to the first audio received (no player); its speed is a benchmark's matter.
+    assert session.last_turn_latency_ms is not None and session.last_turn_latency_ms >= 0
+    assert session.voice_state == "listening"
+    session.close()
+    assert session.voice_state == "off"

@@ -194,3 +194,31 @@ def test_an_agent_refuses_what_is_not_a_tool_and_duplicate_names() -> None:
         RealtimeAgent(name="")
     with pytest.raises(ConfigurationError, match="tools must be a list"):
         RealtimeAgent(name="a", tools=get_weather)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_a_first_parameter_annotated_as_the_run_context_gets_it_and_is_hidden_from_the_model() -> None:
+    from pyodide_realtime import RunContextWrapper, ToolContext
+
+    class LocalDeps:  # a local class: the string annotation cannot be resolved, and need not be
+        name = "Ada"
+
+    @function_tool
+    def greet(ctx: RunContextWrapper[LocalDeps], greeting: str) -> str:
+        return f"{greeting}, {ctx.context.name}"
+
+    @function_tool
+    async def call_id(ctx: ToolContext[LocalDeps]) -> str:
+        return ctx.tool_call_id
+
+    @function_tool
+    def plain(ctx: str) -> str:  # named ctx, but not the context: the model fills it
+        return ctx
+
+    assert (greet.takes_context, call_id.takes_context, plain.takes_context) == (True, True, False)
+    assert list(greet.params_json_schema["properties"]) == ["greeting"]
+    assert call_id.params_json_schema["properties"] == {}
+    assert list(plain.params_json_schema["properties"]) == ["ctx"]
+    assert (await greet.run('{"greeting": "Hi"}', context=RunContextWrapper(LocalDeps()))).output == "Hi, Ada"
+    assert (await call_id.run("{}", context=ToolContext(LocalDeps(), tool_call_id="c9"))).output == "c9"
+    assert (await greet.run('{"greeting": "Hi"}')).failure is not None  # no context given: an empty one, and .name fails
