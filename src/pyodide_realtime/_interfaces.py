@@ -212,7 +212,7 @@ class RealtimeSocket(Protocol):
     """An open (or opening) WebSocket as the transport sees it.
 
     ``send`` raises :class:`~pyodide_realtime.errors.ConnectionClosedError` once the socket is closed.
-    A socket may also have a ``buffered_amount`` property (see :class:`BufferedSocket`).
+    A socket may also have a ``buffered_amount`` property (see ``BufferedSocket``).
     """
 
     def send(self, text: str) -> None: ...

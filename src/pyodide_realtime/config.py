@@ -63,6 +63,7 @@ _GA_FORMAT_BY_NAME: dict[str, dict[str, Any]] = {
 _NAME_BY_GA_TYPE: dict[str, AudioFormat] = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
 _AUDIO_FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
 
+#: The session's ``tracing``: ``"auto"``, a dict of settings, or ``None`` (off).
 TracingConfig = Literal["auto"] | dict[str, Any] | None
 
 

@@ -279,10 +279,10 @@ def _item_tag(value: Any) -> str:
     return kind if isinstance(kind, str) and kind in _ITEM_MODELS else "other"
 
 
-#: Any conversation item, discriminated by its ``type``; an unknown type is a :class:`GenericItem`.
 if TYPE_CHECKING:
     Item = ItemBase
 else:
+    #: Any conversation item, discriminated by its ``type``; an unknown type is a :class:`GenericItem`.
     Item = Annotated[
         Union[tuple(Annotated[model, Tag(name)] for name, model in _ITEM_MODELS.items()) + (Annotated[GenericItem, Tag("other")],)],  # noqa: E501
         Discriminator(_item_tag),

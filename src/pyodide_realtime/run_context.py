@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = ["RunContextWrapper", "ToolContext", "RunUsage", "RealtimeEventInfo", "TContext"]
 
+#: The type of your own context object (``run(context=...)``), as tools see it in ``RunContextWrapper.context``.
 TContext = TypeVar("TContext")
 
 

@@ -1,4 +1,6 @@
-"""``RealtimeRunner``: ``openai-agents``' way to start a session, with the same calls::
+"""``RealtimeRunner``: ``openai-agents``' way to start a session.
+
+With the same calls::
 
     runner = RealtimeRunner(agent, config={"model_settings": {"voice": "marin"}})
     async with await runner.run(context=deps, model_config={"url": url, "api_key": key}) as session:

@@ -44,6 +44,7 @@ __all__ = [
     "ErrorOrigin",
 ]
 
+#: Where an error came from (:attr:`RealtimeErrorEvent.origin`).
 ErrorOrigin = Literal["server", "tool", "guardrail", "transport", "audio", "microphone", "mcp", "hook"]
 
 

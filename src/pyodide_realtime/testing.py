@@ -23,7 +23,7 @@ after a delay, so a test waits on the session's events and nothing else::
 (compared key by key, recursively), or a function of the sent event returning a bool. ``emit`` holds
 server events as the API sends them (dicts, GA names), or functions of the sent event that return one
 event or a list (to echo an id). :meth:`ScriptedRealtimeTransport.emit` delivers server events at any
-time (the model speaking first, a VAD event), :meth:`drop` loses the connection. ``sent`` keeps every
+time (the model speaking first, a VAD event), :meth:`~ScriptedRealtimeTransport.drop` loses the connection. ``sent`` keeps every
 client event, parsed. Non-strict by default: a sent event that does not match the next step is kept
 in ``sent`` and skipped; ``strict=True`` records it in ``unexpected`` (``assert_complete`` fails).
 """
