@@ -37,10 +37,6 @@ STATES = {
 WHO = {"user": "You", "assistant": "Model", "tool": "Tool"}
 STATUS_TEXT = {"disconnected": "Not connected", "connecting": "Connecting…", "connected": "Connected"}
 BUTTONS = ("hang-up", "interrupt", "send", "mute")
-#: The server's answer to a cancel that crossed the end of its response: Interrupt pressed as the server
-#: sent the last of the reply. The cut still happens, and the person has nothing to fix: no banner.
-#: (The transport sends the cancel believing the response runs; it should know this answer as its own.)
-CANCEL_CROSSED_ITS_END = "response_cancel_not_active"
 
 
 @function_tool
@@ -221,9 +217,6 @@ class Demo:
         self.view.set("error-details", "prop", "hidden", not details)
 
     def on_error(self, error: Any) -> None:
-        if isinstance(error.exception, ServerError) and error.exception.code == CANCEL_CROSSED_ITS_END:
-            js.console.info(f"demo: {error.message}")  # for whoever debugs; see CANCEL_CROSSED_ITS_END
-            return
         self.show_error(*explain(error, self.session.transport.status if self.session else "disconnected"), error.message)
 
     def hide_error(self) -> None:

@@ -536,7 +536,7 @@ class RealtimeProtocol:
             return False
         if not self._responses.cancel():
             return False
-        self._send({"type": "response.cancel"})
+        self._send(self._responses.cancel_event())
         return True
 
     # Responses ---------------------------------------------------------------------------------------

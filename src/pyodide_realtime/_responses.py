@@ -22,11 +22,15 @@ from typing import Any
 
 from ._client_events import encode_event
 
-__all__ = ["ResponseState", "Trigger", "TRANSITIONS", "ResponseSequencer", "ACTIVE_RESPONSE_ERROR"]
+__all__ = ["ResponseState", "Trigger", "TRANSITIONS", "ResponseSequencer", "ACTIVE_RESPONSE_ERROR", "CANCEL_NOT_ACTIVE_ERROR"]
 
 #: The error the server answers a ``response.create`` with while another response runs.
 ACTIVE_RESPONSE_ERROR = "conversation_already_has_active_response"
 _RESPONSE_CREATE_ID_PREFIX = "pyrt_response_create_"
+#: The server's answer to a ``response.cancel`` that crossed the end of its response (the interrupt was
+#: pressed as the server sent the last of the reply): for a cancel of ours it is no fault of anyone's.
+CANCEL_NOT_ACTIVE_ERROR = "response_cancel_not_active"
+_RESPONSE_CANCEL_ID_PREFIX = "pyrt_response_cancel_"
 #: Our ``response.create`` events kept by event_id, to send again one the server refused because a
 #: response of its own (server VAD) started first. Only the last few can still be answered.
 _MAX_RECENT_CREATES = 8
@@ -104,6 +108,8 @@ class ResponseSequencer:
         self._held: deque[_Create] = deque()
         self._recent: deque[_Create] = deque(maxlen=_MAX_RECENT_CREATES)
         self._finished: deque[str] = deque(maxlen=_MAX_FINISHED)
+        #: The event_ids of our last cancels, to know the server's answer to one as ours.
+        self._cancels: deque[str] = deque(maxlen=_MAX_RECENT_CREATES)
         self._counter = 0
 
     @property
@@ -162,6 +168,18 @@ class ResponseSequencer:
             return False  # a second cancel only earns response_cancel_not_active
         return self._fire(Trigger.SEND_CANCEL) or explicit
 
+    def cancel_event(self) -> dict[str, Any]:
+        """Our ``response.cancel``: tagged, so that the server's ``response_cancel_not_active`` answer to it
+        is known as ours (see :meth:`server_error`), and naming the running response, so that it can
+        never cancel a newer one that crossed it."""
+        self._counter += 1
+        event_id = f"{_RESPONSE_CANCEL_ID_PREFIX}{self._counter}"
+        self._cancels.append(event_id)
+        event: dict[str, Any] = {"type": "response.cancel", "event_id": event_id}
+        if self.response_id:
+            event["response_id"] = self.response_id
+        return event
+
     # Server triggers -------------------------------------------------------------------------------
     def created(self, response_id: str) -> list[str]:
         self.answered = self._in_flight_event if self.state is REQUESTED else None
@@ -186,7 +204,11 @@ class ResponseSequencer:
 
     def server_error(self, code: str | None, event_id: str | None, message: str | None) -> tuple[bool, list[str]]:
         """An ``error`` event. Returns (handled, frames): handled when it refused our create because a
-        response of the server's own crossed it; that create is then sent again after that response."""
+        response of the server's own crossed it; that create is then sent again after that response, or
+        when it answers a cancel of ours that crossed the end of its response (nothing was left to cancel)."""
+        if code == CANCEL_NOT_ACTIVE_ERROR and event_id is not None and event_id in self._cancels:
+            self._cancels.remove(event_id)
+            return True, []
         if code == ACTIVE_RESPONSE_ERROR and event_id is not None:
             create = next((c for c in self._recent if c.event.get("event_id") == event_id), None)
             if create is not None:

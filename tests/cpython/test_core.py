@@ -658,6 +658,28 @@ def test_cancel_only_while_a_response_runs_and_only_once(dialect: str) -> None:
     assert sent_types(core) == ["response.cancel"]
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_cancel_that_crossed_the_end_of_its_response_is_no_error(dialect: str) -> None:
+    # Interrupt pressed as the server sent the last of the reply: the server answers our cancel with
+    # response_cancel_not_active. That is no fault to report (the demo showed a red banner for it).
+    core = opened(dialect)
+    core.receive(response_created())
+    core.data_to_send(), core.events_received()
+    assert core.cancel_response() is True
+    (cancel,) = sent(core)
+    assert cancel["type"] == "response.cancel" and cancel["response_id"] == "resp_1"  # never a newer response
+    core.receive(response_done(status="completed"))
+    core.receive(ev(type="error", event_id="evt_9", error={"type": "invalid_request_error", "code": "response_cancel_not_active",
+                                                            "message": "no active response", "event_id": cancel["event_id"]}))
+    assert "error" not in names(core)
+    # The app's own cancel still hears the answer to it.
+    core.send_event({"type": "response.cancel", "event_id": "mine"})
+    core.data_to_send()
+    core.receive(ev(type="error", event_id="evt_10", error={"type": "invalid_request_error", "code": "response_cancel_not_active",
+                                                             "message": "no active response", "event_id": "mine"}))
+    assert names(core) == ["*", "error"]
+
+
 def test_interrupt_while_disconnected_does_nothing() -> None:
     core = RealtimeProtocol("ga")
     assert core.interrupt(10.0) is False
