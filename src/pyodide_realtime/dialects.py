@@ -8,7 +8,9 @@ session shape differs too (``config.py``); ``events.py`` models both dialects' e
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urlsplit
@@ -132,12 +134,32 @@ def get_dialect(dialect: str | DialectSpec) -> DialectSpec:
         raise ConfigurationError(f"unknown dialect {dialect!r}: use 'ga' (today's API) or 'beta'") from None
 
 
+def _not_a_key(api_key: object) -> str:
+    """What was passed instead of a key, and what is wanted; never the value itself (it may hold the key)."""
+    wanted = "pass api_key= (a string, or a function returning one) to the transport or to connect()"
+    if api_key is None or api_key == "":
+        return f"no API key: {wanted}"
+    if inspect.iscoroutine(api_key):
+        api_key.close()  # it will never run: no "never awaited" warning on top of this error
+    if inspect.isawaitable(api_key):
+        return (
+            "api_key is a coroutine, not a key: did you forget `await` (api_key=await mint_key())? "
+            "Or pass the function itself (api_key=mint_key), and each connect calls it"
+        )
+    if isinstance(api_key, Mapping):
+        return (
+            "api_key is a dict, not a key: pass the key's 'value' (the 'ek_...' string of the minting "
+            "response: api_key=response['value'])"
+        )
+    if isinstance(api_key, (bytes, bytearray, memoryview)):
+        return "api_key is bytes, not a str: decode it (api_key=key.decode())"
+    return f"api_key is of type {type(api_key).__name__}, not a key: {wanted}"
+
+
 def validate_api_key(api_key: object) -> str:
     """Return ``api_key`` if it can travel in a subprotocol token or header; never echo it."""
     if not isinstance(api_key, str) or not api_key:
-        raise ConfigurationError(
-            "no API key: pass api_key= (a string, or a function returning one) to the transport or to connect()"
-        )
+        raise ConfigurationError(_not_a_key(api_key))
     if not _TOKEN_CHARS.issuperset(api_key):
         raise ConfigurationError(
             "the API key contains characters that cannot be sent in a WebSocket handshake "
