@@ -459,7 +459,7 @@ class Connection:
             # Not asked for by close() (that listener would be gone): tell the error listeners why.
             retry = code in RECONNECT_CLOSE_CODES
             then = "reconnecting" if retry and self._policy else "connect() again to go on"
-            error = ConnectionClosedError(f"the connection closed unexpectedly ({detail}); {then}", code=code, reason=reason)
+            error = ConnectionClosedError(f"the connection closed unexpectedly: {detail}; {then}", code=code, reason=reason)
         elif self._core.response_running:
             error = ConnectionClosedError(
                 f"the server closed the connection ({detail}) in the middle of a response: the response was cut",

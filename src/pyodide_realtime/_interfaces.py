@@ -54,7 +54,7 @@ CLOSE_CODE_WORDS: dict[int, str] = {
     1002: "protocol error",
     1003: "unsupported data",
     1005: "no status code",
-    1006: "abnormal closure: the connection dropped without a close frame (network or server failure)",
+    1006: "abnormal closure: the connection dropped without a close frame, a network or server failure",
     1007: "invalid frame payload data",
     1008: "policy violation",
     1009: "message too big",

@@ -801,7 +801,8 @@ class RealtimeSession:
                 exception,
             )
         else:
-            self._error("transport", f"{exception} (the connection's state: {self.transport.status})", exception)
+            # Its own words say what happened and what to do; the status read now may be the one it ends.
+            self._error("transport", str(exception), exception)
 
     def _on_disconnected(self, _change: Any) -> None:
         if self.transport.reconnecting:

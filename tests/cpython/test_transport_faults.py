@@ -193,6 +193,12 @@ async def test_a_dropped_connection_says_so(peer: LoopbackPeer) -> None:
     await until(lambda: transport.status == "disconnected")
     (error,) = errors
     assert "code 1006 (abnormal closure: the connection dropped without a close frame" in str(error)
+    # A sentence a person can read: no parentheses inside parentheses.
+    depth = max_depth = 0
+    for char in str(error):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        max_depth = max(max_depth, depth)
+    assert max_depth == 1, str(error)
 
 
 def test_describe_close() -> None:
