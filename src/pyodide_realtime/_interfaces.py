@@ -154,10 +154,14 @@ class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.logger.log(level, "%s", redact(text, self._secrets), **kwargs)
 
 
+_TRACEBACKS = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
     """The same redaction for a logger a library creates itself (uvicorn hands ``websockets`` its
     ``uvicorn.error`` logger, so no adapter can be put in between): attached to that logger, it
-    rewrites each record's message before any handler sees it."""
+    rewrites each record's message, traceback and stack before any handler sees them (a malformed
+    handshake's exception quotes the header, key and all)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -165,6 +169,14 @@ class RedactingFilter(logging.Filter):
         except (TypeError, ValueError):
             text = " ".join(map(str, (record.msg, *(record.args or ()))))
         record.msg, record.args = redact(text), ()
+        if record.exc_info:
+            # Formatter.format uses exc_text as given once it is set, and exc_info only to make it.
+            record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

@@ -329,3 +329,31 @@ async def test_a_server_error_that_quotes_the_key_reaches_no_event_message_or_lo
     for record in caplog.records:
         for text in _texts_of(record):
             assert not leaked(text), text[:300]
+
+
+def test_the_redacting_filter_covers_tracebacks_and_stacks() -> None:
+    # A library's own logger (uvicorn's, handed to websockets) may log an exception whose text quotes
+    # the key: the traceback and the stack are redacted as the message is.
+    import io
+    import logging
+
+    from pyodide_realtime._interfaces import RedactingFilter
+
+    key = "ek_traceback_secret_0123456789"
+    logger = logging.getLogger("pyodide_realtime.test_redacting_filter")
+    logger.propagate = False
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.addFilter(RedactingFilter())
+    logger.setLevel(logging.DEBUG)
+    try:
+        try:
+            raise ValueError(f"invalid Sec-WebSocket-Protocol header: openai-insecure-api-key.{key}")
+        except ValueError:
+            logger.debug("handshake failed", exc_info=True, stack_info=True)
+    finally:
+        logger.removeHandler(handler)
+    logged = stream.getvalue()
+    assert "handshake failed" in logged and "Traceback" in logged and "Stack (most recent call last)" in logged
+    assert key not in logged and key[:12] not in logged
