@@ -648,6 +648,12 @@ async function playerNodes(context, url, volume) {
   return { node, gain };
 }
 
+// The page's players that sound (not an OfflineAudioContext's): a microphone that cancels echo asks
+// their rates, and hears of each new one, since Firefox's canceller hears only some (_context.py).
+const soundingPlayers = new Set(), playerWatchers = new Set();
+export function playerRates() { return [...soundingPlayers].map((player) => player.context.sampleRate); }
+export function watchPlayers(onPlayer) { playerWatchers.add(onPlayer); return () => playerWatchers.delete(onPlayer); }
+
 // The page's player: a Player on node.port, with the context's clock, plus the nodes it owns.
 export class PagePlayer extends Player {
   constructor(context, node, gain, onEvent) {
@@ -657,6 +663,7 @@ export class PagePlayer extends Player {
   running() { return this.context.state === "running"; }
   setVolume(volume) { this.gain.gain.setTargetAtTime(volume, this.context.currentTime, 0.01); }
   close() {
+    soundingPlayers.delete(this);
     super.close();
     this.node.port.close();
     this.node.disconnect();
@@ -666,7 +673,14 @@ export class PagePlayer extends Player {
 
 export async function createPlayer(context, url, volume, onEvent) {
   const { node, gain } = await playerNodes(context, url, volume);
-  return new PagePlayer(context, node, gain, onEvent);
+  const player = new PagePlayer(context, node, gain, onEvent);
+  if (context instanceof AudioContext) {
+    soundingPlayers.add(player);
+    try {
+      for (const watch of playerWatchers) watch(context.sampleRate);
+    } catch (err) { player.close(); throw err; }  // a warning made an error (-W error): no half-made player
+  }
+  return player;
 }
 
 export class Capture extends CapturePort {

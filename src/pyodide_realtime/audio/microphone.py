@@ -21,7 +21,7 @@ from typing import Any
 
 from .._interfaces import FORMAT_RATES, AudioFormat
 from ..errors import ConfigurationError, RealtimeError, UnsupportedError
-from ._context import RESUME_TIMEOUT_S, resume_context
+from ._context import RESUME_TIMEOUT_S, PlayerWatch, cancels_any_rate, resume_context
 from ._shim import js_object, load_shim, page_link, require_web_audio
 from .player import check_format
 
@@ -112,6 +112,7 @@ class Microphone:
         self._context: Any = None
         self._owns_context = False
         self._proxy: Any = None
+        self._player_watch: PlayerWatch | None = None
         self._queue: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -199,14 +200,34 @@ class Microphone:
             await resume_context(
                 context, RESUME_TIMEOUT_S, "the microphone's AudioContext is suspended: call start() from a click handler"
             )
+            self._player_watch = self._watch_players(shim, context, rate)
         except BaseException:
             for track in stream.getTracks():
                 track.stop()
             self.stop()
             raise
 
+    def _watch_players(self, shim: Any, context: Any, track_rate: int) -> PlayerWatch | None:
+        """Where the canceller hears only some rates (Firefox): warn of every page player it will not
+        hear (``EchoCancellationWarning``), now and as they are made."""
+        import js
+
+        user_agent = str(js.navigator.userAgent)
+        if not self._constraints["echoCancellation"] or cancels_any_rate(user_agent):
+            return None
+        if self._owns_context and track_rate <= 0:
+            rate = int(context.sampleRate)  # made with no sampleRate: the rate the microphone runs at
+        else:  # the caller's context, of any rate: ask a default one
+            probe = js.AudioContext.new()
+            rate = int(probe.sampleRate)
+            probe.close()
+        return PlayerWatch(shim, user_agent, rate)
+
     def stop(self) -> None:
         """Release the microphone, the nodes, the proxy and (if made here) the context; ends ``async for``."""
+        if self._player_watch is not None:
+            self._player_watch.close()
+            self._player_watch = None
         if self._handle is not None:
             self._handle.close()
             self._handle = None
