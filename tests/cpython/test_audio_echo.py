@@ -10,10 +10,10 @@ import pytest
 
 from pyodide_realtime.audio._context import EchoCancellationWarning, echo_not_cancelled, warn_if_not_cancelled
 
-#: User agents: headless Chromium 156 and Firefox ESR 153 as the browser tests run them, and a WebKitGTK one.
+#: The user agents of the engines as the browser tests run them (Chromium 156, Firefox ESR 153, WebKitGTK 2.50).
 CHROMIUM = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0"
-WEBKIT = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15"
+WEBKIT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/60.5 Safari/605.1.15"
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ WEBKIT = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64) AppleWebKit/605.1.15 (KHTML, l
         (FIREFOX, 44100, 44100, False),  # the library's context (the default rate): measured cancelled
         (CHROMIUM, 24000, 48000, False),  # Chromium's canceller hears every context of the page
         (CHROMIUM, 44100, 48000, False),  # the library's own set-up there: player 44.1 kHz, microphone 48 kHz
-        (WEBKIT, 24000, 44100, False),  # no rate rule known: never warned of
+        (WEBKIT, 24000, 44100, False),  # WebKitGTK cancels no player at any rate (measured): no rate to warn of
     ],
 )
 def test_only_firefox_misses_a_player_at_another_rate(user_agent, player_rate, microphone_rate, missed):
