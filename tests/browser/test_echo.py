@@ -24,7 +24,6 @@ import asyncio
 import math
 from array import array
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,8 +31,6 @@ from echo_room import ROOM_ENGINES, echo_room_engine
 
 from engines import Engine, Page, in_page
 
-ROOT = Path(__file__).resolve().parents[2]
-ENGINE_PAGES = Path(__file__).resolve().parent / "pages"
 REPLY_TEXT = "The weather in Paris is sunny, with a light breeze from the west and twenty degrees."
 PCM16_RATE = 24_000
 #: A cancelled reply is heard at least this far down in its best second; the bar of the issue.
@@ -57,19 +54,6 @@ def reply() -> bytes:
         return thread.submit(asyncio.run, Synthesizer("espeak").audio(REPLY_TEXT, "pcm16")).result()
 
 
-@pytest.fixture(scope="module")
-def room_server() -> Iterator[Any]:
-    from engines import start_realtime_server
-
-    server = start_realtime_server(
-        host="127.0.0.1", port=0, web_root=str(ENGINE_PAGES), mounts={"/pyodide": ROOT / "dist" / "pyodide"}
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module", params=ROOM_ENGINES)
 def room_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     with echo_room_engine(request.param, tmp_path_factory.mktemp(f"echo-room-{request.param}")) as started:
@@ -77,8 +61,8 @@ def room_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="module")
-def room_page(room_engine: Engine, room_server: Any) -> Iterator[Page]:
-    page = room_engine.open(f"{room_server.url.rstrip('/')}/engine.html")
+def room_page(room_engine: Engine, engine_server: Any) -> Iterator[Page]:
+    page = room_engine.open(f"{engine_server.url.rstrip('/')}/engine.html")
     page.click()  # Firefox plays only after a click on the page
     try:
         yield page
