@@ -6,9 +6,9 @@ Each measurement plays the same reply (espeak-ng, as the local server speaks it)
 captures, waits for the player's end and then for a second of chunks more (the echo's tail), and
 compares the energy heard with the energy played:
 - ``whole``: over the whole reply, in dB down. A busy machine starves the browsers' audio threads, and
-  a canceller then loses track for a second or two (seen at a load of 15-20 on 2 cores: the whole
-  figure fell to 3-25 dB in about 1 run in 5, each time with other seconds 40-75 dB down). So it is
-  reported, not asserted.
+  a canceller then loses track for a second or two: at a load of 12-20 on 2 cores the whole figure fell
+  to 3-28 dB in about 1 run in 3 (other seconds of the same runs 40-75 dB down); with the room's raised
+  priority (``echo_room``), to 26 dB in 1 run of 8. So it is reported, not asserted.
 - ``best``: the best second of the reply, in dB down. The assertion: above 30 dB means the player's
   sound is in the canceller's reference (a sound that is not is never removed: every second of it is
   heard at about 0 dB, as the controls show).
