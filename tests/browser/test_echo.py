@@ -8,7 +8,8 @@ compares the energy heard with the energy played:
 - ``whole``: over the whole reply, in dB down. A busy machine starves the browsers' audio threads, and
   a canceller then loses track for a second or two: at a load of 12-20 on 2 cores the whole figure fell
   to 3-28 dB in about 1 run in 3 (other seconds of the same runs 40-75 dB down); with the room's raised
-  priority (``echo_room``), to 26 dB in 1 run of 8. So it is reported, not asserted.
+  priority (``echo_room``), Firefox held 52-60 dB in 5 runs, Chromium fell to 12 and 26 dB in 2 of 5.
+  So it is reported, not asserted.
 - ``best``: the best second of the reply, in dB down. The assertion: above 30 dB means the player's
   sound is in the canceller's reference (a sound that is not is never removed: every second of it is
   heard at about 0 dB, as the controls show).
