@@ -165,13 +165,14 @@ precompile() {
 # start-up wheels, remade when they, Pyodide or the tool change.
 precompiled_runtime() {
     local dir="$CACHE/precompiled" want name wheels=()
-    want=$(hash_of requirements-browser.txt tools/precompile.py tools/precompile.mjs node_modules/pyodide/package.json)
-    stamp_ok "$dir/.stamp" "$want" && return 0
-    say "precompiling the standard library and the start-up wheels inside Pyodide (Node)"
-    rm -rf "$dir"; mkdir -p "$dir"
     for name in "${PRECOMPILED_WHEELS[@]}"; do
         wheels+=("$(ls "$CACHE/browser-wheels/$name"-[0-9]*.whl)") || die "no $name wheel in $CACHE/browser-wheels"
     done
+    # The wheels themselves, not requirements-browser.txt: a test-only wheel added there changes nothing here.
+    want=$(hash_of "${wheels[@]}" tools/precompile.py tools/precompile.mjs node_modules/pyodide/package.json)
+    stamp_ok "$dir/.stamp" "$want" && return 0
+    say "precompiling the standard library and the start-up wheels inside Pyodide (Node)"
+    rm -rf "$dir"; mkdir -p "$dir"
     cp "${wheels[@]}" node_modules/pyodide/python_stdlib.zip "$dir/"
     precompile node_modules/pyodide "$dir"/*.whl "$dir/python_stdlib.zip"
     echo "$want" > "$dir/.stamp"
