@@ -23,6 +23,13 @@ How each engine is driven, with what the issue measured to work on this machine:
   mock capture device (a 150 Hz hum, beeps once a second). Web Audio starts only after a WebDriver click.
   Its one window closes a page by going to about:blank, with the page cache off so the page is gone.
 
+pytest-pyodide's ``@run_in_pyodide`` is how a test that only runs Python in Pyodide is written:
+``pyodide_runner`` gives its ``selenium`` a page of these engines (its own ``PlaywrightChromeRunner`` for
+Chromium, ``FirefoxBidiRunner`` and ``WebKitGTKRunner`` below for the others). The page API above stays for
+what ``run_in_pyodide`` cannot express: a real click (Web Audio in Firefox and WebKit needs one), a page
+nobody clicked (autoplay), the engines' audio devices as set up here (microphone tones, PulseAudio),
+several pages or a page closed and reopened, and the in-page helpers (docs/engines.md).
+
 Everything a test needs to know about an engine's differences is an attribute of its ``Engine``
 (docs/engines.md says what each means for users): ``mic_tone_hz`` and ``mic_tone_amplitude`` (the steady
 tone the microphone hears), ``autoplay_needs_gesture``, ``gesture_expires``, ``offline_suspend``,
