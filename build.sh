@@ -158,8 +158,9 @@ precompile() {
         || { cat "$CACHE/precompile.log" >&2; die "precompiling $* failed (log above)"; }
 }
 
-# precompiled_runtime: pyc-only copies of the stdlib zip (npm's pyodide ships it as sources) and of the
-# start-up wheels, remade when they, Pyodide or the tool change.
+# precompiled_runtime ARCHIVE...: pyc-only copies of the stdlib zip (npm's pyodide ships it as sources) and
+# of the start-up wheels, remade when they, Pyodide or the tool change; the ARCHIVEs (our wheel) get their
+# bytecode beside their sources in the same run (one Pyodide boot), or alone when the copies are current.
 precompiled_runtime() {
     local dir="$CACHE/precompiled" want name wheels=()
     for name in "${PRECOMPILED_WHEELS[@]}"; do
@@ -167,11 +168,14 @@ precompiled_runtime() {
     done
     # The wheels themselves, not requirements-browser.txt: a test-only wheel added there changes nothing here.
     want=$(hash_of "${wheels[@]}" tools/precompile.py tools/precompile.mjs node_modules/pyodide/package.json)
-    stamp_ok "$dir/.stamp" "$want" && return 0
+    if stamp_ok "$dir/.stamp" "$want"; then
+        precompile --keep-source node_modules/pyodide "$@"
+        return 0
+    fi
     say "precompiling the standard library and the start-up wheels inside Pyodide (Node)"
     rm -rf "$dir"; mkdir -p "$dir"
     cp "${wheels[@]}" node_modules/pyodide/python_stdlib.zip "$dir/"
-    precompile node_modules/pyodide "$dir"/*.whl "$dir/python_stdlib.zip"
+    precompile node_modules/pyodide "$dir"/*.whl "$dir/python_stdlib.zip" --keep-source "$@"
     echo "$want" > "$dir/.stamp"
 }
 
@@ -189,12 +193,10 @@ dist() {
     rm -rf "$PYSCRIPT_DIST"  # no file of an older PyScript may stay behind
     cp -r node_modules/@pyscript/core/dist "$PYSCRIPT_DIST"
     rm -f "$PYODIDE_DIST"/*.whl
-    precompiled_runtime
-    cp "$CACHE"/browser-wheels/*.whl "$PYODIDE_DIST/"
-    cp "$CACHE"/precompiled/*.whl "$CACHE"/precompiled/python_stdlib.zip "$PYODIDE_DIST/"  # over the sources
+    cp "$CACHE"/browser-wheels/*.whl "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
     # Ours keeps its sources beside the bytecode: the wheel stays py3-none-any for other Pythons.
-    cp "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
-    precompile --keep-source node_modules/pyodide "$PYODIDE_DIST"/pyodide_realtime-*.whl
+    precompiled_runtime "$PYODIDE_DIST"/pyodide_realtime-*.whl
+    cp "$CACHE"/precompiled/*.whl "$CACHE"/precompiled/python_stdlib.zip "$PYODIDE_DIST/"  # over the sources
     "$PY" tools/pyodide_lock.py write "$PYODIDE_DIST" --info-from node_modules/pyodide/pyodide-lock.json >&2
     "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "the lock does not match its wheels"
     local wheel; wheel=$(ls "$CACHE"/wheel/*.whl)
