@@ -86,7 +86,9 @@ ensure_venv() {
     # A venv whose creation failed halfway has a python but no pip: start it again.
     "$PY" -m pip --version >/dev/null 2>&1 || { rm -rf "$VENV"; python3 -m venv "$VENV"; } \
         || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-    "$PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
+    # --no-compile: Python compiles what is imported when it is first imported; compiling the ~5,600
+    # modules of these packages up front cost about 24 s of CPU, for many that no step imports.
+    "$PY" -m pip install -q --disable-pip-version-check --no-compile -r requirements-dev.txt \
         || die "pip install -r requirements-dev.txt failed: is PyPI reachable?"
     echo "$want" > "$VENV/.stamp"
 }
@@ -112,37 +114,32 @@ ensure_browser_wheels() {
     echo "$want" > "$dir/.stamp"
 }
 
-# The local Realtime server (server/, its own distribution), editable in .venv: its dependencies are
-# pinned in requirements-dev.txt, so --no-deps.
-ensure_server() {
-    local want; want=$(hash_of server/pyproject.toml requirements-dev.txt)
-    stamp_ok "$VENV/.server-stamp" "$want" && return 0
-    say "installing the local Realtime server (server/) into .venv"
-    "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e server >/dev/null \
-        || die "pip install -e server failed (see above)"
-    rm -rf server/build server/src/*.egg-info
-    echo "$want" > "$VENV/.server-stamp"
-}
-
-# The client itself (pyodide_realtime), editable in .venv, so `python -m pyodide_realtime_server` (which
-# imports it) and scripts run from anywhere in it without PYTHONPATH; an edit in src/ needs no reinstall.
-ensure_client() {
-    local want; want=$(hash_of pyproject.toml requirements-dev.txt)
-    stamp_ok "$VENV/.client-stamp" "$want" && return 0
-    say "installing pyodide_realtime (src/) into .venv, editable"
-    "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >/dev/null \
-        || die "pip install -e . failed (see above)"
-    rm -rf build src/*.egg-info
-    echo "$want" > "$VENV/.client-stamp"
+# The client itself (pyodide_realtime) and the local Realtime server (server/, its own distribution),
+# editable in .venv, in one pip run: `python -m pyodide_realtime_server` (which imports the client) and
+# scripts run from anywhere without PYTHONPATH, and an edit in src/ needs no reinstall. Their
+# dependencies are pinned in requirements-dev.txt, so --no-deps.
+ensure_editables() {
+    local want; want=$(hash_of pyproject.toml server/pyproject.toml requirements-dev.txt)
+    stamp_ok "$VENV/.editables-stamp" "$want" && return 0
+    say "installing pyodide_realtime (src/) and the local Realtime server (server/) into .venv, editable"
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . -e server >/dev/null \
+        || die "pip install -e . -e server failed (see above)"
+    rm -rf build src/*.egg-info server/build server/src/*.egg-info
+    echo "$want" > "$VENV/.editables-stamp"
 }
 
 setup() {
     ensure_apt
+    # npm's packages need nothing from .venv: they download while pip installs (their own log, shown
+    # if they fail).
+    mkdir -p "$CACHE"
+    ensure_npm >"$CACHE/npm.log" 2>&1 &
+    local npm_pid=$!
     ensure_venv
-    ensure_client
-    ensure_server
-    ensure_npm
+    ensure_editables
     ensure_browser_wheels
+    wait "$npm_pid" || { cat "$CACHE/npm.log" >&2; exit 1; }
+    cat "$CACHE/npm.log" >&2
 }
 
 build_wheel() {
@@ -161,19 +158,24 @@ precompile() {
         || { cat "$CACHE/precompile.log" >&2; die "precompiling $* failed (log above)"; }
 }
 
-# precompiled_runtime: pyc-only copies of the stdlib zip (npm's pyodide ships it as sources) and of the
-# start-up wheels, remade when they, Pyodide or the tool change.
+# precompiled_runtime ARCHIVE...: pyc-only copies of the stdlib zip (npm's pyodide ships it as sources) and
+# of the start-up wheels, remade when they, Pyodide or the tool change; the ARCHIVEs (our wheel) get their
+# bytecode beside their sources in the same run (one Pyodide boot), or alone when the copies are current.
 precompiled_runtime() {
     local dir="$CACHE/precompiled" want name wheels=()
-    want=$(hash_of requirements-browser.txt tools/precompile.py tools/precompile.mjs node_modules/pyodide/package.json)
-    stamp_ok "$dir/.stamp" "$want" && return 0
-    say "precompiling the standard library and the start-up wheels inside Pyodide (Node)"
-    rm -rf "$dir"; mkdir -p "$dir"
     for name in "${PRECOMPILED_WHEELS[@]}"; do
         wheels+=("$(ls "$CACHE/browser-wheels/$name"-[0-9]*.whl)") || die "no $name wheel in $CACHE/browser-wheels"
     done
+    # The wheels themselves, not requirements-browser.txt: a test-only wheel added there changes nothing here.
+    want=$(hash_of "${wheels[@]}" tools/precompile.py tools/precompile.mjs node_modules/pyodide/package.json)
+    if stamp_ok "$dir/.stamp" "$want"; then
+        precompile --keep-source node_modules/pyodide "$@"
+        return 0
+    fi
+    say "precompiling the standard library and the start-up wheels inside Pyodide (Node)"
+    rm -rf "$dir"; mkdir -p "$dir"
     cp "${wheels[@]}" node_modules/pyodide/python_stdlib.zip "$dir/"
-    precompile node_modules/pyodide "$dir"/*.whl "$dir/python_stdlib.zip"
+    precompile node_modules/pyodide "$dir"/*.whl "$dir/python_stdlib.zip" --keep-source "$@"
     echo "$want" > "$dir/.stamp"
 }
 
@@ -191,12 +193,10 @@ dist() {
     rm -rf "$PYSCRIPT_DIST"  # no file of an older PyScript may stay behind
     cp -r node_modules/@pyscript/core/dist "$PYSCRIPT_DIST"
     rm -f "$PYODIDE_DIST"/*.whl
-    precompiled_runtime
-    cp "$CACHE"/browser-wheels/*.whl "$PYODIDE_DIST/"
-    cp "$CACHE"/precompiled/*.whl "$CACHE"/precompiled/python_stdlib.zip "$PYODIDE_DIST/"  # over the sources
+    cp "$CACHE"/browser-wheels/*.whl "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
     # Ours keeps its sources beside the bytecode: the wheel stays py3-none-any for other Pythons.
-    cp "$CACHE"/wheel/*.whl "$PYODIDE_DIST/"
-    precompile --keep-source node_modules/pyodide "$PYODIDE_DIST"/pyodide_realtime-*.whl
+    precompiled_runtime "$PYODIDE_DIST"/pyodide_realtime-*.whl
+    cp "$CACHE"/precompiled/*.whl "$CACHE"/precompiled/python_stdlib.zip "$PYODIDE_DIST/"  # over the sources
     "$PY" tools/pyodide_lock.py write "$PYODIDE_DIST" --info-from node_modules/pyodide/pyodide-lock.json >&2
     "$PY" tools/pyodide_lock.py check "$PYODIDE_DIST" || die "the lock does not match its wheels"
     local wheel; wheel=$(ls "$CACHE"/wheel/*.whl)
@@ -236,7 +236,15 @@ cmd="${1:-}"; [[ $# -gt 0 ]] && shift
 case "$cmd" in
     setup) setup ;;
     dist) setup; dist ;;
-    test) setup; lint; dist; run_pytest "${@:-tests}" ;;
+    test)
+        setup
+        # ruff and mypy on one core while dist precompiles in Node on the other; lint's output follows.
+        ( lint ) >"$CACHE/lint.log" 2>&1 &
+        lint_pid=$!
+        dist
+        wait "$lint_pid" || { cat "$CACHE/lint.log" >&2; exit 1; }
+        cat "$CACHE/lint.log" >&2
+        run_pytest "${@:-tests}" ;;
     lint) ensure_venv; lint ;;
     pytest) run_pytest "$@" ;;
     docs)

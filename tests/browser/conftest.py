@@ -1,11 +1,16 @@
-"""Browser tests: every test runs in Chromium, Firefox and WebKit through one page API (engines.py).
+"""Browser tests: every test runs in Chromium, Firefox and WebKit (engines.py).
 
 Each engine starts once per session (``engine``, parametrized: pytest runs all of one engine's tests
-before the next engine's); each module gets one page per engine (``page``), with Pyodide and our package
-loaded from the local dist, served by ``engine_server`` (the local Realtime server). A module's tests
-share its page, so a test cleans up what it starts (players, sockets). Test code that must run in the
-page is a function decorated with ``engines.in_page``; ``engine`` tells what differs between engines
-(the microphone's tone, say; docs/engines.md).
+before the next engine's), and every page of a module is served by ``engine_server`` (the local Realtime
+server, with the local dist at /pyodide). Two ways to run code in a page:
+- ``@run_in_pyodide`` (pytest-pyodide) with the ``selenium`` fixture: one Pyodide per module and engine,
+  booted by pytest-pyodide's runner for that engine (``engines.pyodide_runner``). The way to write a test
+  that only runs Python in Pyodide.
+- the page API (``page``: one per module and engine, Pyodide and our package loaded; ``in_page`` functions,
+  ``eval_js``, ``click``): for what ``run_in_pyodide`` cannot express (docs/engines.md says what).
+A module uses one of the two (WebKit has one window). A module's tests share its page, so a test cleans
+up what it starts (players, sockets). ``engine`` tells what differs between engines (the microphone's
+tone, say; docs/engines.md).
 
 Timing is not asserted: what a busy machine makes late (a round trip to the audio thread, a stop that
 landed after its promise, capture behind real time) is reported as a figure with ``timing_figure``, and
@@ -77,6 +82,19 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
     with open_engine(request.param, tmp_path_factory.mktemp(request.param)) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def selenium(engine: Engine, engine_server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """pytest-pyodide's runner on a page of ``engine``: the first argument of a ``@run_in_pyodide`` test.
+    Pyodide boots once per module and engine; closed after the module's last test of that engine."""
+    from engines import pyodide_runner
+
+    runner = pyodide_runner(engine, engine_server.url, request.config.option.dist_dir)
+    try:
+        yield runner
+    finally:
+        runner.quit()
 
 
 @pytest.fixture(scope="module")

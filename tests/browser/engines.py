@@ -23,6 +23,13 @@ How each engine is driven, with what the issue measured to work on this machine:
   mock capture device (a 150 Hz hum, beeps once a second). Web Audio starts only after a WebDriver click.
   Its one window closes a page by going to about:blank, with the page cache off so the page is gone.
 
+pytest-pyodide's ``@run_in_pyodide`` is how a test that only runs Python in Pyodide is written:
+``pyodide_runner`` gives its ``selenium`` a page of these engines (its own ``PlaywrightChromeRunner`` for
+Chromium, ``FirefoxBidiRunner`` and ``WebKitGTKRunner`` below for the others). The page API above stays for
+what ``run_in_pyodide`` cannot express: a real click (Web Audio in Firefox and WebKit needs one), a page
+nobody clicked (autoplay), the engines' audio devices as set up here (microphone tones, PulseAudio),
+several pages or a page closed and reopened, and the in-page helpers (docs/engines.md).
+
 Everything a test needs to know about an engine's differences is an attribute of its ``Engine``
 (docs/engines.md says what each means for users): ``mic_tone_hz`` and ``mic_tone_amplitude`` (the steady
 tone the microphone hears), ``autoplay_needs_gesture``, ``gesture_expires``, ``offline_suspend``,
@@ -45,6 +52,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from pytest_pyodide.runner import JavascriptException, PlaywrightChromeRunner, _BrowserBaseRunner, _SeleniumBaseRunner
 
 from chromium import CHROMIUM, DEFAULT_FLAGS
 
@@ -121,12 +130,14 @@ class Page:
     """A page with Pyodide and our package loaded: evaluate JS or run Python in it."""
 
     def __init__(
-        self, engine: str, evaluate: Callable[[str], str], click: Callable[[], None], close: Callable[[], None]
+        self, engine: str, evaluate: Callable[[str], str], click: Callable[[], None], close: Callable[[], None],
+        navigate: Callable[[str], None],
     ) -> None:
         self.engine = engine
         self._evaluate = evaluate
         self._click = click
         self._close = close
+        self._navigate = navigate
 
     def eval_js(self, body: str) -> Any:
         """Run ``body`` as the body of an async function in the page; return its JSON-able result."""
@@ -160,6 +171,10 @@ class Page:
     def click(self) -> None:
         """A real click on the page (a user activation), through the driver."""
         self._click()
+
+    def navigate(self, url: str) -> None:
+        """Load ``url`` in this page (its tab), waiting for its load event; Pyodide is not awaited."""
+        self._navigate(url)
 
     def close(self) -> None:
         """Close the page (its tab; WebKit's one window goes to about:blank): its audio and sockets end."""
@@ -206,6 +221,10 @@ class Engine:
         #: An AudioWorklet still answers its port after its AudioContext closed (Firefox, WebKit), so
         #: query_heard_ms answers at once; Chromium's does not, and it answers from its timeout.
         self.worklet_answers_after_close = name != "chromium"
+        #: The driver objects, for pytest-pyodide's runners (``pyodide_runner``): Chromium's Playwright
+        #: browser, WebKit's selenium driver.
+        self.playwright_browser: Any = None
+        self.webdriver: Any = None
         self._open: Callable[[str], Page] | None = None
 
     def open(self, url: str, wait_for_pyodide: bool = True) -> Page:
@@ -260,10 +279,15 @@ def _chromium(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Eng
         try:
             def open_page(url: str) -> Page:
                 page = browser.new_page()
-                page.goto(url)
-                return Page("chromium", lambda expr: page.evaluate(expr), lambda: page.mouse.click(5, 5), page.close)
+
+                def navigate(to: str) -> None:
+                    page.goto(to)
+
+                navigate(url)
+                return Page("chromium", lambda expr: page.evaluate(expr), lambda: page.mouse.click(5, 5), page.close, navigate)
 
             engine.mic_tone_hz, engine.mic_tone_amplitude = mic_tone_hz, CHROMIUM_MIC_AMPLITUDE
+            engine.playwright_browser = browser
             engine._open = open_page
             yield engine
         finally:
@@ -356,7 +380,12 @@ def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engi
             def open_page(page_url: str) -> Page:
                 assert bidi is not None
                 context = bidi.command("browsingContext.create", {"type": "tab"})["context"]
-                bidi.command("browsingContext.navigate", {"context": context, "url": page_url, "wait": "complete"})
+
+                def navigate(to: str) -> None:
+                    assert bidi is not None
+                    bidi.command("browsingContext.navigate", {"context": context, "url": to, "wait": "complete"})
+
+                navigate(page_url)
 
                 def evaluate(expression: str) -> str:
                     assert bidi is not None
@@ -380,7 +409,7 @@ def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engi
                     assert bidi is not None
                     bidi.command("browsingContext.close", {"context": context})
 
-                return Page("firefox", evaluate, click, close)
+                return Page("firefox", evaluate, click, close, navigate)
 
             engine.mic_tone_hz, engine.mic_tone_amplitude = mic_tone_hz, FIREFOX_MIC_AMPLITUDE
             engine._open = open_page
@@ -480,13 +509,98 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
                     action.pointer_action.move_to_location(5, 5).click()
                     action.perform()
 
-                return Page("webkit", evaluate, click, lambda: driver.get("about:blank"))
+                return Page("webkit", evaluate, click, lambda: driver.get("about:blank"), driver.get)
 
             engine.mic_tone_hz, engine.mic_tone_amplitude = WEBKIT_MOCK_HUM_HZ, WEBKIT_MOCK_HUM_AMPLITUDE
+            engine.webdriver = driver
             engine._open = open_page
             yield engine
         finally:
             driver.quit()
+
+
+# ---- pytest-pyodide: its runner classes, over the engines started above ---------------------------------
+
+
+class FirefoxBidiRunner(_BrowserBaseRunner):  # type: ignore[misc]
+    """pytest-pyodide's runner contract over a Firefox tab driven by WebDriver BiDi (``script.evaluate`` with
+    ``awaitPromise``, as the page API does): pytest-pyodide's own Firefox runners need geckodriver or
+    Playwright's Firefox build, neither installable here."""
+
+    browser = "firefox"
+    runner = "bidi"
+
+    def __init__(self, engine: Engine, **kwargs: Any) -> None:
+        self._engine = engine
+        self._url = "about:blank"
+        super().__init__(**kwargs)
+
+    def get_driver(self, jspi: bool = False) -> Page:
+        if jspi:
+            raise NotImplementedError("JSPI is not supported in Firefox")
+        return self._engine.open("about:blank", wait_for_pyodide=False)
+
+    def goto(self, page: str) -> None:
+        self._url = page
+        self.driver.navigate(page)
+
+    def set_script_timeout(self, timeout: float) -> None:
+        self.script_timeout = timeout  # a BiDi command waits SCRIPT_TIMEOUT_S at most
+
+    def quit(self) -> None:
+        self.driver.close()
+
+    def refresh(self) -> None:
+        self.driver.navigate(self._url)
+        self.javascript_setup()
+
+    def run_js_inner(self, code: str, check_code: str) -> Any:
+        status, *rest = self.driver.eval_js(
+            f"try {{ const result = await (async () => {{ {code}\n }})();\n{check_code}\nreturn [0, result]; }}"
+            " catch (e) { return [1, e.toString(), e.stack]; }"
+        )
+        if status == 0:
+            return rest[0]
+        raise JavascriptException(rest[0], rest[1])
+
+
+class WebKitGTKRunner(_SeleniumBaseRunner):  # type: ignore[misc]
+    """pytest-pyodide's selenium runner on the engine's WebKitWebDriver session (MiniBrowser). WebKit is
+    what pytest-pyodide calls ``safari`` (``xfail_browsers(safari=...)`` applies here). The one window is
+    the engine's: quitting goes to about:blank and leaves the driver to the engine."""
+
+    browser = "safari"
+
+    def __init__(self, engine: Engine, **kwargs: Any) -> None:
+        self._engine = engine
+        super().__init__(**kwargs)
+
+    def get_driver(self, jspi: bool = False) -> Any:
+        if jspi:
+            raise NotImplementedError("JSPI is not supported in WebKit")
+        return self._engine.webdriver
+
+    def set_script_timeout(self, timeout: float) -> None:
+        self.script_timeout = timeout  # the engine's driver keeps its own (SCRIPT_TIMEOUT_S)
+
+    def quit(self) -> None:
+        self.driver.get("about:blank")
+
+
+def pyodide_runner(engine: Engine, server_url: str, dist_dir: Path) -> _BrowserBaseRunner:
+    """A pytest-pyodide runner (what ``@run_in_pyodide`` calls ``selenium``) on a new page of ``engine``,
+    which it shares instead of starting a browser per module as pytest-pyodide's fixtures would.
+
+    The page is ``{server_url}/module_test.html`` (tests/browser/pages/: pytest-pyodide's bootstrap page,
+    Pyodide from ``/pyodide``); the runner boots Pyodide there as pytest-pyodide does for every runtime.
+    Chromium gets pytest-pyodide's own ``PlaywrightChromeRunner``, on the engine's Playwright browser
+    (``/usr/bin/chromium``, tools/chromium.py's flags). ``quit()`` closes the page."""
+    host, port = server_url.split("//", 1)[1].rstrip("/").rsplit(":", 1)
+    common: dict[str, Any] = {"server_port": int(port), "server_hostname": host, "dist_dir": dist_dir}
+    if engine.name == "chromium":
+        return PlaywrightChromeRunner({"chrome": engine.playwright_browser}, **common)
+    runner: type[FirefoxBidiRunner | WebKitGTKRunner] = FirefoxBidiRunner if engine.name == "firefox" else WebKitGTKRunner
+    return runner(engine, **common)
 
 
 def start_realtime_server(**options: Any) -> Any:
