@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,6 @@ async def _converse(kind, http_url, ws_url, key, scenario, question_b64):
     import base64
 
     import js
-    from pyodide.ffi import to_js
 
     from pyodide_realtime import (
         AssistantMessageItem,
