@@ -77,7 +77,7 @@ async def _converse(kind, http_url, ws_url, key, scenario, question_b64):
         """The weather at a place."""
         return {"location": location, "forecast": "sunny"}
 
-    async def until(predicate, what, seconds=60):
+    async def until(predicate, what, seconds=25):
         deadline = asyncio.get_running_loop().time() + seconds
         while not predicate():
             if asyncio.get_running_loop().time() > deadline:
@@ -175,9 +175,13 @@ async def _converse(kind, http_url, ws_url, key, scenario, question_b64):
             def count(name):
                 return events.count(f"input_audio_buffer.{name}")
 
-            # Whatever the microphone sent before the mute (a WebSocket's first chunks) has been heard by now.
-            await reply_to("hello there")
-            await until(lambda: count("speech_started") == count("speech_stopped"), "the end of speech before the mute")
+            # What the microphone sent before the mute (a WebSocket's first chunks, which the server may
+            # take for speech and answer instead of the text) is heard and answered first.
+            await session.send_message("hello there")
+            await until(lambda: any(isinstance(i, AssistantMessageItem) and i.status == "completed" for i in session.history),
+                        "a first reply")
+            await until(lambda: count("speech_started") == count("speech_stopped")
+                        and events.count("response.created") == events.count("response.done"), "quiet")
             before = count("speech_started")
             await reply_to("hello again")  # a while of the microphone's tone, muted
             result["speech_while_muted"] = count("speech_started") - before
