@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
-from ._browser_socket import _js_object, _ProxyRegistry
+from ._browser_socket import ProxyOwner, _js_object, _ProxyRegistry, shim_function
 from ._interfaces import ABNORMAL_CLOSURE, SocketHandler, SocketRequest, redact, safe_url
 from .errors import ConnectionClosedError, ConnectionFailedError, RealtimeError, UnsupportedError
 
@@ -29,20 +28,6 @@ logger = logging.getLogger("pyodide_realtime")
 MAX_DETAIL_CHARS = 300
 #: The statuses of a refused key.
 AUTH_REFUSED_STATUSES = frozenset({401, 403})
-
-_open_peer_js: Any = None
-
-
-def _open_peer_function() -> Any:
-    """The shim's ``openRealtimePeer``, evaluated once per interpreter."""
-    global _open_peer_js
-    if _open_peer_js is None:
-        from pyodide.code import run_js
-
-        source = resources.files(__package__).joinpath("_webrtc_shim.js").read_text(encoding="utf-8")
-        _open_peer_js = run_js(source)
-    return _open_peer_js
-
 
 @dataclass(frozen=True)
 class PeerMedia:
@@ -79,7 +64,7 @@ def _server_detail(text: str, secrets: tuple[str, ...]) -> str:
     return redact(message, secrets)
 
 
-class BrowserPeer:
+class BrowserPeer(ProxyOwner):
     """One peer connection and the proxies it needs. Made by :func:`create_browser_peer`."""
 
     def __init__(self, request: SocketRequest, handler: SocketHandler, media: PeerMedia) -> None:
@@ -114,7 +99,7 @@ class BrowserPeer:
         js_options.mediaStream = media.media_stream
         js_options.audioElement = media.audio_element
         try:
-            self._js = _open_peer_function()(js_options, callbacks)
+            self._js = shim_function("_webrtc_shim.js")(js_options, callbacks)
         except JsException as exc:
             self._release()
             name = getattr(exc, "name", "")
@@ -252,25 +237,6 @@ class BrowserPeer:
         if not self.closed:
             self._js.close()
             self._release_soon()
-
-    @property
-    def live_proxies(self) -> int:
-        """How many JS proxies this peer still holds (0 once closed)."""
-        return len(self._proxies)
-
-    def _release(self) -> None:
-        self.closed = True
-        self._proxies.destroy_all()
-
-    def _release_soon(self) -> None:
-        # We may be inside one of the proxies' own calls: destroy after it returns.
-        self.closed = True
-        try:
-            import asyncio
-
-            asyncio.get_running_loop().call_soon(self._proxies.destroy_all)
-        except RuntimeError:
-            self._proxies.destroy_all()
 
 
 def create_browser_peer(request: SocketRequest, handler: SocketHandler, media: PeerMedia) -> BrowserPeer:
