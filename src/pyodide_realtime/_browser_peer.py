@@ -232,6 +232,13 @@ class BrowserPeer(ProxyOwner):
         value = self._js.callId()
         return None if value is None else str(value)
 
+    async def bytes_sent(self) -> tuple[int, int]:
+        """Bytes sent so far (the browser's getStats): the microphone's audio, the data channel's events."""
+        if self.closed:
+            return (0, 0)
+        audio, events = (await self._js.bytesSent()).to_py()
+        return int(audio), int(events)
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the data channel and the peer connection, stop the microphone tracks it opened."""
         if not self.closed:

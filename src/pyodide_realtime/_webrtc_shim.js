@@ -145,6 +145,15 @@
       },
       trackEnabled: () => (sender && sender.track ? sender.track.enabled : null),
       callId: () => callId,
+      // Bytes sent so far: the microphone's RTP payload and the data channel's messages (getStats).
+      bytesSent: async () => {
+        const sent = { audio: 0, events: 0 };
+        (await pc.getStats()).forEach((report) => {
+          if (report.type === "outbound-rtp" && report.kind === "audio") sent.audio += report.bytesSent || 0;
+          if (report.type === "data-channel") sent.events += report.bytesSent || 0;
+        });
+        return [sent.audio, sent.events];
+      },
       close: () => {
         if (!finished) cleanUp();
       },
