@@ -51,6 +51,14 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         return Answer(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read().decode())
 
 
+async def post(url: str, key: str | None, sdp: str | bytes, content_type: str = "application/sdp") -> Answer:
+    """POST an offer as the JS transport does (``Authorization: Bearer``, the SDP as the body)."""
+    headers = {"Content-Type": content_type}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return await asyncio.to_thread(_post, url, sdp.encode() if isinstance(sdp, str) else sdp, headers)
+
+
 class Microphone(MediaStreamTrack):
     """20 ms frames in real time: what ``say`` queued, then silence."""
 
@@ -152,14 +160,8 @@ class WebRtcClient:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
-    async def post(self, url: str, key: str | None, sdp: str | bytes, content_type: str = "application/sdp") -> Answer:
-        headers = {"Content-Type": content_type}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        return await asyncio.to_thread(_post, url, sdp.encode() if isinstance(sdp, str) else sdp, headers)
-
     async def connect(self, calls_url: str, key: str) -> None:
-        answer = await self.post(calls_url, key, await self.offer())
+        answer = await post(calls_url, key, await self.offer())
         assert answer.status == 201, answer.text
         assert answer.headers["content-type"].startswith("application/sdp")
         self.location = answer.headers["location"]

@@ -27,6 +27,7 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import SessionDescription
 
 from . import _loopback
 from ._audio import PCM16_RATE, samples_from_pcm16
@@ -115,6 +116,16 @@ class SpeechTrack(MediaStreamTrack):
         return frame
 
 
+def _check_security(offer: SessionDescription) -> None:
+    """What aiortc takes in an offer but only fails on later, in its connecting task: every media
+    section needs ICE credentials and a DTLS fingerprint."""
+    for media in offer.media:
+        if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+            raise SdpRefused(f"The SDP offer could not be used: its m={media.kind} section has no ICE credentials (a=ice-ufrag, a=ice-pwd).")
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise SdpRefused(f"The SDP offer could not be used: its m={media.kind} section has no DTLS fingerprint (a=fingerprint).")
+
+
 class Call:
     """One answered offer: its peer connection, data channel, tracks and conversation."""
 
@@ -144,9 +155,12 @@ class Call:
 
     async def answer(self, offer: str) -> str:
         try:
+            _check_security(SessionDescription.parse(offer))
             await self.pc.setRemoteDescription(RTCSessionDescription(_loopback.loopback_offer(offer), "offer"))
+        except SdpRefused:
+            raise
         except Exception as exc:  # aiortc raises ValueError, and others, on an SDP it cannot use
-            raise SdpRefused(f"The SDP offer could not be used: {exc}.") from None
+            raise SdpRefused(f"The SDP offer could not be used: {exc or type(exc).__name__}.") from None
         _loopback.refuse_foreign_checks(self.pc)
         self.pc.addTrack(self.track)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
