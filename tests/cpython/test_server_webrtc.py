@@ -20,6 +20,7 @@ from webrtc_peer import LOUD_RMS, TIMEOUT_S, Answer, Microphone, WebRtcClient, p
 
 from pyodide_realtime_server import RealtimeServer, _audio, _loopback
 from pyodide_realtime_server._speech import TONE_GAP_MS
+from pyodide_realtime_server._webrtc import MAX_CHANNEL_MESSAGE_BYTES
 
 HELLO = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello there"}]}
 # The simulated model repeats what it is told: a long question, a reply of seconds.
@@ -311,3 +312,27 @@ async def test_without_aiortc_the_server_starts_and_the_endpoint_says_what_to_in
         _error(answer, 501, "webrtc_unavailable", "pip install 'pyodide-realtime-server[webrtc]'")
         assert "\n" not in answer.json()["error"]["message"]
         assert (await post(f"{server.url}v1/realtime", server.mint_key(), "v=0\r\n")).status == 501
+
+
+@pytest.mark.asyncio
+async def test_client_events_on_the_channel_are_checked_as_on_the_websocket(client: WebRtcClient) -> None:
+    await client.next("session.created")
+    client.channel.send("{not json")
+    assert (await client.next("error"))["error"]["code"] == "invalid_json"
+    client.send({"type": "session.update", "event_id": "evt_1", "session": {"type": "realtime", "bogus": 1}})
+    error = (await client.next("error"))["error"]
+    assert error["event_id"] == "evt_1" and error["param"] == "session.bogus"
+    client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    await client.next("response.done")
+    assert conformance_failures("ga", client.events) == []
+
+
+@pytest.mark.asyncio
+async def test_a_channel_message_over_the_bound_ends_the_call(server: RealtimeServer, client: WebRtcClient) -> None:
+    await client.next("session.created")
+    (call,) = server.calls.calls.values()  # type: ignore[union-attr]
+    # A conforming peer keeps to the max-message-size of the answer; this one is made not to.
+    client.pc.sctp._remote_max_message_size = 0  # type: ignore[union-attr]
+    client.channel.send("x" * (MAX_CHANNEL_MESSAGE_BYTES + 1))
+    await asyncio.wait_for(call.closed.wait(), TIMEOUT_S)
+    assert call.peer.close_code == 1009 and not server.calls.calls  # type: ignore[union-attr]

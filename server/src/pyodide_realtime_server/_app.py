@@ -281,6 +281,8 @@ class RealtimeServer:
                 raise RuntimeError(f"the local Realtime server did not start within {START_TIMEOUT_S} s")
             await asyncio.sleep(0.01)
         logger.info("%s", self.synthesizer.describe())
+        # ICE is on 127.0.0.1 only (_loopback), whatever --host says: a call needs a peer on this machine.
+        logger.info("WebRTC calls: %s", f"on at {CALLS_PATH} (ICE on 127.0.0.1 only)" if self.calls is not None else WEBRTC_MISSING)
         logger.info("key minting: %s", "at OpenAI (a regular key is configured)" if self.upstream else "local (offline)")
         return self
 
