@@ -11,12 +11,14 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 
+import aioice.ice
+import aioice.stun
 import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection
 from test_server_conformance import conformance_failures
 from test_server_speech import QUESTION, WEATHER_TOOL, ManualTimers, _spoken
-from webrtc_peer import LOUD_RMS, TIMEOUT_S, Answer, Microphone, WebRtcClient, post
+from webrtc_peer import LOUD_RMS, TIMEOUT_S, Answer, Microphone, WebRtcClient, post, request
 
 from pyodide_realtime_server import RealtimeServer, _audio, _loopback
 from pyodide_realtime_server._speech import TONE_GAP_MS
@@ -336,3 +338,52 @@ async def test_a_channel_message_over_the_bound_ends_the_call(server: RealtimeSe
     client.channel.send("x" * (MAX_CHANNEL_MESSAGE_BYTES + 1))
     await asyncio.wait_for(call.closed.wait(), TIMEOUT_S)
     assert call.peer.close_code == 1009 and not server.calls.calls  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_vanishes_without_a_word_is_released_when_its_consent_expires(
+    server: RealtimeServer, client: WebRtcClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await client.next("session.created")
+    (call,) = server.calls.calls.values()  # type: ignore[union-attr]
+    # ICE consent freshness (RFC 7675) finds a silent peer: 6 checks in a row unanswered. aioice spaces
+    # them 5 s apart with a 0.5 s timeout (about 30 s in all); closer here, once the call is up.
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.05)
+    monkeypatch.setattr(aioice.stun, "RETRY_RTO", 0.2)
+    (transceiver,) = client.pc.getTransceivers()
+    for protocol in transceiver.receiver.transport.transport.iceGatherer._connection._protocols:
+        protocol.transport.close()  # the client's sockets are gone: no DTLS close, no SCTP abort, nothing
+    await asyncio.wait_for(call.closed.wait(), TIMEOUT_S)
+    assert not server.calls.calls and call.pc.connectionState == "closed"  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_a_page_of_another_origin_may_call_as_at_the_api(server: RealtimeServer) -> None:
+    _loopback.install()
+    url = calls_url(server)
+    preflight = await asyncio.to_thread(
+        request,
+        url,
+        None,
+        {"Origin": "http://127.0.0.1:1", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"},
+        "OPTIONS",
+    )
+    assert preflight.status == 204 and preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-headers"] == "authorization, content-type"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    answer = await post(url, server.mint_key(), await _offer())
+    assert answer.status == 201 and answer.headers["access-control-expose-headers"] == "Location"
+    refused = await post(url, None, await _offer())
+    assert refused.status == 401 and refused.headers["access-control-allow-origin"] == "*"  # the page can read why
+
+
+@pytest.mark.asyncio
+async def test_the_minted_keys_session_applies_to_the_call(server: RealtimeServer) -> None:
+    client = WebRtcClient()
+    try:
+        key = server.mint_key({"type": "realtime", "instructions": "Be brief.", "tools": [WEATHER_TOOL]})
+        await client.connect(calls_url(server), key)
+        session = (await client.next("session.created"))["session"]
+        assert session["instructions"] == "Be brief." and [tool["name"] for tool in session["tools"]] == ["get_weather"]
+    finally:
+        await client.close()

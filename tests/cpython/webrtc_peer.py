@@ -41,8 +41,9 @@ class Answer:
         return json.loads(self.text)
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def request(url: str, body: bytes | None, headers: dict[str, str], method: str = "POST") -> Answer:
+    """One HTTP request, its answer whatever the status (blocking: run it in a thread)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(request, timeout=TIMEOUT_S) as response:
@@ -56,7 +57,7 @@ async def post(url: str, key: str | None, sdp: str | bytes, content_type: str = 
     headers = {"Content-Type": content_type}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
-    return await asyncio.to_thread(_post, url, sdp.encode() if isinstance(sdp, str) else sdp, headers)
+    return await asyncio.to_thread(request, url, sdp.encode() if isinstance(sdp, str) else sdp, headers)
 
 
 class Microphone(MediaStreamTrack):

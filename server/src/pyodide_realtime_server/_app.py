@@ -69,6 +69,10 @@ CALLS_PATH = "/v1/realtime/calls"
 MAX_SDP_BYTES = 64 * 1024
 MAX_CALLS = 16
 DATA_CHANNEL_TIMEOUT_S = 10.0  # from the answer: ICE, DTLS and SCTP on loopback take well under a second
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
+CALL_REQUEST_HEADERS = "Authorization, Content-Type, OpenAI-Beta, X-OpenAI-Agents-SDK"
+# A preflight's list of header names is echoed back only if it is that and short.
+_HEADER_NAMES = re.compile(r"^[A-Za-z0-9-]{1,64}(?:\s*,\s*[A-Za-z0-9-]{1,64}){0,15}$")
 WEBRTC_MISSING = (
     "This server has no WebRTC stack (aiortc is not installed): pip install 'pyodide-realtime-server[webrtc]' "
     "(or ./build.sh setup in a checkout), then restart it."
@@ -339,7 +343,7 @@ class RealtimeServer:
         routes: list[BaseRoute] = [
             Route(CLIENT_SECRETS_PATH, self._only(("POST",), self._mint), methods=ANY_METHOD),
             Route(DEMO_CONFIG_PATH, self._only(("GET", "HEAD"), self._demo_config), methods=ANY_METHOD),
-            Route(CALLS_PATH, self._only(("POST",), self._calls_endpoint), methods=ANY_METHOD),
+            Route(CALLS_PATH, self._calls_endpoint, methods=ANY_METHOD),
             Route(REALTIME_PATH, self._realtime_http, methods=ANY_METHOD),
             WebSocketRoute(REALTIME_PATH, self._realtime),
             WebSocketRoute("/{path:path}", self._no_websocket_here),
@@ -592,15 +596,33 @@ class RealtimeServer:
 
     async def _realtime_http(self, request: Request) -> Response:
         """``/v1/realtime`` over plain HTTP: the beta WebRTC endpoint (POST an SDP offer), else 426."""
+        if request.method == "OPTIONS":
+            return _preflight(request)
         if request.method == "POST" and _is_sdp(request):
             return await self._call(request, BETA.name)
         return await self._upgrade_required(request)
 
     async def _calls_endpoint(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return _preflight(request)
+        if request.method != "POST":
+            return error_response(405, f"{request.method} is not allowed here.", headers={"Allow": "POST, OPTIONS", **CORS_HEADERS})
         return await self._call(request, GA.name)
 
     async def _call(self, request: Request, dialect: Dialect) -> Response:
-        """Answer an SDP offer: 201, the answer SDP, and the call's ``Location``; as the API does."""
+        """Answer an SDP offer: 201, the answer SDP, and the call's ``Location``; as the API does.
+
+        Any page may call, as at the API (CORS, with ``Location`` readable): the key is what admits a
+        call, and keys are minted only for this server's own pages.
+        """
+        try:
+            response = await self._answer_call(request, dialect)
+        except BadRequest as exc:
+            response = error_response(exc.status, str(exc), exc.code)
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    async def _answer_call(self, request: Request, dialect: Dialect) -> Response:
         if self.calls is None:
             return error_response(501, WEBRTC_MISSING, "webrtc_unavailable")
         authorization = request.headers.get("Authorization") or ""
@@ -644,7 +666,19 @@ class RealtimeServer:
         except SdpRefused as exc:
             self.keys.release(key)  # the offer opened nothing
             raise BadRequest(400, str(exc), "invalid_offer") from None
+        except Exception:
+            self.keys.release(key)
+            logger.exception("answering a WebRTC offer failed")
+            raise BadRequest(500, "The server failed to answer the offer; see its log. Try again with a new offer.", "server_error") from None
         return Response(answer, 201, media_type="application/sdp", headers={"Location": f"{CALLS_PATH}/{call_id}"})
+
+
+def _preflight(request: Request) -> Response:
+    """A browser's CORS preflight of a call: POST with the key and the SDP's content type."""
+    wanted = request.headers.get("Access-Control-Request-Headers") or ""
+    allowed = wanted if _HEADER_NAMES.match(wanted) else CALL_REQUEST_HEADERS
+    headers = {**CORS_HEADERS, "Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": allowed, "Access-Control-Max-Age": "600"}
+    return Response(status_code=204, headers=headers)
 
 
 def _is_sdp(request: Request) -> bool:
