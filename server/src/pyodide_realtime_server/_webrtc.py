@@ -5,7 +5,7 @@ JSON text on the ``oai-events`` data channel and go through ``Conversation.handl
 WebSocket's messages do; server events go back on it. The microphone is the remote audio track:
 aiortc decodes its Opus, and each frame, resampled to 24 kHz mono, takes the path of
 ``input_audio_buffer.append`` (VAD, buffer, recognizer). The reply's speech is an outgoing track
-(``SpeechTrack``) that sends 20 ms frames in real time, silence between replies, from the
+(``PacedTrack``) that sends 20 ms frames in real time, silence between replies, from the
 conversation's ``OutputAudioBuffer``.
 
 Bounded: the calls at once (``CallDesk``), a data-channel message's size, and the time the data
@@ -33,7 +33,7 @@ from . import _loopback
 from ._audio import PCM16_RATE, samples_from_pcm16
 from ._conversation import Cancellable, Conversation, Schedule
 from ._errors import SdpRefused
-from ._output_buffer import FRAME_SAMPLES, OutputAudioBuffer
+from ._output_buffer import FRAME_SAMPLES
 from ._session_state import new_id
 
 EVENTS_CHANNEL = "oai-events"
@@ -87,14 +87,14 @@ class ChannelPeer:
         return await self._inbox.get()
 
 
-class SpeechTrack(MediaStreamTrack):
-    """The model's voice: a 20 ms frame of the output buffer every 20 ms of real time."""
+class PacedTrack(MediaStreamTrack):
+    """An audio track of 24 kHz PCM16: ``next_frame()`` (20 ms of it) every 20 ms of real time."""
 
     kind = "audio"
 
-    def __init__(self, buffer: OutputAudioBuffer) -> None:
+    def __init__(self, next_frame: Callable[[], bytes]) -> None:
         super().__init__()
-        self.buffer = buffer
+        self.next_frame = next_frame
         self._start: float | None = None
         self._pts = 0
 
@@ -108,7 +108,7 @@ class SpeechTrack(MediaStreamTrack):
             due = self._start + self._pts / PCM16_RATE
             await asyncio.sleep(max(0.0, due - time.monotonic()))
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(self.buffer.next_frame())
+        frame.planes[0].update(self.next_frame())
         frame.sample_rate = PCM16_RATE
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, PCM16_RATE)
@@ -143,7 +143,7 @@ class Call:
         self.peer = ChannelPeer()
         self.conversation = make_conversation(self.peer)
         assert self.conversation.output is not None
-        self.track = SpeechTrack(self.conversation.output)
+        self.track = PacedTrack(self.conversation.output.next_frame)  # the model's voice
         self.opened = asyncio.Event()
         self.closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
