@@ -1,8 +1,19 @@
-"""The WebRTC output buffer without a track or a clock: frames, started/stopped, and the cut."""
+"""The WebRTC side of a conversation without a track or a clock: the output buffer's frames,
+started/stopped and cuts; the microphone track's audio into a full input buffer."""
 
 from __future__ import annotations
 
+import json
+from array import array
+from typing import Any
+
+import pytest
+
+from pyodide_realtime_server import _conversation
+from pyodide_realtime_server._conversation import Conversation
 from pyodide_realtime_server._output_buffer import FRAME_BYTES, SILENCE, Cut, OutputAudioBuffer
+from pyodide_realtime_server._speech import Synthesizer
+from pyodide_realtime_server._state import ConnectionRecord
 
 MS = 48  # bytes of 24 kHz PCM16 per millisecond
 
@@ -78,3 +89,41 @@ def test_an_underrun_mid_reply_is_silence_and_the_cut_still_counts_what_went_out
     buffer.next_frame()
     assert buffer.next_frame() == SILENCE and events.seen == [("started", "resp_1")]
     assert buffer.clear() == Cut("resp_1", "item_1", 20)
+
+
+class Peer:
+    """The conversation's peer, in memory."""
+
+    def __init__(self) -> None:
+        self.close_code: int | None = None
+        self.received_chars = 0
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+    async def drain(self) -> None:
+        return None
+
+    async def recv(self) -> str | bytes | None:
+        return None
+
+
+@pytest.mark.asyncio
+async def test_a_full_input_buffer_fed_by_the_track_is_said_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_conversation, "MAX_INPUT_BUFFER_MS", 100)
+    peer = Peer()
+    record = ConnectionRecord("conn_x", "ga", "m", "/v1/realtime/calls", None, "ephemeral")
+    session = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    conversation = Conversation(
+        peer, record, dialect="ga", model=None, initial_session=session, synthesizer=Synthesizer("tones"), pace=0, audio_track=True
+    )
+    frame = array("h", bytes(2 * 480))  # 20 ms
+    for _ in range(50):  # one second of microphone: 100 ms fit
+        conversation.append_track_audio(frame)
+    assert [event["error"]["code"] for event in peer.sent] == ["input_audio_buffer_full"]
+    conversation.handle(json.dumps({"type": "input_audio_buffer.clear"}))
+    for _ in range(50):
+        conversation.append_track_audio(frame)
+    assert [event["type"] for event in peer.sent] == ["error", "input_audio_buffer.cleared", "error"]
+    conversation.release()

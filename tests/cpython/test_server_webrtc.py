@@ -387,3 +387,19 @@ async def test_the_minted_keys_session_applies_to_the_call(server: RealtimeServe
         assert session["instructions"] == "Be brief." and [tool["name"] for tool in session["tools"]] == ["get_weather"]
     finally:
         await client.close()
+
+
+@pytest.mark.asyncio
+async def test_stopping_the_server_hangs_up_its_calls() -> None:
+    server = await RealtimeServer(pace=0, speech="tones").start()
+    client = WebRtcClient()
+    try:
+        await client.connect(calls_url(server), server.mint_key())
+        await client.next("session.created")
+        (call,) = server.calls.calls.values()  # type: ignore[union-attr]
+        await server.stop()
+        assert call.closed.is_set() and not server.calls.calls  # type: ignore[union-attr]
+        await asyncio.wait_for(client.closed.wait(), TIMEOUT_S)  # the peer hears it
+    finally:
+        await client.close()
+        await server.stop()
