@@ -15,7 +15,7 @@ import aioice.ice
 import aioice.stun
 import pytest
 import pytest_asyncio
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from test_server_conformance import conformance_failures
 from test_server_speech import QUESTION, WEATHER_TOOL, ManualTimers, _spoken
 from webrtc_peer import LOUD_RMS, TIMEOUT_S, Answer, Microphone, WebRtcClient, post, request
@@ -403,3 +403,23 @@ async def test_stopping_the_server_hangs_up_its_calls() -> None:
     finally:
         await client.close()
         await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_offer_without_candidates_connects_from_the_peers_checks(server: RealtimeServer) -> None:
+    """As a browser posts it (right after setLocalDescription, before gathering): the server learns
+    the peer's address from its connectivity checks (peer-reflexive), on 127.0.0.1."""
+    client = WebRtcClient()
+    try:
+        offer = await client.offer()
+        bare = "\r\n".join(line for line in offer.splitlines() if not line.startswith(("a=candidate", "a=end-of-candidates")))
+        answer = await post(calls_url(server), server.mint_key(), bare + "\r\n")
+        assert answer.status == 201, answer.text
+        await client.pc.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
+        await client.next("session.created")
+        (call,) = server.calls.calls.values()  # type: ignore[union-attr]
+        (transceiver,) = call.pc.getTransceivers()
+        pair = transceiver.receiver.transport.transport.iceGatherer._connection._nominated[1]
+        assert (pair.local_candidate.host, pair.remote_candidate.host, pair.remote_candidate.type) == ("127.0.0.1", "127.0.0.1", "prflx")
+    finally:
+        await client.close()
