@@ -423,3 +423,15 @@ async def test_an_offer_without_candidates_connects_from_the_peers_checks(server
         assert (pair.local_candidate.host, pair.remote_candidate.host, pair.remote_candidate.type) == ("127.0.0.1", "127.0.0.1", "prflx")
     finally:
         await client.close()
+
+
+@pytest.mark.asyncio
+async def test_refused_offers_are_logged_as_refusals_not_as_connections(server: RealtimeServer) -> None:
+    _loopback.install()
+    key = server.mint_key()
+    await post(calls_url(server), key, await _offer(channel=False))
+    broken = "\r\n".join(line for line in (await _offer()).splitlines() if not line.startswith("a=fingerprint"))
+    await post(calls_url(server), key, broken)
+    await post(calls_url(server), None, "v=0\r\n")
+    assert not server.state.connections
+    assert [(r["status"], r["code"]) for r in server.state.rejected] == [(400, "invalid_offer"), (400, "invalid_offer"), (401, "invalid_api_key")]

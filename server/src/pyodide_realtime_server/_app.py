@@ -594,6 +594,13 @@ class RealtimeServer:
 
     # -- WebRTC ------------------------------------------------------------------------------
 
+    def _forget_call(self, key: str, records: dict[str, ConnectionRecord]) -> None:
+        """An offer that opened nothing: its key may open another, and no connection is listed."""
+        self.keys.release(key)
+        record = records.get("record")
+        if record is not None and record in self.state.connections:
+            self.state.connections.remove(record)
+
     async def _realtime_http(self, request: Request) -> Response:
         """``/v1/realtime`` over plain HTTP: the beta WebRTC endpoint (POST an SDP offer), else 426."""
         if request.method == "OPTIONS":
@@ -619,6 +626,9 @@ class RealtimeServer:
             response = await self._answer_call(request, dialect)
         except BadRequest as exc:
             response = error_response(exc.status, str(exc), exc.code)
+        if response.status_code >= 400 and self.keep_log:
+            error = json.loads(bytes(response.body))["error"]
+            self.state.rejected.append({"path": request.url.path, "status": response.status_code, "code": error["code"], "message": error["message"]})
         response.headers.update(CORS_HEADERS)
         return response
 
@@ -664,10 +674,10 @@ class RealtimeServer:
         try:
             call_id, answer = await self.calls.answer(offer, conversation_for, closed)
         except SdpRefused as exc:
-            self.keys.release(key)  # the offer opened nothing
+            self._forget_call(key, records)  # the offer opened nothing
             raise BadRequest(400, str(exc), "invalid_offer") from None
         except Exception:
-            self.keys.release(key)
+            self._forget_call(key, records)
             logger.exception("answering a WebRTC offer failed")
             raise BadRequest(500, "The server failed to answer the offer; see its log. Try again with a new offer.", "server_error") from None
         return Response(answer, 201, media_type="application/sdp", headers={"Location": f"{CALLS_PATH}/{call_id}"})
