@@ -9,8 +9,9 @@ aiortc decodes its Opus, and each frame, resampled to 24 kHz mono, takes the pat
 conversation's ``OutputAudioBuffer``.
 
 Bounded: the calls at once (``CallDesk``), a data-channel message's size, and the time the data
-channel has to open. However a call ends (its channel or connection closes or fails, the deadline,
-the server stopping), ``Call.close`` releases its tasks, its conversation and its peer connection.
+channel has to open. However a call ends (its channel closes: the peer hung up, or went silent and
+its ICE consent expired, which aiortc reports as the channel closing; the deadline; the server
+stopping), ``Call.close`` releases its tasks, its conversation and its peer connection.
 """
 
 from __future__ import annotations
@@ -151,7 +152,6 @@ class Call:
         self._closing = False
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_connection_state)
 
     async def answer(self, offer: str) -> str:
         try:
@@ -187,12 +187,6 @@ class Call:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
             self._spawn(self._listen(track), f"listen {self.id}")
-
-    def _on_connection_state(self) -> None:
-        if self.pc.connectionState in ("failed", "closed"):
-            self.peer.end(CLOSE_GOING_AWAY)
-            if not self.opened.is_set():
-                self._spawn(self.close(), f"close {self.id}")
 
     def _open_deadline(self) -> None:
         self._deadline = None
