@@ -9,25 +9,23 @@ model's voice (``Speaker``). Everything is waited on through events and queues, 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
 import math
-import time
 import urllib.error
 import urllib.request
 from array import array
 from dataclasses import dataclass
 from typing import Any
 
-import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from pyodide_realtime_server import _loopback
-from pyodide_realtime_server._audio import PCM16_RATE, samples_from_pcm16
+from pyodide_realtime_server._audio import pcm16_from_samples, samples_from_pcm16
+from pyodide_realtime_server._output_buffer import FRAME_SAMPLES
+from pyodide_realtime_server._webrtc import PacedTrack
 
 TIMEOUT_S = 60.0  # only a guard against a hang (shared, loaded machine)
-FRAME_SAMPLES = PCM16_RATE // 50  # 20 ms
 LOUD_RMS = 300.0  # the simulated voice's frames are far louder; Opus' silence is 0
 
 
@@ -41,8 +39,9 @@ class Answer:
         return json.loads(self.text)
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def request(url: str, body: bytes | None, headers: dict[str, str], method: str = "POST") -> Answer:
+    """One HTTP request, its answer whatever the status (blocking: run it in a thread)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(request, timeout=TIMEOUT_S) as response:
@@ -51,41 +50,28 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         return Answer(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read().decode())
 
 
-class Microphone(MediaStreamTrack):
-    """20 ms frames in real time: what ``say`` queued, then silence."""
+async def post(url: str, key: str | None, sdp: str | bytes, content_type: str = "application/sdp") -> Answer:
+    """POST an offer as the JS transport does (``Authorization: Bearer``, the SDP as the body)."""
+    headers = {"Content-Type": content_type}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return await asyncio.to_thread(request, url, sdp.encode() if isinstance(sdp, str) else sdp, headers)
 
-    kind = "audio"
+
+class Microphone(PacedTrack):
+    """20 ms frames in real time (the server's own pacing): what ``say`` queued, then silence."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(self._next)
         self._pending = array("h")
-        self._start: float | None = None
-        self._pts = 0
-        self.said = asyncio.Event()  # set once everything queued has gone out
 
     def say(self, samples: array[int]) -> None:
         self._pending.extend(samples)
-        self.said.clear()
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            await asyncio.sleep(max(0.0, self._start + self._pts / PCM16_RATE - time.monotonic()))
+    def _next(self) -> bytes:
         chunk = self._pending[:FRAME_SAMPLES]
         del self._pending[:FRAME_SAMPLES]
-        if not self._pending:
-            self.said.set()
-        chunk.extend(array("h", bytes(2 * (FRAME_SAMPLES - len(chunk)))))
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(chunk.tobytes())
-        frame.sample_rate = PCM16_RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, PCM16_RATE)
-        self._pts += FRAME_SAMPLES
-        return frame
+        return pcm16_from_samples(chunk) + bytes(2 * (FRAME_SAMPLES - len(chunk)))
 
 
 class Speaker:
@@ -130,7 +116,8 @@ class WebRtcClient:
         self.opened = asyncio.Event()
         self.closed = asyncio.Event()
         self.events: list[dict[str, Any]] = []
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._arrived = asyncio.Condition()
+        self._taken: dict[str, int] = {}  # event type -> how many of them ``next`` has returned
         self._tasks: set[asyncio.Task[None]] = set()
         self.location: str | None = None
         self.channel.on("open", self.opened.set)
@@ -140,9 +127,12 @@ class WebRtcClient:
         self.pc.addTrack(self.microphone)
 
     def _on_message(self, message: str | bytes) -> None:
-        event = json.loads(message)
-        self.events.append(event)
-        self._inbox.put_nowait(event)
+        self.events.append(json.loads(message))
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._arrived:
+            self._arrived.notify_all()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         task = asyncio.get_running_loop().create_task(self.speaker.play(track))
@@ -152,14 +142,8 @@ class WebRtcClient:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
-    async def post(self, url: str, key: str | None, sdp: str | bytes, content_type: str = "application/sdp") -> Answer:
-        headers = {"Content-Type": content_type}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        return await asyncio.to_thread(_post, url, sdp.encode() if isinstance(sdp, str) else sdp, headers)
-
     async def connect(self, calls_url: str, key: str) -> None:
-        answer = await self.post(calls_url, key, await self.offer())
+        answer = await post(calls_url, key, await self.offer())
         assert answer.status == 201, answer.text
         assert answer.headers["content-type"].startswith("application/sdp")
         self.location = answer.headers["location"]
@@ -170,10 +154,16 @@ class WebRtcClient:
         self.channel.send(json.dumps(event))
 
     async def next(self, kind: str) -> dict[str, Any]:
-        while True:
-            event = await asyncio.wait_for(self._inbox.get(), TIMEOUT_S)
-            if event["type"] == kind:
-                return event
+        """The next event of type ``kind`` (in arrival order, whatever arrived between)."""
+        index = self._taken.get(kind, 0)
+
+        def found() -> list[dict[str, Any]]:
+            return [event for event in self.events if event["type"] == kind][index:]
+
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(found), TIMEOUT_S)
+        self._taken[kind] = index + 1
+        return found()[0]
 
     async def close(self) -> None:
         for task in self._tasks:

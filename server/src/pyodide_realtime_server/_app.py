@@ -69,6 +69,10 @@ CALLS_PATH = "/v1/realtime/calls"
 MAX_SDP_BYTES = 64 * 1024
 MAX_CALLS = 16
 DATA_CHANNEL_TIMEOUT_S = 10.0  # from the answer: ICE, DTLS and SCTP on loopback take well under a second
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
+CALL_REQUEST_HEADERS = "Authorization, Content-Type, OpenAI-Beta, X-OpenAI-Agents-SDK"
+# A preflight's list of header names is echoed back only if it is that and short.
+_HEADER_NAMES = re.compile(r"^[A-Za-z0-9-]{1,64}(?:\s*,\s*[A-Za-z0-9-]{1,64}){0,15}$")
 WEBRTC_MISSING = (
     "This server has no WebRTC stack (aiortc is not installed): pip install 'pyodide-realtime-server[webrtc]' "
     "(or ./build.sh setup in a checkout), then restart it."
@@ -281,6 +285,8 @@ class RealtimeServer:
                 raise RuntimeError(f"the local Realtime server did not start within {START_TIMEOUT_S} s")
             await asyncio.sleep(0.01)
         logger.info("%s", self.synthesizer.describe())
+        # ICE is on 127.0.0.1 only (_loopback), whatever --host says: a call needs a peer on this machine.
+        logger.info("WebRTC calls: %s", f"on at {CALLS_PATH} (ICE on 127.0.0.1 only)" if self.calls is not None else WEBRTC_MISSING)
         logger.info("key minting: %s", "at OpenAI (a regular key is configured)" if self.upstream else "local (offline)")
         return self
 
@@ -337,7 +343,7 @@ class RealtimeServer:
         routes: list[BaseRoute] = [
             Route(CLIENT_SECRETS_PATH, self._only(("POST",), self._mint), methods=ANY_METHOD),
             Route(DEMO_CONFIG_PATH, self._only(("GET", "HEAD"), self._demo_config), methods=ANY_METHOD),
-            Route(CALLS_PATH, self._only(("POST",), self._calls_endpoint), methods=ANY_METHOD),
+            Route(CALLS_PATH, self._calls_endpoint, methods=ANY_METHOD),
             Route(REALTIME_PATH, self._realtime_http, methods=ANY_METHOD),
             WebSocketRoute(REALTIME_PATH, self._realtime),
             WebSocketRoute("/{path:path}", self._no_websocket_here),
@@ -588,17 +594,45 @@ class RealtimeServer:
 
     # -- WebRTC ------------------------------------------------------------------------------
 
+    def _forget_call(self, key: str, records: dict[str, ConnectionRecord]) -> None:
+        """An offer that opened nothing: its key may open another, and no connection is listed."""
+        self.keys.release(key)
+        record = records.get("record")
+        if record is not None and record in self.state.connections:
+            self.state.connections.remove(record)
+
     async def _realtime_http(self, request: Request) -> Response:
         """``/v1/realtime`` over plain HTTP: the beta WebRTC endpoint (POST an SDP offer), else 426."""
+        if request.method == "OPTIONS":
+            return _preflight(request)
         if request.method == "POST" and _is_sdp(request):
             return await self._call(request, BETA.name)
         return await self._upgrade_required(request)
 
     async def _calls_endpoint(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return _preflight(request)
+        if request.method != "POST":
+            return error_response(405, f"{request.method} is not allowed here.", headers={"Allow": "POST, OPTIONS", **CORS_HEADERS})
         return await self._call(request, GA.name)
 
     async def _call(self, request: Request, dialect: Dialect) -> Response:
-        """Answer an SDP offer: 201, the answer SDP, and the call's ``Location``; as the API does."""
+        """Answer an SDP offer: 201, the answer SDP, and the call's ``Location``; as the API does.
+
+        Any page may call, as at the API (CORS, with ``Location`` readable): the key is what admits a
+        call, and keys are minted only for this server's own pages.
+        """
+        try:
+            response = await self._answer_call(request, dialect)
+        except BadRequest as exc:
+            response = error_response(exc.status, str(exc), exc.code)
+        if response.status_code >= 400 and self.keep_log:
+            error = json.loads(bytes(response.body))["error"]
+            self.state.rejected.append({"path": request.url.path, "status": response.status_code, "code": error["code"], "message": error["message"]})
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    async def _answer_call(self, request: Request, dialect: Dialect) -> Response:
         if self.calls is None:
             return error_response(501, WEBRTC_MISSING, "webrtc_unavailable")
         authorization = request.headers.get("Authorization") or ""
@@ -640,9 +674,21 @@ class RealtimeServer:
         try:
             call_id, answer = await self.calls.answer(offer, conversation_for, closed)
         except SdpRefused as exc:
-            self.keys.release(key)  # the offer opened nothing
+            self._forget_call(key, records)  # the offer opened nothing
             raise BadRequest(400, str(exc), "invalid_offer") from None
+        except Exception:
+            self._forget_call(key, records)
+            logger.exception("answering a WebRTC offer failed")
+            raise BadRequest(500, "The server failed to answer the offer; see its log. Try again with a new offer.", "server_error") from None
         return Response(answer, 201, media_type="application/sdp", headers={"Location": f"{CALLS_PATH}/{call_id}"})
+
+
+def _preflight(request: Request) -> Response:
+    """A browser's CORS preflight of a call: POST with the key and the SDP's content type."""
+    wanted = request.headers.get("Access-Control-Request-Headers") or ""
+    allowed = wanted if _HEADER_NAMES.match(wanted) else CALL_REQUEST_HEADERS
+    headers = {**CORS_HEADERS, "Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": allowed, "Access-Control-Max-Age": "600"}
+    return Response(status_code=204, headers=headers)
 
 
 def _is_sdp(request: Request) -> bool:

@@ -129,6 +129,7 @@ class Conversation:
         self._background: set[asyncio.Task[None]] = set()
         # Over WebRTC the reply's speech goes out on an audio track (fed from here), not in events.
         self.output = OutputAudioBuffer(self._output_started, self._output_stopped) if audio_track else None
+        self._track_overflowed = False
 
     # -- running -----------------------------------------------------------------------------
 
@@ -265,11 +266,18 @@ class Conversation:
         self._append_audio(audio)
 
     def append_track_audio(self, pcm24k: array[int]) -> None:
-        """Microphone audio from the WebRTC track (decoded, 24 kHz): the path of ``input_audio_buffer.append``."""
+        """Microphone audio from the WebRTC track (decoded, 24 kHz): the path of ``input_audio_buffer.append``.
+
+        A track never stops sending: a full buffer (no VAD, nothing committed) is said once, not 50
+        times a second, and its audio is dropped until the buffer is committed or cleared.
+        """
         try:
             self._append_audio(encode_for_wire(pcm24k, self.session.input_format))
+            self._track_overflowed = False
         except ClientEventError as error:
-            self.send_error(error, None)
+            if not self._track_overflowed:
+                self.send_error(error, None)
+            self._track_overflowed = True
 
     def _append_audio(self, audio: bytes) -> None:
         if self.buffer_format != self.session.input_format:

@@ -5,12 +5,13 @@ JSON text on the ``oai-events`` data channel and go through ``Conversation.handl
 WebSocket's messages do; server events go back on it. The microphone is the remote audio track:
 aiortc decodes its Opus, and each frame, resampled to 24 kHz mono, takes the path of
 ``input_audio_buffer.append`` (VAD, buffer, recognizer). The reply's speech is an outgoing track
-(``SpeechTrack``) that sends 20 ms frames in real time, silence between replies, from the
+(``PacedTrack``) that sends 20 ms frames in real time, silence between replies, from the
 conversation's ``OutputAudioBuffer``.
 
 Bounded: the calls at once (``CallDesk``), a data-channel message's size, and the time the data
-channel has to open. However a call ends (its channel or connection closes or fails, the deadline,
-the server stopping), ``Call.close`` releases its tasks, its conversation and its peer connection.
+channel has to open. However a call ends (its channel closes: the peer hung up, or went silent and
+its ICE consent expired, which aiortc reports as the channel closing; the deadline; the server
+stopping), ``Call.close`` releases its tasks, its conversation and its peer connection.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import SessionDescription
 
 from . import _loopback
 from ._audio import PCM16_RATE, samples_from_pcm16
 from ._conversation import Cancellable, Conversation, Schedule
 from ._errors import SdpRefused
-from ._output_buffer import FRAME_SAMPLES, OutputAudioBuffer
+from ._output_buffer import FRAME_SAMPLES
 from ._session_state import new_id
 
 EVENTS_CHANNEL = "oai-events"
@@ -86,14 +88,14 @@ class ChannelPeer:
         return await self._inbox.get()
 
 
-class SpeechTrack(MediaStreamTrack):
-    """The model's voice: a 20 ms frame of the output buffer every 20 ms of real time."""
+class PacedTrack(MediaStreamTrack):
+    """An audio track of 24 kHz PCM16: ``next_frame()`` (20 ms of it) every 20 ms of real time."""
 
     kind = "audio"
 
-    def __init__(self, buffer: OutputAudioBuffer) -> None:
+    def __init__(self, next_frame: Callable[[], bytes]) -> None:
         super().__init__()
-        self.buffer = buffer
+        self.next_frame = next_frame
         self._start: float | None = None
         self._pts = 0
 
@@ -107,12 +109,22 @@ class SpeechTrack(MediaStreamTrack):
             due = self._start + self._pts / PCM16_RATE
             await asyncio.sleep(max(0.0, due - time.monotonic()))
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(self.buffer.next_frame())
+        frame.planes[0].update(self.next_frame())
         frame.sample_rate = PCM16_RATE
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, PCM16_RATE)
         self._pts += FRAME_SAMPLES
         return frame
+
+
+def _check_security(offer: SessionDescription) -> None:
+    """What aiortc takes in an offer but only fails on later, in its connecting task: every media
+    section needs ICE credentials and a DTLS fingerprint."""
+    for media in offer.media:
+        if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+            raise SdpRefused(f"The SDP offer could not be used: its m={media.kind} section has no ICE credentials (a=ice-ufrag, a=ice-pwd).")
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise SdpRefused(f"The SDP offer could not be used: its m={media.kind} section has no DTLS fingerprint (a=fingerprint).")
 
 
 class Call:
@@ -132,7 +144,7 @@ class Call:
         self.peer = ChannelPeer()
         self.conversation = make_conversation(self.peer)
         assert self.conversation.output is not None
-        self.track = SpeechTrack(self.conversation.output)
+        self.track = PacedTrack(self.conversation.output.next_frame)  # the model's voice
         self.opened = asyncio.Event()
         self.closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -140,13 +152,15 @@ class Call:
         self._closing = False
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_connection_state)
 
     async def answer(self, offer: str) -> str:
         try:
+            _check_security(SessionDescription.parse(offer))
             await self.pc.setRemoteDescription(RTCSessionDescription(_loopback.loopback_offer(offer), "offer"))
+        except SdpRefused:
+            raise
         except Exception as exc:  # aiortc raises ValueError, and others, on an SDP it cannot use
-            raise SdpRefused(f"The SDP offer could not be used: {exc}.") from None
+            raise SdpRefused(f"The SDP offer could not be used: {exc or type(exc).__name__}.") from None
         _loopback.refuse_foreign_checks(self.pc)
         self.pc.addTrack(self.track)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -173,12 +187,6 @@ class Call:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
             self._spawn(self._listen(track), f"listen {self.id}")
-
-    def _on_connection_state(self) -> None:
-        if self.pc.connectionState in ("failed", "closed"):
-            self.peer.end(CLOSE_GOING_AWAY)
-            if not self.opened.is_set():
-                self._spawn(self.close(), f"close {self.id}")
 
     def _open_deadline(self) -> None:
         self._deadline = None
