@@ -157,6 +157,8 @@ async def _converse(kind, http_url, ws_url, key, scenario, question_b64):
             await until(lambda: any(isinstance(i, AssistantMessageItem) and i.heard_ms is not None for i in session.history),
                         "the history trimmed")
             await until(lambda: "conversation.item.truncated" in events, "the server's truncation")
+            if kind == "webrtc":
+                await until(lambda: "output_audio_buffer.cleared" in events, "the server's track stopped")
             (reply,) = [i for i in session.history if isinstance(i, AssistantMessageItem)]
             result["reply"] = (reply.text, reply.unheard_text, reply.heard_ms)
             result["events"] = [e for e in events if e.startswith(("output_audio_buffer", "conversation.item.truncated"))]
