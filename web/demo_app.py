@@ -256,8 +256,8 @@ class Demo:
         self.entries, self.changed, self.history = [], {}, ()
         self.view.reorder([])
         self.view.text("latency", "")
-        choice = el("transport")  # the switch under Advanced (pages without it: WebSocket)
-        kind = "webrtc" if choice is not None and choice.value == "webrtc" else "websocket"
+        # The switch under Advanced; a page without it (getElementById gives JS null) talks WebSocket.
+        kind = "webrtc" if getattr(el("transport"), "value", None) == "webrtc" else "websocket"
         dialect = el("dialect").value
         self.session = session = RealtimeSession(AGENT, dialect=dialect, audio=True, transport=kind)
         url = typed = el("server-url").value.strip()
