@@ -11,10 +11,17 @@ OFFLINE_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-#: Audio plays without a user gesture, and getUserMedia gets a fake device.
+#: WebRTC on loopback: without the first, Chromium gathers no 127.0.0.1 candidate (a data channel to a
+#: local peer never opens); without the second, it hides its host candidates behind mDNS names.
+WEBRTC_FLAGS = [
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+#: Audio plays without a user gesture, getUserMedia gets a fake device, and WebRTC works on loopback.
 MEDIA_FLAGS = [
     "--autoplay-policy=no-user-gesture-required",
     "--use-fake-device-for-media-stream",
+    *WEBRTC_FLAGS,
 ]
 #: ...and the permission prompt is answered "allow" (leave it out to test a refusal).
 GRANT_MEDIA_FLAG = "--use-fake-ui-for-media-stream"

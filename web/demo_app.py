@@ -52,6 +52,17 @@ def el(name: str) -> Any:
     return js.document.getElementById(name)
 
 
+def webrtc_address(url: str, dialect: str) -> str:
+    """Where the WebRTC offer goes for the Realtime WebSocket ``url`` under Advanced: the same server
+    over HTTP(S), at ``/v1/realtime/calls`` (GA) or ``/v1/realtime`` (beta)."""
+    scheme, sep, rest = url.partition("://")
+    http = {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme)
+    address = f"{http}{sep}{rest}"
+    if dialect == "ga" and "?" not in address and address.rstrip("/").endswith("/v1/realtime"):
+        address = address.rstrip("/") + "/calls"
+    return address
+
+
 def explain(error: Any, status: str) -> tuple[str, str]:
     """(kind, a sentence for the person: what happened and what to do) for a session's error event."""
     exc, origin = error.exception, error.origin
@@ -245,8 +256,13 @@ class Demo:
         self.entries, self.changed, self.history = [], {}, ()
         self.view.reorder([])
         self.view.text("latency", "")
-        self.session = session = RealtimeSession(AGENT, dialect=el("dialect").value, audio=True)
+        # The switch under Advanced; a page without it (getElementById gives JS null) talks WebSocket.
+        kind = "webrtc" if getattr(el("transport"), "value", None) == "webrtc" else "websocket"
+        dialect = el("dialect").value
+        self.session = session = RealtimeSession(AGENT, dialect=dialect, audio=True, transport=kind)
         url = typed = el("server-url").value.strip()
+        if url and kind == "webrtc":
+            url = webrtc_address(url, dialect)
         if url and "?" not in url:  # a given URL is used as it is; the beta API wants the model there
             url += f"?model={session.transport.current_model}"
         session.transport.on("connection_change", lambda change: self.set_status(change.status))

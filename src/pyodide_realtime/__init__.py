@@ -1,7 +1,7 @@
 """pyodide-realtime: a pure-Python client for the OpenAI Realtime API, in the browser (Pyodide) and CPython.
 
 For a voice app, start with :class:`RealtimeSession` and a :class:`RealtimeAgent` (tools with
-:func:`function_tool`); underneath is the transport, :class:`OpenAIRealtimeWebSocket`, configured with
+:func:`function_tool`); underneath is the transport, :class:`OpenAIRealtimeWebSocket` (or, in a page, :class:`OpenAIRealtimeWebRTC`), configured with
 :class:`SessionConfig` (or a dict). In a page, :func:`start_voice` wires an :class:`AudioPlayer` and a
 :class:`Microphone` to a transport. The local Realtime server is its own distribution,
 ``pyodide-realtime-server`` (CPython only).
@@ -119,6 +119,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS loads
         Reconnecting,
         ReconnectPolicy,
     )
+    from .webrtc import OpenAIRealtimeWebRTC
 
 # Where each public name lives: a name is imported from its module on first access.
 _EXPORTS: dict[str, str] = {
@@ -170,6 +171,7 @@ _EXPORTS: dict[str, str] = {
     "RealtimeInputAudioTimeoutTriggered": ".session_events",
     "RealtimeRawModelEvent": ".session_events",
     "OpenAIRealtimeWebSocket": ".transport",
+    "OpenAIRealtimeWebRTC": ".webrtc",
     "ConnectionState": ".transport",
     "ReconnectPolicy": ".transport",
     "RECONNECT_CLOSE_CODES": ".transport",
@@ -235,7 +237,7 @@ _EXPORTS: dict[str, str] = {
 }
 #: Subpackages and modules that ``pyodide_realtime.<name>`` reaches without an import statement.
 _SUBMODULES = frozenset(
-    {"agent", "audio", "config", "dialects", "errors", "events", "items", "session", "testing", "tool", "transport"}
+    {"agent", "audio", "config", "dialects", "errors", "events", "items", "session", "testing", "tool", "transport", "webrtc"}
 )
 
 
@@ -306,6 +308,7 @@ __all__ = [
     "RealtimeRawModelEvent",
     # transport
     "OpenAIRealtimeWebSocket",
+    "OpenAIRealtimeWebRTC",
     "ConnectionState",
     "ReconnectPolicy",
     "RECONNECT_CLOSE_CODES",

@@ -13,6 +13,7 @@ A handshake whose answer selects none of the offered subprotocols fails here, as
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib import resources
 from typing import Any
@@ -39,18 +40,12 @@ INITIAL_BUFFER_BYTES = 64 * 1024
 #: before a character of up to 4 bytes that does not fit).
 UTF8_SLACK = 4
 
-_open_socket_js: Any = None
+@functools.cache
+def shim_function(resource: str) -> Any:
+    """The function a shim file of this package evaluates to, evaluated once per interpreter."""
+    from pyodide.code import run_js
 
-
-def _open_socket_function() -> Any:
-    """The shim's ``openRealtimeSocket``, evaluated once per interpreter."""
-    global _open_socket_js
-    if _open_socket_js is None:
-        from pyodide.code import run_js
-
-        source = resources.files(__package__).joinpath("_socket_shim.js").read_text(encoding="utf-8")
-        _open_socket_js = run_js(source)
-    return _open_socket_js
+    return run_js(resources.files(__package__).joinpath(resource).read_text(encoding="utf-8"))
 
 
 class _ProxyRegistry:
@@ -78,8 +73,37 @@ class _ProxyRegistry:
         for p in proxies:
             p.destroy()
 
+    def destroy_soon(self) -> None:
+        """``destroy_all`` once the running callback returned (it may be one of these proxies' own)."""
+        try:
+            import asyncio
 
-class BrowserSocket:
+            asyncio.get_running_loop().call_soon(self.destroy_all)
+        except RuntimeError:
+            self.destroy_all()
+
+
+class ProxyOwner:
+    """A JS object's Python side: its proxies (``_proxies``) go when it closes."""
+
+    _proxies: _ProxyRegistry
+    closed: bool
+
+    @property
+    def live_proxies(self) -> int:
+        """How many JS proxies this object still holds (0 once closed)."""
+        return len(self._proxies)
+
+    def _release(self) -> None:
+        self.closed = True
+        self._proxies.destroy_all()
+
+    def _release_soon(self) -> None:
+        self.closed = True
+        self._proxies.destroy_soon()  # we may be inside one of the proxies' own calls
+
+
+class BrowserSocket(ProxyOwner):
     """One ``js.WebSocket`` and the proxies it needs. Made by :func:`create_browser_socket`."""
 
     def __init__(self, request: SocketRequest, handler: SocketHandler) -> None:
@@ -111,7 +135,7 @@ class BrowserSocket:
         )
         self._buffer_proxy = self._proxies.proxy(self._buffer)
         try:
-            self._js = _open_socket_function()(
+            self._js = shim_function("_socket_shim.js")(
                 request.url, to_js(list(request.subprotocols)), self._buffer_proxy, callbacks, self._max_bytes or 0
             )
         except JsException as exc:
@@ -227,25 +251,6 @@ class BrowserSocket:
         if not self.closed:
             self._js.close(code, reason)
 
-    # Clean-up -------------------------------------------------------------------------------------
-    @property
-    def live_proxies(self) -> int:
-        """How many JS proxies this socket still holds (0 once closed)."""
-        return len(self._proxies)
-
-    def _release(self) -> None:
-        self.closed = True
-        self._proxies.destroy_all()
-
-    def _release_soon(self) -> None:
-        # We may be inside the close proxy's own call: destroy after it returns.
-        self.closed = True
-        try:
-            import asyncio
-
-            asyncio.get_running_loop().call_soon(self._proxies.destroy_all)
-        except RuntimeError:
-            self._proxies.destroy_all()
 
 
 def _js_object(entries: Any) -> Any:

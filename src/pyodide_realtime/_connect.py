@@ -61,6 +61,8 @@ from .events import ConnectionStatus, Reconnected, ReconnectFailed, Reconnecting
 __all__ = [
     "ApiKey",
     "Connection",
+    "Endpoint",
+    "WEBSOCKET_ENDPOINT",
     "ConnectionState",
     "ReconnectPolicy",
     "RECONNECT_CLOSE_CODES",
@@ -134,6 +136,41 @@ class ReconnectPolicy:
         return base * (1.0 - self.jitter * rand())
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """What differs between the transports' connections: the URL each opens and what it checks, the
+    backend that opens it (in a page; elsewhere), and what its messages call it."""
+
+    #: What messages call the connection ("the WebSocket to ... did not open").
+    name: str
+    #: ``check(url, allow_insecure_transport=...)``: the URL, or ConfigurationError.
+    check: Callable[..., str]
+    #: ``build(dialect, model=, url=, call_id=, default_url=)``: the URL of one connect.
+    build: Callable[..., str]
+    #: The backend when the transport was given none: ``backend()`` returns a factory, or raises
+    #: UnsupportedError saying what to install or where to run.
+    backend: Callable[[], SocketFactory]
+    #: What a connection that does not open in time most likely lacks, said in its error.
+    stalled: str = ""
+
+
+def _websocket_backend() -> SocketFactory:
+    if in_browser():
+        from ._browser_socket import create_browser_socket
+
+        return create_browser_socket
+    try:
+        from ._cpython_socket import create_cpython_socket
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise UnsupportedError(
+            "no WebSocket backend: install 'pyodide-realtime[cpython]' (websockets) or pass create_websocket="
+        ) from None
+    return create_cpython_socket
+
+
+WEBSOCKET_ENDPOINT = Endpoint("WebSocket", check_url, realtime_url, _websocket_backend)
+
+
 @dataclass
 class _Attempt:
     """One ``connect`` in progress: the values it will commit once its socket is open."""
@@ -193,10 +230,12 @@ class Connection:
         create_websocket: SocketFactory | None,
         max_message_bytes: int | None,
         reconnect: ReconnectPolicy | bool | None,
+        endpoint: Endpoint = WEBSOCKET_ENDPOINT,
     ) -> None:
         """Checks the options (ConfigurationError); opens nothing."""
+        self._endpoint = endpoint
         if url is not None:
-            check_url(url, allow_insecure_transport=allow_insecure_transport)
+            endpoint.check(url, allow_insecure_transport=allow_insecure_transport)
         if reconnect is True:
             reconnect = ReconnectPolicy()
         if reconnect is not False and reconnect is not None and not isinstance(reconnect, ReconnectPolicy):
@@ -268,8 +307,9 @@ class Connection:
         config = SessionConfig.coerce(initial_session_config)
         new_model = model or self._core.model
         self._core.check_session_config(config, model=new_model)
-        new_url = check_url(
-            realtime_url(self._dialect, model=new_model, url=url, call_id=call_id, default_url=self._default_url),
+        endpoint = self._endpoint
+        new_url = endpoint.check(
+            endpoint.build(self._dialect, model=new_model, url=url, call_id=call_id, default_url=self._default_url),
             allow_insecure_transport=self._allow_insecure_transport,
         )
         attempt = _Attempt(
@@ -325,9 +365,10 @@ class Connection:
             # shield: on timeout the attempt is failed below rather than cancelled.
             await asyncio.wait_for(asyncio.shield(attempt.opened), timeout)
         except TimeoutError:
+            stalled = f" ({self._endpoint.stalled})" if self._endpoint.stalled else ""
             error = ConnectionFailedError(
-                f"the WebSocket to {safe_url(attempt.url)} did not open within {timeout:g} s: check the "
-                "network and the URL, or pass a longer connect(timeout=...)"
+                f"the {self._endpoint.name} to {safe_url(attempt.url)} did not open within {timeout:g} s{stalled}: "
+                "check the network and the URL, or pass a longer connect(timeout=...)"
             )
             self._fail_attempt(error)
             raise error from None
@@ -362,17 +403,7 @@ class Connection:
     def _socket_factory(self) -> SocketFactory:
         if self._create_websocket is not None:
             return self._create_websocket
-        if in_browser():
-            from ._browser_socket import create_browser_socket
-
-            return create_browser_socket
-        try:
-            from ._cpython_socket import create_cpython_socket
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise UnsupportedError(
-                "no WebSocket backend: install 'pyodide-realtime[cpython]' (websockets) or pass create_websocket="
-            ) from None
-        return create_cpython_socket
+        return self._endpoint.backend()
 
     # Closing -------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -435,7 +466,7 @@ class Connection:
     def _socket_error(self, listener: SocketListener, error: BaseException) -> None:
         if self.listener is not listener:
             return
-        failure = error if isinstance(error, RealtimeError) else ConnectionFailedError(f"WebSocket error: {error}")
+        failure = error if isinstance(error, RealtimeError) else ConnectionFailedError(f"{self._endpoint.name} error: {error}")
         self._fail_attempt(failure)
         self._report(failure)
         # Worth a reconnect: a peer that stopped answering pings, or a connection that dropped under a
@@ -453,7 +484,7 @@ class Connection:
         retry = False
         if self._core.status == "connecting":
             self._fail_attempt(
-                ConnectionFailedError(f"the WebSocket closed before it opened ({detail})", code=code, reason=reason)
+                ConnectionFailedError(f"the {self._endpoint.name} closed before it opened ({detail})", code=code, reason=reason)
             )
         elif code != NORMAL_CLOSURE:
             # Not asked for by close() (that listener would be gone): tell the error listeners why.

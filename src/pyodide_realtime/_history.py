@@ -40,6 +40,10 @@ MAX_HISTORY_ITEMS = 1000
 MAX_WAITING_ITEMS = 100
 #: A text (transcript, arguments) stops growing past this many characters.
 MAX_ITEM_CHARS = 100_000
+#: How fast a reply is spoken, to estimate its length when its audio was not counted here (over WebRTC
+#: it plays from a media track; only the server's truncation says where it stopped). About 170 words
+#: a minute, the pace of the API's voices and of the local server's.
+SPOKEN_CHARS_PER_MS = 0.015
 _WIRES = tuple(spec.wire for spec in DIALECTS)  # the names that differ between the dialects, read once
 #: Events whose ``previous_item_id`` places the item (``done``/``retrieved`` may omit it: they never move one).
 _PLACING = frozenset(wire.item_created for wire in _WIRES)
@@ -362,7 +366,9 @@ class History:
         full = self._full.get(item.item_id, "")
         if item.heard_ms is None:
             return dataclasses.replace(item, text=full, unheard_text="")
-        heard = heard_text(full, item.heard_ms, item.audio_ms)
+        # No audio counted here (a WebRTC track): the transcript's spoken length stands in for it.
+        audio_ms = item.audio_ms or len(full) / SPOKEN_CHARS_PER_MS
+        heard = heard_text(full, item.heard_ms, audio_ms)
         return dataclasses.replace(item, text=heard, unheard_text=full[len(heard) :].strip())
 
     def _assistant_delta(self, item_id: str, delta: str, *, audio: bool) -> list[HistoryChange]:

@@ -34,6 +34,9 @@ __all__ = [
     "check_url",
     "is_loopback_host",
     "realtime_url",
+    "check_webrtc_url",
+    "webrtc_url",
+    "DEFAULT_WEBRTC_URLS",
     "subprotocols",
     "auth_headers",
 ]
@@ -41,6 +44,12 @@ __all__ = [
 Dialect = Literal["ga", "beta"]
 
 DEFAULT_BASE_URL = "wss://api.openai.com/v1/realtime"
+#: Where a WebRTC offer goes (the SDP as ``application/sdp``): GA ``POST /v1/realtime/calls``; beta
+#: ``POST /v1/realtime?model=...``.
+DEFAULT_WEBRTC_URLS: dict[str, str] = {
+    "ga": "https://api.openai.com/v1/realtime/calls",
+    "beta": "https://api.openai.com/v1/realtime",
+}
 #: Sent as a subprotocol (browsers) and a header (servers) so the API can tell which client spoke.
 SDK_TOKEN = f"openai-agents-sdk.pyodide-realtime-{__version__}"
 USER_AGENT = f"pyodide-realtime/{__version__}"
@@ -195,21 +204,32 @@ def check_url(url: object, *, allow_insecure_transport: bool = False) -> str:
 
     Raises ConfigurationError otherwise; the message never repeats the URL's credentials or query.
     """
+    return _check_url(url, (SECURE_SCHEME, PLAIN_SCHEME), DEFAULT_BASE_URL, allow_insecure_transport)
+
+
+def check_webrtc_url(url: object, *, allow_insecure_transport: bool = False) -> str:
+    """As :func:`check_url`, for the URL a WebRTC offer is posted to: ``https://``, or ``http://`` to a
+    loopback host (or anywhere with ``allow_insecure_transport=True``)."""
+    return _check_url(url, ("https", "http"), DEFAULT_WEBRTC_URLS["ga"], allow_insecure_transport)
+
+
+def _check_url(url: object, schemes: tuple[str, str], example: str, allow_insecure_transport: bool) -> str:
+    secure, plain = schemes
     if not isinstance(url, str) or not url.strip():
-        raise ConfigurationError(f"the URL must be a non-empty string such as '{DEFAULT_BASE_URL}', not {type(url).__name__}")
+        raise ConfigurationError(f"the URL must be a non-empty string such as '{example}', not {type(url).__name__}")
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - parses the port: a bad one raises ValueError here, not in the backend
     except ValueError:
         raise ConfigurationError(
-            f"the URL is malformed (check the host and the port); expected something like '{DEFAULT_BASE_URL}'"
+            f"the URL is malformed (check the host and the port); expected something like '{example}'"
         ) from None
     scheme = parts.scheme.lower()
-    if scheme not in (SECURE_SCHEME, PLAIN_SCHEME):
+    if scheme not in schemes:
         shown = scheme[:16] + "://" if scheme else "no scheme"
         raise ConfigurationError(
-            f"a Realtime URL starts with wss:// (or ws:// to this machine), not {shown}: e.g. '{DEFAULT_BASE_URL}'"
+            f"a Realtime URL starts with {secure}:// (or {plain}:// to this machine), not {shown}: e.g. '{example}'"
         )
     if "@" in parts.netloc:
         raise ConfigurationError(
@@ -217,11 +237,11 @@ def check_url(url: object, *, allow_insecure_transport: bool = False) -> str:
             "Remove them and pass the key as api_key="
         )
     if not host:
-        raise ConfigurationError(f"the URL has no host: expected something like '{DEFAULT_BASE_URL}'")
-    if scheme == PLAIN_SCHEME and not allow_insecure_transport and not is_loopback_host(host):
+        raise ConfigurationError(f"the URL has no host: expected something like '{example}'")
+    if scheme == plain and not allow_insecure_transport and not is_loopback_host(host):
         raise ConfigurationError(
-            f"refusing ws:// to {host}: the API key and the conversation would cross the network unencrypted. "
-            f"Use wss://, or, on a network you trust, create the transport with {INSECURE_TRANSPORT_OPTION}=True"
+            f"refusing {plain}:// to {host}: the API key and the conversation would cross the network unencrypted. "
+            f"Use {secure}://, or, on a network you trust, create the transport with {INSECURE_TRANSPORT_OPTION}=True"
         )
     return url
 
@@ -238,6 +258,22 @@ def realtime_url(dialect: DialectSpec, *, model: str, url: str | None = None, ca
     if default_url:
         return default_url
     return f"{DEFAULT_BASE_URL}?model={quote(model, safe='')}"
+
+
+def webrtc_url(dialect: DialectSpec, *, model: str, url: str | None = None, call_id: str | None = None,
+               default_url: str | None = None) -> str:
+    """The URL a WebRTC offer is posted to: ``url`` wins, then ``default_url``, then the API's (GA's
+    takes the model in the session, beta's in its query). A ``call_id`` has no place here: a WebRTC connect
+    makes the call (a server joins one with a WebSocket and ``call_id``)."""
+    if call_id:
+        raise ConfigurationError(
+            "call_id joins a call over a WebSocket (your server's side of it); a WebRTC connect makes the call itself: drop call_id"
+        )
+    if url or default_url:
+        return url or default_url or ""
+    if dialect.name == "beta":  # the beta endpoint takes the model in its query
+        return f"{DEFAULT_WEBRTC_URLS['beta']}?model={quote(model, safe='')}"
+    return DEFAULT_WEBRTC_URLS["ga"]
 
 
 def subprotocols(dialect: DialectSpec, api_key: str) -> tuple[str, ...]:

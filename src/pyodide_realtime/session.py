@@ -139,6 +139,19 @@ class _Approval:
 _T = TypeVar("_T")
 
 
+#: The transports a session can make by name.
+TransportName = Literal["websocket", "webrtc"]
+TRANSPORT_NAMES: tuple[TransportName, ...] = ("websocket", "webrtc")
+
+
+def _make_transport(kind: TransportName, *, url: str | None, model: str | None, dialect: str, microphone: bool) -> Any:
+    if kind == "webrtc":
+        from .webrtc import OpenAIRealtimeWebRTC
+
+        return OpenAIRealtimeWebRTC(url=url, model=model, dialect=dialect, microphone=microphone)
+    return OpenAIRealtimeWebSocket(url=url, model=model, dialect=dialect)
+
+
 def _is_transport(value: object) -> bool:
     return isinstance(value, (OpenAIRealtimeWebSocket, SessionTransport)) and all(
         callable(getattr(value, name, None)) for name in SESSION_TRANSPORT_METHODS
@@ -170,8 +183,10 @@ class RealtimeSession:
     """An agent talking over one Realtime connection (see the module docstring).
 
     ``agent``: the agent that speaks first. ``transport``: the transport to use (its listeners are
-    added now; an :class:`OpenAIRealtimeWebSocket`, a ``ScriptedRealtimeTransport`` in tests, or any
-    :class:`SessionTransport`); without one the session makes one from ``url``/``model``/``dialect``,
+    added now; an :class:`OpenAIRealtimeWebSocket`, an :class:`OpenAIRealtimeWebRTC`, a
+    ``ScriptedRealtimeTransport`` in tests, or any :class:`SessionTransport`), or which one the session
+    makes from ``url``/``model``/``dialect``: ``"websocket"`` (the default) or ``"webrtc"`` (a page only;
+    the transport then plays and captures the audio itself);
     and ``connect`` starts the page's player and microphone (in a browser, unless ``audio=False``;
     ``microphone=False`` for playback only). ``config``: the rest of the session config (turn
     detection, transcription...); the agent's instructions, tools and voice win over it.
@@ -196,7 +211,7 @@ class RealtimeSession:
         self,
         agent: RealtimeAgent[Any] | None = None,
         *,
-        transport: OpenAIRealtimeWebSocket | SessionTransport | None = None,
+        transport: OpenAIRealtimeWebSocket | SessionTransport | TransportName | None = None,
         config: SessionConfig | Mapping[str, Any] | None = None,
         api_key: ApiKey | None = None,
         url: str | None = None,
@@ -231,9 +246,16 @@ class RealtimeSession:
             if transport is not None:
                 raise ConfigurationError("pass the transport once: as transport= or as model=, not both")
             transport, model = model, None
+        kind: TransportName = "websocket"
+        if isinstance(transport, str):
+            if transport not in TRANSPORT_NAMES:
+                raise ConfigurationError(f"transport= takes 'websocket', 'webrtc' or a transport object, not {transport!r}")
+            kind = "webrtc" if transport == "webrtc" else "websocket"
+            transport = None
         if transport is not None and not _is_transport(transport):
             raise ConfigurationError(
-                f"transport= takes an OpenAIRealtimeWebSocket (or an object with the methods of SessionTransport), not {type(transport).__name__}"
+                f"transport= takes 'websocket', 'webrtc', an OpenAIRealtimeWebSocket (or an object with the methods of "
+                f"SessionTransport), not {type(transport).__name__}"
             )
         for name, value, low in (
             ("guardrail_debounce_chars", guardrail_debounce_chars, 1),
@@ -254,7 +276,7 @@ class RealtimeSession:
         self._config = SessionConfig.coerce(agents.settings).merged(config)
         self._agent = agent
         self._owns_transport = transport is None
-        self.transport: Any = transport or OpenAIRealtimeWebSocket(url=url, model=model, dialect=dialect)
+        self.transport: Any = transport or _make_transport(kind, url=url, model=model, dialect=dialect, microphone=microphone)
         self._connect_url = None if self._owns_transport else url
         self._connect_model = None if self._owns_transport else model
         self._call_id = agents.call_id
@@ -375,7 +397,7 @@ class RealtimeSession:
             **options,
         )
         self._offered_tools, self._offered_handoffs = tools, handoffs
-        if self._audio and self.voice is None:
+        if self._audio and self.voice is None and not getattr(self.transport, "owns_audio_devices", False):
             await self._start_voice()
         return self
 

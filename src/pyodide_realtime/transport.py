@@ -22,10 +22,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
-from ._connect import RECONNECT_CLOSE_CODES, ApiKey, Connection, ConnectionState, ReconnectPolicy, SocketListener, positive_bytes
-from ._core import HeardMs, RealtimeProtocol
+from ._connect import (
+    RECONNECT_CLOSE_CODES,
+    WEBSOCKET_ENDPOINT,
+    ApiKey,
+    Connection,
+    ConnectionState,
+    Endpoint,
+    ReconnectPolicy,
+    SocketListener,
+    positive_bytes,
+)
+from ._core import BargeIn, HeardMs, RealtimeProtocol
 from ._emitter import EventEmitter, Listenable
 from ._interfaces import (
     MAX_BUFFERED_AUDIO_BYTES,
@@ -56,33 +66,26 @@ __all__ = [
 ]
 
 
-class OpenAIRealtimeWebSocket(Listenable):
-    """A Realtime API connection over a WebSocket (see the module docstring)."""
+class _TransportShell(Listenable):
+    """What both transports are: one protocol core, its send context, the listeners, the audio devices
+    and the connection (``_connect``). Each transport adds its backend (an :class:`Endpoint`) and how
+    it interrupts and mutes."""
 
     def __init__(
         self,
-        url: str | None = None,
-        model: str | None = None,
-        api_key: ApiKey | None = None,
-        use_insecure_api_key: bool = False,
-        dialect: str = "ga",
-        create_websocket: SocketFactory | None = None,
         *,
-        allow_insecure_transport: bool = False,
-        max_message_bytes: int | None = MAX_MESSAGE_BYTES,
-        max_buffered_audio_bytes: int = MAX_BUFFERED_AUDIO_BYTES,
-        reconnect: ReconnectPolicy | bool | None = False,
+        url: str | None,
+        model: str | None,
+        api_key: ApiKey | None,
+        use_insecure_api_key: bool,
+        dialect: str,
+        create_websocket: SocketFactory | None,
+        allow_insecure_transport: bool,
+        max_message_bytes: int | None,
+        max_buffered_audio_bytes: int,
+        reconnect: ReconnectPolicy | bool | None,
+        endpoint: Endpoint,
     ) -> None:
-        """Nothing is opened here; ``connect()`` does that. Raises ConfigurationError for a bad option.
-
-        ``url``: the Realtime endpoint (default: the API's, with the model); it must be ``wss://``, or
-        ``ws://`` to this machine, unless ``allow_insecure_transport=True``. ``api_key``: a key or a
-        function (sync or async) called at each ``connect()`` (and each reconnect).
-        ``max_message_bytes``: the largest incoming message accepted (a bigger one closes the socket
-        with 1009 and an ``error`` event; None: no bound). ``max_buffered_audio_bytes``: above this
-        many bytes waiting in the socket's send buffer, ``send_audio`` drops audio (``audio_dropped``).
-        ``reconnect``: True or a :class:`ReconnectPolicy` to reconnect after an unexpected close.
-        """
         self._dialect: DialectSpec = get_dialect(dialect)
         self._max_buffered_audio_bytes: int = positive_bytes("max_buffered_audio_bytes", max_buffered_audio_bytes)
         self._core = RealtimeProtocol(self._dialect, model=model)
@@ -103,6 +106,7 @@ class OpenAIRealtimeWebSocket(Listenable):
             create_websocket=create_websocket,
             max_message_bytes=max_message_bytes,
             reconnect=reconnect,
+            endpoint=endpoint,
         )
         self._player: AudioOutput | None = None
         self._finish: Callable[[str, int], Any] | None = None  # the player's finish(), if it has one
@@ -292,7 +296,11 @@ class OpenAIRealtimeWebSocket(Listenable):
         self._flush()
         barge_in = self._core.barge_in_expected()
         if barge_in is not None:  # after the speech_started listeners ran, as in the seed
-            self._interrupt(None, barge_in.cancel_response)
+            self._barge_in(barge_in)
+
+    def _barge_in(self, hint: BargeIn) -> None:
+        """The user spoke over the model: interrupt where the player stopped."""
+        self._interrupt(None, hint.cancel_response)
 
     def _act_and_flush(self) -> None:
         """The end of a send context: act on the core's playback hint, then flush."""
@@ -341,9 +349,9 @@ class OpenAIRealtimeWebSocket(Listenable):
             self._emitter.emit("error", ErrorEvent(error))
 
     def __repr__(self) -> str:
-        return f"<OpenAIRealtimeWebSocket {self._dialect.name} model={self._core.model!r} status={self._core.status}>"
+        return f"<{type(self).__name__} {self._dialect.name} model={self._core.model!r} status={self._core.status}>"
 
-    async def __aenter__(self) -> OpenAIRealtimeWebSocket:
+    async def __aenter__(self) -> Self:
         """``async with``: sends nothing, never raises; the transport is closed at the end."""
         return self
 
@@ -351,3 +359,45 @@ class OpenAIRealtimeWebSocket(Listenable):
         """Calls :meth:`close` (sends the close frame); never raises."""
         self.close()
 
+
+
+class OpenAIRealtimeWebSocket(_TransportShell):
+    """A Realtime API connection over a WebSocket (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        model: str | None = None,
+        api_key: ApiKey | None = None,
+        use_insecure_api_key: bool = False,
+        dialect: str = "ga",
+        create_websocket: SocketFactory | None = None,
+        *,
+        allow_insecure_transport: bool = False,
+        max_message_bytes: int | None = MAX_MESSAGE_BYTES,
+        max_buffered_audio_bytes: int = MAX_BUFFERED_AUDIO_BYTES,
+        reconnect: ReconnectPolicy | bool | None = False,
+    ) -> None:
+        """Nothing is opened here; ``connect()`` does that. Raises ConfigurationError for a bad option.
+
+        ``url``: the Realtime endpoint (default: the API's, with the model); it must be ``wss://``, or
+        ``ws://`` to this machine, unless ``allow_insecure_transport=True``. ``api_key``: a key or a
+        function (sync or async) called at each ``connect()`` (and each reconnect).
+        ``max_message_bytes``: the largest incoming message accepted (a bigger one closes the socket
+        with 1009 and an ``error`` event; None: no bound). ``max_buffered_audio_bytes``: above this
+        many bytes waiting in the socket's send buffer, ``send_audio`` drops audio (``audio_dropped``).
+        ``reconnect``: True or a :class:`ReconnectPolicy` to reconnect after an unexpected close.
+        """
+        super().__init__(
+            url=url,
+            model=model,
+            api_key=api_key,
+            use_insecure_api_key=use_insecure_api_key,
+            dialect=dialect,
+            create_websocket=create_websocket,
+            allow_insecure_transport=bool(allow_insecure_transport),
+            max_message_bytes=max_message_bytes,
+            max_buffered_audio_bytes=max_buffered_audio_bytes,
+            reconnect=reconnect,
+            endpoint=WEBSOCKET_ENDPOINT,
+        )

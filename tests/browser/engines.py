@@ -86,9 +86,15 @@ WEBKIT_MOCK_HUM_AMPLITUDE = 0.1
 #: ``media.navigator.audio.fake_frequency``, amplitude 0.1: PulseAudio's sources came in bursts, a
 #: monitor of the null sink as well as module-sine-source), and none of the background services that
 #: would try the network. Its autoplay policy is left as users have it (audio waits for a click).
+#: WebRTC on loopback: ICE may use 127.0.0.1 and shows real host addresses (not mDNS names); the
+#: microphone is granted by a default permission rather than by disabling the permission check, with
+#: which Firefox gathers only the default route's address and the data channel never opens.
 FIREFOX_PREFS = {
-    "media.navigator.permission.disabled": True,
+    "media.navigator.permission.disabled": False,
+    "permissions.default.microphone": 1,
     "media.navigator.streams.fake": True,
+    "media.peerconnection.ice.loopback": True,
+    "media.peerconnection.ice.obfuscate_host_addresses": False,
     "app.update.auto": False,
     "app.update.enabled": False,
     "app.normandy.enabled": False,

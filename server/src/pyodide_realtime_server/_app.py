@@ -4,7 +4,10 @@ Routes:
 
 - ``POST /v1/realtime/client_secrets``: mint an ephemeral key (here, or at OpenAI with a real key).
 - ``/v1/realtime`` (WebSocket): a Realtime session with the simulated model. Test hook:
-  ``?_select_protocol=none`` completes the handshake without selecting a subprotocol.
+  ``?_select_protocol=none`` completes the handshake without selecting a subprotocol. A POST of an
+  SDP offer there is the beta WebRTC endpoint (beta events).
+- ``POST /v1/realtime/calls``: the same session over WebRTC (``_webrtc``): the body is the SDP
+  offer, the answer is the SDP answer. 501 without the optional aiortc.
 - ``GET /demo-config.json``: where the demo page should connect (this server, or OpenAI when the
   mint endpoint hands out real keys).
 - Only with ``test_endpoints``: ``GET /_test/state`` (alias ``/_test/log``), what the server saw, and
@@ -28,7 +31,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -42,21 +46,37 @@ from pyodide_realtime.dialects import BETA, GA, INSECURE_KEY_SUBPROTOCOL_PREFIX,
 
 from . import _recognizer, _redaction
 from ._conversation import Conversation, Schedule
-from ._errors import ClientEventError, PortInUseError
+from ._errors import ClientEventError, PortInUseError, SdpRefused
 from ._guard import HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT, ConnectionGuard
 from ._keys import DEFAULT_KEY_TTL_S, MAX_KEY_TTL_S, MIN_KEY_TTL_S, KeyStore, Opener, UpstreamMinter
 from ._listener import Listener
 from ._memory import RELEASE_AFTER_CHARS, release_free_memory
-from ._peer import Peer
+from ._peer import Peer, PeerLike
 from ._schema import validate_client_event
 from ._session_state import SessionState
 from ._speech import SpeechEngine, Synthesizer
 from ._state import ConnectionRecord, ServerState
 from ._static import Site
 
+if TYPE_CHECKING:
+    from ._webrtc import Call, CallDesk
+
 DEFAULT_PACE = 4.0
 REALTIME_PATH = "/v1/realtime"
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
+CALLS_PATH = "/v1/realtime/calls"
+# A browser's offer is a few kB; an offer with every codec and candidate stays well under this.
+MAX_SDP_BYTES = 64 * 1024
+MAX_CALLS = 16
+DATA_CHANNEL_TIMEOUT_S = 10.0  # from the answer: ICE, DTLS and SCTP on loopback take well under a second
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
+CALL_REQUEST_HEADERS = "Authorization, Content-Type, OpenAI-Beta, X-OpenAI-Agents-SDK"
+# A preflight's list of header names is echoed back only if it is that and short.
+_HEADER_NAMES = re.compile(r"^[A-Za-z0-9-]{1,64}(?:\s*,\s*[A-Za-z0-9-]{1,64}){0,15}$")
+WEBRTC_MISSING = (
+    "This server has no WebRTC stack (aiortc is not installed): pip install 'pyodide-realtime-server[webrtc]' "
+    "(or ./build.sh setup in a checkout), then restart it."
+)
 DEMO_CONFIG_PATH = "/demo-config.json"
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 SELECT_PROTOCOL_HOOK = "_select_protocol"
@@ -92,19 +112,24 @@ class BadRequest(Exception):
         self.code = code
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _bounded_body(request: Request, limit: int) -> bytes:
     body = bytearray()
     seen = 0
     async for chunk in request.stream():
         seen += len(chunk)
-        if seen <= MAX_BODY_BYTES:
+        if seen <= limit:
             body.extend(chunk)
         elif seen > MAX_DRAINED_BYTES:
             break
-    if seen > MAX_BODY_BYTES:
+    if seen > limit:
         # Read (and dropped) up to MAX_DRAINED_BYTES first: answering while the client still sends
         # makes its TCP stack reset the connection, and it would never see the 413.
-        raise BadRequest(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raise BadRequest(413, f"The request body is larger than {limit} bytes.")
+    return bytes(body)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await _bounded_body(request, MAX_BODY_BYTES)
     if not body.strip():
         return {}
     try:
@@ -114,6 +139,16 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BadRequest(400, "The request body must be a JSON object.")
     return payload
+
+
+def _load_webrtc() -> ModuleType | None:
+    """The WebRTC module, or None when its optional stack (aiortc, av) is not installed."""
+    try:
+        from . import _webrtc
+    except ImportError as exc:
+        logger.info("WebRTC calls are off: %s", exc)
+        return None
+    return _webrtc
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -138,7 +173,9 @@ class RealtimeServer:
     within ``header_timeout_s`` (``_guard``). ``clock`` tells the keys' lifetimes (``time.time``).
     ``isolate`` serves every file cross-origin isolated (``_static``), not only ``worker.html``.
     ``schedule`` replaces the loop's
-    ``call_later`` for the idle timeout (tests fire it themselves).
+    ``call_later`` for the idle timeout and a call's data-channel deadline (tests fire them
+    themselves). WebRTC calls (with aiortc installed): at most ``max_calls`` at once, each closed if
+    its data channel is not open ``data_channel_timeout_s`` after the answer.
     """
 
     def __init__(
@@ -163,6 +200,8 @@ class RealtimeServer:
         header_timeout_s: float = HEADER_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
         isolate: bool = False,
+        max_calls: int = MAX_CALLS,
+        data_channel_timeout_s: float = DATA_CHANNEL_TIMEOUT_S,
     ) -> None:
         self.host = host
         self.port = port
@@ -184,6 +223,11 @@ class RealtimeServer:
         self.state = ServerState()
         # What the simulated model hears; None without the optional pocketsphinx.
         self.listener = Listener() if _recognizer.available() else None
+        # WebRTC calls, if aiortc is installed (optional: without it POST /v1/realtime/calls says so).
+        webrtc = _load_webrtc()
+        self.calls: CallDesk | None = (
+            webrtc.CallDesk(max_calls=max_calls, open_timeout_s=data_channel_timeout_s, schedule=schedule) if webrtc else None
+        )
         self.app = Starlette(
             routes=self._routes(), exception_handlers={HTTPException: self._http_error, BadRequest: self._bad_request}
         )
@@ -241,12 +285,16 @@ class RealtimeServer:
                 raise RuntimeError(f"the local Realtime server did not start within {START_TIMEOUT_S} s")
             await asyncio.sleep(0.01)
         logger.info("%s", self.synthesizer.describe())
+        # ICE is on 127.0.0.1 only (_loopback), whatever --host says: a call needs a peer on this machine.
+        logger.info("WebRTC calls: %s", f"on at {CALLS_PATH} (ICE on 127.0.0.1 only)" if self.calls is not None else WEBRTC_MISSING)
         logger.info("key minting: %s", "at OpenAI (a regular key is configured)" if self.upstream else "local (offline)")
         return self
 
     async def stop(self) -> None:
         if self._server is None or self._serving is None:
             return
+        if self.calls is not None:
+            await self.calls.close_all()
         self._server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self._serving, SHUTDOWN_GRACE_S + START_TIMEOUT_S)
@@ -295,7 +343,8 @@ class RealtimeServer:
         routes: list[BaseRoute] = [
             Route(CLIENT_SECRETS_PATH, self._only(("POST",), self._mint), methods=ANY_METHOD),
             Route(DEMO_CONFIG_PATH, self._only(("GET", "HEAD"), self._demo_config), methods=ANY_METHOD),
-            Route(REALTIME_PATH, self._upgrade_required),
+            Route(CALLS_PATH, self._calls_endpoint, methods=ANY_METHOD),
+            Route(REALTIME_PATH, self._realtime_http, methods=ANY_METHOD),
             WebSocketRoute(REALTIME_PATH, self._realtime),
             WebSocketRoute("/{path:path}", self._no_websocket_here),
         ]
@@ -471,31 +520,16 @@ class RealtimeServer:
             (websocket.headers.get("OpenAI-Beta") or "").replace(" ", "").lower() == beta_header
         )
         dialect: Dialect = BETA.name if beta else GA.name
-        self._connection_count += 1
-        model = websocket.query_params.get("model")
-        record = ConnectionRecord(
-            id=f"conn_{self._connection_count}",
+        peer = Peer(websocket)
+        record, conversation = self._open_conversation(
+            peer,
             dialect=dialect,
-            model=model or "",
+            model=websocket.query_params.get("model"),
             path=websocket.url.path,
             subprotocol=subprotocol,
-            auth="ephemeral" if key.startswith("ek_") else "regular",
-            logged=self.keep_log,
+            key=key,
+            session=check.session,
         )
-        self.state.connections.append(record)
-        peer = Peer(websocket)
-        conversation = Conversation(
-            peer,
-            record,
-            dialect=dialect,
-            model=model,
-            initial_session=check.session,
-            synthesizer=self.synthesizer,
-            pace=self.pace,
-            schedule=self.schedule,
-            listener=self.listener,
-        )
-        record.model = conversation.session.model
         try:
             await conversation.run()
         except Exception:
@@ -506,13 +540,186 @@ class RealtimeServer:
                 await websocket.close(code=1011, reason="internal error in the simulated model")
             record.close_code = 1011
         finally:
-            record.closed_at = time.time()
-            conversation.release()
-            if not self.keep_log:
-                self.state.connections.remove(record)  # only open connections are listed
-            if peer.received_chars >= RELEASE_AFTER_CHARS:
-                # Once this handler's frame (the conversation, the last message) is gone too.
-                asyncio.get_running_loop().call_soon(release_free_memory)
+            self._close_conversation(record, conversation, peer)
+
+    def _open_conversation(
+        self,
+        peer: PeerLike,
+        *,
+        dialect: Dialect,
+        model: str | None,
+        path: str,
+        subprotocol: str | None,
+        key: str,
+        session: dict[str, Any] | None,
+        audio_track: bool = False,
+    ) -> tuple[ConnectionRecord, Conversation]:
+        """A logged connection's record and its conversation (WebSocket and WebRTC alike)."""
+        self._connection_count += 1
+        record = ConnectionRecord(
+            id=f"conn_{self._connection_count}",
+            dialect=dialect,
+            model=model or "",
+            path=path,
+            subprotocol=subprotocol,
+            auth="ephemeral" if key.startswith("ek_") else "regular",
+            logged=self.keep_log,
+        )
+        self.state.connections.append(record)
+        conversation = Conversation(
+            peer,
+            record,
+            dialect=dialect,
+            model=model,
+            initial_session=session,
+            synthesizer=self.synthesizer,
+            pace=self.pace,
+            schedule=self.schedule,
+            listener=self.listener,
+            audio_track=audio_track,
+        )
+        record.model = conversation.session.model
+        return record, conversation
+
+    def _close_conversation(self, record: ConnectionRecord, conversation: Conversation, peer: PeerLike) -> None:
+        record.closed_at = time.time()
+        if record.close_code is None:
+            record.close_code = peer.close_code
+        conversation.release()
+        if not self.keep_log and record in self.state.connections:
+            self.state.connections.remove(record)  # only open connections are listed
+        if peer.received_chars >= RELEASE_AFTER_CHARS:
+            # Once this handler's frame (the conversation, the last message) is gone too.
+            asyncio.get_running_loop().call_soon(release_free_memory)
+
+    # -- WebRTC ------------------------------------------------------------------------------
+
+    def _forget_call(self, key: str, records: dict[str, ConnectionRecord]) -> None:
+        """An offer that opened nothing: its key may open another, and no connection is listed."""
+        self.keys.release(key)
+        record = records.get("record")
+        if record is not None and record in self.state.connections:
+            self.state.connections.remove(record)
+
+    async def _realtime_http(self, request: Request) -> Response:
+        """``/v1/realtime`` over plain HTTP: the beta WebRTC endpoint (POST an SDP offer), else 426."""
+        if request.method == "OPTIONS":
+            return _preflight(request)
+        if request.method == "POST" and _is_sdp(request):
+            return await self._call(request, BETA.name)
+        return await self._upgrade_required(request)
+
+    async def _calls_endpoint(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return _preflight(request)
+        if request.method != "POST":
+            return error_response(405, f"{request.method} is not allowed here.", headers={"Allow": "POST, OPTIONS", **CORS_HEADERS})
+        return await self._call(request, GA.name)
+
+    async def _call(self, request: Request, dialect: Dialect) -> Response:
+        """Answer an SDP offer: 201, the answer SDP, and the call's ``Location``; as the API does.
+
+        Any page may call, as at the API (CORS, with ``Location`` readable): the key is what admits a
+        call, and keys are minted only for this server's own pages.
+        """
+        try:
+            response = await self._answer_call(request, dialect)
+        except BadRequest as exc:
+            response = error_response(exc.status, str(exc), exc.code)
+        if response.status_code >= 400 and self.keep_log:
+            error = json.loads(bytes(response.body))["error"]
+            self.state.rejected.append({"path": request.url.path, "status": response.status_code, "code": error["code"], "message": error["message"]})
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    async def _answer_call(self, request: Request, dialect: Dialect) -> Response:
+        if self.calls is None:
+            return error_response(501, WEBRTC_MISSING, "webrtc_unavailable")
+        authorization = request.headers.get("Authorization") or ""
+        key = authorization[len("bearer ") :].strip() if authorization.lower().startswith("bearer ") else None
+        check = self.keys.check(key)
+        if not check.ok:
+            return error_response(401, check.message, "invalid_api_key")
+        assert key is not None
+        if not _is_sdp(request):
+            return error_response(
+                415, "Send the SDP offer as the request body with 'Content-Type: application/sdp'.", "unsupported_media_type"
+            )
+        offer = _sdp_problem_or_text(await _bounded_body(request, MAX_SDP_BYTES))
+        if self.calls.full:
+            return error_response(
+                429, f"This server holds at most {self.calls.max_calls} calls at once: hang up one first.", "too_many_calls"
+            )
+        self.keys.claim(key)
+        records: dict[str, ConnectionRecord] = {}
+
+        def conversation_for(peer: PeerLike) -> Conversation:
+            record, conversation = self._open_conversation(
+                peer,
+                dialect=dialect,
+                model=request.query_params.get("model"),
+                path=request.url.path,
+                subprotocol=None,
+                key=key,
+                session=check.session,
+                audio_track=True,
+            )
+            records["record"] = record
+            return conversation
+
+        def closed(call: Call) -> None:
+            if "record" in records:
+                self._close_conversation(records["record"], call.conversation, call.peer)
+
+        try:
+            call_id, answer = await self.calls.answer(offer, conversation_for, closed)
+        except SdpRefused as exc:
+            self._forget_call(key, records)  # the offer opened nothing
+            raise BadRequest(400, str(exc), "invalid_offer") from None
+        except Exception:
+            self._forget_call(key, records)
+            logger.exception("answering a WebRTC offer failed")
+            raise BadRequest(500, "The server failed to answer the offer; see its log. Try again with a new offer.", "server_error") from None
+        return Response(answer, 201, media_type="application/sdp", headers={"Location": f"{CALLS_PATH}/{call_id}"})
+
+
+def _preflight(request: Request) -> Response:
+    """A browser's CORS preflight of a call: POST with the key and the SDP's content type."""
+    wanted = request.headers.get("Access-Control-Request-Headers") or ""
+    allowed = wanted if _HEADER_NAMES.match(wanted) else CALL_REQUEST_HEADERS
+    headers = {**CORS_HEADERS, "Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": allowed, "Access-Control-Max-Age": "600"}
+    return Response(status_code=204, headers=headers)
+
+
+def _is_sdp(request: Request) -> bool:
+    return (request.headers.get("Content-Type") or "").split(";")[0].strip().lower() == "application/sdp"
+
+
+def _sdp_problem_or_text(body: bytes) -> str:
+    """The offer as text, or 400 with what is wrong with it (the rest is aiortc's to judge)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "The SDP offer is not UTF-8 text.", "invalid_offer") from None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "v=0":
+        raise BadRequest(
+            400,
+            "The request body is not an SDP offer (it must start with 'v=0'): send the peer connection's offer.sdp.",
+            "invalid_offer",
+        )
+    media = [line.split()[0] for line in lines if line.startswith("m=")]
+    if "m=audio" not in media:
+        raise BadRequest(
+            400, "The SDP offer has no audio: add the microphone's track before creating the offer.", "invalid_offer"
+        )
+    if "m=application" not in media:
+        raise BadRequest(
+            400,
+            "The SDP offer has no data channel: create the 'oai-events' data channel before creating the offer.",
+            "invalid_offer",
+        )
+    return text
 
 
 class ServerThread:

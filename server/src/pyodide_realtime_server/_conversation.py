@@ -16,6 +16,7 @@ import base64
 import json
 import logging
 import math
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,11 +24,12 @@ from typing import Any, Protocol
 from pyodide_realtime._interfaces import FORMAT_RATES, bytes_per_ms
 from pyodide_realtime.dialects import Dialect
 
-from ._audio import decode_from_wire
+from ._audio import decode_from_wire, encode_for_wire
 from ._errors import ClientEventError
 from ._listener import Listener, RecognizerError
 from ._model import AskMcpApproval, CallMcp, CallTool, Plan, mcp_tools_for, plan_reply
-from ._peer import Peer
+from ._output_buffer import OutputAudioBuffer
+from ._peer import PeerLike
 from ._rules import check_response_options
 from ._schema import validate_client_event
 from ._session_state import PART_TYPES, SEMANTIC_VAD_AS_SERVER_VAD, WIRE_NAMES, SessionState, new_id
@@ -88,7 +90,7 @@ class ActiveResponse:
 class Conversation:
     def __init__(
         self,
-        peer: Peer,
+        peer: PeerLike,
         record: ConnectionRecord,
         *,
         dialect: Dialect,
@@ -98,6 +100,7 @@ class Conversation:
         pace: float,
         listener: Listener | None = None,
         schedule: Schedule | None = None,
+        audio_track: bool = False,
     ) -> None:
         self.peer = peer
         self.listener = listener
@@ -124,6 +127,9 @@ class Conversation:
         self.model_spoke = False
         self._idle_timer: Cancellable | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Over WebRTC the reply's speech goes out on an audio track (fed from here), not in events.
+        self.output = OutputAudioBuffer(self._output_started, self._output_stopped) if audio_track else None
+        self._track_overflowed = False
 
     # -- running -----------------------------------------------------------------------------
 
@@ -257,6 +263,23 @@ class Conversation:
             raise ClientEventError(
                 "invalid_value", "Invalid value for 'audio': expected base64-encoded audio bytes.", "audio"
             ) from None
+        self._append_audio(audio)
+
+    def append_track_audio(self, pcm24k: array[int]) -> None:
+        """Microphone audio from the WebRTC track (decoded, 24 kHz): the path of ``input_audio_buffer.append``.
+
+        A track never stops sending: a full buffer (no VAD, nothing committed) is said once, not 50
+        times a second, and its audio is dropped until the buffer is committed or cleared.
+        """
+        try:
+            self._append_audio(encode_for_wire(pcm24k, self.session.input_format))
+            self._track_overflowed = False
+        except ClientEventError as error:
+            if not self._track_overflowed:
+                self.send_error(error, None)
+            self._track_overflowed = True
+
+    def _append_audio(self, audio: bytes) -> None:
         if self.buffer_format != self.session.input_format:
             self.buffer.clear()  # the format changed: old bytes would be misread
             self.buffer_format = self.session.input_format
@@ -321,8 +344,12 @@ class Conversation:
         self.speech_item_id = new_id("item")
         self.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": audio_start_ms, "item_id": self.speech_item_id})
         turn = self.session.turn_detection or {}
-        if self.active is not None and turn.get("interrupt_response", True):
+        if not turn.get("interrupt_response", True):
+            return
+        if self.active is not None:
             self._finish(self.active, "cancelled", reason="turn_detected")
+        if self.output is not None and self.output.playing is not None:
+            self._cut_output()  # over WebRTC the server stops the voice the user talks over
 
     def _speech_stopped(self, audio_end_ms: int) -> None:
         item_id = self.speech_item_id or new_id("item")
@@ -503,6 +530,10 @@ class Conversation:
                 f"Audio content of {math.floor(available)}ms is already shorter than {audio_end_ms}ms",
                 "audio_end_ms",
             )
+        self._truncate(item, content_index, audio_end_ms, available)
+
+    def _truncate(self, item: dict[str, Any], content_index: int, audio_end_ms: int, available: float) -> None:
+        content = item["content"]
         if self.record.logged:
             self.record.truncations.append(
                 {
@@ -521,6 +552,35 @@ class Conversation:
         self.send(
             {"type": "conversation.item.truncated", "item_id": item["id"], "content_index": content_index, "audio_end_ms": audio_end_ms}
         )
+
+    # -- the output audio buffer (WebRTC) ----------------------------------------------------
+
+    def on_output_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        if self.output is None:
+            raise ClientEventError(
+                "invalid_value", "'output_audio_buffer.clear' is only supported over WebRTC and SIP, not over a WebSocket.", "type"
+            )
+        if self.active is not None and self.active.modality == "audio":
+            self._finish(self.active, "cancelled", reason="client_cancelled")  # no more audio to come
+        self._cut_output()
+
+    def _cut_output(self) -> None:
+        """Stop the track at once; truncate the item where its audio stopped going out; say so."""
+        assert self.output is not None
+        cut = self.output.clear()
+        if cut is not None:
+            item = next((i for i in self.items if i["id"] == cut.item_id), None)
+            if item is not None and item.get("content"):
+                available = self.audio_ms.get((item["id"], 0), 0.0)
+                self._truncate(item, 0, min(cut.audio_end_ms, math.floor(available)), available)
+        if self.output.last_response_id is not None:
+            self.send({"type": "output_audio_buffer.cleared", "response_id": self.output.last_response_id})
+
+    def _output_started(self, response_id: str) -> None:
+        self.send({"type": "output_audio_buffer.started", "response_id": response_id})
+
+    def _output_stopped(self, response_id: str) -> None:
+        self.send({"type": "output_audio_buffer.stopped", "response_id": response_id})
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -550,9 +610,8 @@ class Conversation:
             modality = "text" if list(modalities) == ["text"] else "audio"
         in_conversation = options.get("conversation", "auto") != "none"
         max_tokens = options.get("max_output_tokens", options.get("max_response_output_tokens", self.session.data["max_output_tokens"]))
-        response = ActiveResponse(
-            new_id("resp"), modality, self.session.output_format, in_conversation, options.get("metadata"), max_tokens, options
-        )
+        audio_format = "pcm16" if self.output is not None else self.session.output_format  # the track's, not the wire's
+        response = ActiveResponse(new_id("resp"), modality, audio_format, in_conversation, options.get("metadata"), max_tokens, options)
         self.active = response
         self.send({"type": "response.created", "response": self._response_object(response, "in_progress")})
         response.task = asyncio.get_running_loop().create_task(self._stream(response), name=f"stream {response.id}")
@@ -721,7 +780,10 @@ class Conversation:
                 response.transcript += words[sent_words]
                 self.send({"type": self.names["transcript_delta"], **ids, "delta": words[sent_words]})
                 sent_words += 1
-            self.send({"type": self.names["audio_delta"], **ids, "delta": base64.b64encode(chunk).decode("ascii")})
+            if self.output is not None:
+                self.output.push(response.id, item["id"], chunk)
+            else:
+                self.send({"type": self.names["audio_delta"], **ids, "delta": base64.b64encode(chunk).decode("ascii")})
             self.model_spoke = True
             chunk_ms = len(chunk) / bytes_per_ms(response.audio_format)
             response.audio_ms += chunk_ms
@@ -736,6 +798,8 @@ class Conversation:
         if self.active is not response:
             return
         self.active = None
+        if self.output is not None:
+            self.output.finish(response.id)
         if status == "completed":
             self._arm_idle_timer(response.audio_ms)
         if response.task is not None and response.task is not asyncio.current_task():
@@ -802,8 +866,9 @@ class Conversation:
         }
 
 
-# Client event type -> handler. Types the schema knows but a WebSocket session does not serve
-# (output_audio_buffer.clear: WebRTC/SIP only; beta transcription_session.update) are answered with an error.
+# Client event type -> handler. Types the schema knows but this server does not serve (beta
+# transcription_session.update) are answered with an error, and so is output_audio_buffer.clear on
+# a WebSocket (WebRTC/SIP only).
 HANDLERS: dict[str, Callable[[Conversation, dict[str, Any]], None]] = {
     "session.update": Conversation.on_session_update,
     "input_audio_buffer.append": Conversation.on_input_audio_buffer_append,
@@ -815,4 +880,5 @@ HANDLERS: dict[str, Callable[[Conversation, dict[str, Any]], None]] = {
     "conversation.item.delete": Conversation.on_conversation_item_delete,
     "response.create": Conversation.on_response_create,
     "response.cancel": Conversation.on_response_cancel,
+    "output_audio_buffer.clear": Conversation.on_output_audio_buffer_clear,
 }

@@ -37,3 +37,11 @@ class ClientEventError(Exception):
 
     def as_error(self, event_id: str | None) -> dict[str, Any]:
         return {"type": self.type, "code": self.code, "message": self.message, "param": self.param, "event_id": event_id}
+
+
+class SdpRefused(Exception):
+    """An SDP offer the WebRTC stack cannot answer; the message says why, and is sent to the client
+    (cut, as it may quote the offer)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_cut(message, MAX_MESSAGE_CHARS))

@@ -1,4 +1,7 @@
-"""The one connection's WebSocket as the simulated model sees it: ``send`` queues, ``drain`` writes.
+"""The one connection as the simulated model sees it: ``send`` queues, ``drain`` writes.
+
+``PeerLike`` is all the conversation uses; ``Peer`` is a WebSocket's, ``_webrtc.ChannelPeer`` the
+WebRTC data channel's.
 
 The model decides synchronously (a barge-in must send the cancel events before the next client
 event is read), so sending is split: ``send`` queues a text frame at once and ``drain`` (awaited by
@@ -9,8 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+
+class PeerLike(Protocol):
+    close_code: int | None
+    received_chars: int
+
+    def send(self, text: str) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def recv(self) -> str | bytes | None: ...
 
 
 class Peer:
