@@ -384,7 +384,7 @@ def test_other_dialects_names_do_not_drive_the_audio_path_twice(dialect: str) ->
 def test_items_functions_and_deletions(dialect: str) -> None:
     core = opened(dialect)
     message = {"id": "msg_1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
-    added = "conversation.item.added" if dialect == "ga" else "conversation.item.created"
+    added = get_dialect(dialect).wire.item_created
     core.receive(ev(type=added, previous_item_id="msg_0", item=message))
     core.receive(ev(type="conversation.item.retrieved", item={**message, "status": "completed"}))
     core.receive(ev(type="response.output_item.done", response_id="r",
