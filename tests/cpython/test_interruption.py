@@ -18,6 +18,7 @@ import pytest
 
 from pyodide_realtime import AudioInterrupted, OpenAIRealtimeWebSocket, SocketRequest
 from pyodide_realtime._interfaces import SocketHandler, bytes_per_ms
+from pyodide_realtime.dialects import get_dialect
 
 KEY = "sk-test-interrupt-0123456789"
 MS = 1.0
@@ -77,6 +78,7 @@ class PlaybackDouble:
         self.finished_items: set[tuple[str, int]] = set()
         self.stopped_at: float | None = None
         self.calls: list[str] = []
+        self.told: list[tuple[str, int, float]] = []  # the core's count, as the transport hands it on
         if not has_finished:
             self.finished = None  # type: ignore[assignment]
 
@@ -107,6 +109,9 @@ class PlaybackDouble:
                 return min(max(played - offset, 0.0), ms)
             offset += ms
         return None
+
+    def audio_received(self, item_id: str, content_index: int, received_ms: float) -> None:
+        self.told.append((item_id, content_index, received_ms))
 
     def finish(self, item_id: str, content_index: int) -> None:
         self.finished_items.add((item_id, content_index))
@@ -146,14 +151,12 @@ async def connected(clock: Clock, player: PlaybackDouble | None = None, *, diale
 
 
 def audio(socket: MemorySocket, dialect: str, *, item: str, ms: float, bpm: int = 48, response: str = "resp_1") -> None:
-    name = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
-    socket.server(type=name, response_id=response, item_id=item, output_index=0, content_index=0,
+    socket.server(type=get_dialect(dialect).wire.audio_delta, response_id=response, item_id=item, output_index=0, content_index=0,
                   delta=base64.b64encode(bytes(int(ms * bpm))).decode())
 
 
 def audio_done(socket: MemorySocket, dialect: str, *, item: str, response: str = "resp_1") -> None:
-    name = "response.output_audio.done" if dialect == "ga" else "response.audio.done"
-    socket.server(type=name, response_id=response, item_id=item, output_index=0, content_index=0)
+    socket.server(type=get_dialect(dialect).wire.audio_done, response_id=response, item_id=item, output_index=0, content_index=0)
 
 
 def truncations(socket: MemorySocket) -> list[tuple[str, int]]:
@@ -257,6 +260,30 @@ async def test_a_reply_in_its_own_audio_format_is_played_measured_and_clamped_in
     player.started_at = clock.now - 1000.0
     transport.interrupt()
     assert truncations(socket) == [("item_1", 150)]
+    assert player.told == [("item_1", 0, 150.0)]  # the core's count, in the reply's own format
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_the_player_is_told_the_cores_count_of_audio_received(dialect: str) -> None:
+    """Received audio is counted once, in the core: the player gets that count after each chunk (what a
+    finished item reports as heard), so the two can never disagree."""
+    clock = Clock()
+    player = PlaybackDouble(clock, stops_where_heard=True)
+    transport, socket, _got = await connected(clock, player, dialect=dialect)
+    seen: list[float] = []
+    transport.on("audio", lambda event: seen.append(event.received_ms))
+    socket.server(type="response.created", response={"id": "resp_1"})
+    for ms in (100, 33.3, 0.5):  # 4,800, 1,598 and 24 bytes: ms that are not whole
+        audio(socket, dialect, item="item_1", ms=ms)
+    socket.server(type="response.created", response={"id": "resp_2"})
+    audio(socket, dialect, item="item_2", ms=20, response="resp_2")
+    assert [ms for *_, ms in player.told] == seen == [100.0, 133.29166666666666, 133.79166666666666, 20.0]
+    assert [key for *key, _ in player.told] == [["item_1", 0]] * 3 + [["item_2", 0]]
+    assert transport.protocol.audio_received_ms == 133.79166666666666 + 20.0
+    transport.attach_audio_output(None)
+    audio(socket, dialect, item="item_2", ms=10, response="resp_2")
+    assert len(player.told) == 4  # a detached player hears nothing more
 
 
 @pytest.mark.asyncio
