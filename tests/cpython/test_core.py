@@ -935,6 +935,30 @@ def test_star_and_per_type_events_are_made_only_when_wanted() -> None:
     assert names(core)[:2] == ["*", "error"]
 
 
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_text_deltas_are_made_only_when_wanted(dialect: str) -> None:
+    """Half of a reply's events are text deltas: nobody listening, no record is made for them."""
+    core = opened(dialect)
+    wire = get_dialect(dialect).wire
+    deltas = [ev(type=wire.transcript_delta, response_id="r", item_id="i", output_index=0, content_index=0, delta="a"),
+              ev(type=wire.text_delta, response_id="r", item_id="i", output_index=0, content_index=0, delta="b"),
+              ev(type="conversation.item.input_audio_transcription.delta", item_id="u", content_index=0, delta="c")]
+    made = ["audio_transcript_delta", "output_text_delta", "input_audio_transcription_delta"]
+
+    def receive_all() -> list[str]:
+        for text in deltas:
+            core.receive(text)
+        return [name for name in names(core) if name in made]  # not ``*`` and the server's types
+
+    core.wanted = {"audio"}
+    assert receive_all() == []
+    core.wanted = {"output_text_delta"}
+    assert receive_all() == ["output_text_delta"]
+    for wanted in ({"**"}, None, set(made)):
+        core.wanted = wanted
+        assert receive_all() == made
+
 # Malformed frames (#9.1, #9.2): nothing escapes, the state still advances --------------------------------
 BAD_VALUES: list[Any] = ["12", 1e999, float("nan"), -5, True, {"x": 1}, [1, 2], None, "\u0000", 2**70]
 
