@@ -275,6 +275,13 @@ class RealtimeProtocol:
         """When the oldest audio still tracked started arriving (the wall-clock estimate starts there)."""
         return self._playback.first_audio_ms
 
+    def change_model(self, model: str) -> None:
+        """The model of the next connection. InvalidStateError (nothing changed) unless disconnected:
+        a connection keeps the model it was opened with."""
+        if self._status != "disconnected":
+            raise InvalidStateError(f"the model cannot change while the transport is {self._status}: close() first")
+        self.model = model
+
     # Connection milestones ---------------------------------------------------------------------------
     def connection_opening(self) -> None:
         """A socket is being opened: emits ``connection_change``. Sends nothing. InvalidStateError

@@ -40,7 +40,7 @@ from ._playback import PlaybackPort, TakesReceivedCount
 from ._send_context import SendContext, sends
 from .config import SessionConfig
 from .dialects import DialectSpec, get_dialect
-from .errors import ConfigurationError, ConnectionClosedError, InvalidStateError, RealtimeError, UnsupportedError
+from .errors import ConfigurationError, ConnectionClosedError, RealtimeError, UnsupportedError
 from .events import AudioDropped, ConnectionStatus, ErrorEvent, Reconnected, ReconnectFailed, Reconnecting, TransportAudio
 
 __all__ = [
@@ -137,11 +137,7 @@ class OpenAIRealtimeWebSocket(Listenable):
 
     @current_model.setter
     def current_model(self, model: str) -> None:
-        if self._core.status != "disconnected":
-            raise InvalidStateError(
-                f"the model cannot change while the transport is {self._core.status}: close() first"
-            )
-        self._core.model = model
+        self._core.change_model(model)
 
     @property
     def dialect(self) -> str:

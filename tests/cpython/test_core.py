@@ -936,6 +936,21 @@ def test_star_and_per_type_events_are_made_only_when_wanted() -> None:
 
 
 
+def test_the_model_changes_only_between_connections() -> None:
+    core = RealtimeProtocol("ga", model="first")
+    core.change_model("second")
+    core.connection_opening()
+    with pytest.raises(InvalidStateError, match="model cannot change while the transport is connecting: close"):
+        core.change_model("third")
+    core.connection_opened(None)
+    assert json.loads(core.data_to_send()[0])["session"]["model"] == "second"
+    with pytest.raises(InvalidStateError, match="connected"):
+        core.change_model("third")
+    assert core.model == "second"  # nothing changed
+    core.connection_closed()
+    core.change_model("third")
+    assert core.model == "third"
+
 @pytest.mark.parametrize("dialect", ["ga", "beta"])
 def test_text_deltas_are_made_only_when_wanted(dialect: str) -> None:
     """Half of a reply's events are text deltas: nobody listening, no record is made for them."""
