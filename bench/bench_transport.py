@@ -1,6 +1,8 @@
 """Per-event cost of the transport in Chromium, against the JS reference measured in the same page.
 
     ./build.sh bench            (or: .venv/bin/python bench/bench_transport.py after ./build.sh dist)
+    .venv/bin/python bench/bench_transport.py --dist DIR   (another build's dist/pyodide: compare two
+                                                            builds by alternating runs of each)
 
 Segments, each fed the same 4,080-message mix (notes/performance.md) through the same fake WebSocket:
 - reference: @openai/agents-realtime 0.20.0's OpenAIRealtimeWebSocket with an `audio` listener;
@@ -71,10 +73,16 @@ def bundle_reference() -> Path:
     return out
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    dist = ROOT / "dist" / "pyodide"
+    if argv[:1] == ["--dist"] and len(argv) == 2:
+        dist = Path(argv[1]).resolve()
+    elif argv:
+        print("usage: bench_transport.py [--dist DIR]  (DIR: a dist/pyodide with our wheel and its lock)", file=sys.stderr)
+        return 2
     bundle_reference()
     load_before = load_report()
-    mounts = {"/pyodide/": ROOT / "dist" / "pyodide", "/bench/": BENCH, "/bench-cache/": CACHE}
+    mounts = {"/pyodide/": dist, "/bench/": BENCH, "/bench-cache/": CACHE}
     with static_server(mounts) as base, chromium_page() as page:
         page.goto(f"{base}/bench/transport.html")
         page.wait_for_function("window.benchReady === true", timeout=60_000)
@@ -102,7 +110,7 @@ def main() -> int:
         )
     timings = results["timings"]
     reference = timings["reference"]
-    print(f"transport cost per server event, {results['count']} events x {ROUNDS} rounds, headless Chromium")
+    print(f"transport cost per server event, {results['count']} events x {ROUNDS} rounds, headless Chromium ({dist})")
     print(f"machine: {load_before} at the start, {load_report()} at the end")
     print(f"{'segment':<18}{'us/event':>10}{'min':>8}{'max':>8}{'spread':>8}{'events/s':>11}{'x reference':>13}{'range':>13}")
     ratios = {}
@@ -123,4 +131,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

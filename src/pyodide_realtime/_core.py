@@ -152,7 +152,7 @@ class RealtimeProtocol:
         self.dialect: DialectSpec = get_dialect(dialect)
         self.model: str = model or self.dialect.default_model
         #: The event names the I/O layer delivers to someone (``EventEmitter.wanted``); None: all.
-        #: ``*`` and per-type events are made only when wanted.
+        #: ``*``, the per-type events and the text deltas are made only when wanted.
         self.wanted: Container[str] | None = None
         self._status: ConnectionStatus = "disconnected"
         self._config: SessionConfig = DEFAULT_SESSION_CONFIG[self.dialect.name]
@@ -186,7 +186,10 @@ class RealtimeProtocol:
         """After ``receive``: a :class:`BargeIn` if the user started speaking over the model (server VAD's
         ``speech_started``), else None. Handed over once. The I/O layer interrupts once the listeners of
         ``speech_started`` ran (as the seed does), through its own hook if it has one."""
-        hint, self._barge_in = self._barge_in, None
+        hint = self._barge_in
+        if hint is None:  # asked after every frame: the common answer first
+            return None
+        self._barge_in = None
         return hint if self._status == "connected" else None
 
     def playback_stop_expected(self) -> bool:
@@ -272,6 +275,13 @@ class RealtimeProtocol:
         """When the oldest audio still tracked started arriving (the wall-clock estimate starts there)."""
         return self._playback.first_audio_ms
 
+    def change_model(self, model: str) -> None:
+        """The model of the next connection. InvalidStateError (nothing changed) unless disconnected:
+        a connection keeps the model it was opened with."""
+        if self._status != "disconnected":
+            raise InvalidStateError(f"the model cannot change while the transport is {self._status}: close() first")
+        self.model = model
+
     # Connection milestones ---------------------------------------------------------------------------
     def connection_opening(self) -> None:
         """A socket is being opened: emits ``connection_change``. Sends nothing. InvalidStateError
@@ -355,17 +365,21 @@ class RealtimeProtocol:
             logger.debug("ignored a text frame that is not a Realtime event")
             return None
         kind = type(event)
+        # ``*`` and the per-type events only drive listeners: skip the ones nobody wants. An ``error``
+        # is emitted by its handler, as ErrorEvent (unless the core handled it); a malformed event only
+        # as an ``error`` (its type's listeners could not read it).
+        wanted = self.wanted
         if kind is ServerErrorEvent or kind is MalformedServerEvent:
             event = self._redacted(event, data)
-        # ``*`` and the per-type events only drive listeners: skip the ones nobody wants.
-        wanted = self.wanted
-        everything = wanted is None or WANT_ALL in wanted
-        if everything or "*" in wanted:  # type: ignore[operator]
-            self._events.append(("*", event))
-        # An ``error`` is emitted by its handler, as ErrorEvent (unless the core handled it); a
-        # malformed event only as an ``error`` (its type's listeners could not read it).
-        if kind is not ServerErrorEvent and kind is not MalformedServerEvent and (everything or event.type in wanted):  # type: ignore[operator]
-            self._events.append((event.type, event))
+            if wanted is None or WANT_ALL in wanted or "*" in wanted:
+                self._events.append(("*", event))
+        elif wanted is None or WANT_ALL in wanted:
+            self._events += (("*", event), (event.type, event))
+        else:
+            if "*" in wanted:
+                self._events.append(("*", event))
+            if event.type in wanted:
+                self._events.append((event.type, event))
         # One dict lookup by class: a chain of isinstance checks costs microseconds per event in
         # Pyodide, where every audio delta passes through here.
         handler = self._handlers.get(kind)
@@ -480,13 +494,17 @@ class RealtimeProtocol:
         self._emit("audio_done", AudioDone(event.response_id, event.item_id, event.content_index))
 
     def _on_text_delta(self, event: ResponseTextDelta, _now: float = 0.0, _heard: HeardMs = None) -> None:
+        # Half of a reply's events: made only when someone listens (as ``*`` and the per-type events).
+        wanted = self.wanted
         emitted = _TEXT_DELTAS.get(event.type)
         if emitted is not None:
             name, record = emitted
-            self._events.append((name, record(event.delta, event.item_id, event.response_id)))
+            if wanted is None or name in wanted or WANT_ALL in wanted:
+                self._events.append((name, record(event.delta, event.item_id, event.response_id)))
         elif event.type == "conversation.item.input_audio_transcription.delta":
-            self._events.append(("input_audio_transcription_delta",
-                                 InputTranscriptDelta(event.item_id, event.content_index, event.delta)))
+            name = "input_audio_transcription_delta"
+            if wanted is None or name in wanted or WANT_ALL in wanted:
+                self._events.append((name, InputTranscriptDelta(event.item_id, event.content_index, event.delta)))
 
     # Interruption ------------------------------------------------------------------------------------
     def interrupt(self, now_ms: float, heard_ms: HeardMs = None, cancel: bool = True) -> bool:

@@ -8,7 +8,10 @@ tracked audio) or a function; with neither, from the wall clock. An item whose a
 is never cut: the port says so through ``finished`` when the player has it; without it, an item counts
 as finished when it was heard to its end within :data:`END_TOLERANCE_MS`.
 
-This is the one place where received audio is counted (per item, in ms of its own format).
+This is the one place where received audio is counted (per item, in ms of its own format): each
+``audio`` event carries the count so far (``TransportAudio.received_ms``), and the I/O layer hands it
+on to a player that takes it (:class:`TakesReceivedCount`) and to the session's history, which never
+count the bytes again.
 
 Sans-I/O like the core: time and positions are arguments, and the port is only read, never driven.
 """
@@ -19,11 +22,13 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from ._interfaces import AudioFormat, ReportsFinished, ReportsHeard, StopsWhereHeard, bytes_per_ms
 
-__all__ = ["HeardMs", "HeardFn", "FinishedFn", "Playback", "PlaybackPort", "END_TOLERANCE_MS", "HeardSource"]
+__all__ = [
+    "HeardMs", "HeardFn", "FinishedFn", "Playback", "PlaybackPort", "TakesReceivedCount", "END_TOLERANCE_MS", "HeardSource",
+]
 
 HeardFn = Callable[[str, int], "float | None"]
 FinishedFn = Callable[[str, int], bool]
@@ -65,6 +70,15 @@ class PlaybackPort:
             output.finished if isinstance(output, ReportsFinished) else None,
             isinstance(output, StopsWhereHeard) and output.stops_where_heard is True,
         )
+
+
+@runtime_checkable
+class TakesReceivedCount(Protocol):
+    """An output told how much of each item's audio was received, as the core counted it (AudioPlayer:
+    a finished item was heard in full, its duration as received). The I/O layer calls it after each
+    ``play`` with the ``audio`` event's ``received_ms``."""
+
+    def audio_received(self, item_id: str, content_index: int, received_ms: float) -> None: ...
 
 
 #: Where playback is, for one call: a number (ms heard counted from the start of the oldest audio still

@@ -46,11 +46,11 @@ from ._interfaces import (
     FinishesItems,
     SocketFactory,
 )
-from ._playback import PlaybackPort
+from ._playback import PlaybackPort, TakesReceivedCount
 from ._send_context import SendContext, sends
 from .config import SessionConfig
 from .dialects import DialectSpec, get_dialect
-from .errors import ConfigurationError, ConnectionClosedError, InvalidStateError, RealtimeError, UnsupportedError
+from .errors import ConfigurationError, ConnectionClosedError, RealtimeError, UnsupportedError
 from .events import AudioDropped, ConnectionStatus, ErrorEvent, Reconnected, ReconnectFailed, Reconnecting, TransportAudio
 
 __all__ = [
@@ -110,6 +110,7 @@ class _TransportShell(Listenable):
         )
         self._player: AudioOutput | None = None
         self._finish: Callable[[str, int], Any] | None = None  # the player's finish(), if it has one
+        self._tell_received: Callable[[str, int, float], Any] | None = None  # its audio_received(), if any
         self._microphone: AudioInput | None = None
 
     # State ---------------------------------------------------------------------------------------
@@ -140,11 +141,7 @@ class _TransportShell(Listenable):
 
     @current_model.setter
     def current_model(self, model: str) -> None:
-        if self._core.status != "disconnected":
-            raise InvalidStateError(
-                f"the model cannot change while the transport is {self._core.status}: close() first"
-            )
-        self._core.model = model
+        self._core.change_model(model)
 
     @property
     def dialect(self) -> str:
@@ -239,6 +236,7 @@ class _TransportShell(Listenable):
             raise ConfigurationError("the audio output must have play(), heard_ms() and stop() (see AudioOutput)")
         self._player = player
         self._finish = player.finish if isinstance(player, FinishesItems) else None
+        self._tell_received = player.audio_received if isinstance(player, TakesReceivedCount) else None
         self._core.attach_playback(None if player is None else PlaybackPort.of(player))
 
     def attach_microphone(self, mic: AudioInput | None) -> None:
@@ -270,6 +268,8 @@ class _TransportShell(Listenable):
                     content_index=event.content_index,
                     audio_format=event.audio_format,  # the response's own format, else the session's
                 )
+                if self._tell_received is not None:  # the core's count: the player never counts again
+                    self._tell_received(event.item_id, event.content_index, event.received_ms)
             except Exception as exc:
                 self._report(exc)
         self._emitter.emit("audio", event)

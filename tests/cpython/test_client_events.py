@@ -24,6 +24,7 @@ from realtime_samples import ga_samples
 
 from pyodide_realtime import _client_events as C
 from pyodide_realtime._core import RealtimeProtocol
+from pyodide_realtime.dialects import get_dialect
 from pyodide_realtime.errors import ConfigurationError
 from pyodide_realtime.events import FunctionCall
 
@@ -113,7 +114,7 @@ def test_what_the_core_sends_by_itself_is_valid_too(dialect: str) -> None:
     # Tracing after session.created, a retrieve after a transcript, cancel and truncate on an interrupt.
     core = opened(dialect, {"turn_detection": {"type": "server_vad", "interrupt_response": False}})
     samples = ga_samples()
-    audio = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
+    audio = get_dialect(dialect).wire.audio_delta
     for name in ("session.created", "response.created", "conversation.item.input_audio_transcription.completed"):
         core.receive(json.dumps(samples[name]))
     core.receive(json.dumps({**samples["response.output_audio.delta"], "type": audio}), now_ms=0.0)

@@ -384,7 +384,7 @@ def test_other_dialects_names_do_not_drive_the_audio_path_twice(dialect: str) ->
 def test_items_functions_and_deletions(dialect: str) -> None:
     core = opened(dialect)
     message = {"id": "msg_1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
-    added = "conversation.item.added" if dialect == "ga" else "conversation.item.created"
+    added = get_dialect(dialect).wire.item_created
     core.receive(ev(type=added, previous_item_id="msg_0", item=message))
     core.receive(ev(type="conversation.item.retrieved", item={**message, "status": "completed"}))
     core.receive(ev(type="response.output_item.done", response_id="r",
@@ -934,6 +934,45 @@ def test_star_and_per_type_events_are_made_only_when_wanted() -> None:
     core.receive(ev(type="error", error={"message": "x"}))
     assert names(core)[:2] == ["*", "error"]
 
+
+
+def test_the_model_changes_only_between_connections() -> None:
+    core = RealtimeProtocol("ga", model="first")
+    core.change_model("second")
+    core.connection_opening()
+    with pytest.raises(InvalidStateError, match="model cannot change while the transport is connecting: close"):
+        core.change_model("third")
+    core.connection_opened(None)
+    assert json.loads(core.data_to_send()[0])["session"]["model"] == "second"
+    with pytest.raises(InvalidStateError, match="connected"):
+        core.change_model("third")
+    assert core.model == "second"  # nothing changed
+    core.connection_closed()
+    core.change_model("third")
+    assert core.model == "third"
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_text_deltas_are_made_only_when_wanted(dialect: str) -> None:
+    """Half of a reply's events are text deltas: nobody listening, no record is made for them."""
+    core = opened(dialect)
+    wire = get_dialect(dialect).wire
+    deltas = [ev(type=wire.transcript_delta, response_id="r", item_id="i", output_index=0, content_index=0, delta="a"),
+              ev(type=wire.text_delta, response_id="r", item_id="i", output_index=0, content_index=0, delta="b"),
+              ev(type="conversation.item.input_audio_transcription.delta", item_id="u", content_index=0, delta="c")]
+    made = ["audio_transcript_delta", "output_text_delta", "input_audio_transcription_delta"]
+
+    def receive_all() -> list[str]:
+        for text in deltas:
+            core.receive(text)
+        return [name for name in names(core) if name in made]  # not ``*`` and the server's types
+
+    core.wanted = {"audio"}
+    assert receive_all() == []
+    core.wanted = {"output_text_delta"}
+    assert receive_all() == ["output_text_delta"]
+    for wanted in ({"**"}, None, set(made)):
+        core.wanted = wanted
+        assert receive_all() == made
 
 # Malformed frames (#9.1, #9.2): nothing escapes, the state still advances --------------------------------
 BAD_VALUES: list[Any] = ["12", 1e999, float("nan"), -5, True, {"x": 1}, [1, 2], None, "\u0000", 2**70]

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from realtime_samples import beta_samples, ga_samples
 
 from pyodide_realtime._core import RealtimeProtocol
+from pyodide_realtime.dialects import get_dialect
 from pyodide_realtime.events import ErrorEvent
 
 #: Cases per hypothesis test; each case feeds FRAMES_PER_CASE mutated frames. ``./build.sh fuzz`` sets
@@ -176,7 +177,7 @@ def opened(dialect: str) -> RealtimeProtocol:
     core.connection_opening()
     core.connection_opened(None)
     samples = SAMPLES[dialect]
-    audio = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
+    audio = get_dialect(dialect).wire.audio_delta
     for name in ("session.created", "response.created", audio):
         feed(core, json.dumps(samples[name]), 0.0, None)
     return core
@@ -196,7 +197,7 @@ def assert_still_works(core: RealtimeProtocol, dialect: str, now_ms: float) -> N
     core.events_received()
     created = {**samples["response.created"], "response": {**samples["response.created"]["response"], "id": "resp_ok"}}
     feed(core, json.dumps(created), now_ms, None)
-    audio = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
+    audio = get_dialect(dialect).wire.audio_delta
     pcm = bytes(range(96))
     delta = {**samples[audio], "response_id": "resp_ok", "item_id": "item_ok", "delta": base64.b64encode(pcm).decode()}
     events = feed(core, json.dumps(delta), now_ms, None)

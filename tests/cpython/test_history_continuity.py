@@ -29,11 +29,14 @@ from pyodide_realtime._client_events import validate_client_event
 from pyodide_realtime._core import RealtimeProtocol
 from pyodide_realtime._history import History
 from pyodide_realtime._history_edits import MAX_ITEM_ID_CHARS, plan_reset_history
+from pyodide_realtime.dialects import DIALECTS
 from pyodide_realtime_server import RealtimeServer
 
 SDK = {"ga": TypeAdapter(GAClientEvent), "beta": TypeAdapter(BetaClientEvent)}
 PLACED = frozenset({"item", "previous_item_id"})
 EVENT_TIMEOUT_S = 10.0
+#: What each dialect calls the event of an item added to the conversation.
+ITEM_CREATED = frozenset(d.wire.item_created for d in DIALECTS)
 
 
 def conversation() -> History:
@@ -206,7 +209,7 @@ async def test_a_fresh_server_session_gets_the_conversation_back_in_order(server
 
     def on_event(event: Any) -> None:
         data = event.model_dump()
-        if data["type"] in ("conversation.item.added", "conversation.item.created"):  # GA, beta
+        if data["type"] in ITEM_CREATED:
             announced.append(data)
             if data["item"]["id"] == "item_a1":
                 last_added.set()

@@ -18,6 +18,7 @@ import pytest
 
 from pyodide_realtime import AudioInterrupted, OpenAIRealtimeWebSocket, SocketRequest
 from pyodide_realtime._interfaces import SocketHandler, bytes_per_ms
+from pyodide_realtime.dialects import get_dialect
 
 KEY = "sk-test-interrupt-0123456789"
 MS = 1.0
@@ -77,6 +78,7 @@ class PlaybackDouble:
         self.finished_items: set[tuple[str, int]] = set()
         self.stopped_at: float | None = None
         self.calls: list[str] = []
+        self.told: list[tuple[str, int, float]] = []  # the core's count, as the transport hands it on
         if not has_finished:
             self.finished = None  # type: ignore[assignment]
 
@@ -107,6 +109,9 @@ class PlaybackDouble:
                 return min(max(played - offset, 0.0), ms)
             offset += ms
         return None
+
+    def audio_received(self, item_id: str, content_index: int, received_ms: float) -> None:
+        self.told.append((item_id, content_index, received_ms))
 
     def finish(self, item_id: str, content_index: int) -> None:
         self.finished_items.add((item_id, content_index))
@@ -146,14 +151,12 @@ async def connected(clock: Clock, player: PlaybackDouble | None = None, *, diale
 
 
 def audio(socket: MemorySocket, dialect: str, *, item: str, ms: float, bpm: int = 48, response: str = "resp_1") -> None:
-    name = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
-    socket.server(type=name, response_id=response, item_id=item, output_index=0, content_index=0,
+    socket.server(type=get_dialect(dialect).wire.audio_delta, response_id=response, item_id=item, output_index=0, content_index=0,
                   delta=base64.b64encode(bytes(int(ms * bpm))).decode())
 
 
 def audio_done(socket: MemorySocket, dialect: str, *, item: str, response: str = "resp_1") -> None:
-    name = "response.output_audio.done" if dialect == "ga" else "response.audio.done"
-    socket.server(type=name, response_id=response, item_id=item, output_index=0, content_index=0)
+    socket.server(type=get_dialect(dialect).wire.audio_done, response_id=response, item_id=item, output_index=0, content_index=0)
 
 
 def truncations(socket: MemorySocket) -> list[tuple[str, int]]:
@@ -215,12 +218,23 @@ async def test_a_barge_in_by_speech_cancels_only_when_the_server_will_not(interr
     assert truncations(socket) == [("item_1", 120)]
 
 
+def interrupt(transport: VirtualTransport, socket: MemorySocket, by: str) -> None:
+    if by == "app":
+        transport.interrupt()
+    else:
+        socket.server(type="input_audio_buffer.speech_started", audio_start_ms=5, item_id="user_1")
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("by", ["app", "speech"])
+@pytest.mark.parametrize("stops_where_heard", [True, False], ids=["stops-where-heard", "measured-first"])
 @pytest.mark.parametrize("has_finished", [True, False], ids=["finished()", "heard-to-its-end"])
-async def test_a_reply_heard_to_its_end_is_not_cut_and_the_next_one_is(dialect: str, has_finished: bool) -> None:
+async def test_a_reply_heard_to_its_end_is_not_cut_and_the_next_one_is(
+    dialect: str, by: str, stops_where_heard: bool, has_finished: bool
+) -> None:
     clock = Clock()
-    player = PlaybackDouble(clock, stops_where_heard=True, has_finished=has_finished)
+    player = PlaybackDouble(clock, stops_where_heard=stops_where_heard, has_finished=has_finished)
     transport, socket, got = await connected(clock, player, dialect=dialect)
     socket.server(type="response.created", response={"id": "resp_1"})
     audio(socket, dialect, item="item_1", ms=200)
@@ -228,25 +242,30 @@ async def test_a_reply_heard_to_its_end_is_not_cut_and_the_next_one_is(dialect: 
     socket.server(type="response.done", response={"id": "resp_1", "status": "completed"})
     assert player.finished_items == {("item_1", 0)}  # the transport told the player the item is done
     clock.now += 250.0  # all 200 ms played
-    transport.interrupt()
+    interrupt(transport, socket, by)
     assert socket.sent == []  # nothing to cancel, nothing to cut
-    # A player that says what finished is not even stopped; one that does not is stopped to measure.
-    assert player.calls.count("stop") == (0 if has_finished else 1)
+    # A player that says what finished is not even stopped; one that stops where heard but cannot say
+    # is stopped to measure; one measured first is stopped only once something was cut.
+    assert player.calls.count("stop") == (1 if stops_where_heard and not has_finished else 0)
     player.stopped_at = None
     # The next reply, still playing, is cut where it was heard.
     socket.server(type="response.created", response={"id": "resp_2"})
     audio(socket, dialect, item="item_2", ms=300, response="resp_2")
     clock.now += 40.0  # item_2 starts after item_1's 200 ms: 90 ms of it heard by now
-    transport.interrupt()
+    interrupt(transport, socket, by)
     assert truncations(socket) == [("item_2", 90)]
     assert [p for n, p in got if n == "audio_interrupted"] == [AudioInterrupted((("item_2", 0, 90),))]
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_a_reply_in_its_own_audio_format_is_played_measured_and_clamped_in_it(dialect: str) -> None:
+@pytest.mark.parametrize("by", ["app", "speech"])
+@pytest.mark.parametrize("stops_where_heard", [True, False], ids=["stops-where-heard", "measured-first"])
+async def test_a_reply_in_its_own_audio_format_is_played_measured_and_clamped_in_it(
+    dialect: str, by: str, stops_where_heard: bool
+) -> None:
     clock = Clock()
-    player = PlaybackDouble(clock, stops_where_heard=False)
+    player = PlaybackDouble(clock, stops_where_heard=stops_where_heard)
     transport, socket, _got = await connected(clock, player, dialect=dialect)  # the session says pcm16
     own = {"audio": {"output": {"format": {"type": "audio/pcmu"}}}} if dialect == "ga" else {"output_audio_format": "g711_ulaw"}
     socket.server(type="response.created", response={"id": "resp_1", **own})
@@ -255,8 +274,36 @@ async def test_a_reply_in_its_own_audio_format_is_played_measured_and_clamped_in
     clock.now += 400.0  # the clock ran past the audio received: the cut is clamped to it
     player.stopped_at = clock.now + 1000.0  # an output that says it played further than it was given
     player.started_at = clock.now - 1000.0
-    transport.interrupt()
+    interrupt(transport, socket, by)
     assert truncations(socket) == [("item_1", 150)]
+    clock.now += 1.0
+    socket.server(type="response.created", response={"id": "resp_2"})  # the session's format again
+    audio(socket, dialect, item="item_2", ms=100, bpm=bytes_per_ms("pcm16"), response="resp_2")
+    assert transport.protocol.audio_received_ms == 100.0
+    assert player.told == [("item_1", 0, 150.0), ("item_2", 0, 100.0)]  # the core's count, each in its format
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_the_player_is_told_the_cores_count_of_audio_received(dialect: str) -> None:
+    """Received audio is counted once, in the core: the player gets that count after each chunk (what a
+    finished item reports as heard), so the two can never disagree."""
+    clock = Clock()
+    player = PlaybackDouble(clock, stops_where_heard=True)
+    transport, socket, _got = await connected(clock, player, dialect=dialect)
+    seen: list[float] = []
+    transport.on("audio", lambda event: seen.append(event.received_ms))
+    socket.server(type="response.created", response={"id": "resp_1"})
+    for ms in (100, 33.3, 0.5):  # 4,800, 1,598 and 24 bytes: ms that are not whole
+        audio(socket, dialect, item="item_1", ms=ms)
+    socket.server(type="response.created", response={"id": "resp_2"})
+    audio(socket, dialect, item="item_2", ms=20, response="resp_2")
+    assert [ms for *_, ms in player.told] == seen == [100.0, 133.29166666666666, 133.79166666666666, 20.0]
+    assert [key for *key, _ in player.told] == [["item_1", 0]] * 3 + [["item_2", 0]]
+    assert transport.protocol.audio_received_ms == 133.79166666666666 + 20.0
+    transport.attach_audio_output(None)
+    audio(socket, dialect, item="item_2", ms=10, response="resp_2")
+    assert len(player.told) == 4  # a detached player hears nothing more
 
 
 @pytest.mark.asyncio

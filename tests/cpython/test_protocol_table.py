@@ -16,6 +16,7 @@ from realtime_samples import ITEMS, beta_samples, ga_samples
 
 from pyodide_realtime import events as E
 from pyodide_realtime._core import RealtimeProtocol
+from pyodide_realtime.dialects import get_dialect
 
 SAMPLES = {"ga": ga_samples(), "beta": beta_samples()}
 SDK_UNION = {"ga": GAServerEvent, "beta": BetaServerEvent}
@@ -108,7 +109,7 @@ def test_each_event_type_is_typed_derives_its_events_and_answers(dialect: str, n
     core = RealtimeProtocol(dialect, model="m")
     core.connection_opening()
     core.connection_opened({"turn_detection": {"type": "server_vad", "interrupt_response": True}})
-    audio = "response.output_audio.delta" if dialect == "ga" else "response.audio.delta"
+    audio = get_dialect(dialect).wire.audio_delta
     for earlier in ("response.created", audio):
         core.receive(json.dumps(SAMPLES[dialect][earlier]), now_ms=0.0)
     core.data_to_send()

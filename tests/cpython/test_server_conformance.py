@@ -21,6 +21,7 @@ from openai.types.realtime import realtime_server_event as ga_events
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 
+from pyodide_realtime.dialects import get_dialect
 from pyodide_realtime_server import RealtimeServer
 
 EVENT_TIMEOUT_S = 5.0
@@ -147,7 +148,7 @@ async def _conversation(server: RealtimeServer, dialect: str) -> list[dict[str, 
         # Item order: first of all ("root"), then after a given item.
         first = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]}
         await client.send("conversation.item.create", previous_item_id="root", item=first)
-        created = await client.expect("conversation.item.added" if dialect == "ga" else "conversation.item.created")
+        created = await client.expect(get_dialect(dialect).wire.item_created)
         assert created["previous_item_id"] is None
         await client.send("conversation.item.retrieve", item_id=created["item"]["id"])
         await client.expect("conversation.item.retrieved")
@@ -171,7 +172,7 @@ async def _conversation(server: RealtimeServer, dialect: str) -> list[dict[str, 
             await client.expect("conversation.item.input_audio_transcription.completed")
         await client.send("conversation.item.create", item={**message, "content": [{"type": "input_text", "text": "talk"}]})
         await client.send("response.create")
-        delta = await client.expect("response.output_audio.delta" if dialect == "ga" else "response.audio.delta")
+        delta = await client.expect(get_dialect(dialect).wire.audio_delta)
         await client.send("response.cancel")
         await client.expect("response.done")
         await client.send("conversation.item.truncate", item_id=delta["item_id"], content_index=0, audio_end_ms=10)

@@ -31,15 +31,11 @@ from pyodide_realtime import (
 )
 from pyodide_realtime import _connect as transport_module
 from pyodide_realtime._cpython_socket import create_cpython_socket
+from pyodide_realtime.dialects import BETA, GA
 
 PCM16_100MS = 4800
 DELTAS_PER_RESPONSE = 3
 SECRET = "sk-test-SECRET-abc123"
-# What each dialect calls the server events the peer sends: (audio delta, audio done, transcript delta).
-AUDIO_EVENTS = {
-    "ga": ("response.output_audio.delta", "response.output_audio.done", "response.output_audio_transcript.delta"),
-    "beta": ("response.audio.delta", "response.audio.done", "response.audio_transcript.delta"),
-}
 
 
 class Peer:
@@ -77,7 +73,8 @@ class Peer:
 
     async def handle(self, ws: ServerConnection) -> None:
         beta = ws.request is not None and "OpenAI-Beta" in ws.request.headers
-        audio_delta, audio_done, transcript_delta = AUDIO_EVENTS["beta" if beta else "ga"]
+        wire = (BETA if beta else GA).wire
+        audio_delta, audio_done, transcript_delta = wire.audio_delta, wire.audio_done, wire.transcript_delta
         running: str | None = None
         await ws.send(json.dumps({"type": "session.created", "event_id": "evt_0", "session": {"id": "sess_1"}}))
         async for message in ws:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pyodide_realtime._interfaces import FORMAT_RATES, bytes_per_ms
-from pyodide_realtime.dialects import Dialect
+from pyodide_realtime.dialects import Dialect, WireNames, get_dialect
 
 from ._audio import decode_from_wire, encode_for_wire
 from ._errors import ClientEventError
@@ -32,7 +32,7 @@ from ._output_buffer import OutputAudioBuffer
 from ._peer import PeerLike
 from ._rules import check_response_options
 from ._schema import validate_client_event
-from ._session_state import PART_TYPES, SEMANTIC_VAD_AS_SERVER_VAD, WIRE_NAMES, SessionState, new_id
+from ._session_state import PART_TYPES, SEMANTIC_VAD_AS_SERVER_VAD, SessionState, new_id
 from ._speech import Synthesizer
 from ._state import ConnectionRecord
 from ._vad import SpeechDetector, SpeechStarted
@@ -106,7 +106,7 @@ class Conversation:
         self.listener = listener
         self.record = record
         self.dialect: Dialect = dialect
-        self.names = WIRE_NAMES[dialect]
+        self.names: WireNames = get_dialect(dialect).wire  # the client's spelling of each dialect's names
         self.session = SessionState(model, dialect).seed(initial_session)
         self.synthesizer = synthesizer
         self.pace = pace
@@ -461,11 +461,8 @@ class Conversation:
             self.items.remove(dropped)
             self._forget_item(dropped)
         previous = self._previous_id(item)
-        if self.dialect == "beta":
-            self.send({"type": "conversation.item.created", "previous_item_id": previous, "item": item})
-            return
-        self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        if done:
+        self.send({"type": self.names.item_created, "previous_item_id": previous, "item": item})
+        if done and self.dialect == "ga":  # beta has no conversation.item.done
             self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
 
     def _forget_item(self, item: dict[str, Any]) -> None:
@@ -516,7 +513,7 @@ class Conversation:
         if (
             item.get("role") != "assistant"
             or not 0 <= content_index < len(content)
-            or content[content_index].get("type") != self.names["audio_content"]
+            or content[content_index].get("type") != self.names.audio_content
         ):
             raise ClientEventError(
                 "invalid_value",
@@ -747,7 +744,7 @@ class Conversation:
 
     async def _stream_speech(self, response: ActiveResponse, text: str) -> None:
         audio = await self.synthesizer.audio(text, response.audio_format) if response.modality == "audio" else b""
-        content_type = self.names["audio_content"] if response.modality == "audio" else self.names["text_content"]
+        content_type = self.names.audio_content if response.modality == "audio" else self.names.text_content
         item: dict[str, Any] = {
             "id": new_id("item"),
             "object": "realtime.item",
@@ -766,7 +763,7 @@ class Conversation:
         if response.modality == "text":
             for word in words:
                 response.transcript += word
-                self.send({"type": self.names["text_delta"], **ids, "delta": word})
+                self.send({"type": self.names.text_delta, **ids, "delta": word})
                 await self._sleep(TEXT_DELTA_MS)
             return
         item["content"] = [{"type": content_type, "transcript": ""}]
@@ -778,12 +775,12 @@ class Conversation:
             due = math.ceil((index + 1) / len(chunks) * len(words))
             while sent_words < due:
                 response.transcript += words[sent_words]
-                self.send({"type": self.names["transcript_delta"], **ids, "delta": words[sent_words]})
+                self.send({"type": self.names.transcript_delta, **ids, "delta": words[sent_words]})
                 sent_words += 1
             if self.output is not None:
                 self.output.push(response.id, item["id"], chunk)
             else:
-                self.send({"type": self.names["audio_delta"], **ids, "delta": base64.b64encode(chunk).decode("ascii")})
+                self.send({"type": self.names.audio_delta, **ids, "delta": base64.b64encode(chunk).decode("ascii")})
             self.model_spoke = True
             chunk_ms = len(chunk) / bytes_per_ms(response.audio_format)
             response.audio_ms += chunk_ms
@@ -808,16 +805,16 @@ class Conversation:
         if item is not None and item["type"] == "message":
             ids = {"response_id": response.id, "item_id": item["id"], "output_index": self._output_index(response), "content_index": 0}
             if response.modality == "audio":
-                content = {"type": self.names["audio_content"], "transcript": response.transcript}
+                content = {"type": self.names.audio_content, "transcript": response.transcript}
                 part = {"type": PART_TYPES["audio"], "transcript": response.transcript}
                 if response.part_open:
-                    self.send({"type": self.names["audio_done"], **ids})
-                    self.send({"type": self.names["transcript_done"], **ids, "transcript": response.transcript})
+                    self.send({"type": self.names.audio_done, **ids})
+                    self.send({"type": self.names.transcript_done, **ids, "transcript": response.transcript})
             else:
-                content = {"type": self.names["text_content"], "text": response.transcript}
+                content = {"type": self.names.text_content, "text": response.transcript}
                 part = {"type": PART_TYPES["text"], "text": response.transcript}
                 if response.part_open:
-                    self.send({"type": self.names["text_done"], **ids, "text": response.transcript})
+                    self.send({"type": self.names.text_done, **ids, "text": response.transcript})
             item["content"] = [content]
             if response.part_open:
                 self.send({"type": "response.content_part.done", **ids, "part": part})

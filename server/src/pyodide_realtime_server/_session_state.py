@@ -23,29 +23,6 @@ DEFAULT_INSTRUCTIONS = "You are the simulated model of pyodide-realtime's local 
 DEFAULT_TEMPERATURE = 0.8  # beta only
 SessionType = Literal["realtime", "transcription"]
 
-# Server event and content names that differ between the dialects.
-WIRE_NAMES: dict[Dialect, dict[str, str]] = {
-    "ga": {
-        "audio_delta": "response.output_audio.delta",
-        "audio_done": "response.output_audio.done",
-        "transcript_delta": "response.output_audio_transcript.delta",
-        "transcript_done": "response.output_audio_transcript.done",
-        "text_delta": "response.output_text.delta",
-        "text_done": "response.output_text.done",
-        "audio_content": "output_audio",  # in a conversation item
-        "text_content": "output_text",
-    },
-    "beta": {
-        "audio_delta": "response.audio.delta",
-        "audio_done": "response.audio.done",
-        "transcript_delta": "response.audio_transcript.delta",
-        "transcript_done": "response.audio_transcript.done",
-        "text_delta": "response.text.delta",
-        "text_done": "response.text.done",
-        "audio_content": "audio",
-        "text_content": "text",
-    },
-}
 # In response.content_part.added/done both dialects say "audio"/"text" (the SDK types and the JS SDK).
 PART_TYPES = {"audio": "audio", "text": "text"}
 

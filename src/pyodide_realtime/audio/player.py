@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._interfaces import FORMAT_RATES, AudioFormat, bytes_per_ms
+from .._interfaces import FORMAT_RATES, AudioFormat
 from ..errors import ConfigurationError
 from ._context import RESUME_TIMEOUT_S, resume_context
 from ._shim import js_object, load_shim, page_link, require_web_audio
@@ -126,7 +126,8 @@ class AudioPlayer:
         #: Keys the worklet knows (a chunk or a finish was posted): only those get an "ended" message.
         self._posted: set[int] = set()
         self._ended: dict[int, asyncio.Future[PlaybackPosition]] = {}
-        #: ms of audio received per item, summed delta by delta as the core sums it (same floats).
+        #: ms of audio received per item, as the transport's protocol core counted it (``audio_received``):
+        #: the one count, never summed here again.
         self._received_ms: dict[int, float] = {}
         self._finish_called: set[int] = set()
         self._end_reasons: dict[int, str] = {}
@@ -206,12 +207,13 @@ class AudioPlayer:
     def heard_ms(self, item_id: str, content_index: int = 0) -> float | None:
         """Milliseconds of the item heard once a stop sent now takes effect (0.0 if queued, not started),
         None if never played. An item that played to its end (``finished``) was heard in full: its
-        duration as received, which the rounding of resampling never shortens."""
+        duration as received (``audio_received``), which the rounding of resampling never shortens;
+        fed by hand, without that count, the frames it rendered."""
         key = self._keys.get((item_id, content_index))
         if key is None or self._handle is None:
             return None
-        if self._played_out(key):
-            return self._received_ms.get(key, 0.0)
+        if self._played_out(key) and key in self._received_ms:
+            return self._received_ms[key]
         frames = max(int(self._handle.heardFrames(key)), 0)
         if self.compensate_output_latency:
             frames = max(frames - round(self.output_latency_ms * self.sample_rate / MS_PER_SECOND), 0)
@@ -222,6 +224,14 @@ class AudioPlayer:
         last frame was rendered. The transport never truncates such an item."""
         key = self._keys.get((item_id, content_index))
         return key is not None and self._played_out(key)
+
+    def audio_received(self, item_id: str, content_index: int, received_ms: float) -> None:
+        """The item's audio received so far, this chunk included, in ms of its own format, as the
+        transport's protocol core counts it (the transport calls this after each ``play``): what a
+        finished item reports as heard. The player never counts the bytes itself."""
+        key = self._keys.get((item_id, content_index))
+        if key is not None:
+            self._received_ms[key] = received_ms
 
     def stop(self) -> None:
         """Silence within ``STOP_MARGIN_MS`` (exactly where ``heard_ms`` said) and drop everything queued
@@ -391,7 +401,6 @@ class AudioPlayer:
         # One copy into a fresh Uint8Array, whose buffer JS then transfers to the audio thread.
         self._handle.play(key, audio_format, to_js(memoryview(data)), seq)
         self._posted.add(key)
-        self._received_ms[key] = self._received_ms.get(key, 0.0) + len(data) / bytes_per_ms(audio_format)
         self._end_reasons.pop(key, None)  # more audio: it has not played out (yet)
         return True
 
@@ -438,8 +447,8 @@ class AudioPlayer:
                     self._current = None
                 reason = str(message.reason)
                 self._end_reasons[key] = reason
-                if self._played_out(key):
-                    heard = self._received_ms.get(key, 0.0)
+                if self._played_out(key) and key in self._received_ms:
+                    heard = self._received_ms[key]
                 else:
                     heard = int(message.frames) * MS_PER_SECOND / self.sample_rate
                 position = PlaybackPosition(item[0], item[1], heard)
