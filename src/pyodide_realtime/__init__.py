@@ -22,7 +22,7 @@ from ._version import __version__
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _EXPORTS loads the same names lazily
     from ._interfaces import AudioFormat, AudioInput, AudioOutput, RealtimeSocket, SocketFactory, SocketHandler, SocketRequest
     from .agent import RealtimeAgent, RealtimeHandoff, realtime_handoff
-    from .audio import AudioPlayer, Microphone, PlaybackPosition, VoiceConversation, start_voice
+    from .audio import AudioPlayer, EchoCancellationWarning, Microphone, PlaybackPosition, VoiceConversation, start_voice
     from .config import DEFAULT_SESSION_CONFIG, SessionConfig, TurnDetection
     from .errors import (
         ConfigurationError,
@@ -218,6 +218,7 @@ _EXPORTS: dict[str, str] = {
     "Microphone": ".audio",
     "VoiceConversation": ".audio",
     "start_voice": ".audio",
+    "EchoCancellationWarning": ".audio",
     "RealtimeError": ".errors",
     "UserError": ".errors",
     "ConfigurationError": ".errors",
@@ -358,6 +359,7 @@ __all__ = [
     "Microphone",
     "VoiceConversation",
     "start_voice",
+    "EchoCancellationWarning",
     # errors
     "RealtimeError",
     "UserError",

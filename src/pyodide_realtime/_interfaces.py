@@ -251,13 +251,16 @@ SocketFactory = Callable[[SocketRequest, SocketHandler], RealtimeSocket]
 class AudioOutput(Protocol):
     """Where model audio goes, and what it says back about what was heard (``AudioPlayer``).
 
-    Two more methods are used when an output has them: ``finish(item_id, content_index)`` (the
-    transport calls it when the server's audio for the item is done) and ``finished(item_id,
-    content_index) -> bool`` (its last frame was rendered: the item is never truncated). An output
-    whose ``heard_ms`` keeps answering after ``stop()``, with where each item's sound stopped, says so
-    with ``stops_where_heard = True``: an interruption then stops it first and truncates at those
-    positions, so the model's transcript ends where the user stopped hearing, however late the
-    truncation is sent. Without it, the truncation is measured first and the output stopped after.
+    Three more methods are used when an output has them: ``finish(item_id, content_index)`` (the
+    transport calls it when the server's audio for the item is done), ``finished(item_id,
+    content_index) -> bool`` (its last frame was rendered: the item is never truncated) and
+    ``audio_received(item_id, content_index, received_ms)`` (called after each ``play`` with the core's
+    count of the item's audio so far, in ms of its own format: an output that needs the figure takes
+    it rather than counting bytes again). An output whose ``heard_ms`` keeps answering after
+    ``stop()``, with where each item's sound stopped, says so with ``stops_where_heard = True``: an
+    interruption then stops it first and truncates at those positions, so the model's transcript ends
+    where the user stopped hearing, however late the truncation is sent. Without it, the truncation
+    is measured first and the output stopped after.
     """
 
     def play(self, data: bytes, *, item_id: str, content_index: int, audio_format: AudioFormat) -> None:

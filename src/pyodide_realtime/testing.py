@@ -62,8 +62,9 @@ Expectation = Union[str, Mapping[str, Any], Callable[[dict[str, Any]], bool]]
 
 #: The URL a scripted transport reports (nothing is ever opened there).
 SCRIPTED_URL = "ws://127.0.0.1/scripted"
-#: The key a scripted transport connects with when none is given (it goes nowhere).
-SCRIPTED_KEY = "scripted-test-key"
+#: The key a scripted transport connects with when none is given (it goes nowhere). It has an ephemeral
+#: key's form, which is the only form a transport takes in a page.
+SCRIPTED_KEY = "ek_scripted_test_key"
 #: PCM16 24 kHz: bytes of audio per millisecond.
 _PCM16_BYTES_PER_MS = 48
 

@@ -43,8 +43,7 @@ async def test_a_scripted_transport_follows_its_script_on_pyodides_event_loop(se
         ]
     )
     transport.on("*", lambda event: seen.append(event.type))
-    # An ephemeral key's form: in Pyodide the transport refuses any other (testing.SCRIPTED_KEY is not one).
-    await transport.connect("ek_scripted")
+    await transport.connect()  # no key: the scripted one, which has the form a page accepts
     transport.delete_item("a")
     transport.update_session_config({"instructions": "Be brief."})
     transport.request_response({"instructions": "Now."})

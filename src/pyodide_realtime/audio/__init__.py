@@ -11,6 +11,7 @@ relative URLs against the page there.
 from __future__ import annotations
 
 from .._interfaces import FORMAT_RATES, bytes_per_ms
+from ._context import EchoCancellationWarning
 from ._shim import HOST_SNIPPET, page_url
 from .microphone import MAX_CHUNK_MS, MIN_CHUNK_MS, Microphone
 from .player import AudioPlayer, EndReason, PlaybackPosition
@@ -29,4 +30,5 @@ __all__ = [
     "start_voice",
     "page_url",
     "HOST_SNIPPET",
+    "EchoCancellationWarning",
 ]
