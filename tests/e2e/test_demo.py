@@ -273,7 +273,15 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
         expect(error).to_have_attribute("data-kind", "microphone")
         expect(error.locator(".message")).to_contain_text("The microphone is off")
+        expect(error.locator(".message")).to_have_text(
+            "The microphone is off: the browser did not allow it. You can still type; to talk, allow the microphone "
+            "for this page, then Hang up and Connect."
+        )
         expect(error.locator(".details")).to_contain_text("denied")  # the library's words, folded
+        # They say what to do, and the session's way back: not a call that a session's user never makes.
+        details = error.locator(".details").text_content() or ""  # folded: its text, not what shows
+        assert "then ask for it again" in details and "close this session and connect a new one" in details, details
+        assert "start()" not in details, details
         expect(page.locator("#error-details")).to_be_visible()
         expect(page.locator("#mute")).to_be_disabled()
         # Not the green "Listening": nobody hears the person.
