@@ -152,6 +152,11 @@ class Demo:
         if self.frame is None:
             self.frame = asyncio.get_running_loop().call_later(FRAME_S, self.draw)
 
+    def draw_now(self) -> None:
+        if self.frame is not None:
+            self.frame.cancel()
+        self.draw()
+
     def draw(self) -> None:
         self.frame = None
         moving = self.draw_voice()
@@ -346,6 +351,7 @@ async def main(resolve: Callable[[str], str] = str, window: Any = None) -> Demo:
         el(name).addEventListener(event, create_proxy(handler))  # kept as long as the page lives
     demo.set_status("disconnected")
     demo.view.set("boot", "prop", "hidden", True)
-    # Ready. The session layer loads once the page is drawn; a Connect pressed meanwhile waits for it.
+    demo.draw_now()  # ready: shown now, not a frame later
+    # The session layer loads once the page is drawn; a Connect pressed meanwhile waits for it.
     asyncio.get_running_loop().call_later(WARM_UP_S, load_session_layer)
     return demo
