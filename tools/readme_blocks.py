@@ -11,6 +11,8 @@ A fenced block is preceded by a marker that names where it runs (one or more of 
                                 runs it with the local server standing in for the API
     <!-- test: worker-host -->  the page's lines for a plain Pyodide worker: pyodide_realtime.audio's
                                 HOST_SNIPPET as written (tests/e2e/test_worker.py runs it in a page)
+    <!-- test: worker -->       Python, run in a PyScript worker of a cross-origin isolated page served
+                                by the local server (tests/e2e/test_readme_worker.py)
 
 Python blocks run in order in one namespace per place, top-level ``await`` allowed; ``realtime_url``,
 ``ephemeral_key`` and ``mint_key`` (an async function that mints a fresh key) are given in CPython (a
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-KINDS = frozenset({"cpython", "browser", "shell", "page", "backend", "worker-host"})
+KINDS = frozenset({"cpython", "browser", "shell", "page", "backend", "worker-host", "worker"})
 _FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```\s*$", re.S | re.M)
 _MARKER = re.compile(r"<!-- test: ([\w -]+) -->\s*$")
 #: The marker the README used before this module: its block runs in CPython.

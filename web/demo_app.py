@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import js
 from pyodide.ffi import create_proxy
 from pyodide.http import pyfetch
 
-from pyodide_realtime import ConnectionClosedError, RealtimeAgent, RealtimeSession, ServerError, function_tool
+from pyodide_realtime.dialects import get_dialect
+from pyodide_realtime.errors import ConnectionClosedError, ServerError
+
+if TYPE_CHECKING:
+    from pyodide_realtime import RealtimeAgent, RealtimeSession
 
 MINT_URL = "./v1/realtime/client_secrets"  # same origin as the page
 FRAME_S = 0.05  # at most one paint per frame
+WARM_UP_S = 2 * FRAME_S  # after the ready page was painted
 LEVEL_DECAY = 0.7  # the meter falls back slowly between microphone chunks
 LEVEL_STEP = 0.02  # the meter's resolution: a fading level reaches 0, and the page stops repainting it
 #: What #voice-state shows: the session's voice_state, told apart where the session says "listening".
@@ -39,13 +44,27 @@ STATUS_TEXT = {"disconnected": "Not connected", "connecting": "Connecting…", "
 BUTTONS = ("hang-up", "interrupt", "send", "mute")
 
 
-@function_tool
 def get_weather(location: str) -> dict[str, Any]:
     """The current weather in a city."""
     return {"location": location, "forecast": "sunny", "temperature_c": 18 + len(location) % 10}
 
 
-AGENT = RealtimeAgent(name="Assistant", instructions="You are a friendly voice assistant. Be brief.", tools=[get_weather])
+def load_session_layer() -> tuple[type[RealtimeSession], RealtimeAgent]:
+    """The session layer (pydantic with it: most of what Python imports here) and the demo's agent.
+
+    Loaded after the page is ready, not before: the page shows sooner, and the import runs while the person
+    looks at it (or, on an early Connect, while the key is minted). Imported once; later calls are cheap.
+    """
+    from pyodide_realtime import RealtimeAgent, RealtimeSession, function_tool
+
+    global AGENT
+    if AGENT is None:
+        AGENT = RealtimeAgent(name="Assistant", instructions="You are a friendly voice assistant. Be brief.",
+                              tools=[function_tool(get_weather)])
+    return RealtimeSession, AGENT
+
+
+AGENT: RealtimeAgent | None = None
 
 
 def el(name: str) -> Any:
@@ -144,6 +163,11 @@ class Demo:
         if self.frame is None:
             self.frame = asyncio.get_running_loop().call_later(FRAME_S, self.draw)
 
+    def draw_now(self) -> None:
+        if self.frame is not None:
+            self.frame.cancel()
+        self.draw()
+
     def draw(self) -> None:
         self.frame = None
         moving = self.draw_voice()
@@ -241,8 +265,8 @@ class Demo:
             self.view.set(name, "prop", "disabled", status != "connected")
         self.redraw()  # the mute button and the voice state follow
 
-    async def mint_key(self) -> str:
-        body = json.dumps({"session": {"type": "realtime", "model": self.session.transport.current_model}})
+    async def mint_key(self, model: str) -> str:
+        body = json.dumps({"session": {"type": "realtime", "model": model}})
         try:
             answer = await pyfetch(self.mint_url, method="POST", headers={"Content-Type": "application/json"}, body=body)
         except OSError:
@@ -259,7 +283,15 @@ class Demo:
         # The switch under Advanced; a page without it (getElementById gives JS null) talks WebSocket.
         kind = "webrtc" if getattr(el("transport"), "value", None) == "webrtc" else "websocket"
         dialect = el("dialect").value
-        self.session = session = RealtimeSession(AGENT, dialect=dialect, audio=True, transport=kind)
+        # The key's request leaves first: the server answers while the session layer loads (if it has not yet).
+        minted = asyncio.ensure_future(self.mint_key(get_dialect(dialect).default_model))
+        await asyncio.sleep(0)
+        try:
+            session_class, agent = load_session_layer()
+        except BaseException:
+            minted.cancel()
+            raise
+        self.session = session = session_class(agent, dialect=dialect, audio=True, transport=kind)
         url = typed = el("server-url").value.strip()
         if url and kind == "webrtc":
             url = webrtc_address(url, dialect)
@@ -271,13 +303,22 @@ class Demo:
         session.on("error", self.on_error)
         self.starting = True
         try:
-            await session.connect(api_key=self.mint_key, url=url or None)
+            await session.connect(api_key=self.keys(minted, session), url=url or None)
         except Exception as exc:  # shown to the person, who can fix the URL or start the server
             return self.show_error("connection", f"Could not connect to {typed or 'the server'}. Check that the server is running and "
                                    "the address under Advanced is right, then press Connect again.", str(exc))
         finally:
             self.starting = False
             self.redraw()
+            if not minted.done():  # the connection failed before it asked for the key
+                minted.cancel()
+            elif not minted.cancelled():
+                minted.exception()  # a failure it never asked for is no unhandled one
+
+    def keys(self, first: asyncio.Future[str], session: RealtimeSession) -> Callable[[], Awaitable[str]]:
+        """The session's key function: the key minted at the click, then a fresh one for each reconnect."""
+        early = [first]
+        return lambda: early.pop() if early else self.mint_key(session.transport.current_model)
 
     def send_text(self) -> None:
         if (text := el("message").value.strip()) and self.session is not None:
@@ -325,4 +366,7 @@ async def main(resolve: Callable[[str], str] = str, window: Any = None) -> Demo:
         el(name).addEventListener(event, create_proxy(handler))  # kept as long as the page lives
     demo.set_status("disconnected")
     demo.view.set("boot", "prop", "hidden", True)
+    demo.draw_now()  # ready: shown now, not a frame later
+    # The session layer loads once the page is drawn; a Connect pressed meanwhile waits for it.
+    asyncio.get_running_loop().call_later(WARM_UP_S, load_session_layer)
     return demo

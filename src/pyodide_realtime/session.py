@@ -418,7 +418,10 @@ class RealtimeSession:
                 return
             if not self._closed:
                 self._error(
-                    "microphone", f"voice input is off: {exc}. You can still type, or allow the microphone and connect again", exc
+                    "microphone",
+                    f"voice input is off: {exc}. You can still type; to ask for the microphone again, close this session "
+                    "and connect a new one",
+                    exc,
                 )
         if self._closed or transport.status != "connected":
             voice.close()  # hung up while the microphone prompt was open

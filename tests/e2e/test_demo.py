@@ -53,6 +53,10 @@ addEventListener("DOMContentLoaded", () => new MutationObserver(() => {
 """
 
 
+#: Every URL the page fetched, in order.
+RESOURCES = "performance.getEntriesByType('resource').map((e) => e.name)"
+
+
 def keep_screenshot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
@@ -104,6 +108,9 @@ def test_pyscript_page_voice_interrupt_and_tool_call(browser_with_mic: Any, demo
         assert page.input_value("#server-url") == demo_server.ws_url  # from /demo-config.json
         assert page.is_hidden("#boot") and page.is_hidden("#server-url")  # loaded; the URL waits under Advanced
         expect(page.locator("#voice-state")).to_have_attribute("data-state", "off")
+        # Pyodide loaded the packages from the lock while it booted: PyScript's default path (micropip
+        # fetched and run after the boot) costs a second or more before the page is ready.
+        assert not [url for url in page.evaluate(RESOURCES) if "/micropip-" in url]
 
         # Connect; the fake microphone says one sentence, the server's VAD ends the turn, the model answers aloud.
         clicked = time.monotonic()
@@ -252,6 +259,10 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         page.wait_for_selector(READY, timeout=BOOT_TIMEOUT_MS)
         assert page.get_attribute("#status", "data-status") == "disconnected"
         assert page.input_value("#server-url") == demo_server.ws_url
+        # Every wheel was asked for while Pyodide booted, not after it (loadPyodide's packages).
+        booted = page.evaluate("performance.getEntriesByName('pyodide-loaded')[0].startTime")
+        wheels = page.evaluate("performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.whl')).map((e) => e.startTime)")
+        assert wheels and max(wheels) < booted, (wheels, booted)
 
         # A server that is gone: a clear message, and the page is ready to try again.
         page.click("#advanced summary")
@@ -273,7 +284,15 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         page.wait_for_selector(CONNECTED, timeout=STEP_TIMEOUT_MS)
         expect(error).to_have_attribute("data-kind", "microphone")
         expect(error.locator(".message")).to_contain_text("The microphone is off")
+        expect(error.locator(".message")).to_have_text(
+            "The microphone is off: the browser did not allow it. You can still type; to talk, allow the microphone "
+            "for this page, then Hang up and Connect."
+        )
         expect(error.locator(".details")).to_contain_text("denied")  # the library's words, folded
+        # They say what to do, and the session's way back: not a call that a session's user never makes.
+        details = error.locator(".details").text_content() or ""  # folded: its text, not what shows
+        assert "then ask for it again" in details and "close this session and connect a new one" in details, details
+        assert "start()" not in details, details
         expect(page.locator("#error-details")).to_be_visible()
         expect(page.locator("#mute")).to_be_disabled()
         # Not the green "Listening": nobody hears the person.

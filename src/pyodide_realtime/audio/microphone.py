@@ -40,17 +40,21 @@ ChunkCallback = Callable[[bytes], Any]
 
 
 def media_error(name: str, message: str = "") -> RealtimeError:
-    """The package error for a getUserMedia failure, by the DOMException's ``name``."""
+    """The package error for a getUserMedia failure, by the DOMException's ``name``.
+
+    It says what the person must do, not which call to make again: it reaches ``Microphone.start``'s,
+    ``start_voice``'s and a session's callers alike (a session says its own way to ask again).
+    """
     if name in ("NotAllowedError", "PermissionDeniedError", "SecurityError"):
         return UnsupportedError(
             "microphone access was denied: allow the microphone for this page (the browser's site "
-            "settings, or the permission prompt) and call start() again"
+            "settings, or the permission prompt), then ask for it again"
         )
     if name in ("NotFoundError", "DevicesNotFoundError"):
-        return UnsupportedError("no microphone was found: connect one (or enable it in the system settings) and call start() again")
+        return UnsupportedError("no microphone was found: connect one (or enable it in the system settings), then ask for it again")
     if name in ("NotReadableError", "TrackStartError", "AbortError"):
         return UnsupportedError(
-            "the microphone could not be opened (another application may be using it): free it and call start() again"
+            "the microphone could not be opened (another application may be using it): free it, then ask for it again"
         )
     if name in ("OverconstrainedError", "ConstraintNotSatisfiedError"):
         return ConfigurationError(
