@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from echo_room import ROOM_ENGINES, echo_room_engine
 
+from echo_room import ROOM_ENGINES, echo_room_engine
 from engines import Engine, Page, in_page
 
 REPLY_TEXT = "The weather in Paris is sunny, with a light breeze from the west and twenty degrees."
