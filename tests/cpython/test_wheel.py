@@ -11,12 +11,13 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: A guard against bloat, about 10% above today's 191.1 KB: the client only (the server is its own
+#: A guard against bloat, about 10% above today's 210.1 KB: the client only (the server is its own
 #: distribution, tests stay out), with the session layer and its openai-agents drop-in (testing.py's
 #: scripted transport, runner, connect/reconnect, the history's order index), every protocol event
-#: typed, the audio shim and METADATA (the README, ~51 KB uncompressed). The 60 KB aim of the server
-#: split predates the session layer (see README).
-MAX_WHEEL_BYTES = 210_000
+#: typed, both transports (the WebRTC shell and its shim added about 15 KB), the audio shim and
+#: METADATA (the README, ~55 KB uncompressed). The 60 KB aim of the server split predates the session
+#: layer (see README).
+MAX_WHEEL_BYTES = 230_000
 
 
 def build(work: Path) -> Path:
