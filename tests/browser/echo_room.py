@@ -114,7 +114,7 @@ def _chromium(engine: Engine, env: dict[str, str]) -> Iterator[Engine]:
             def open_page(url: str) -> Page:
                 page = browser.new_page()
                 page.goto(url)
-                return Page("chromium", page.evaluate, lambda: page.mouse.click(5, 5), page.close)
+                return Page("chromium", page.evaluate, lambda: page.mouse.click(5, 5), page.close, page.goto)
 
             engine._open = open_page
             yield engine
@@ -150,7 +150,11 @@ def _firefox(engine: Engine, env: dict[str, str], workdir: Path) -> Iterator[Eng
 
         def open_page(url: str) -> Page:
             tab = bidi.command("browsingContext.create", {"type": "tab"})["context"]
-            bidi.command("browsingContext.navigate", {"context": tab, "url": url, "wait": "complete"})
+
+            def navigate(to: str) -> None:
+                bidi.command("browsingContext.navigate", {"context": tab, "url": to, "wait": "complete"})
+
+            navigate(url)
 
             def evaluate(expression: str) -> str:
                 result = bidi.command(
@@ -167,7 +171,7 @@ def _firefox(engine: Engine, env: dict[str, str], workdir: Path) -> Iterator[Eng
                 bidi.command("input.performActions",
                              {"context": tab, "actions": [{"type": "pointer", "id": "mouse", "actions": pointer}]})
 
-            return Page("firefox", evaluate, click, lambda: bidi.command("browsingContext.close", {"context": tab}))
+            return Page("firefox", evaluate, click, lambda: bidi.command("browsingContext.close", {"context": tab}), navigate)
 
         engine._open = open_page
         yield engine

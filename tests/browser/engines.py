@@ -86,12 +86,9 @@ WEBKIT_MOCK_HUM_AMPLITUDE = 0.1
 #: ``media.navigator.audio.fake_frequency``, amplitude 0.1: PulseAudio's sources came in bursts, a
 #: monitor of the null sink as well as module-sine-source), and none of the background services that
 #: would try the network. Its autoplay policy is left as users have it (audio waits for a click).
-#: WebRTC on loopback: ICE may use 127.0.0.1 and shows real host addresses (not mDNS names); the
-#: microphone is granted by a default permission rather than by disabling the permission check, with
-#: which Firefox gathers only the default route's address and the data channel never opens.
+#: WebRTC on loopback: ICE may use 127.0.0.1 and shows real host addresses (not mDNS names).
 FIREFOX_PREFS = {
-    "media.navigator.permission.disabled": False,
-    "permissions.default.microphone": 1,
+    "media.navigator.permission.disabled": True,
     "media.navigator.streams.fake": True,
     "media.peerconnection.ice.loopback": True,
     "media.peerconnection.ice.obfuscate_host_addresses": False,
@@ -255,13 +252,29 @@ def _require(name: str) -> None:
             raise EngineError(f"{path} is missing: install the Debian package {package} (./build.sh setup does)")
 
 
+#: For WebRTC, Firefox's microphone is granted by a default permission, as a person who allowed it for
+#: every site, rather than by disabling the permission check: with the check off, Firefox gathers only
+#: the default route's address and the data channel never opens. A granted microphone also lets a page
+#: play before any click, so only the engines that need it (``open_engine(..., webrtc=True)``) have it:
+#: the others keep the autoplay policy as users have it.
+FIREFOX_WEBRTC_PREFS = {
+    "media.navigator.permission.disabled": False,
+    "permissions.default.microphone": 1,
+}
+
+
 @contextlib.contextmanager
-def open_engine(name: str, workdir: Path, mic_tone_hz: float = MIC_TONE_HZ) -> Iterator[Engine]:
+def open_engine(name: str, workdir: Path, mic_tone_hz: float = MIC_TONE_HZ, webrtc: bool = False) -> Iterator[Engine]:
     """Start engine ``name``; ``mic_tone_hz`` is the tone Chromium's and Firefox's fake microphones play,
-    reported back as ``engine.mic_tone_hz`` (WebKit's mock plays its own)."""
+    reported back as ``engine.mic_tone_hz`` (WebKit's mock plays its own). ``webrtc``: Firefox with
+    ``FIREFOX_WEBRTC_PREFS`` (Chromium's flags serve both)."""
     _require(name)
     engine = Engine(name)
-    opener = {"chromium": _chromium, "firefox": _firefox, "webkit": _webkit}[name]
+    if name == "firefox":
+        with _firefox(engine, workdir, mic_tone_hz, FIREFOX_WEBRTC_PREFS if webrtc else {}) as ready:
+            yield ready
+        return
+    opener = {"chromium": _chromium, "webkit": _webkit}[name]
     with opener(engine, workdir, mic_tone_hz) as ready:
         yield ready
 
@@ -353,11 +366,11 @@ def _pulseaudio(workdir: Path) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engine]:
+def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float, extra_prefs: dict[str, Any]) -> Iterator[Engine]:
     with _pulseaudio(workdir) as env:
         profile = workdir / "firefox-profile"
         profile.mkdir()
-        prefs = {**FIREFOX_PREFS, "media.navigator.audio.fake_frequency": round(mic_tone_hz)}
+        prefs = {**FIREFOX_PREFS, "media.navigator.audio.fake_frequency": round(mic_tone_hz), **extra_prefs}
         (profile / "user.js").write_text(
             "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items())
         )

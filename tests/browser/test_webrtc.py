@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engines import Page, in_page
+from engines import Engine, Page, in_page, open_engine
 
 WEBRTC_ENGINES = ("chromium", "firefox")
 TRANSPORTS = ("websocket", "webrtc")
@@ -26,10 +27,15 @@ TRANSPORTS = ("websocket", "webrtc")
 SPOKEN_QUESTION = "What is the weather in Paris?"
 PCM_RATE_HZ = 24_000
 
-pytestmark = [
-    pytest.mark.parametrize("engine", WEBRTC_ENGINES, indirect=True),
-    pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")]
+
+
+@pytest.fixture(scope="module", params=WEBRTC_ENGINES)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """This module's own engines (the shared ones' ``page`` fixture uses it): Firefox with its microphone
+    granted by permission, which WebRTC needs and which would change the other modules' autoplay policy."""
+    with open_engine(request.param, tmp_path_factory.mktemp(f"webrtc-{request.param}"), webrtc=True) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
