@@ -10,6 +10,7 @@ which is what the README's worker form is for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -41,10 +42,23 @@ _window.document.body.dataset.result = _json.dumps(
 PAGE_URL_CALL = re.compile(r"page_url\((\"[^\"]*\")\)")
 
 
-def worker_page(code: str) -> str:
+def worker_page(code: str, check: str = CHECK) -> str:
+    """A page whose one PyScript worker runs ``code``, then ``check``."""
     return ('<!doctype html>\n<meta charset="utf-8">\n<link rel="icon" href="data:,">\n'
             '<script type="module" src="./pyscript/core.js"></script>\n'
-            f"<script type=\"py\" worker config='{CONFIG}'>\n{code}\n{CHECK}\n</script>\n")
+            f"<script type=\"py\" worker config='{CONFIG}'>\n{code}\n{check}\n</script>\n")
+
+
+@contextlib.contextmanager
+def isolated_server(web: Path) -> Iterator[Any]:
+    """The local server on ``web``, every page cross-origin isolated, the dist mounted as the demo's."""
+    server = start_in_thread(
+        web_root=web, isolate=True, mounts={"/pyodide": ROOT / "dist" / "pyodide", "/pyscript": ROOT / "dist" / "pyscript"}
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +71,8 @@ def readme_worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     without = PAGE_URL_CALL.sub(r"\1", code)
     assert "page_url(" not in without.replace("import page_url", "")
     (web / "without-page-url.html").write_text(worker_page(without))
-    server = start_in_thread(
-        web_root=web, isolate=True, mounts={"/pyodide": ROOT / "dist" / "pyodide", "/pyscript": ROOT / "dist" / "pyscript"}
-    )
-    try:
+    with isolated_server(web) as server:
         yield server
-    finally:
-        server.stop()
 
 
 POLL_MS = 100

@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_readme_worker import CONFIG, run_page
+from test_readme_worker import isolated_server, run_page, worker_page
 
-from pyodide_realtime_server import start_in_thread
-
-ROOT = Path(__file__).resolve().parents[2]
 WORKER_CODE = """
 import json
 from pyscript import window
@@ -37,18 +34,9 @@ window.document.body.dataset.result = json.dumps(words)
 @pytest.fixture(scope="module")
 def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     web: Path = tmp_path_factory.mktemp("webrtc-worker")
-    (web / "webrtc-worker.html").write_text(
-        '<!doctype html>\n<meta charset="utf-8">\n<link rel="icon" href="data:,">\n'
-        '<script type="module" src="./pyscript/core.js"></script>\n'
-        f"<script type=\"py\" worker config='{CONFIG}'>\n{WORKER_CODE}\n</script>\n"
-    )
-    server = start_in_thread(
-        web_root=web, isolate=True, mounts={"/pyodide": ROOT / "dist" / "pyodide", "/pyscript": ROOT / "dist" / "pyscript"}
-    )
-    try:
+    (web / "webrtc-worker.html").write_text(worker_page(WORKER_CODE, check=""))
+    with isolated_server(web) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_webrtc_in_a_worker_says_why_not_and_what_to_use(browser_mic_denied: Any, worker_server: Any) -> None:
