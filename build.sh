@@ -244,7 +244,10 @@ case "$cmd" in
         dist
         wait "$lint_pid" || { cat "$CACHE/lint.log" >&2; exit 1; }
         cat "$CACHE/lint.log" >&2
-        run_pytest "${@:-tests}" ;;
+        # Several pytest-xdist workers: a browser test mostly waits (real-time audio, page loads), so two
+        # cores carry three. Each takes whole files (a module's page is booted once), in tests/conftest.py's
+        # RUN_ORDER; PYRT_TEST_WORKERS=0 runs everything in this one process.
+        run_pytest -n "${PYRT_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "${@:-tests}" ;;
     lint) ensure_venv; lint ;;
     pytest) run_pytest "$@" ;;
     docs)

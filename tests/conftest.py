@@ -1,9 +1,13 @@
 """Shared by every test: import the package from src/ (no install step between an edit and a test run),
-and keep hypothesis's caches out of the work tree (in .cache/, with the build's other caches)."""
+keep hypothesis's caches out of the work tree (in .cache/, with the build's other caches), run the folders
+in an order that works in one process (``RUN_ORDER``), and print the timing figures tests report."""
 
+import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,3 +17,54 @@ sys.path.insert(0, str(ROOT / "tools"))  # chromium.py: the browser flags every 
 #: ``./.hypothesis`` by default: here instead.
 HYPOTHESIS_HOME = ROOT / ".cache" / "hypothesis"
 set_hypothesis_home_dir(HYPOTHESIS_HOME)
+
+
+#: The order the folders run in. Playwright's sync API (tests/e2e, and the Chromium engine of
+#: tests/browser) leaves its event loop set as the thread's running loop between two of its calls, and
+#: ``asyncio.run`` (so every CPython test with a loop of its own) refuses to start under it: the tests that
+#: drive Playwright come last. Under pytest-xdist each worker takes whole files in this order
+#: (``--dist loadfile --no-loadscope-reorder``, build.sh), so no worker goes back from them either.
+RUN_ORDER = ("tests/cpython/", "tests/pyodide/", "tests/browser/", "tests/e2e/")
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.path.relative_to(ROOT).as_posix()
+    return next((i for i, folder in enumerate(RUN_ORDER) if path.startswith(folder)), len(RUN_ORDER))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the browser tests by engine: a stable sort keeps that
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_rank)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _rank(item) < RUN_ORDER.index("tests/browser/") and asyncio._get_running_loop() is not None:
+        pytest.fail(
+            f"{item.nodeid} starts under another test's running event loop (Playwright's sync API left it): "
+            "run the tests in the order of tests/conftest.py's RUN_ORDER (build.sh does)",
+            pytrace=False,
+        )
+
+
+#: What the tests reported with ``timing_figure``, as (test id, what, value). Each figure travels on its
+#: test's report (``user_properties``), so pytest-xdist's workers hand theirs to the process that prints.
+_FIGURES: list[tuple[str, str, str]] = []
+_FIGURE = "timing figure"
+
+
+@pytest.fixture
+def timing_figure(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """``timing_figure(what, value)``: a timing of this test, printed at the end of the run, not asserted."""
+    return lambda what, value: request.node.user_properties.append((_FIGURE, (what, value)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":  # the last report of a test: it carries every figure the test gave
+        _FIGURES.extend((report.nodeid, *figure) for name, figure in report.user_properties if name == _FIGURE)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("timing figures (reported, not asserted: they move with the machine's load)")
+        for nodeid, what, value in _FIGURES:
+            terminalreporter.write_line(f"{nodeid.rsplit('::', 1)[-1]}: {what}: {value}")

@@ -13,14 +13,14 @@ up what it starts (players, sockets). ``engine`` tells what differs between engi
 tone, say; docs/engines.md).
 
 Timing is not asserted: what a busy machine makes late (a round trip to the audio thread, a stop that
-landed after its promise, capture behind real time) is reported as a figure with ``timing_figure``, and
+landed after its promise, capture behind real time) is reported as a figure with ``timing_figure`` (tests/conftest.py), and
 pytest prints the figures at the end of the run.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +36,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.browser)
-
-
-_FIGURES = pytest.StashKey[list[tuple[str, str, str]]]()
-
-
-@pytest.fixture
-def timing_figure(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
-    """``timing_figure(what, value)``: a timing of this test, printed at the end of the run, not asserted."""
-    figures = request.config.stash.setdefault(_FIGURES, [])
-    return lambda what, value: figures.append((request.node.nodeid, what, value))
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    figures = config.stash.get(_FIGURES, [])
-    if figures:
-        terminalreporter.section("timing figures (reported, not asserted: they move with the machine's load)")
-        for nodeid, what, value in figures:
-            terminalreporter.write_line(f"{nodeid.rsplit('::', 1)[-1]}: {what}: {value}")
 
 
 @pytest.fixture(scope="module")

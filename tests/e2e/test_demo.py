@@ -305,11 +305,14 @@ def test_pyodide_page_errors_beta_dialect_and_text(browser_mic_denied: Any, demo
         # cancel went out): the server answers response_cancel_not_active; the cut happens, and the
         # banner still says what the person can act on (the microphone), not the crossed cancel.
         crossed.armed = True
-        page.fill("#message", "hello from plain Pyodide")
+        # A reply of about 8 s: sent at twice real time, half of it is still to play when the last of it
+        # was sent, so the press lands inside the reply however slowly this machine runs the steps.
+        message = "hello from plain Pyodide, a message long enough that the reply still plays when the interrupt comes"
+        page.fill("#message", message)
         page.click("#send")
-        expect(page.locator("#transcript li.turn.user .text").first).to_have_text("hello from plain Pyodide")
+        expect(page.locator("#transcript li.turn.user .text").first).to_have_text(message)
         reply = page.locator("#transcript li.turn.assistant").first
-        expect(reply.locator(".text")).to_have_text("You said: hello from plain Pyodide")
+        expect(reply.locator(".text")).to_have_text(f"You said: {message}")
         page.wait_for_function("() => +document.querySelector('#transcript li.turn.assistant').dataset.heardMs > 500")
         for _ in range(STEP_TIMEOUT_MS // 20):  # until the server sent all of it (Playwright's events run meanwhile)
             if crossed.held:
