@@ -2,13 +2,17 @@
 
     ./build.sh bench            (or: .venv/bin/python bench/bench_worker_demo.py after ./build.sh dist)
 
-For each page (``/`` first: the reference, then ``/worker.html``), in its own headless Chromium whose
-fake microphone plays silence: the CPU the whole browser uses (Chromium's own per-process counters,
-``SystemInfo.getProcessInfo``) over WINDOWS windows of WINDOW_S, once the page is ready (before Connect)
-and once connected (the microphone live, nothing said); one window in each of SPOKEN_REPLIES replies to
-a typed message while it plays; then PRESSES presses of Interrupt, each in a
+Both pages (``/``: the reference, and ``/worker.html``) open at once, each in its own headless Chromium
+whose fake microphone plays silence: the CPU each whole browser uses (Chromium's own per-process
+counters, ``SystemInfo.getProcessInfo``) over WINDOWS windows of WINDOW_S, once the pages are ready
+(before Connect) and once connected (the microphone live, nothing said); one window in each of
+SPOKEN_REPLIES replies to a typed message while it plays; then PRESSES presses of Interrupt, each in a
 reply to a typed message, timed from the click (marked on the page) to the truncate frame leaving the
-browser (Playwright's view of the page's and its worker's WebSockets).
+browser (Playwright's view of the page's and its worker's WebSockets), the two pages' presses in turn.
+
+Each window measures both browsers over the same seconds: this machine's load moves from minute to
+minute (the reference's own connected median was 19.9% in one run and 26.3% in the next, when the pages
+were measured one after the other), so figures taken minutes apart compare the load, not the pages.
 
 Goals (issue 21): the worker page idle before Connect at most 5% of a core, connected no more than ``/``;
 click to truncate at most 150 ms at the median and 300 ms at worst over 10 presses.
@@ -63,58 +67,84 @@ def cpu_seconds(cdp: Any) -> float:
     return sum(float(p["cpuTime"]) for p in cdp.send("SystemInfo.getProcessInfo")["processInfo"])
 
 
-def cpu_percent(cdp: Any, windows: int = WINDOWS) -> list[float]:
-    """Percent of one core, per window."""
-    shares = []
+class Tab:
+    """One page in its own browser, and what is measured of it."""
+
+    def __init__(self, playwright: Any, server: Any, path: str) -> None:
+        self.browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*DEFAULT_FLAGS, f"--use-file-for-fake-audio-capture={silence_wav()}"]
+        )
+        self.cdp = self.browser.new_browser_cdp_session()
+        self.page = self.browser.new_page()
+        self.page.add_init_script(CLICK_MARKS)
+        self.sent = SentFrames(self.page)
+        self.page.goto(server.url + path, wait_until="commit")
+        self.figures: dict[str, list[float]] = {"idle": [], "connected": [], "speaking": [], "press": []}
+        self.replies = 0
+
+    def wait(self, selector: str) -> None:
+        self.page.wait_for_selector(selector, timeout=TIMEOUT_MS)
+
+    def ask(self) -> None:
+        """Type MESSAGE (its reply is the next one)."""
+        self.page.fill("#message", MESSAGE)
+        self.page.press("#message", "Enter")
+
+    def reply_id(self) -> str:
+        """Wait for the reply to the last message; its item id."""
+        reply = self.page.locator("#transcript li.turn.assistant").nth(self.replies)
+        reply.wait_for(timeout=TIMEOUT_MS)
+        self.replies += 1
+        return str(reply.get_attribute("id")).removeprefix("item-")
+
+    def press(self) -> None:
+        """One press of Interrupt in a reply to MESSAGE, timed."""
+        self.ask()
+        self.page.wait_for_function(
+            "([id, ms]) => +document.getElementById('item-' + id).dataset.heardMs >= ms",
+            arg=[self.reply_id(), HEARD_BEFORE_PRESS_MS], timeout=TIMEOUT_MS,
+        )
+        self.figures["press"].append(self.sent.press_interrupt(self.page))
+        self.wait('#voice-state:not([data-state="speaking"])')
+
+
+def cpu_percent(tabs: list[Tab], figure: str, windows: int = WINDOWS) -> None:
+    """Percent of one core each browser used, per window; every window measures all of them at once."""
     for _ in range(windows):
-        before, start = cpu_seconds(cdp), time.monotonic()
+        before, start = [cpu_seconds(tab.cdp) for tab in tabs], time.monotonic()
         time.sleep(WINDOW_S)
-        shares.append(100 * (cpu_seconds(cdp) - before) / (time.monotonic() - start))
-    return shares
+        after, elapsed = [cpu_seconds(tab.cdp) for tab in tabs], time.monotonic() - start
+        for tab, was, now in zip(tabs, before, after, strict=True):
+            tab.figures[figure].append(100 * (now - was) / elapsed)
 
 
-def ask(page: Any, nth: int) -> str:
-    """Type MESSAGE and wait for its reply's bubble (the nth); returns its item id."""
-    page.fill("#message", MESSAGE)
-    page.press("#message", "Enter")
-    reply = page.locator("#transcript li.turn.assistant").nth(nth)
-    reply.wait_for(timeout=TIMEOUT_MS)
-    return str(reply.get_attribute("id")).removeprefix("item-")
-
-
-def measure(playwright: Any, server: Any, path: str) -> dict[str, list[float]]:
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM, args=[*DEFAULT_FLAGS, f"--use-file-for-fake-audio-capture={silence_wav()}"]
-    )
+def measure(playwright: Any, server: Any) -> dict[str, dict[str, list[float]]]:
+    tabs = [Tab(playwright, server, path) for path in PAGES]  # both load at once
     try:
-        cdp = browser.new_browser_cdp_session()
-        page = browser.new_page()
-        page.add_init_script(CLICK_MARKS)
-        sent = SentFrames(page)
-        page.goto(server.url + path)
-        page.wait_for_selector('#status[data-status="disconnected"]', timeout=TIMEOUT_MS)
-        idle = cpu_percent(cdp)
-        page.click("#connect")
-        page.wait_for_selector('#voice-state[data-state="listening"]', timeout=TIMEOUT_MS)
-        connected = cpu_percent(cdp)
-        speaking = []
-        for reply in range(SPOKEN_REPLIES):  # one window inside each reply (6.5 s of speech)
-            ask(page, reply)
-            page.wait_for_selector('#voice-state[data-state="speaking"]', timeout=TIMEOUT_MS)
-            speaking += cpu_percent(cdp, 1)
-            page.wait_for_selector('#voice-state[data-state="listening"]', timeout=TIMEOUT_MS)
-        latencies = []
-        for press in range(PRESSES):
-            item_id = ask(page, SPOKEN_REPLIES + press)
-            page.wait_for_function(
-                "([id, ms]) => +document.getElementById('item-' + id).dataset.heardMs >= ms",
-                arg=[item_id, HEARD_BEFORE_PRESS_MS], timeout=TIMEOUT_MS,
-            )
-            latencies.append(sent.press_interrupt(page))
-            page.wait_for_selector('#voice-state:not([data-state="speaking"])', timeout=TIMEOUT_MS)
-        return {"idle": idle, "connected": connected, "speaking": speaking, "press": latencies}
+        for tab in tabs:
+            tab.wait('#status[data-status="disconnected"]')
+        cpu_percent(tabs, "idle")
+        for tab in tabs:
+            tab.page.click("#connect")
+        for tab in tabs:
+            tab.wait('#voice-state[data-state="listening"]')
+        cpu_percent(tabs, "connected")
+        for _ in range(SPOKEN_REPLIES):  # one window inside each reply (6.5 s of speech), both pages speaking
+            for tab in tabs:
+                tab.ask()
+            for tab in tabs:
+                tab.reply_id()
+                tab.wait('#voice-state[data-state="speaking"]')
+            cpu_percent(tabs, "speaking", 1)
+            for tab in tabs:
+                tab.wait('#voice-state[data-state="listening"]')
+        for _ in range(PRESSES):
+            for tab in tabs:
+                tab.press()
+        return {path: tab.figures for path, tab in zip(PAGES, tabs, strict=True)}
     finally:
-        browser.close()
+        for tab in tabs:
+            tab.browser.close()
 
 
 def line(label: str, values: list[float], unit: str, reference: list[float] | None = None) -> str:
@@ -122,6 +152,9 @@ def line(label: str, values: list[float], unit: str, reference: list[float] | No
     text = f"  {label:<34}{med:>8.1f}{lo:>8.1f}{hi:>8.1f} {unit:<3} spread {spread_percent(values):>4.0f}%"
     if reference is not None and statistics.median(reference) > 0:
         text += f"   x{med / statistics.median(reference):.2f} of /"
+        if unit == "%" and min(reference) > 0:  # the same windows: each one's ratio too
+            ratios = [value / ref for value, ref in zip(values, reference, strict=True)]
+            text += f" (windows x{min(ratios):.2f}-{max(ratios):.2f})"
     return text
 
 
@@ -137,7 +170,7 @@ def main() -> None:
     )
     try:
         with sync_playwright() as playwright:
-            results = {path: measure(playwright, server, path) for path in PAGES}
+            results = measure(playwright, server)
     finally:
         server.stop()
     reference = results[PAGES[0]]

@@ -6,10 +6,13 @@ is an ephemeral ``ek_`` key minted by the page's own server. For tests (read-onl
 has ``data-audio-ms`` (received), ``data-heard-ms`` (played) and, once cut, ``data-cut-ms``; ``#error``
 has ``data-kind``, a sentence for the person in ``.message`` and the library's words in ``.details``.
 
-The page is redrawn when something changed (an event of the session, a click), at most once per frame,
-in one call to the page's ``demoView.paint`` (demo_view.js): in a worker each DOM access is a synchronous
-round trip to the page. Only while something moves (a reply plays, the microphone is live) does it look
-again every frame; an idle page costs nothing.
+The page is redrawn when something changed (an event of the session, a click, a microphone chunk loud
+enough to move the meter), at most once per frame, in one call to the page's ``demoView.paint``
+(demo_view.js): in a worker each DOM access is a synchronous round trip to the page. Only while something
+moves (a reply plays, the meter falls back, a reply is awaited) does it look again every frame; an idle
+page, or a live microphone that hears silence, costs no frame. ``demo`` (the page's global scope where
+its Python runs: the page's, or the worker's) is the running ``Demo``, for the console and for tests
+(read-only: ``demo.frames`` counts the frames drawn).
 """
 
 from __future__ import annotations
@@ -152,6 +155,8 @@ class Demo:
         self.changed: dict[str, Any] = {}  # item id -> its latest snapshot, not yet drawn
         self.history: tuple[Any, ...] = ()
         self.level = 0.0  # the meter's, 0..1
+        self.heard_level = 0.0  # the loudest microphone chunk since the last frame, 0..1
+        self.frames = 0  # frames drawn
         self.state = "off"  # what #voice-state shows
         self.starting = False  # connect() is opening the player and the microphone
         self.frame: asyncio.TimerHandle | None = None
@@ -170,6 +175,7 @@ class Demo:
 
     def draw(self) -> None:
         self.frame = None
+        self.frames += 1
         moving = self.draw_voice()
         self.draw_items()
         self.view.paint()
@@ -191,7 +197,7 @@ class Demo:
         self.state = state
         self.view.set("voice-state", "data", "state", state)
         self.view.text("voice-state", STATES[state])
-        level = session.input_level if session else 0.0  # read even when muted: what was said before stays unsaid
+        level, self.heard_level = self.heard_level, 0.0  # taken even when muted: what was said before stays unsaid
         self.level = max(level, self.level * LEVEL_DECAY) if live else 0.0
         if self.level < LEVEL_STEP:
             self.level = 0.0
@@ -209,7 +215,24 @@ class Demo:
                 self.view.set(target, "data", "heardMs", f"{heard:.1f}")
                 self.view.set(target, "style", "--heard", f"{min(1.0, heard / reply.audio_ms):.3f}")
         playing = player is not None and player.playing is not None
-        return status == "connected" and (live or playing or self.level > 0 or state in ("thinking", "starting"))
+        return status == "connected" and (playing or self.level > 0 or state in ("thinking", "starting"))
+
+    def listen(self, session: RealtimeSession) -> None:
+        """Wake the meter when the microphone hears something: each chunk, once the session measured it
+        on its way to the server, draws a frame only if the meter would show it (silence draws none)."""
+        mic = session.voice.microphone if session.voice else None
+        send = mic.on_chunk if mic else None
+        if mic is None or send is None:
+            return
+
+        def heard(chunk: bytes) -> Any:
+            sent = send(chunk)
+            if (level := session.input_level) >= LEVEL_STEP:
+                self.heard_level = max(self.heard_level, level)
+                self.redraw()
+            return sent
+
+        mic.on_chunk = heard
 
     def on_history(self, event: Any) -> None:
         if event.item is not None:
@@ -307,6 +330,8 @@ class Demo:
         except Exception as exc:  # shown to the person, who can fix the URL or start the server
             return self.show_error("connection", f"Could not connect to {typed or 'the server'}. Check that the server is running and "
                                    "the address under Advanced is right, then press Connect again.", str(exc))
+        else:
+            self.listen(session)
         finally:
             self.starting = False
             self.redraw()
@@ -350,6 +375,7 @@ async def main(resolve: Callable[[str], str] = str, window: Any = None) -> Demo:
     if painter is None:
         raise RuntimeError("the page must load demo_view.js (<script src=\"./demo_view.js\"></script>) before demo_app runs")
     demo = Demo(painter, resolve(MINT_URL))
+    js.demo = demo
     try:
         el("server-url").value = (await (await pyfetch(resolve("./demo-config.json"))).json())["realtime_url"]
     except (OSError, ValueError):  # a static host without our server: the person types the URL

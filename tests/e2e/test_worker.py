@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import wave
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +28,7 @@ import pytest
 from demo_page import CLICK_MARKS, SentFrames, figures, latency_summary, wait_for_truncation
 from playwright.sync_api import expect
 
-from chromium import CHROMIUM, MEDIA_FLAGS, OFFLINE_FLAGS
+from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS
 from pyodide_realtime.audio import HOST_SNIPPET
 from pyodide_realtime_server import AUDIO_REPLY
 
@@ -52,6 +53,10 @@ LONG_MESSAGE = "Please read this back slowly: one two three four five six seven 
 #: What worker.html must be served with (the local server's job; the last test checks they suffice).
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 TEST_FOLDER = "/_worker_test"
+#: Microphone chunks (40 ms each) a window of silence lasts, and how many windows a page may take to settle
+#: after Connect (its last server events) before one of them must pass without a frame.
+SILENT_CHUNKS = 25
+SETTLE_WINDOWS = 5
 
 WORKER_PAGE = f"""<!doctype html><meta charset="utf-8"><title>worker audio</title>
 <script type="module">
@@ -236,7 +241,9 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
     assert page.input_value("#server-url") == demo_server.ws_url  # /demo-config.json, fetched from the worker
     page.click("#connect")
     page.wait_for_selector('#status[data-status="connected"]', timeout=STEP_TIMEOUT_MS)
-    # The fake microphone speaks; its audio goes from the page's worklet to the worker, then to the server.
+    # The fake microphone speaks; its audio goes from the page's worklet to the worker, then to the server,
+    # and the meter moves with it.
+    page.wait_for_function("() => document.getElementById('mic-level').value > 0.05")
     # The server transcribes with PocketSphinx: some words, not necessarily the ones espeak-ng said.
     expect(page.locator("#transcript li.turn.user").first).to_have_text(re.compile(r"^You\W*[A-Za-z]"))
     expect(page.locator("#transcript li.turn.assistant").first).to_contain_text(AUDIO_REPLY)
@@ -355,3 +362,70 @@ def test_without_the_headers_the_worker_page_says_what_the_server_must_send(play
     finally:
         browser.close()
         server.shutdown()
+
+
+@pytest.fixture
+def browser_in_silence(playwright: Any, tmp_path: Path) -> Iterator[Any]:
+    """Chromium whose fake microphone hears silence (exact zeros)."""
+    wav = tmp_path / "silence.wav"
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48000)
+        out.writeframes(bytes(2 * 48000))
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*OFFLINE_FLAGS, *MEDIA_FLAGS, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={wav}"]
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+def demo_worker(page: Any) -> Any:
+    """The worker that runs the demo's Python: its global scope holds ``demo`` (demo_app.py)."""
+    [worker] = [w for w in page.workers if w.evaluate("typeof demo !== 'undefined'")]
+    return worker
+
+
+def silent_window(worker: Any) -> int:
+    """Frames the demo drew while its microphone delivered SILENT_CHUNKS more chunks."""
+    frames, chunks = worker.evaluate("[demo.frames, demo.session.voice.microphone.chunks]")
+    while worker.evaluate("demo.session.voice.microphone.chunks") < chunks + SILENT_CHUNKS:
+        worker.evaluate("new Promise((resolve) => setTimeout(resolve, 40))")  # a chunk's time, in the worker
+    drawn: int = worker.evaluate("demo.frames") - frames
+    return drawn
+
+
+def test_the_worker_demo_draws_on_change_not_while_a_live_microphone_hears_silence(
+    browser_in_silence: Any, demo_server: Any
+) -> None:
+    """Connected, the microphone live (not muted) and silent, nothing playing: the demo draws no frame,
+    chunk after chunk (the meter would show 0 each time); a reply playing is drawn frame by frame, and
+    the demo is still again once it ended."""
+    page = browser_in_silence.new_page()
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    page.goto(demo_server.url + "worker.html")
+    page.wait_for_selector('#status[data-status="disconnected"]', timeout=BOOT_TIMEOUT_MS)
+    page.click("#connect")
+    expect(page.locator("#voice-state")).to_have_attribute("data-state", "listening")
+    worker = demo_worker(page)
+    assert worker.evaluate("demo.session.voice.microphone.muted") is False
+    windows = [silent_window(worker) for _ in range(SETTLE_WINDOWS)]
+    assert 0 in windows, windows  # once the connection's own events were drawn
+
+    page.fill("#message", SHORT_MESSAGE)
+    page.press("#message", "Enter")
+    reply = page.locator("#transcript li.turn.assistant").first
+    expect(reply).to_contain_text("You said: short one")
+    before = worker.evaluate("demo.frames")
+    item_id = reply.get_attribute("id").removeprefix("item-")
+    # Played to its end, its underline drawn as it grew: frame after frame while it played.
+    page.wait_for_function(
+        "(id) => { const d = document.getElementById('item-' + id).dataset; return +d.audioMs > 0 && d.heardMs === d.audioMs; }",
+        arg=item_id,
+    )
+    expect(page.locator("#voice-state")).to_have_attribute("data-state", "listening")
+    assert worker.evaluate("demo.frames") - before > 1
+    windows = [silent_window(worker) for _ in range(SETTLE_WINDOWS)]
+    assert 0 in windows, windows
