@@ -11,7 +11,7 @@ in this order:
    ``playback_stopped(now_ms)``; then send every string of ``data_to_send()`` as a text frame, and
    hand every ``(name, payload)`` of ``events_received()`` to listeners (the order matters: data
    first, so a listener that calls back into the protocol sees its earlier output already on the
-   wire);
+   wire); after a ``receive``, when ``has_output`` is False, 3 and 4 have nothing to do;
 4. after a ``receive``, once the listeners ran: if ``barge_in_expected()`` returns a hint, the user
    spoke over the model: interrupt (``interrupt(now_ms, cancel=hint.cancel_response)``, or a hook of
    the I/O layer's that ends there), then 3 again;
@@ -180,6 +180,13 @@ class RealtimeProtocol:
         """``(name, payload)`` pairs to emit, oldest first; handed over and emptied."""
         out, self._events = self._events, []
         return out
+
+    @property
+    def has_output(self) -> bool:
+        """Whether ``data_to_send()``, ``events_received()`` or ``barge_in_expected()`` has anything: after
+        a ``receive`` that made nothing (most text deltas nobody listens to), the I/O layer may skip
+        step 3 and 4 (in Pyodide every call per event counts)."""
+        return bool(self._to_send or self._events or self._barge_in)
 
     # Hints: what the I/O layer must do ----------------------------------------------------------------
     def barge_in_expected(self) -> BargeIn | None:
