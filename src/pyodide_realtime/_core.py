@@ -11,7 +11,7 @@ in this order:
    ``playback_stopped(now_ms)``; then send every string of ``data_to_send()`` as a text frame, and
    hand every ``(name, payload)`` of ``events_received()`` to listeners (the order matters: data
    first, so a listener that calls back into the protocol sees its earlier output already on the
-   wire);
+   wire); after a ``receive``, when ``has_output`` is False, 3 and 4 have nothing to do;
 4. after a ``receive``, once the listeners ran: if ``barge_in_expected()`` returns a hint, the user
    spoke over the model: interrupt (``interrupt(now_ms, cancel=hint.cancel_response)``, or a hook of
    the I/O layer's that ends there), then 3 again;
@@ -32,6 +32,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Container, Iterable, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 from ._client_events import encode_event, validate_client_event
@@ -116,6 +117,9 @@ CUT_STATUS = "cut"
 
 _UNSET: Any = object()
 _encode = encode_event
+#: ``TransportAudio(...)`` runs the NamedTuple's generated Python ``__new__``; ``tuple.__new__`` builds
+#: the same record in C (a Python call less per audio delta). Every field is given, in order.
+_audio_record = partial(tuple.__new__, TransportAudio)
 
 
 # Text deltas by server type (each dialect's names, as its spec writes them; a client accepts either):
@@ -180,6 +184,13 @@ class RealtimeProtocol:
         """``(name, payload)`` pairs to emit, oldest first; handed over and emptied."""
         out, self._events = self._events, []
         return out
+
+    @property
+    def has_output(self) -> bool:
+        """Whether ``data_to_send()``, ``events_received()`` or ``barge_in_expected()`` has anything: after
+        a ``receive`` that made nothing (most text deltas nobody listens to), the I/O layer may skip
+        step 3 and 4 (in Pyodide every call per event counts)."""
+        return bool(self._to_send or self._events or self._barge_in)
 
     # Hints: what the I/O layer must do ----------------------------------------------------------------
     def barge_in_expected(self) -> BargeIn | None:
@@ -486,8 +497,8 @@ class RealtimeProtocol:
             event.item_id, event.content_index, event.response_id, len(event.delta), now_ms, heard_ms, self._output_format
         )
         if segment is not None:
-            self._events.append(("audio", TransportAudio(event.delta, event.response_id, event.item_id,
-                                                         event.content_index, segment.audio_format, segment.received_ms)))
+            self._events.append(("audio", _audio_record((event.delta, event.response_id, event.item_id,
+                                                          event.content_index, segment.audio_format, segment.received_ms))))
 
     def _on_audio_done(self, event: ResponseAudioDone) -> None:
         self._playback.audio_done(event.item_id, event.content_index)

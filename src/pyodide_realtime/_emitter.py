@@ -84,7 +84,9 @@ class EventStream(AsyncIterator[TransportEvent]):
 
 class EventEmitter:
     def __init__(self, on_listener_error: Callable[[str, BaseException], None] | None = None) -> None:
-        self._listeners: dict[str, list[_Listener]] = {}
+        # Tuples, replaced on every change: ``emit`` walks them as they are (a listener added or
+        # removed meanwhile changes the next emit, not this one) with no copy per event.
+        self._listeners: dict[str, tuple[_Listener, ...]] = {}
         # Weak references in a plain list: an abandoned iterator is collected, and ``emit`` tests
         # for "no iterator" with a list's truthiness (a WeakSet's ``len`` is Python code, per event).
         self._streams: list[weakref.ref[EventStream]] = []
@@ -117,10 +119,10 @@ class EventEmitter:
         if handler is None:
             self._listeners.pop(name, None)
         else:
-            listeners = self._listeners.get(name) or []
+            listeners = self._listeners.get(name) or ()
             for i, listener in enumerate(listeners):
                 if listener.handler == handler:
-                    del listeners[i]
+                    self._listeners[name] = listeners[:i] + listeners[i + 1 :]
                     break
         self._update_wanted()
 
@@ -156,7 +158,7 @@ class EventEmitter:
         listeners = self._listeners.get(name)
         if not listeners:
             return
-        for listener in tuple(listeners):
+        for listener in listeners:
             if listener.once:
                 self._remove(name, listener)
             try:
@@ -174,14 +176,15 @@ class EventEmitter:
 
             raise ConfigurationError(f"the listener for {name!r} must be callable, got {type(handler).__name__}")
         listener = _Listener(handler, once)
-        self._listeners.setdefault(name, []).append(listener)
+        self._listeners[name] = (*self._listeners.get(name, ()), listener)
         self.wanted.add(name)
         return lambda: self._remove(name, listener)
 
     def _remove(self, name: str, listener: _Listener) -> None:
         listeners = self._listeners.get(name)
         if listeners and listener in listeners:
-            listeners.remove(listener)
+            i = listeners.index(listener)
+            self._listeners[name] = listeners = listeners[:i] + listeners[i + 1 :]
             if not listeners:
                 self._update_wanted()
 

@@ -121,6 +121,10 @@ class Playback:
 
     def __init__(self) -> None:
         self.segments: list[_Segment] = []
+        #: The segments whose audio is still arriving (not ``done``), oldest first: the only ones
+        #: ``audio_done`` and ``response_done`` look at. Done ones stay in ``segments`` until played,
+        #: and with no player (the wall clock) they pile up as fast as audio outruns real time.
+        self._arriving: list[_Segment] = []
         #: When the oldest tracked audio started arriving (the wall-clock estimate starts there).
         self.first_audio_ms: float | None = None
         self._truncated: deque[tuple[str, int]] = deque(maxlen=_MAX_TRUNCATED_KEYS)
@@ -184,19 +188,22 @@ class Playback:
             audio_format = self._formats.get(response_id, default_format)
             segment = _Segment(item_id, content_index, response_id, audio_format, bytes_per_ms(audio_format))
             self.segments.append(segment)
+            self._arriving.append(segment)
         segment.received_ms += nbytes / segment.bytes_per_ms
         return segment
 
     def audio_done(self, item_id: str, content_index: int) -> None:
-        for segment in self.segments:
+        for segment in self._arriving:
             if segment.item_id == item_id and segment.content_index == content_index:
                 segment.done = True
+        self._forget_done()
 
     def response_done(self, response_id: str) -> None:
         """No more audio will come for this response (cancelled ones may never send audio.done)."""
-        for segment in self.segments:
+        for segment in self._arriving:
             if segment.response_id == response_id or not response_id:
                 segment.done = True
+        self._forget_done()
         self._truncated.clear()
         self._formats.pop(response_id, None)
 
@@ -215,6 +222,7 @@ class Playback:
         playback; the cut items' late audio will be dropped."""
         points = self._truncation_points(now_ms, source)
         self.segments = []
+        self._arriving = []
         self.first_audio_ms = None
         self._truncated.extend((item_id, content_index) for item_id, content_index, _ in points)
         return points
@@ -242,11 +250,15 @@ class Playback:
             return bool(finished(segment.item_id, segment.content_index))
         return segment.done and heard_ms >= segment.received_ms - END_TOLERANCE_MS
 
+    def _forget_done(self) -> None:
+        self._arriving = [segment for segment in self._arriving if not segment.done]
+
     def _drop_finished(self, now_ms: float, source: HeardSource) -> None:
         """Forget audio that finished arriving and finished playing: by what the player says when it
         knows the item (playback may lag arrival by far), else by the wall clock."""
         if not self.segments or self.first_audio_ms is None:
             self.segments = []
+            self._arriving = []
             self.first_audio_ms = None
             return
         heard_fn, finished = source.heard, source.finished
@@ -267,6 +279,7 @@ class Playback:
     def reset(self) -> None:
         """A new connection: forget the audio (the attached port stays)."""
         self.segments = []
+        self._arriving = []
         self.first_audio_ms = None
         self._truncated.clear()
         self._formats.clear()

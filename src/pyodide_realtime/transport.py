@@ -292,9 +292,12 @@ class _TransportShell(Listenable):
     def _socket_message(self, listener: SocketListener, data: str | bytes | bytearray | memoryview) -> None:
         if self._link.listener is not listener:
             return
-        self._core.receive(data, now_ms=self._now_ms())
+        core = self._core
+        core.receive(data, now_ms=self._now_ms())
+        if not core.has_output:  # half of a reply's events make nothing (text deltas nobody listens to)
+            return
         self._flush()
-        barge_in = self._core.barge_in_expected()
+        barge_in = core.barge_in_expected()
         if barge_in is not None:  # after the speech_started listeners ran, as in the seed
             self._barge_in(barge_in)
 
@@ -311,7 +314,8 @@ class _TransportShell(Listenable):
 
     def _flush(self) -> None:
         """Send what the core produced, then deliver what it emitted (in that order)."""
-        frames = self._core.data_to_send()
+        core = self._core
+        frames = core.data_to_send()
         if frames:
             socket = self._link.socket
             if socket is None:
@@ -322,7 +326,7 @@ class _TransportShell(Listenable):
                         socket.send(text)
                 except Exception as exc:
                     self._report(exc if isinstance(exc, RealtimeError) else ConnectionClosedError(f"send failed: {exc}"))
-        for name, payload in self._core.events_received():
+        for name, payload in core.events_received():
             if name == "audio":
                 self._on_audio(payload)
                 continue

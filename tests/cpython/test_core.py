@@ -1233,3 +1233,41 @@ def test_a_response_done_cut_short_still_ends_the_response_and_is_reported(diale
     assert [n for n, _ in events] == ["*", "error", "usage_update", "turn_done"]
     assert "not valid JSON" in str(events[1][1].exception) and events[1][1].error.raw == text
     assert sent_types(core) == ["response.create"] and not core.response_running
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_has_output_says_whether_a_frame_made_anything_to_send_deliver_or_act_on(dialect: str) -> None:
+    core = opened(dialect)
+    core.wanted = {"audio"}  # nobody listens to transcripts
+    assert not core.has_output
+    core.receive(ev(type=WIRE[dialect].transcript_delta, response_id="resp_1", item_id="item_1", delta="word "))
+    assert not core.has_output and core.events_received() == []
+    core.receive(audio_delta(dialect), now_ms=1000.0)
+    assert core.has_output
+    core.events_received()
+    assert not core.has_output
+    core.receive(ev(type="input_audio_buffer.speech_started", item_id="u1", audio_start_ms=0))
+    core.events_received()  # the hint is output too, after its event was delivered
+    assert core.has_output and core.barge_in_expected() is not None and not core.has_output
+    core.receive(ev(type="session.created", session={}))  # sends the tracing update
+    assert core.has_output and core.data_to_send() and not core.has_output
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_done_audio_piling_up_ahead_of_the_wall_clock_is_still_cut_where_heard(dialect: str) -> None:
+    # No player: the wall clock says what was heard. Audio arrives far faster than it plays, so done
+    # items pile up; audio.done and response.done only mark the items still arriving, and each item
+    # keeps its place in the queue.
+    core = opened(dialect)
+    for n in range(30):
+        core.receive(response_created(f"r{n}"))
+        core.receive(audio_delta(dialect, item=f"i{n}", resp=f"r{n}"), now_ms=1000.0 + n)
+        core.receive(audio_done(dialect, item=f"i{n}", resp=f"r{n}"))
+        core.receive(response_done(f"r{n}"))
+    core.receive(response_created("last"))
+    core.receive(audio_delta(dialect, item="last", resp="last"), now_ms=1040.0)
+    core.receive(audio_done(dialect, item="last", resp="last"))  # done arriving, not playing: still cut
+    core.data_to_send(), core.events_received()
+    # 1,050 ms after the first audio: 10 items of 100 ms played, 50 ms of the 11th, none of the rest.
+    core.interrupt(2050.0)
+    assert truncates(sent(core)) == [("i10", 0, 50)] + [(f"i{n}", 0, 0) for n in range(11, 30)] + [("last", 0, 0)]
