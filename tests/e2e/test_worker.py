@@ -289,7 +289,9 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
         truncation = wait_for_truncation(demo_server, item_id)
         cut_ms = truncation["audio_end_ms"]
         assert cut_ms == int(figures(page, item_id)["cutMs"])  # the bubble records the server's cut
-        assert heard_before <= cut_ms < truncation["audio_available_ms"], (press, truncation)  # within the reply
+        # Within the reply: past what was heard at the press, and not past what the server had sent (all of it,
+        # when a busy machine made the server fall behind the player).
+        assert heard_before <= cut_ms <= truncation["audio_available_ms"], (press, truncation)
         # The player stopped at the cut: the state leaves "speaking" with the bubble's last figure, not a frame more.
         page.wait_for_selector('#voice-state:not([data-state="speaking"])')
         # (the cut is the position floored to a ms; the figure, the same position to 0.1 ms)
