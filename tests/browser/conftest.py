@@ -89,7 +89,7 @@ def started_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 def engine(started_engine: Engine) -> Engine:
     """The session's engine, with a web process of the module's own in WebKit: WebKitGTK keeps every
     AudioWorklet thread it ever started until its web process ends, and one such long-lived process
-    crashed (docs/engines.md). A new driver session there costs a MiniBrowser start, about a second."""
+    crashed (docs/engines.md). A new driver session there costs a MiniBrowser start (3 s at a load of 25)."""
     started_engine.renew(if_used=True)
     return started_engine
 

@@ -22,6 +22,9 @@ How each engine is driven, with what the issue measured to work on this machine:
 - WebKit: WebKitGTK's ``MiniBrowser`` through selenium and ``WebKitWebDriver`` under Xvfb, with its
   mock capture device (a 150 Hz hum, beeps once a second). Web Audio starts only after a WebDriver click.
   Its one window closes a page by going to about:blank, with the page cache off so the page is gone.
+  ``engine.renew()`` starts a new driver session, so a new MiniBrowser and web process (the tests do it
+  per module: WebKitGTK never frees an AudioWorklet's thread); a call that meets a dead web process
+  raises EngineError with MiniBrowser's "WebProcess CRASHED", and the next ``open`` starts a new session.
 
 pytest-pyodide's ``@run_in_pyodide`` is how a test that only runs Python in Pyodide is written:
 ``pyodide_runner`` gives its ``selenium`` a page of these engines (its own ``PlaywrightChromeRunner`` for

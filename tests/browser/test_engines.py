@@ -5,6 +5,9 @@ from __future__ import annotations
 import http.server
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +190,57 @@ def test_a_module_renews_only_a_session_that_a_page_drove(own_webkit: Engine, be
     page = own_webkit.open(beacons.url + "/", wait_for_pyodide=False)
     assert own_webkit.web_process_pid not in (None, used)
     page.close()
+
+
+#: Two modules run by a pytest of their own, on the fixtures of tests/browser/conftest.py, in WebKit.
+_INNER_CONFTEST = """
+import importlib.util
+spec = importlib.util.spec_from_file_location("browser_conftest", {conftest!r})
+browser_conftest = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(browser_conftest)
+globals().update({{k: v for k, v in vars(browser_conftest).items() if not k.startswith("__")}})
+"""
+_INNER_FIRST_MODULE = """
+import os, signal
+from pathlib import Path
+
+def test_a_crash(engine, page):
+    Path("first-pid").write_text(str(engine.web_process_pid))
+    os.kill(engine.web_process_pid, signal.SIGKILL)
+    page.eval_js("return 1")
+
+def test_the_next_test_of_the_module(engine, page):
+    assert page.run_python("1 + 1") == 2
+    Path("recovered-pid").write_text(str(engine.web_process_pid))
+"""
+_INNER_SECOND_MODULE = """
+from pathlib import Path
+
+def test_the_next_module(engine, page):
+    assert page.run_python("2 + 2") == 4
+    Path("second-pid").write_text(str(engine.web_process_pid))
+"""
+
+
+def test_through_the_fixtures_a_crash_fails_one_test_and_each_module_has_its_own_web_process(
+    tmp_path: Path,
+) -> None:
+    # The conftest's own fixtures, in a pytest of their own (a crash on purpose must not touch this run).
+    browser = Path(__file__).resolve().parent
+    root = browser.parents[1]
+    (tmp_path / "conftest.py").write_text(_INNER_CONFTEST.format(conftest=str(browser / "conftest.py")))
+    (tmp_path / "test_first.py").write_text(textwrap.dedent(_INNER_FIRST_MODULE))
+    (tmp_path / "test_second.py").write_text(textwrap.dedent(_INNER_SECOND_MODULE))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(browser), str(root / "tools"), str(root / "src")])}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "webkit", "--rootdir", str(tmp_path),
+         "-c", os.devnull, "--basetemp", str(tmp_path / "tmp"), "-W", "ignore::DeprecationWarning", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    report = run.stdout + run.stderr
+    # The crash fails its own test, loudly, with MiniBrowser's word for it; it is not retried or skipped.
+    assert "1 failed, 2 passed" in report, report
+    assert "FAILED test_first.py::test_a_crash[webkit]" in report, report
+    assert "WebKit's web process crashed" in report and "WebProcess CRASHED" in report, report
+    first, recovered, second = ((tmp_path / name).read_text() for name in ("first-pid", "recovered-pid", "second-pid"))
+    assert len({first, recovered, second}) == 3 and "None" not in (first, recovered, second)
