@@ -597,7 +597,7 @@ class _WebKitSession:
             if not (crash or "session deleted" in message or "invalid session id" in message or isinstance(exc, HTTPError)):
                 raise
             self.dead = True
-            what = f"WebKit's web process crashed ({self.log.name}: {crash!r})" if crash else (
+            what = f"WebKit's web process crashed ({self.log}: {crash!r})" if crash else (
                 f"WebKit's driver session ended ({type(exc).__name__}: {message.strip()[:200]})")
             raise EngineError(f"{what}; the next page gets a new session") from exc
 
