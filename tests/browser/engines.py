@@ -657,11 +657,10 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
                 if sessions[-1].dead:  # a crash ended the last session: this page gets a new one
                     renew(False)
                 session = sessions[-1]
-                session.used = True
                 driver = session.driver
-                # One window: a second page replaces the first (about:blank first, so the first one's
-                # pagehide runs before the next page loads).
-                session.run(lambda: driver.get("about:blank"))
+                if session.used:  # one window: a second page replaces the first
+                    session.run(lambda: driver.get("about:blank"))
+                session.used = True
                 session.run(lambda: driver.get(url))
 
                 def evaluate(expression: str) -> str:
