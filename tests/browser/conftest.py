@@ -1,8 +1,9 @@
 """Browser tests: every test runs in Chromium, Firefox and WebKit (engines.py).
 
-Each engine starts once per session (``engine``, parametrized: pytest runs all of one engine's tests
-before the next engine's), and every page of a module is served by ``engine_server`` (the local Realtime
-server, with the local dist at /pyodide). Two ways to run code in a page:
+Each engine starts once per session (``started_engine``, parametrized: pytest runs all of one engine's
+tests before the next engine's); ``engine`` hands it to a module, WebKit with a web process of the
+module's own (a new driver session), and a new one after a crash. Every page of a module is served by
+``engine_server`` (the local Realtime server, with the local dist at /pyodide). Two ways to run code in a page:
 - ``@run_in_pyodide`` (pytest-pyodide) with the ``selenium`` fixture: one Pyodide per module and engine,
   booted by pytest-pyodide's runner for that engine (``engines.pyodide_runner``). The way to write a test
   that only runs Python in Pyodide.
@@ -58,12 +59,37 @@ def engine_server() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session", params=ENGINES)
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def started_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """One started browser engine per engine name, for the whole session (tests/browser/engines.py)."""
     from engines import open_engine
 
     with open_engine(request.param, tmp_path_factory.mktemp(request.param)) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def engine(started_engine: Engine) -> Engine:
+    """The session's engine, with a web process of the module's own in WebKit: WebKitGTK keeps every
+    AudioWorklet thread it ever started until its web process ends, and one such long-lived process
+    crashed (docs/engines.md). A new driver session there costs a MiniBrowser start (3 s at a load of 25)."""
+    started_engine.renew(if_used=True)
+    return started_engine
+
+
+@pytest.fixture(autouse=True)
+def _a_crash_costs_one_test(request: pytest.FixtureRequest) -> None:
+    """WebKit: after a test that crashed the web process (it failed, saying so), the module's page and
+    runner load again in a new session, so that the module's next tests run. Nothing is retried."""
+    if "engine" not in request.fixturenames:
+        return
+    engine: Engine = request.getfixturevalue("engine")
+    if not engine.crashed:
+        return
+    if "page" in request.fixturenames:
+        engine.reopen(request.getfixturevalue("page"))
+    if "selenium" in request.fixturenames:
+        engine.renew()
+        request.getfixturevalue("selenium").boot()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ How each engine is driven, with what the issue measured to work on this machine:
 - WebKit: WebKitGTK's ``MiniBrowser`` through selenium and ``WebKitWebDriver`` under Xvfb, with its
   mock capture device (a 150 Hz hum, beeps once a second). Web Audio starts only after a WebDriver click.
   Its one window closes a page by going to about:blank, with the page cache off so the page is gone.
+  ``engine.renew()`` starts a new driver session, so a new MiniBrowser and web process (the tests do it
+  per module: WebKitGTK never frees an AudioWorklet's thread); a call that meets a dead web process
+  raises EngineError with MiniBrowser's "WebProcess CRASHED", and the next ``open`` starts a new session.
 
 pytest-pyodide's ``@run_in_pyodide`` is how a test that only runs Python in Pyodide is written:
 ``pyodide_runner`` gives its ``selenium`` a page of these engines (its own ``PlaywrightChromeRunner`` for
@@ -141,6 +144,9 @@ class Page:
         self._click = click
         self._close = close
         self._navigate = navigate
+        #: What ``Engine.open`` loaded, for ``Engine.reopen``.
+        self.url = ""
+        self.waited_for_pyodide = False
 
     def eval_js(self, body: str) -> Any:
         """Run ``body`` as the body of an async function in the page; return its JSON-able result."""
@@ -224,16 +230,48 @@ class Engine:
         #: An AudioWorklet still answers its port after its AudioContext closed (Firefox, WebKit), so
         #: query_heard_ms answers at once; Chromium's does not, and it answers from its timeout.
         self.worklet_answers_after_close = name != "chromium"
-        #: The driver objects, for pytest-pyodide's runners (``pyodide_runner``): Chromium's Playwright
-        #: browser, WebKit's selenium driver.
+        #: Chromium's Playwright browser, for pytest-pyodide's runner (``pyodide_runner``).
         self.playwright_browser: Any = None
-        self.webdriver: Any = None
         self._open: Callable[[str], Page] | None = None
+        #: WebKit: its current driver session, and what starts the next one (``renew``).
+        self._session: Callable[[], _WebKitSession] | None = None
+        self._renew: Callable[[bool], None] | None = None
+
+    @property
+    def webdriver(self) -> Any:
+        """WebKit's current selenium driver (a new one after ``renew()``), for pytest-pyodide's runner."""
+        return self._session().driver if self._session is not None else None
+
+    @property
+    def crashed(self) -> bool:
+        """WebKit: the current session's web process or driver died (the next ``open`` starts a new one)."""
+        return self._session is not None and self._session().dead
+
+    @property
+    def web_process_pid(self) -> int | None:
+        """WebKit: the process id of the current session's web process (None elsewhere, or if none runs)."""
+        return self._session().web_process_pid() if self._session is not None else None
+
+    def renew(self, if_used: bool = False) -> None:
+        """WebKit: end the driver session and start a new one, with a new MiniBrowser and so a new web
+        process; its pages are gone (``if_used``: only if a page or runner has driven the current one, or
+        it died). Elsewhere nothing to do. WebKitGTK keeps every AudioWorklet thread it ever started until
+        its web process ends (docs/engines.md): the tests renew it once per module."""
+        if self._renew is not None:
+            self._renew(if_used)
+
+    def reopen(self, page: Page) -> None:
+        """A new session (``renew``) and ``page``'s URL loaded again in it, into the same ``page`` object:
+        how a module's shared page goes on after its web process crashed."""
+        self.renew()
+        fresh = self.open(page.url, page.waited_for_pyodide)
+        page.__dict__.update(fresh.__dict__)
 
     def open(self, url: str, wait_for_pyodide: bool = True) -> Page:
         """Load ``url``; unless told otherwise, wait for the page's ``window.pyodideReady``."""
         assert self._open is not None
         page = self._open(url)
+        page.url, page.waited_for_pyodide = url, wait_for_pyodide
         if not wait_for_pyodide:
             return page
         page.eval_js(
@@ -479,6 +517,99 @@ def _xvfb(log: Path) -> Iterator[str]:
         server.wait(10)
 
 
+#: What MiniBrowser writes to the driver's log when its web process dies (a crash or a kill).
+WEB_PROCESS_CRASHED = "WebProcess CRASHED"
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc: WebKitWebDriver -> MiniBrowser -> its processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # The command may hold spaces and parentheses: the fields after its last ")" are fixed.
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _command(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "comm").read_text().strip()
+    return ""
+
+
+class _WebKitSession:
+    """One WebKitWebDriver with its own MiniBrowser, and so its own web process, and its own log."""
+
+    def __init__(self, driver: Any, log: Path) -> None:
+        self.driver = driver
+        self.log = log
+        self.dead = False
+        self.used = False  # a page or a runner has driven it
+
+    def crash_report(self) -> str:
+        """The log's line that says the web process died, or "" (WebKit says nothing else about it)."""
+        with contextlib.suppress(OSError):
+            for line in self.log.read_text(errors="replace").splitlines():
+                if WEB_PROCESS_CRASHED in line:
+                    return line.strip()
+        return ""
+
+    def _await_crash_report(self) -> str:
+        """The driver may answer before MiniBrowser has logged the crash (it answered "Could not parse script
+        result" then): wait for the line while MiniBrowser runs, up to START_TIMEOUT_S."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (crash := self.crash_report()) and time.monotonic() < deadline:
+            if self.web_process_pid() is not None and self._answers():
+                return ""  # the page is alive: a script's own fault
+            time.sleep(0.1)
+        return crash
+
+    def _answers(self) -> bool:
+        with contextlib.suppress(Exception):
+            return bool(self.driver.execute_script("return true"))
+        return False
+
+    def web_process_pid(self) -> int | None:
+        service = self.driver.service.process
+        for browser in _children(service.pid):
+            for child in _children(browser):
+                if _command(child) == "WebKitWebProces":  # /proc's comm keeps 15 characters
+                    return child
+        return None
+
+    def run(self, action: Callable[[], R]) -> R:
+        """``action`` on the driver; a dead web process or driver raises EngineError, saying so (never retried)."""
+        from selenium.common.exceptions import WebDriverException
+        from urllib3.exceptions import HTTPError
+
+        if self.dead:
+            raise EngineError(f"this WebKit session ended earlier ({self.crash_report() or 'its driver died'})")
+        try:
+            return action()
+        except (WebDriverException, HTTPError) as exc:
+            crash = self.crash_report()
+            if not crash and "Could not parse script result" in str(exc):
+                crash = self._await_crash_report()
+            # A page crash ends the driver's session; a dead driver refuses connections.
+            message = str(exc)
+            if not (crash or "session deleted" in message or "invalid session id" in message or isinstance(exc, HTTPError)):
+                raise
+            self.dead = True
+            what = f"WebKit's web process crashed ({self.log}: {crash!r})" if crash else (
+                f"WebKit's driver session ended ({type(exc).__name__}: {message.strip()[:200]})")
+            raise EngineError(f"{what}; the next page gets a new session") from exc
+
+    def quit(self) -> None:
+        try:
+            self.driver.quit()
+        except Exception:  # noqa: BLE001 - a crashed session may refuse to quit: its driver is stopped below
+            service = self.driver.service
+            with contextlib.suppress(Exception):
+                service.stop()
+
+
 @contextlib.contextmanager
 def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engine]:
     from selenium import webdriver
@@ -493,32 +624,50 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
         for flag in ("--automation", "--enable-webaudio=true", "--enable-media-stream=true",
                      "--enable-mock-capture-devices=true", "--enable-page-cache=false"):
             options.add_argument(flag)
-        old_display = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = display  # the driver starts MiniBrowser with our environment
-        try:
-            driver = webdriver.WebKitGTK(
-                options=options, service=Service(executable_path=WEBKIT_DRIVER, log_output=str(workdir / "webkit-driver.log"))
-            )
-        finally:
-            if old_display is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = old_display
-        try:
-            driver.set_script_timeout(SCRIPT_TIMEOUT_S)
-            opened = []
+        sessions: list[_WebKitSession] = []
 
+        def start_session() -> _WebKitSession:
+            # One log per session, so that a crash is told to the session it ended.
+            log = workdir / f"webkit-driver-{len(sessions) + 1}.log"
+            old_display = os.environ.get("DISPLAY")
+            os.environ["DISPLAY"] = display  # the driver starts MiniBrowser with our environment
+            try:
+                driver = webdriver.WebKitGTK(
+                    options=options, service=Service(executable_path=WEBKIT_DRIVER, log_output=str(log))
+                )
+            finally:
+                if old_display is None:
+                    os.environ.pop("DISPLAY", None)
+                else:
+                    os.environ["DISPLAY"] = old_display
+            driver.set_script_timeout(SCRIPT_TIMEOUT_S)
+            session = _WebKitSession(driver, log)
+            sessions.append(session)
+            return session
+
+        def renew(if_used: bool) -> None:
+            if if_used and not sessions[-1].used and not sessions[-1].dead:
+                return
+            sessions[-1].quit()
+            start_session()
+
+        start_session()
+        try:
             def open_page(url: str) -> Page:
-                if opened:  # one window: a second page replaces the first
-                    driver.get("about:blank")
-                opened.append(url)
-                driver.get(url)
+                if sessions[-1].dead:  # a crash ended the last session: this page gets a new one
+                    renew(False)
+                session = sessions[-1]
+                driver = session.driver
+                if session.used:  # one window: a second page replaces the first
+                    session.run(lambda: driver.get("about:blank"))
+                session.used = True
+                session.run(lambda: driver.get(url))
 
                 def evaluate(expression: str) -> str:
-                    value: str = driver.execute_async_script(
+                    value: str = session.run(lambda: driver.execute_async_script(
                         "const done = arguments[arguments.length - 1];"
                         f"({expression}).then(done);"
-                    )
+                    ))
                     return value
 
                 def click() -> None:
@@ -526,16 +675,21 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
                     # WebKitWebDriver's findElement answered "Could not parse element info").
                     action = ActionBuilder(driver)
                     action.pointer_action.move_to_location(5, 5).click()
-                    action.perform()
+                    session.run(action.perform)
 
-                return Page("webkit", evaluate, click, lambda: driver.get("about:blank"), driver.get)
+                def close() -> None:
+                    if not session.dead:  # a crashed page is gone already
+                        session.run(lambda: driver.get("about:blank"))
+
+                return Page("webkit", evaluate, click, close, lambda to: session.run(lambda: driver.get(to)))
 
             engine.mic_tone_hz, engine.mic_tone_amplitude = WEBKIT_MOCK_HUM_HZ, WEBKIT_MOCK_HUM_AMPLITUDE
-            engine.webdriver = driver
+            engine._session = lambda: sessions[-1]
+            engine._renew = renew
             engine._open = open_page
             yield engine
         finally:
-            driver.quit()
+            sessions[-1].quit()
 
 
 # ---- pytest-pyodide: its runner classes, over the engines started above ---------------------------------
@@ -599,11 +753,42 @@ class WebKitGTKRunner(_SeleniumBaseRunner):  # type: ignore[misc]
             raise NotImplementedError("JSPI is not supported in WebKit")
         return self._engine.webdriver
 
+    @property
+    def driver(self) -> Any:
+        """The engine's current driver: pytest-pyodide keeps ``self.driver`` from construction, and the
+        engine starts a new session per module (and after a crash)."""
+        return self._engine.webdriver
+
+    @driver.setter
+    def driver(self, value: Any) -> None:
+        pass  # _BrowserBaseRunner.__init__ stores get_driver()'s answer: the property answers instead
+
+    def run_js_inner(self, code: str, check_code: str) -> Any:
+        session = self._engine._session
+        assert session is not None
+        return session().run(lambda: super(WebKitGTKRunner, self).run_js_inner(code, check_code))
+
     def set_script_timeout(self, timeout: float) -> None:
         self.script_timeout = timeout  # the engine's driver keeps its own (SCRIPT_TIMEOUT_S)
 
+    def prepare_driver(self) -> None:
+        session = self._engine._session
+        assert session is not None
+        session().used = True
+        super().prepare_driver()
+
+    def boot(self) -> None:
+        """Load the page and Pyodide again, as construction did: after ``engine.renew()`` (a crash)."""
+        self.prepare_driver()
+        self.javascript_setup()
+        self.load_pyodide()
+        self.initialize_pyodide()
+        self.save_state()
+        self.restore_state()
+
     def quit(self) -> None:
-        self.driver.get("about:blank")
+        if not self._engine.crashed:  # a crashed page is gone already
+            self.driver.get("about:blank")
 
 
 def pyodide_runner(engine: Engine, server_url: str, dist_dir: Path) -> _BrowserBaseRunner:
