@@ -119,7 +119,9 @@ ensure_browser_wheels() {
 # scripts run from anywhere without PYTHONPATH, and an edit in src/ needs no reinstall. Their
 # dependencies are pinned in requirements-dev.txt, so --no-deps.
 ensure_editables() {
-    local want; want=$(hash_of pyproject.toml server/pyproject.toml requirements-dev.txt)
+    # The tree's path is part of the stamp: an editable install points at one tree, so a .venv moved or
+    # shared between two clones is pointed at this one again.
+    local want; want="$(hash_of pyproject.toml server/pyproject.toml requirements-dev.txt) $ROOT"
     stamp_ok "$VENV/.editables-stamp" "$want" && return 0
     say "installing pyodide_realtime (src/) and the local Realtime server (server/) into .venv, editable"
     "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . -e server >/dev/null \
