@@ -1,10 +1,14 @@
 """Shared by every test: import the package from src/ (no install step between an edit and a test run),
 keep hypothesis's caches out of the work tree (in .cache/, with the build's other caches), run the folders
-in an order that works in one process (``RUN_ORDER``), and print the timing figures tests report."""
+in an order that works in one process (``RUN_ORDER``), keep a test marked ``alone`` from sharing the
+machine with another test, and print the timing figures tests report."""
 
 import asyncio
+import fcntl
+import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("timing figures (reported, not asserted: they move with the machine's load)")
         for nodeid, what, value in _FIGURES:
             terminalreporter.write_line(f"{nodeid.rsplit('::', 1)[-1]}: {what}: {value}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Under pytest-xdist, a test marked ``alone`` runs while no other worker runs a test, its fixtures' set-up
+    and teardown included (a page's Pyodide boot is the busiest moment of a browser test): what it measures
+    (a real-time echo canceller, test_echo.py) fails on a busy machine, which is no fault of ours. Every
+    other test holds a shared lock, an ``alone`` test the exclusive one; taking the gate first keeps a
+    waiting ``alone`` test from being starved by a stream of shared holders."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+    if run is None:
+        return (yield)
+    alone = item.get_closest_marker("alone") is not None
+    folder = Path(tempfile.gettempdir())
+    with open(folder / f"pytest-{run}.gate", "a") as gate, open(folder / f"pytest-{run}.lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            if not alone:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        return (yield)  # closing the files releases what is still held
