@@ -13,7 +13,9 @@ dies of a SIGSEGV at 0x38 (``cmp %bpl,0x38(%rdi)``, the same instruction every t
 roughly 3 to 150 closes. No order of teardown avoids it (the port closed first, the nodes disconnected,
 the processor quiet or ended by returning false, the context suspended first: all crashed), nor does
 staying silent on the port. Contexts never closed do not crash (one context reused by every round, or a
-new one per round left suspended), nor do contexts whose worklet never rendered.
+new one per round left suspended), nor do contexts whose worklet never rendered, nor those that only
+loaded the module, nor a microphone's (a MediaStreamSource into a node without outputs): so the
+package's player, on a context of its own, is what meets it, and its microphone is not.
 """
 
 from __future__ import annotations
@@ -176,6 +178,16 @@ SCENARIOS = {
         const src = new MediaStreamAudioSourceNode(c, {mediaStream: s}); const n = new AudioWorkletNode(c, "tap");
         src.connect(n); n.port.onmessage = () => {}; await pause(30);
         n.port.onmessage = null; n.port.close(); src.disconnect(n); n.disconnect();
+        for (const t of s.getTracks()) t.stop(); await c.close();""",
+    # The library's capture: a microphone into a worklet node without outputs (so it always renders),
+    # the track stopped and the nodes disconnected, then the context closed.
+    "mic-capture-close": """
+        const s = await navigator.mediaDevices.getUserMedia({audio: true});
+        const c = new AudioContext(); await c.resume(); await c.audioWorklet.addModule(workletUrl);
+        const src = new MediaStreamAudioSourceNode(c, {mediaStream: s});
+        const n = new AudioWorkletNode(c, "tap", {numberOfInputs: 1, numberOfOutputs: 0});
+        src.connect(n); n.port.onmessage = () => {}; await pause(30);
+        n.port.onmessage = null; n.port.close(); src.disconnect(n);
         for (const t of s.getTracks()) t.stop(); await c.close();""",
     # Only contexts with a worklet module, nothing else (the thread leak).
     "worklet-only": """
