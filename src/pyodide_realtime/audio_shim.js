@@ -634,6 +634,32 @@ export class CapturePort {
 
 const loaded = new WeakMap();  // context -> addModule promise (once per context)
 
+// The contexts the library makes for its players. WebKitGTK 2.50's web process crashes now and then (a
+// null pointer on the AudioWorklet's thread) when a context whose worklet has played is closed, whatever
+// is torn down first, and it never frees a worklet's thread anyway: in WebKit a player's context is
+// suspended and kept for the next player instead (measured: a crash within 3-150 closes, none in 300
+// reuses; tools/webkit_audio_probe.py). Elsewhere it is closed.
+// (This file is the worklet's module too, whose scope has no navigator: an error there hangs WebKit.)
+const AGENT = typeof navigator === "object" ? navigator.userAgent : "";
+const KEEPS_CONTEXTS = /AppleWebKit/.test(AGENT) && !/Chrome|Chromium|Edg|Firefox/.test(AGENT);
+const spareContexts = [];  // {context, suspended: the promise of its suspend}
+
+export async function ownContext() {
+  const spare = KEEPS_CONTEXTS ? spareContexts.pop() : undefined;
+  if (!spare) return new AudioContext({ latencyHint: "interactive" });
+  await spare.suspended;  // a resume racing a pending suspend left WebKit's context silent for good
+  return spare.context;
+}
+
+export function releaseContext(context) {
+  context.onstatechange = null;
+  if (context.state === "closed") return Promise.resolve();
+  if (!KEEPS_CONTEXTS) return context.close();
+  const suspended = context.suspend().catch(() => {});
+  spareContexts.push({ context, suspended });
+  return suspended;
+}
+
 export function ensureWorklet(context, url) {
   let p = loaded.get(context);
   if (!p) { p = context.audioWorklet.addModule(url); loaded.set(context, p); }
@@ -760,7 +786,10 @@ export function serveWorker(control, url) {
     if (h.stream) for (const track of h.stream.getTracks()) track.stop();
     if (h.source) h.source.disconnect();
     h.node.disconnect();
-    if (h.gain) h.gain.disconnect();
+    if (h.gain) {  // a player's: its context came from ownContext
+      h.gain.disconnect();
+      return releaseContext(h.context);
+    }
     if (h.context.state !== "closed") return h.context.close();
   };
   const calls = {
@@ -779,7 +808,7 @@ export function serveWorker(control, url) {
     if (problem) { reply({ type: "error", message: `the page got ${problem}` }); return; }
     try {
       if (m.type === "open-player") {
-        const context = new AudioContext({ latencyHint: "interactive" });
+        const context = await ownContext();
         const { node, gain } = await playerNodes(context, url, m.volume);
         let shared = null;
         if (typeof SharedArrayBuffer === "function") {

@@ -230,6 +230,9 @@ class Engine:
         #: An AudioWorklet still answers its port after its AudioContext closed (Firefox, WebKit), so
         #: query_heard_ms answers at once; Chromium's does not, and it answers from its timeout.
         self.worklet_answers_after_close = name != "chromium"
+        #: A closed AudioPlayer closes the context it made; in WebKit it suspends it for the next player
+        #: (WebKitGTK's web process can crash on closing a context whose worklet played).
+        self.player_context_after_close = "suspended" if name == "webkit" else "closed"
         #: Chromium's Playwright browser, for pytest-pyodide's runner (``pyodide_runner``).
         self.playwright_browser: Any = None
         self._open: Callable[[str], Page] | None = None

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from .._interfaces import FORMAT_RATES, AudioFormat
 from ..errors import ConfigurationError
 from ._context import RESUME_TIMEOUT_S, resume_context
-from ._shim import js_object, load_shim, page_link, require_web_audio
+from ._shim import load_shim, page_link, require_web_audio
 
 __all__ = ["AudioPlayer", "PlaybackPosition", "FORMAT_RATES", "EndReason", "check_format"]
 
@@ -113,6 +113,7 @@ class AudioPlayer:
         self.context = context
         self._handle = handle
         self._owns_context = owns_context
+        self._release_context: Any = None  # the shim's releaseContext, for a context this player made
         self._volume = volume
         self.on_item_started = on_item_started
         self.on_item_ended = on_item_ended
@@ -174,14 +175,14 @@ class AudioPlayer:
                 raise
             return player
 
-        import js
-
         shim, url = await load_shim()
         owns = context is None
         if owns:
-            context = js.AudioContext.new(js_object({"latencyHint": "interactive"}))
+            context = await shim.ownContext()  # in WebKit, one a closed player left (releaseContext says why)
         player = cls(context, None, owns_context=owns, on_item_started=on_item_started,
                      on_item_ended=on_item_ended, volume=volume, compensate_output_latency=compensate_output_latency)
+        if owns:
+            player._release_context = shim.releaseContext
         player._event_proxy = create_proxy(player._on_event)
         try:
             player._handle = await shim.createPlayer(context, url, volume, player._event_proxy)
@@ -353,7 +354,8 @@ class AudioPlayer:
         )
 
     def close(self) -> None:
-        """Disconnect the nodes, release every proxy and close the context if this player made it."""
+        """Disconnect the nodes, release every proxy and close the context if this player made it (in WebKit,
+        suspend it for the next player: WebKitGTK can crash on closing it)."""
         if self._closed:
             return
         self._closed = True
@@ -371,8 +373,8 @@ class AudioPlayer:
         if self._event_proxy is not None:
             self._event_proxy.destroy()
             self._event_proxy = None
-        if self._owns_context and self.context is not None and str(self.context.state) != "closed":
-            self.context.close()
+        if self._owns_context and self.context is not None and self._release_context is not None:
+            self._release_context(self.context)  # closed; in WebKit, suspended and kept for the next player
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.sample_rate} Hz"
