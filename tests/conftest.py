@@ -80,17 +80,22 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     and teardown included (a page's Pyodide boot is the busiest moment of a browser test): what it measures
     (a real-time echo canceller, test_echo.py) fails on a busy machine, which is no fault of ours. Every
     other test holds a shared lock, an ``alone`` test the exclusive one; taking the gate first keeps a
-    waiting ``alone`` test from being starved by a stream of shared holders."""
+    waiting ``alone`` test from being starved by a stream of shared holders.
+
+    POSIX record locks (``lockf``), not ``flock``: a process forked during a test (pytest-pyodide's web
+    server is a ``multiprocessing`` child that lives for the whole session) would share a ``flock`` and
+    hold it for good, and the next ``alone`` test would wait forever; a record lock stays with its process."""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
     if run is None:
         return (yield)
     alone = item.get_closest_marker("alone") is not None
     folder = Path(tempfile.gettempdir())
-    with open(folder / f"pytest-{run}.gate", "a") as gate, open(folder / f"pytest-{run}.lock", "a") as lock:
-        fcntl.flock(gate, fcntl.LOCK_EX)
+    # "a+": a shared record lock needs a file open for reading, an exclusive one for writing.
+    with open(folder / f"pytest-{run}.gate", "a+") as gate, open(folder / f"pytest-{run}.lock", "a+") as lock:
+        fcntl.lockf(gate, fcntl.LOCK_EX)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+            fcntl.lockf(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         finally:
             if not alone:
-                fcntl.flock(gate, fcntl.LOCK_UN)
+                fcntl.lockf(gate, fcntl.LOCK_UN)
         return (yield)  # closing the files releases what is still held
