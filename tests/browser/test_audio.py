@@ -402,16 +402,18 @@ def test_heard_ms_is_where_a_stop_sent_now_would_land(page: Page, timing_figure:
     (_, e0, _, _, c0_before, c0_after), (_, e1, _, _, c1_before, c1_after) = samples[0], samples[-1]
     step_ms = 50
     assert c1_before - c0_after - step_ms <= e1 - e0 <= c1_after - c0_before + step_ms, (e0, e1, samples)
-    # heard_ms promises where a stop sent now lands: the interruption reports that promise, and the audio
-    # thread stops exactly there, unless the stop reached it after the sound had passed the promise (a
-    # starved page: the round trip outlasted the margin). Then the player logs how late: late, never
-    # wrong in silence.
-    assert stop["reported"] == stop["promised"], stop
+    # heard_ms promises where a stop sent now lands: the interruption reports the promise of the moment
+    # it sends the stop (the one asked just before, or later: a starved page can stall 100 ms and more
+    # between two lines, and the sound goes on meanwhile), and the audio thread stops exactly there,
+    # unless the stop reached it after the sound had passed the promise (the round trip outlasted the
+    # margin). Then the player logs how late: late, never wrong in silence.
+    assert stop["reported"] >= stop["promised"], stop
     late = [float(m.group(1)) for line in stop["logged"] if (m := re.search(r"a stop landed ([\d.]+) ms after", line))]
     if late:
-        assert stop["landed"] == pytest.approx(stop["promised"] + late[0], abs=0.1 + 1000 / rate), stop
+        assert stop["landed"] == pytest.approx(stop["reported"] + late[0], abs=0.1 + 1000 / rate), stop
     else:
-        assert stop["landed"] == stop["promised"] and stop["logged"] == [], stop
+        assert stop["landed"] == stop["reported"] and stop["logged"] == [], stop
+    timing_figure("the page between heard_ms and interrupt", f"{stop['reported'] - stop['promised']:.1f} ms of sound")
     # How far a promise led the sound (the margin, plus how late a message reached the audio thread)
     # and how long a question took: figures of the machine's load.
     round_trips = sorted(s[3] for s in samples)

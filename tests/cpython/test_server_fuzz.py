@@ -113,7 +113,7 @@ def _odd(rnd: random.Random, types: list[str]) -> Any:
     if roll < 0.1:
         return rnd.choice(types)
     if roll < 0.2:
-        value: Any = rnd.choice(_ODD_VALUES)
+        value: Any = copy.deepcopy(rnd.choice(_ODD_VALUES))  # a shared one, mutated later, grew run after run
         for _ in range(rnd.randrange(1, 40)):
             value = rnd.choice(([value], {"k": value}, {"type": value}))
         return value

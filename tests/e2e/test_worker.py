@@ -233,6 +233,10 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
     sent = SentFrames(page)
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
+    # The player's warning, from the worker, when a stop reached the audio thread after the position it had
+    # promised (a starved machine): the sound went on that much past the cut.
+    late_stops: list[float] = []
+    page.on("console", lambda m: late_stops.extend(float(x) for x in re.findall(r"a stop landed ([\d.]+) ms after", m.text)))
     expect.set_options(timeout=STEP_TIMEOUT_MS)
     page.goto(demo_server.url + "worker.html")
     assert page.evaluate("crossOriginIsolated") is True  # the local server's two headers, no browser flag
@@ -283,6 +287,7 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
         page.wait_for_function(
             "([id, ms]) => +document.getElementById('item-' + id).dataset.heardMs >= ms", arg=[item_id, heard_before]
         )
+        late_before = len(late_stops)
         latencies.append(sent.press_interrupt(page, double=press == DOUBLE_CLICK_PRESS))
         cut_items.append(item_id)
         page.wait_for_function("(id) => 'cutMs' in document.getElementById('item-' + id).dataset", arg=item_id)
@@ -294,8 +299,10 @@ def test_the_pyscript_worker_demo_plays_the_reply_and_streams_the_microphone(
         assert heard_before <= cut_ms <= truncation["audio_available_ms"], (press, truncation)
         # The player stopped at the cut: the state leaves "speaking" with the bubble's last figure, not a frame more.
         page.wait_for_selector('#voice-state:not([data-state="speaking"])')
-        # (the cut is the position floored to a ms; the figure, the same position to 0.1 ms)
-        assert cut_ms <= float(figures(page, item_id)["heardMs"]) <= cut_ms + 1
+        # (the cut is the position floored to a ms; the figure, the same position to 0.1 ms; past it only by
+        # as much as the player warned a late stop went on)
+        late_ms = max(late_stops[late_before:], default=0.0)
+        assert cut_ms <= float(figures(page, item_id)["heardMs"]) <= cut_ms + 1 + late_ms, (press, late_stops)
         # The server answered the press (its answer to a cancel comes before the truncate's): no banner.
         assert page.is_hidden("#error"), (press, page.text_content("#error"))
     print(f"\nworker.html: {latency_summary(latencies)}")
