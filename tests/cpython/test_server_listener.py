@@ -178,7 +178,8 @@ async def test_the_worker_ends_when_the_command_line_server_gets_a_signal(stand_
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "server" / "src")])}
     env.pop("OPENAI_API_KEY", None)
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CLI, str(stand_in), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT
+        sys.executable, "-c", CLI, str(stand_in), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT,
+        preexec_fn=_as_from_a_terminal,
     )
     assert server.stdout is not None and server.stderr is not None
     try:
@@ -199,6 +200,13 @@ async def test_the_worker_ends_when_the_command_line_server_gets_a_signal(stand_
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+def _as_from_a_terminal() -> None:
+    """SIGINT as a terminal's foreground command has it. A test run started in the background of a script
+    (``cmd &``, as CI may) has SIGINT ignored, its children inherit that, and Python then leaves Ctrl-C
+    ignored, as it should: the server would never see this test's SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _mint(url: str) -> str:
