@@ -647,7 +647,7 @@ const spareContexts = [];  // {context, suspended: the promise of its suspend}
 export async function ownContext() {
   const spare = KEEPS_CONTEXTS ? spareContexts.pop() : undefined;
   if (!spare) return new AudioContext({ latencyHint: "interactive" });
-  await spare.suspended;  // a resume racing a pending suspend left WebKit's context silent for good
+  await spare.suspended;  // the next player's resume comes after the suspend, never racing it
   return spare.context;
 }
 
