@@ -282,6 +282,7 @@ async def _play_live_with_underrun(first, second, tap_js, started_at_js):
     import asyncio
 
     import js
+    from page_helpers import retire_context
     from pyodide.code import run_js
 
     from pyodide_realtime.audio import AudioPlayer
@@ -307,7 +308,7 @@ async def _play_live_with_underrun(first, second, tap_js, started_at_js):
     underruns = player.underruns
     rate = int(context.sampleRate)
     player.close()
-    await context.close()
+    await retire_context(context)
     return recording.data.to_bytes(), int(recording.first), int(seen.startedAt), heard, underruns, rate
 
 
@@ -945,6 +946,7 @@ async def _reply_played_to_its_end_then_interrupt(ws_url, key, context_rate):
     import asyncio
 
     import js
+    from page_helpers import retire_context
 
     from pyodide_realtime import OpenAIRealtimeWebSocket
     from pyodide_realtime.audio import AudioPlayer
@@ -981,7 +983,7 @@ async def _reply_played_to_its_end_then_interrupt(ws_url, key, context_rate):
     result["cuts"] = cuts
     transport.close()
     player.close()
-    await context.close()
+    await retire_context(context)
     return result
 
 
@@ -1049,7 +1051,7 @@ async def _query_on_a_closed_context(data):
     import asyncio
 
     import js
-    from page_helpers import kept_logs
+    from page_helpers import kept_logs, retire_context
 
     from pyodide_realtime.audio import AudioPlayer
 
@@ -1058,7 +1060,9 @@ async def _query_on_a_closed_context(data):
     player.play(data, item_id="x", content_index=0, audio_format="pcm16")
     while (await player.query_heard_ms("x") or 0.0) < 200:  # asks the worklet; heard_ms would promise more
         await asyncio.sleep(0.01)
-    await context.close()  # its owner closes it: Chromium's audio thread answers no more
+    # Its owner closes it: Chromium's audio thread answers no more. In WebKit, whose web process can crash
+    # on that close, its owner suspends it: its audio thread renders no more either.
+    await retire_context(context)
     loop = asyncio.get_running_loop()
     start = loop.time()
     with kept_logs("pyodide_realtime.audio.player") as logged:
