@@ -641,7 +641,7 @@ const loaded = new WeakMap();  // context -> addModule promise (once per context
 // reuses; tools/webkit_audio_probe.py). Elsewhere it is closed.
 // (This file is the worklet's module too, whose scope has no navigator: an error there hangs WebKit.)
 const AGENT = typeof navigator === "object" ? navigator.userAgent : "";
-export const KEEPS_CONTEXTS = /AppleWebKit/.test(AGENT) && !/Chrome|Chromium|Edg|Firefox/.test(AGENT);
+const KEEPS_CONTEXTS = /AppleWebKit/.test(AGENT) && !/Chrome|Chromium|Edg|Firefox/.test(AGENT);
 const spareContexts = [];  // {context, suspended: the promise of its suspend}
 
 export async function ownContext() {
