@@ -46,8 +46,10 @@ async def server() -> AsyncIterator[RealtimeServer]:
 
 @pytest.mark.asyncio
 async def test_the_official_sdk_holds_a_conversation_with_a_tool(server: RealtimeServer) -> None:
-    client = AsyncOpenAI(api_key=server.mint_key(), base_url=server.url + "v1")
-    async with client.realtime.connect(model="gpt-realtime") as connection:
+    async with (
+        AsyncOpenAI(api_key=server.mint_key(), base_url=server.url + "v1") as client,
+        client.realtime.connect(model="gpt-realtime") as connection,
+    ):
         await connection.session.update(session={"type": "realtime", "output_modalities": ["text"], "tools": [WEATHER_TOOL]})
         await connection.conversation.item.create(
             item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "What's the weather in Paris?"}]}
@@ -96,9 +98,14 @@ async def test_the_readme_key_endpoint_mints_through_the_sdk(server: RealtimeSer
     monkeypatch.setenv("OPENAI_BASE_URL", server.url + "v1")
     namespace: dict[str, Any] = {}
     exec(compile(backend_example(), "README: the key endpoint", "exec"), namespace)
-    async with _serve(namespace["app"]) as backend:
-        request = urllib.request.Request(backend + "/realtime-key", method="POST", data=b"")
-        answer = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=TIMEOUT_S).read()))
+    try:
+        async with _serve(namespace["app"]) as backend:
+            request = urllib.request.Request(backend + "/realtime-key", method="POST", data=b"")
+            answer = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=TIMEOUT_S).read()))
+    finally:
+        # The example's client keeps its connection to the API alive: closed on this test's loop, not
+        # finalized on a later test's (an unclosed socket's ResourceWarning there).
+        await namespace["openai"].close()
     assert answer["value"].startswith("ek_") and answer["expires_at"] > 0
     assert "sk-your-regular-key" not in json.dumps(answer)
     # The page's side: the minted key opens one connection, with the session it was minted for.
