@@ -52,6 +52,7 @@ import re
 import subprocess
 import textwrap
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -635,9 +636,13 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
             old_display = os.environ.get("DISPLAY")
             os.environ["DISPLAY"] = display  # the driver starts MiniBrowser with our environment
             try:
-                driver = webdriver.WebKitGTK(
-                    options=options, service=Service(executable_path=WEBKIT_DRIVER, log_output=str(log))
-                )
+                with warnings.catch_warnings():
+                    # selenium 4.50's own WebKitGTK driver hands its service URL to RemoteConnection by the
+                    # argument RemoteConnection deprecates: nothing a caller can change.
+                    warnings.filterwarnings("ignore", "setting remote_server_addr", DeprecationWarning)
+                    driver = webdriver.WebKitGTK(
+                        options=options, service=Service(executable_path=WEBKIT_DRIVER, log_output=str(log))
+                    )
             finally:
                 if old_display is None:
                     os.environ.pop("DISPLAY", None)
