@@ -23,9 +23,6 @@ from engines import Engine, Page, in_page
 from pyodide_realtime.audio import g711
 from pyodide_realtime.audio.resample import LinearResampler
 
-# selenium's own WebKitGTK driver still passes the old RemoteConnection argument: not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
-
 FADE_FRAMES = 128  # the worklet's de-click ramp (audio_shim.js)
 MIC_SETTLE_MS = 40  # what the tone checks skip after the device's first sound: the resampler's start
 MIC_START_S = 0.1  # what a device may hand over at once when the capture starts (one device buffer, and more)

@@ -17,9 +17,6 @@ import pytest
 
 from engines import Engine, EngineError
 
-# selenium's own WebKitGTK driver still passes the old RemoteConnection argument: not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
-
 #: A page that tells, as it goes away, whether the engine kept it (a back/forward cache).
 GOING_AWAY = (
     b"<!doctype html><title>going away</title><script>"

@@ -8,11 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pytest_pyodide import run_in_pyodide
-
-# selenium's own WebKitGTK driver still passes the old RemoteConnection argument: not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,9 +22,6 @@ import pytest
 from engines import Engine, Page, start_realtime_server
 from readme_blocks import Block, of_kind
 
-# selenium's own WebKitGTK driver still passes the old RemoteConnection argument: not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
-
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL = "pyodide_realtime-0.1.0-py3-none-any.whl"
 DONE_TIMEOUT_MS = 60_000

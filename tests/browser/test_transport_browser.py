@@ -12,9 +12,6 @@ import pytest
 from engines import Page, in_page
 from scripted_server import FRAMES, ScriptedServer
 
-# selenium's own WebKitGTK driver still passes the old RemoteConnection argument: not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def scripted() -> Iterator[ScriptedServer]:

@@ -27,8 +27,6 @@ TRANSPORTS = ("websocket", "webrtc")
 SPOKEN_QUESTION = "What is the weather in Paris?"
 PCM_RATE_HZ = 24_000
 
-pytestmark = [pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")]
-
 
 @pytest.fixture(scope="module", params=WEBRTC_ENGINES)
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
