@@ -18,7 +18,8 @@ in this order:
 5. ``connection_closed()`` once the socket is gone.
 
 The core decides; the I/O layer acts on its hints (as websockets' connection reads its protocol's
-``close_expected()``). Time (``now_ms``) is an argument: the core never reads a clock. The playback
+``close_expected()``). Time (``now_ms``) is an argument: the core never reads a clock of its own (a
+``receive`` may be handed the I/O layer's clock, to call only when the frame needs the time). The playback
 position comes from the player's :class:`~._playback.PlaybackPort`, handed over once
 (``attach_playback``); the core only reads it. A call that does not fit the state raises
 :class:`InvalidStateError` naming both, and changes nothing.
@@ -35,11 +36,13 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from functools import partial
 from typing import Any, NamedTuple
 
+from pydantic import ValidationError
+
 from ._client_events import encode_event, validate_client_event
 from ._emitter import WANT_ALL
 from ._history_edits import HistoryInput, call_fields, plan_reset_history, user_message_item
 from ._interfaces import AudioFormat, redact
-from ._playback import HeardMs, HeardSource, Playback, PlaybackPort
+from ._playback import HeardMs, HeardSource, NowMs, Playback, PlaybackPort
 from ._responses import ResponseSequencer
 from .config import (
     DEFAULT_SESSION_CONFIG,
@@ -101,6 +104,7 @@ from .events import (
     TurnDone,
     TurnStarted,
     Usage,
+    build_parser,
     parse_server_event,
 )
 
@@ -173,6 +177,8 @@ class RealtimeProtocol:
         self._barge_in: BargeIn | None = None
         self._stop: _PendingStop | None = None
         self._handlers = self._build_handlers()
+        #: ``events.build_parser()``'s known-events validator once connected (built by then: not at import).
+        self._validate_known: Callable[[Any], ServerEventBase | None] = parse_server_event
 
     # Output -----------------------------------------------------------------------------------------
     def data_to_send(self) -> list[str]:
@@ -321,6 +327,7 @@ class RealtimeProtocol:
         config = self.check_session_config(session_config)
         update = self._session_update(config)
         self._reset_connection_state()
+        self._validate_known = build_parser()[0]
         self._tracing = config.tracing if config.is_set("tracing") else _UNSET
         self._config = config
         self._update_output_format()
@@ -357,9 +364,10 @@ class RealtimeProtocol:
 
     # Input from the server ---------------------------------------------------------------------------
     def receive(
-        self, data: str | bytes | bytearray | memoryview, *, now_ms: float = 0.0, heard_ms: HeardMs = None
+        self, data: str | bytes | bytearray | memoryview, *, now_ms: NowMs = 0.0, heard_ms: HeardMs = None
     ) -> ServerEventBase | None:
-        """Handle one text frame. ``now_ms`` timestamps audio; ``heard_ms`` (see :data:`HeardMs`; None:
+        """Handle one text frame. ``now_ms`` timestamps audio: the time the frame arrived, or a function
+        that reads the clock, called only if this frame needs the time (see :data:`~._playback.NowMs`); ``heard_ms`` (see :data:`HeardMs`; None:
         the attached port) says what was heard when a new item's audio arrives.
 
         Never raises. Returns the parsed event, or None for a frame that is not a JSON object with a
@@ -371,7 +379,12 @@ class RealtimeProtocol:
         if self._status != "connected":
             # Frames of a socket that is no longer ours (the I/O layer should not pass them at all).
             return None
-        event = parse_server_event(data)
+        try:
+            # The known-events validator, called in this frame (in Pyodide a Python call per event
+            # counts); whatever it refuses goes all the way through parse_server_event, validated again.
+            event = self._validate_known(data)
+        except (ValidationError, TypeError):
+            event = parse_server_event(data)
         if event is None:
             logger.debug("ignored a text frame that is not a Realtime event")
             return None
@@ -413,7 +426,7 @@ class RealtimeProtocol:
             return event
         return parse_server_event(clean) or event
 
-    def _build_handlers(self) -> dict[type[ServerEventBase], Callable[[Any, float, HeardMs], None]]:
+    def _build_handlers(self) -> dict[type[ServerEventBase], Callable[[Any, NowMs, HeardMs], None]]:
         return {
             ResponseAudioDelta: self._on_audio_delta,
             ResponseTextDelta: self._on_text_delta,
@@ -469,17 +482,17 @@ class RealtimeProtocol:
             if isinstance(item_id, str) and type(content_index) is int:
                 self._playback.audio_done(item_id, content_index)
 
-    def _on_speech_started(self, event: SpeechStarted, _now: float, _heard: HeardMs) -> None:
+    def _on_speech_started(self, event: SpeechStarted, _now: NowMs, _heard: HeardMs) -> None:
         self._emit("speech_started", InputSpeechStarted(event.item_id, event.audio_start_ms))
         # Barge-in: the user spoke over the model. Cancel only if the server will not by itself (a
         # second cancel earns response_cancel_not_active); the I/O layer acts on the hint.
         self._barge_in = BargeIn(cancel_response=not self.server_cancels_on_speech)
 
-    def _retrieve_changed_item(self, event: Any, _now: float, _heard: HeardMs) -> None:
+    def _retrieve_changed_item(self, event: Any, _now: NowMs, _heard: HeardMs) -> None:
         if event.item_id:
             self._send({"type": "conversation.item.retrieve", "item_id": event.item_id})
 
-    def _on_transcription_completed(self, event: InputAudioTranscriptionCompleted, now: float, heard: HeardMs) -> None:
+    def _on_transcription_completed(self, event: InputAudioTranscriptionCompleted, now: NowMs, heard: HeardMs) -> None:
         self._emit("input_audio_transcription_completed",
                    InputTranscriptCompleted(event.item_id, event.content_index, event.transcript))
         # The user's item now has its transcript: fetch it whole (item_update follows).
@@ -492,7 +505,7 @@ class RealtimeProtocol:
             self._send_tracing_update()
 
     # Audio out ---------------------------------------------------------------------------------------
-    def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: float, heard_ms: HeardMs = None) -> None:
+    def _on_audio_delta(self, event: ResponseAudioDelta, now_ms: NowMs, heard_ms: HeardMs = None) -> None:
         segment = self._playback.audio(
             event.item_id, event.content_index, event.response_id, len(event.delta), now_ms, heard_ms, self._output_format
         )
@@ -504,7 +517,7 @@ class RealtimeProtocol:
         self._playback.audio_done(event.item_id, event.content_index)
         self._emit("audio_done", AudioDone(event.response_id, event.item_id, event.content_index))
 
-    def _on_text_delta(self, event: ResponseTextDelta, _now: float = 0.0, _heard: HeardMs = None) -> None:
+    def _on_text_delta(self, event: ResponseTextDelta, _now: NowMs = 0.0, _heard: HeardMs = None) -> None:
         # Half of a reply's events: made only when someone listens (as ``*`` and the per-type events).
         wanted = self.wanted
         emitted = _TEXT_DELTAS.get(event.type)

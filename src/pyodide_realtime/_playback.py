@@ -27,11 +27,15 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from ._interfaces import AudioFormat, ReportsFinished, ReportsHeard, StopsWhereHeard, bytes_per_ms
 
 __all__ = [
-    "HeardMs", "HeardFn", "FinishedFn", "Playback", "PlaybackPort", "TakesReceivedCount", "END_TOLERANCE_MS", "HeardSource",
+    "HeardMs", "HeardFn", "FinishedFn", "NowMs", "Playback", "PlaybackPort", "TakesReceivedCount", "END_TOLERANCE_MS", "HeardSource",
 ]
 
 HeardFn = Callable[[str, int], "float | None"]
 FinishedFn = Callable[[str, int], bool]
+#: When a frame arrived, in ms: the time itself, or a function that reads it. A function is called only
+#: if the frame needs the time (the first audio of a new item): in Pyodide a clock read costs about as
+#: much as the rest of the core's work on an audio delta, and almost no frame needs it.
+NowMs = float | Callable[[], float]
 
 #: Without the player's ``finished``: an item heard to within this many ms of its received length
 #: counts as played to its end. The player resamples 24 kHz audio to the context rate and counts
@@ -173,7 +177,7 @@ class Playback:
         self._formats[response_id] = audio_format
 
     def audio(
-        self, item_id: str, content_index: int, response_id: str, nbytes: int, now_ms: float, heard: HeardMs,
+        self, item_id: str, content_index: int, response_id: str, nbytes: int, now_ms: NowMs, heard: HeardMs,
         default_format: AudioFormat,
     ) -> _Segment | None:
         """Count a delta of ``nbytes``; returns its segment (format, ms received so far), or None to drop
@@ -182,6 +186,8 @@ class Playback:
         if segment is None or segment.item_id != item_id or segment.content_index != content_index:
             if (item_id, content_index) in self._truncated:
                 return None  # late audio of an item we already cut: never play it
+            if callable(now_ms):
+                now_ms = now_ms()
             self._drop_finished(now_ms, self.source(heard))
             if not self.segments:
                 self.first_audio_ms = now_ms

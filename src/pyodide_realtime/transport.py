@@ -293,7 +293,7 @@ class _TransportShell(Listenable):
         if self._link.listener is not listener:
             return
         core = self._core
-        core.receive(data, now_ms=self._now_ms())
+        core.receive(data, now_ms=self._now_ms)  # the clock: read only by a frame that needs the time
         if not core.has_output:  # half of a reply's events make nothing (text deltas nobody listens to)
             return
         self._flush()

@@ -345,6 +345,27 @@ def test_audio_deltas_are_emitted_decoded_and_measured(dialect: str, fmt: str, n
     assert core.first_audio_ms == 500.0
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_clock_given_to_receive_is_read_only_when_a_new_items_audio_starts(dialect: str) -> None:
+    core = opened(dialect)
+    reads: list[float] = []
+
+    def clock() -> float:
+        reads.append(1000.0 + 10 * len(reads))
+        return reads[-1]
+
+    core.receive(response_created(), now_ms=clock)
+    for _ in range(3):
+        core.receive(audio_delta(dialect, item="item_1"), now_ms=clock)
+    core.receive(ev(type=WIRE[dialect].transcript_delta, response_id="resp_1", item_id="item_1", delta="hi"), now_ms=clock)
+    assert reads == [1000.0]  # the first audio of item_1 only
+    assert core.first_audio_ms == 1000.0 and core.audio_received_ms == 300.0
+    core.receive(audio_done(dialect, item="item_1"), now_ms=clock)
+    core.receive(audio_delta(dialect, item="item_2"), now_ms=clock)
+    assert reads == [1000.0, 1010.0]  # item_2's first audio: it was read, and what it said is used
+    assert core.current_item == ("item_2", 0) and core.audio_received_ms == 400.0
+
+
 @pytest.mark.parametrize(
     "dialect, session",
     [("ga", {"audio": {"output": {"format": {"type": "audio/pcma"}}}}), ("beta", {"output_audio_format": "g711_alaw"})],

@@ -275,6 +275,30 @@ async def test_an_exchange_with_audio_and_an_interruption(peer: Peer, dialect: s
     transport.close()
 
 
+class CountingClock(OpenAIRealtimeWebSocket):
+    reads = 0
+
+    def _now_ms(self) -> float:
+        self.reads += 1
+        return super()._now_ms()
+
+
+@pytest.mark.asyncio
+async def test_the_clock_is_read_once_per_item_not_once_per_frame(peer: Peer) -> None:
+    # In Pyodide a clock read costs about as much as the core's work on an audio delta.
+    peer.hold_responses = True
+    transport = CountingClock(url=peer.url(), api_key=SECRET)
+    got = record(transport, "audio", "audio_transcript_delta")
+    await transport.connect()
+    before = transport.reads
+    transport.send_message("tell me a story")
+    await until(lambda: [n for n, _ in got].count("audio_transcript_delta") == 1)
+    assert [n for n, _ in got].count("audio") == DELTAS_PER_RESPONSE
+    assert transport.reads - before == 1  # the item's first audio delta: when its playback started
+    assert transport._core.first_audio_ms is not None
+    transport.close()
+
+
 class StoppingPlayer(FakePlayer):
     """An output like AudioPlayer: stopping it settles what was heard (the sound ran on a little)."""
 
