@@ -36,15 +36,15 @@ const SHARED_WORDS = 5;
 const WORD = 2 ** 32;
 
 export class PositionWriter {  // the processor's side: the only writer
-  constructor(buffer) { this.words = new Int32Array(buffer); this.seq = 0; this.consumed = 0; this.high = 0; }
+  constructor(buffer) { this.words = new Int32Array(buffer); this.seq = 0; this.consumed = 0; this.highs = [0, 0]; }
   write(consumed, at) {
-    const w = this.words, high = Math.floor(at / WORD);
-    if (consumed !== this.consumed || high !== this.high) {
-      this.consumed = consumed; this.high = high;
+    const w = this.words, highs = this.highs, consumedHigh = Math.floor(consumed / WORD), atHigh = Math.floor(at / WORD);
+    if (consumed !== this.consumed || atHigh !== highs[1]) {
+      this.consumed = consumed;
       Atomics.store(w, 0, ++this.seq);  // odd (an Int32 keeps the low 32 bits: the parity too)
       Atomics.store(w, 1, consumed);
-      Atomics.store(w, 2, Math.floor(consumed / WORD));
-      Atomics.store(w, 4, high);
+      if (consumedHigh !== highs[0]) Atomics.store(w, 2, highs[0] = consumedHigh);
+      if (atHigh !== highs[1]) Atomics.store(w, 4, highs[1] = atHigh);
       Atomics.store(w, 3, at);
       Atomics.store(w, 0, ++this.seq);
     } else {
@@ -376,7 +376,8 @@ if (typeof registerProcessor === "function") {
         this.starved = false;
       }
       if (this.shared) this.shared.write(this.consumed, currentFrame + n);
-      if (this.current >= 0 && ++this.quanta % PROGRESS_QUANTA === 0) {
+      // A worker that shares the position reads it at every look (readShared): reports would only wake it.
+      if (this.current >= 0 && !this.shared && ++this.quanta % PROGRESS_QUANTA === 0) {
         this.post({ type: "progress", consumed: this.consumed, at: currentFrame + n });
       }
       return true;
