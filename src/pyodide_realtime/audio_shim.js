@@ -26,8 +26,43 @@ const CUTOFF_OF_OUTPUT_RATE = 0.4;              // low-pass at 40% of the output
 export const STOP_MARGIN_MS = { page: 30, worker: 60 };
 // Where SharedArrayBuffer exists (a cross-origin isolated page), the player processor writes
 // [frames consumed, render position] into one after every quantum, and a worker reads them as the page
-// reads context.currentTime: no report's delay, no inferred clock.
-const SHARED_SLOTS = 2;
+// reads context.currentTime: no report's delay, no inferred clock. Int32 words, written only where they
+// changed: two BigInts per quantum made the idle player's processor ten times dearer in a worker than on
+// the page, and its garbage woke the audio thread's collector. Layout: [sequence, consumed low, high,
+// position low, high]; the sequence is odd while more than the position's low word changes (a seqlock),
+// so a reader never takes half of an update. A quantum that moves only that word (nothing playing: every
+// one) stores it alone: one Int32 store is whole, and the pair it makes with the unchanged rest is true.
+const SHARED_WORDS = 5;
+const WORD = 2 ** 32;
+
+export class PositionWriter {  // the processor's side: the only writer
+  constructor(buffer) { this.words = new Int32Array(buffer); this.seq = 0; this.consumed = 0; this.highs = [0, 0]; }
+  write(consumed, at) {
+    const w = this.words, highs = this.highs, consumedHigh = Math.floor(consumed / WORD), atHigh = Math.floor(at / WORD);
+    if (consumed !== this.consumed || atHigh !== highs[1]) {
+      this.consumed = consumed;
+      Atomics.store(w, 0, ++this.seq);  // odd (an Int32 keeps the low 32 bits: the parity too)
+      Atomics.store(w, 1, consumed);
+      if (consumedHigh !== highs[0]) Atomics.store(w, 2, highs[0] = consumedHigh);
+      if (atHigh !== highs[1]) Atomics.store(w, 4, highs[1] = atHigh);
+      Atomics.store(w, 3, at);
+      Atomics.store(w, 0, ++this.seq);
+    } else {
+      Atomics.store(w, 3, at);
+    }
+  }
+}
+
+export function readPosition(words) {  // [consumed, position], as one quantum left them
+  for (;;) {  // the writer is between two quanta but for a few stores: it never holds the reader long
+    const seq = Atomics.load(words, 0);
+    if (seq & 1) continue;
+    const consumed = Atomics.load(words, 2) * WORD + (Atomics.load(words, 1) >>> 0);
+    const at = Atomics.load(words, 4) * WORD + (Atomics.load(words, 3) >>> 0);
+    if (Atomics.load(words, 0) === seq) return [consumed, at];
+  }
+}
+
 const WORKER_HELLO = "pyodide-realtime-audio";  // the worker's first message to its page
 
 // ---- Messages ------------------------------------------------------------------------------------
@@ -197,7 +232,7 @@ if (typeof registerProcessor === "function") {
       this.fadeIn = 0;            // frames of fade-in left (resuming after an underrun)
       this.starved = false;
       this.quanta = 0;
-      this.shared = null;         // BigInt64Array [consumed, render position] a worker reads, if shared
+      this.shared = null;         // a PositionWriter: [consumed, render position] for a worker to read, if shared
     }
 
     item(key) {
@@ -214,7 +249,7 @@ if (typeof registerProcessor === "function") {
         case "chunk": this.enqueue(m); break;
         case "finish": { const it = this.item(m.key); it.finished = true; this.maybeEnd(m.key, it, "finished"); break; }
         case "stop": this.beginStop(m); break;
-        case "share": this.shared = new BigInt64Array(m.buffer); break;
+        case "share": this.shared = new PositionWriter(m.buffer); break;
         case "query":  // a stop still landing answers first: the count asked for is the one after it
           if (this.draining) this.draining.queries.push(m.id); else this.report(m.id, 0);
           break;
@@ -340,11 +375,9 @@ if (typeof registerProcessor === "function") {
       } else {
         this.starved = false;
       }
-      if (this.shared) {  // consumed first: whoever reads the position first then sees a count at least as new
-        Atomics.store(this.shared, 0, BigInt(this.consumed));
-        Atomics.store(this.shared, 1, BigInt(currentFrame + n));
-      }
-      if (this.current >= 0 && ++this.quanta % PROGRESS_QUANTA === 0) {
+      if (this.shared) this.shared.write(this.consumed, currentFrame + n);
+      // A worker that shares the position reads it at every look (readShared): reports would only wake it.
+      if (this.current >= 0 && !this.shared && ++this.quanta % PROGRESS_QUANTA === 0) {
         this.post({ type: "progress", consumed: this.consumed, at: currentFrame + n });
       }
       return true;
@@ -813,7 +846,7 @@ export function serveWorker(control, url) {
         let shared = null;
         if (typeof SharedArrayBuffer === "function") {
           try {
-            shared = new SharedArrayBuffer(SHARED_SLOTS * BigInt64Array.BYTES_PER_ELEMENT);
+            shared = new SharedArrayBuffer(SHARED_WORDS * Int32Array.BYTES_PER_ELEMENT);
             node.port.postMessage({ type: "share", buffer: shared });
           } catch (err) { shared = null; }  // not cross-origin isolated: the reports will do
         }
@@ -898,14 +931,14 @@ export class PageLink {
 export class WorkerPlayer extends Player {
   constructor(link, handle, port, rate, onEvent, shared) {
     const clock = new ReportClock(rate);
-    const position = shared ? new BigInt64Array(shared) : null;
+    const position = shared ? new Int32Array(shared) : null;
     super(port, rate, () => (position ? this.readShared(position) : clock.now()),
           position ? STOP_MARGIN_MS.page : STOP_MARGIN_MS.worker, onEvent, clock);
     this.link = link; this.handle = handle;
   }
   // The worklet's own figures, this instant: the render position (the clock), and what it consumed.
   readShared(position) {
-    const at = Number(Atomics.load(position, 1)), consumed = Number(Atomics.load(position, 0));
+    const [consumed, at] = readPosition(position);
     if (this.stopping === 0 && at > 0) this.settleTo(consumed, at);
     return Math.max(at, this.reportClock.last);
   }
