@@ -672,16 +672,22 @@ async def _broken_messages():
         port.postMessage("no type at all")
         # A message from the worklet's side that the page's Player does not know.
         player._handle.onMessage(js_object({"type": "surprise"}))
-        await asyncio.sleep(0.3)
+        for _ in range(1000):  # the worklet's three reports, or 10 s (the test then says what came)
+            if len(logged) >= 4:
+                break
+            await asyncio.sleep(0.01)
         # The page's host for a worker answers a broken request with an "error" message too.
         answers = run_js(
             """(async (shim, url) => {
                 const channel = new MessageChannel(), got = [];
-                channel.port2.onmessage = (e) => got.push(e.data);
+                const answered = new Promise((r) => {
+                  setTimeout(r, 10000);  // the three answers, or 10 s (the test then says what came)
+                  channel.port2.onmessage = (e) => { got.push(e.data); if (got.length >= 3) r(); };
+                });
                 shim.serveWorker(channel.port1, url);
                 channel.port2.postMessage({ type: "open-player", id: 1 });  // no volume
                 channel.port2.postMessage({ type: "call", id: 2, handle: 99, method: "resume", value: 10 });
-                await new Promise((r) => setTimeout(r, 200));
+                await answered;
                 channel.port2.close();
                 return JSON.stringify(got.map((m) => [m.type, m.message ?? m.value ?? null]));
             })"""
