@@ -359,18 +359,24 @@ def _chromium(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Eng
 
 
 class _Bidi:
-    """A minimal WebDriver BiDi client: one command at a time, events skipped."""
+    """A minimal WebDriver BiDi client: one command at a time, events skipped. ``browser_pid``: whose
+    content processes' main threads a command that times out reports (where a hung page waits)."""
 
-    def __init__(self, socket: Any) -> None:
+    def __init__(self, socket: Any, browser_pid: int | None = None) -> None:
         self._socket = socket
         self._next_id = 0
+        self._browser_pid = browser_pid
 
     def command(self, method: str, params: dict[str, Any], timeout: float = SCRIPT_TIMEOUT_S) -> dict[str, Any]:
         self._next_id += 1
         self._socket.send(json.dumps({"id": self._next_id, "method": method, "params": params}))
         deadline = time.monotonic() + timeout
         while True:
-            message = json.loads(self._socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            try:
+                message = json.loads(self._socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+            except TimeoutError:
+                stacks = _main_thread_stacks(self._browser_pid) if self._browser_pid else ""
+                raise TimeoutError(f"Firefox did not answer {method} within {timeout:.0f} s{stacks}") from None
             if message.get("id") != self._next_id:
                 continue  # an event
             if message.get("type") == "error":
@@ -435,7 +441,10 @@ def _firefox(engine: Engine, workdir: Path, mic_tone_hz: float, extra_prefs: dic
                 time.sleep(0.1)
             from websockets.sync.client import connect
 
-            bidi = _Bidi(connections.enter_context(connect(url + "/session", max_size=None, open_timeout=START_TIMEOUT_S)))
+            bidi = _Bidi(
+                connections.enter_context(connect(url + "/session", max_size=None, open_timeout=START_TIMEOUT_S)),
+                process.pid,
+            )
             bidi.command("session.new", {"capabilities": {}})
 
             def open_page(page_url: str) -> Page:
@@ -523,6 +532,32 @@ def _xvfb(log: Path) -> Iterator[str]:
 
 #: What MiniBrowser writes to the driver's log when its web process dies (a crash or a kill).
 WEB_PROCESS_CRASHED = "WebProcess CRASHED"
+
+
+def _main_thread_stacks(browser_pid: int) -> str:
+    """The main threads' top frames of a browser's page (content) processes, for a message: whether a page
+    that stopped answering waits (a lock, a futex) or spins. Empty without gdb."""
+    if not Path("/usr/bin/gdb").exists():
+        return ""
+    found, descendants, pids = [], [browser_pid], []
+    while descendants:  # Firefox forks its page processes from a fork server, a child of its own
+        pids += (children := [c for pid in descendants for c in _children(pid)])
+        descendants = children
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if b"-isForBrowser" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            trace = subprocess.run(
+                ["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "bt 12"],
+                capture_output=True, text=True, timeout=30,
+            ).stdout
+            frames = [line for line in trace.splitlines() if line.startswith("#")]
+            if not any("g_main_context_iteration" in line for line in frames):  # not idle in its event loop
+                found.append(f"page process {pid}:\n" + "\n".join(frames))
+    if not found:
+        return "; its page processes' main threads were all idle in their event loops (a promise never settled)"
+    return "; its page processes' main threads, but the idle ones:\n" + "\n".join(found)
 
 
 def _children(pid: int) -> list[int]:
