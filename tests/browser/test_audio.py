@@ -520,8 +520,22 @@ async def _interrupt_after_a_backlog(first, burst, bursts, a_heard_ms, b_heard_m
     player = await AudioPlayer.create(on_item_ended=lambda i, c, ms, reason: ended.setdefault(i, (ms, reason)))
     loop = asyncio.get_running_loop()
     player.play(first, item_id="A", content_index=0, audio_format="pcm16")
-    while (player.heard_ms("A") or 0.0) < a_heard_ms:
-        await asyncio.sleep(0.005)
+
+    async def heard(item_id, ms):
+        # The audio's own pace; a silent audio clock fails in 20 s saying why, not at the call's timeout.
+        waited = loop.time()
+        while (player.heard_ms(item_id) or 0.0) < ms:
+            if loop.time() - waited > 20:
+                import js
+
+                activation = getattr(getattr(js.navigator, "userActivation", None), "isActive", None)
+                raise AssertionError(
+                    f"{item_id} heard {player.heard_ms(item_id)} ms of {ms} in 20 s: the context is "
+                    f"{player.context.state} at {player.context.currentTime} s, the page's user activation {activation}"
+                )
+            await asyncio.sleep(0.005)
+
+    await heard("A", a_heard_ms)
     heard_a_at_b = player.heard_ms("A")
     b_start = loop.time()  # the seed's clock starts at B's first delta
     audio_start = float(player.context.currentTime)  # the audio clock: a starved audio thread lags, then catches up
@@ -529,8 +543,7 @@ async def _interrupt_after_a_backlog(first, burst, bursts, a_heard_ms, b_heard_m
     for _ in range(bursts):
         player.play(burst, item_id="B", content_index=0, audio_format="pcm16")
         received_ms += len(burst) / PCM16_BYTES_PER_MS
-    while (player.heard_ms("B") or 0.0) < b_heard_ms:
-        await asyncio.sleep(0.005)
+    await heard("B", b_heard_ms)
     elapsed_ms = (loop.time() - b_start) * 1000
     audio_elapsed_ms = (float(player.context.currentTime) - audio_start) * 1000
     position = player.interrupt()
