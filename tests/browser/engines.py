@@ -539,14 +539,17 @@ def _main_thread_stacks(browser_pid: int) -> str:
     that stopped answering waits (a lock, a futex) or spins. Empty without gdb."""
     if not Path("/usr/bin/gdb").exists():
         return ""
-    found, descendants, pids = [], [browser_pid], []
+    found, descendants, pids, examined = [], [browser_pid], [], 0
     while descendants:  # Firefox forks its page processes from a fork server, a child of its own
         pids += (children := [c for pid in descendants for c in _children(pid)])
         descendants = children
     for pid in pids:
-        with contextlib.suppress(OSError):
-            if b"-isForBrowser" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                continue
+        command = b""
+        with contextlib.suppress(OSError):  # gone meanwhile: skipped, as is any process but a page's
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"-isForBrowser" not in command:
+            continue
+        examined += 1
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             trace = subprocess.run(
                 ["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "bt 12"],
@@ -555,6 +558,8 @@ def _main_thread_stacks(browser_pid: int) -> str:
             frames = [line for line in trace.splitlines() if line.startswith("#")]
             if not any("g_main_context_iteration" in line for line in frames):  # not idle in its event loop
                 found.append(f"page process {pid}:\n" + "\n".join(frames))
+    if not examined:
+        return ""
     if not found:
         return "; its page processes' main threads were all idle in their event loops (a promise never settled)"
     return "; its page processes' main threads, but the idle ones:\n" + "\n".join(found)
