@@ -677,18 +677,26 @@ const AGENT = typeof navigator === "object" ? navigator.userAgent : "";
 const KEEPS_CONTEXTS = /AppleWebKit/.test(AGENT) && !/Chrome|Chromium|Edg|Firefox/.test(AGENT);
 const spareContexts = [];  // {context, suspended: the promise of its suspend}
 
+const SPARE_SUSPEND_MS = 2000;  // a spare whose suspend has not settled by then is left, not waited on
+
 export async function ownContext() {
   const spare = KEEPS_CONTEXTS ? spareContexts.pop() : undefined;
-  if (!spare) return new AudioContext({ latencyHint: "interactive" });
-  await spare.suspended;  // the next player's resume comes after the suspend, never racing it
-  return spare.context;
+  if (spare) {
+    // The next player's resume comes after the suspend, never racing it; but never waits forever.
+    const settled = await Promise.race([
+      spare.suspended.then(() => true), new Promise((r) => setTimeout(() => r(false), SPARE_SUSPEND_MS))]);
+    if (settled && spare.context.state !== "closed") return spare.context;
+  }
+  return new AudioContext({ latencyHint: "interactive" });
 }
 
 export function releaseContext(context) {
   context.onstatechange = null;
   if (context.state === "closed") return Promise.resolve();
   if (!KEEPS_CONTEXTS) return context.close();
-  const suspended = context.suspend().catch(() => {});
+  // Only a running context is suspended: WebKit holds a suspend() of one that never started (the
+  // autoplay policy held its resume) until the page is clicked, and the next player waited on it.
+  const suspended = context.state === "running" ? context.suspend().catch(() => {}) : Promise.resolve();
   spareContexts.push({ context, suspended });
   return suspended;
 }
