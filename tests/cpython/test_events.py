@@ -108,6 +108,43 @@ def test_a_known_type_that_does_not_fit_its_model_is_a_malformed_event() -> None
     assert event.raw == text and event.problem.startswith("delta: ") and "base64" in event.problem
 
 
+@pytest.mark.parametrize("wrap", [str, lambda s: s.encode()])
+def test_a_text_delta_reads_null_as_empty_and_refuses_what_is_not_a_string(wrap: Any) -> None:
+    def parse(delta: str) -> Any:
+        return parse_server_event(wrap('{"type": "response.output_text.delta", "item_id": "i", %s}' % delta))
+
+    for given, read in (('"delta": null', ""), ('"delta": "word "', "word "), ('"delta": ""', ""), ("\"n\": 1", "")):
+        event = parse(given)
+        assert type(event) is ResponseTextDelta and event.delta == read and type(event.delta) is str
+    assert "delta" in parse('"delta": null').model_fields_set and parse('"delta": null').model_dump()["delta"] == ""
+    for wrong in ('"delta": 5', '"delta": true', '"delta": ["a"]', '"delta": {"a": 1}'):
+        event = parse(wrong)
+        assert isinstance(event, MalformedServerEvent) and event.problem == "delta: Input should be a valid string"
+    assert ResponseTextDelta.model_validate({"type": "response.text.delta", "delta": None}).delta == ""
+
+
+def _python_validators(schema: Any) -> list[str]:
+    """The Python functions a pydantic-core schema calls (``function-*`` schemas), anywhere inside it."""
+    found = []
+    if isinstance(schema, dict):
+        if str(schema.get("type", "")).startswith("function-"):
+            found.append(str(schema["type"]))
+        for value in schema.values():
+            found += _python_validators(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found += _python_validators(value)
+    return found
+
+
+@pytest.mark.parametrize("model", [ResponseTextDelta, ResponseAudioDelta])
+def test_the_models_of_the_events_a_reply_streams_call_no_python_while_they_validate(model: type[pydantic.BaseModel]) -> None:
+    # Half of a reply's events are text deltas, half audio deltas: in Pyodide a Python validator called
+    # from pydantic-core per event costs about as much as the rest of the transport's work on it.
+    parse_server_event('{"type": "response.output_text.delta", "delta": "x"}')  # the models are built by now
+    assert _python_validators(model.__pydantic_core_schema__) == []
+
+
 def test_events_are_frozen() -> None:
     event = parse_server_event('{"type": "response.created", "response": {"id": "r"}}')
     with pytest.raises(pydantic.ValidationError):
