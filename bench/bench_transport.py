@@ -1,8 +1,10 @@
 """Per-event cost of the transport in Chromium, against the JS reference measured in the same page.
 
     ./build.sh bench            (or: .venv/bin/python bench/bench_transport.py after ./build.sh dist)
-    .venv/bin/python bench/bench_transport.py --dist DIR   (another build's dist/pyodide: compare two
-                                                            builds by alternating runs of each)
+    .venv/bin/python bench/bench_transport.py --dist DIR   (another build's dist/pyodide)
+    .venv/bin/python bench/bench_transport.py --compare DIR [--rounds N]
+        (one more segment, "compared": our transport from another build's dist/pyodide, in a second
+        Pyodide in the same page, so two builds are timed in the same rounds, under the same load)
 
 Segments, each fed the same 4,080-message mix (notes/performance.md) through the same fake WebSocket:
 - reference: @openai/agents-realtime 0.20.0's OpenAIRealtimeWebSocket with an `audio` listener;
@@ -73,19 +75,38 @@ def bundle_reference() -> Path:
     return out
 
 
+USAGE = """usage: bench_transport.py [--dist DIR] [--compare DIR] [--rounds N]
+  DIR: a dist/pyodide with our wheel and its lock (--dist: the build measured; --compare: another one,
+  measured in the same rounds as a "compared" segment)"""
+
+
 def main(argv: list[str]) -> int:
     dist = ROOT / "dist" / "pyodide"
-    if argv[:1] == ["--dist"] and len(argv) == 2:
-        dist = Path(argv[1]).resolve()
-    elif argv:
-        print("usage: bench_transport.py [--dist DIR]  (DIR: a dist/pyodide with our wheel and its lock)", file=sys.stderr)
+    compare: Path | None = None
+    rounds = ROUNDS
+    args = list(argv)
+    try:
+        while args:
+            flag, value = args.pop(0), args.pop(0)
+            if flag == "--dist":
+                dist = Path(value).resolve()
+            elif flag == "--compare":
+                compare = Path(value).resolve()
+            elif flag == "--rounds" and int(value) > 0:
+                rounds = int(value)
+            else:
+                raise ValueError(flag)
+    except (IndexError, ValueError):
+        print(USAGE, file=sys.stderr)
         return 2
     bundle_reference()
     load_before = load_report()
     mounts = {"/pyodide/": dist, "/bench/": BENCH, "/bench-cache/": CACHE}
+    if compare is not None:
+        mounts["/pyodide-compare/"] = compare
     with static_server(mounts) as base, chromium_page() as page:
-        page.goto(f"{base}/bench/transport.html")
-        page.wait_for_function("window.benchReady === true", timeout=60_000)
+        page.goto(f"{base}/bench/transport.html" + ("?compare" if compare is not None else ""))
+        page.wait_for_function("window.benchReady === true", timeout=120_000)
         results = page.evaluate(
             """async ([setup, rounds]) => {
                 const messages = bench.makeMessages();
@@ -93,24 +114,34 @@ def main(argv: list[str]) -> int:
                 const ref = await bench.referenceSocket((e) => { audioBytesRef += e.data.byteLength; });
                 const floor = bench.floorSocket((bytes) => { audioBytesFloor += bytes.byteLength; });
                 const RealWebSocket = globalThis.WebSocket;
-                let ours = null;
-                globalThis.WebSocket = class extends bench.FakeWebSocket {
-                    constructor(...args) { super(...args); ours = this; }
+                // Our transport's socket, in each Pyodide: the first one it opens.
+                const oursIn = async (py) => {
+                    let socket = null;
+                    globalThis.WebSocket = class extends bench.FakeWebSocket {
+                        constructor(...args) { super(...args); socket ??= this; }
+                    };
+                    try { await py.runPythonAsync(setup); } finally { globalThis.WebSocket = RealWebSocket; }
+                    return socket;
                 };
-                try { await pyodide.runPythonAsync(setup); } finally { globalThis.WebSocket = RealWebSocket; }
+                const ours = await oursIn(pyodide);
                 const naive = pyodide.globals.get("naive_socket");
                 const segments = {"reference": ref, "js-floor": floor, "pyodide-realtime": ours, "naive-python": naive};
+                const other = globalThis.pyodideCompare;
+                if (other) segments["compared"] = await oursIn(other);
                 const timings = await bench.runSegments(segments, messages, rounds);
                 const seen = pyodide.globals.get("audio_seen").toJs()[0];
                 const naiveSeen = pyodide.globals.get("naive_audio_seen").toJs()[0];
+                const comparedSeen = other ? other.globals.get("audio_seen").toJs()[0] : -1;
                 return {timings, count: messages.length, audioBytesRef, audioBytesFloor, audioBytesOurs: seen,
-                        audioBytesNaive: naiveSeen};
+                        audioBytesNaive: naiveSeen, audioBytesCompared: comparedSeen};
             }""",
-            [SETUP_OURS, ROUNDS],
+            [SETUP_OURS, rounds],
         )
     timings = results["timings"]
     reference = timings["reference"]
-    print(f"transport cost per server event, {results['count']} events x {ROUNDS} rounds, headless Chromium ({dist})")
+    print(f"transport cost per server event, {results['count']} events x {rounds} rounds, headless Chromium ({dist})")
+    if compare is not None:
+        print(f"compared: our transport from {compare}, in a second Pyodide in the same page")
     print(f"machine: {load_before} at the start, {load_report()} at the end")
     print(f"{'segment':<18}{'us/event':>10}{'min':>8}{'max':>8}{'spread':>8}{'events/s':>11}{'x reference':>13}{'range':>13}")
     ratios = {}
@@ -123,7 +154,14 @@ def main(argv: list[str]) -> int:
     ours, ours_lo, ours_hi = summary(ratios["pyodide-realtime"])
     verdict = "meets" if ours <= TARGET_RATIO else "MISSES"
     print(f"pyodide-realtime / reference = {ours:.2f} (rounds {ours_lo:.2f}-{ours_hi:.2f}; {verdict} the {TARGET_RATIO}x target)")
+    if compare is not None:
+        # Per round: this build's time over the compared build's (under 1: this build is faster).
+        versus = [v / c for v, c in zip(timings["pyodide-realtime"], timings["compared"], strict=True)]
+        v_med, v_lo, v_hi = summary(versus)
+        print(f"pyodide-realtime / compared = {v_med:.3f} (rounds {v_lo:.3f}-{v_hi:.3f})")
     audio = [results[k] for k in ("audioBytesRef", "audioBytesFloor", "audioBytesOurs", "audioBytesNaive")]
+    if compare is not None:
+        audio.append(results["audioBytesCompared"])
     if 0 in audio:
         print("error: an audio listener saw no audio: the segments did not do the same work", file=sys.stderr)
         return 1
