@@ -133,6 +133,8 @@ _TEXT_DELTAS: dict[str, tuple[str, type[TranscriptDelta] | type[OutputTextDelta]
     **{d.wire.text_delta: ("output_text_delta", OutputTextDelta) for d in DIALECTS},
 }
 _AUDIO_DONE_TYPES = frozenset(d.wire.audio_done for d in DIALECTS)
+#: Events whose text may quote the key (see ``_redacted``): one set lookup per frame, not two checks.
+_REDACTED_KINDS: frozenset[type[ServerEventBase]] = frozenset({ServerErrorEvent, MalformedServerEvent})
 
 
 class BargeIn(NamedTuple):
@@ -196,7 +198,9 @@ class RealtimeProtocol:
         """Whether ``data_to_send()``, ``events_received()`` or ``barge_in_expected()`` has anything: after
         a ``receive`` that made nothing (most text deltas nobody listens to), the I/O layer may skip
         step 3 and 4 (in Pyodide every call per event counts)."""
-        return bool(self._to_send or self._events or self._barge_in)
+        if self._to_send or self._events or self._barge_in is not None:  # no bool() call: asked per frame
+            return True
+        return False
 
     # Hints: what the I/O layer must do ----------------------------------------------------------------
     def barge_in_expected(self) -> BargeIn | None:
@@ -393,7 +397,7 @@ class RealtimeProtocol:
         # is emitted by its handler, as ErrorEvent (unless the core handled it); a malformed event only
         # as an ``error`` (its type's listeners could not read it).
         wanted = self.wanted
-        if kind is ServerErrorEvent or kind is MalformedServerEvent:
+        if kind in _REDACTED_KINDS:
             event = self._redacted(event, data)
             if wanted is None or WANT_ALL in wanted or "*" in wanted:
                 self._events.append(("*", event))
