@@ -3,6 +3,7 @@ Chromium, Firefox and WebKit (one page per engine: tests/browser/conftest.py).""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -563,60 +564,64 @@ async def _heard_versus_wall_clock(ws_url, key):
     """Reply 1 is still playing when reply 2's audio arrives (faster than real time); cut reply 2."""
     import asyncio
 
+    from page_helpers import kept_logs
+
     from pyodide_realtime import AudioPlayer, OpenAIRealtimeWebSocket
 
     loop = asyncio.get_running_loop()
-    transport = OpenAIRealtimeWebSocket(url=ws_url)
-    player = await AudioPlayer.create()
-    transport.attach_audio_output(player)
-    arrivals, received, done, cuts = {}, {}, [], []
-    left_of_first = []
+    with kept_logs("pyodide_realtime.audio.player") as logged:  # a stop that landed late says by how much
+        transport = OpenAIRealtimeWebSocket(url=ws_url)
+        player = await AudioPlayer.create()
+        transport.attach_audio_output(player)
+        arrivals, received, done, cuts = {}, {}, [], []
+        left_of_first = []
 
-    def on_audio(event):
-        if event.item_id not in arrivals:
-            arrivals[event.item_id] = loop.time()
-            if len(arrivals) == 2:  # what was still to play of reply 1 when reply 2 began arriving
-                first = next(iter(arrivals))
-                left_of_first.append(received[first] - (player.heard_ms(first) or 0.0))
-        received[event.item_id] = received.get(event.item_id, 0.0) + len(event.data) / 48
+        def on_audio(event):
+            if event.item_id not in arrivals:
+                arrivals[event.item_id] = loop.time()
+                if len(arrivals) == 2:  # what was still to play of reply 1 when reply 2 began arriving
+                    first = next(iter(arrivals))
+                    left_of_first.append(received[first] - (player.heard_ms(first) or 0.0))
+            received[event.item_id] = received.get(event.item_id, 0.0) + len(event.data) / 48
 
-    transport.on("audio", on_audio)
-    transport.on("turn_done", lambda event: done.append(event.response_id))
-    transport.on("audio_interrupted", lambda event: cuts.append(event.truncated))
-    truncated, drained = asyncio.Event(), asyncio.Event()
-    transport.on("conversation.item.truncated", lambda event: truncated.set())
-    transport.on("input_audio_buffer.cleared", lambda event: drained.set())
-    await transport.connect(api_key=key)
-    transport.send_message("one two three four five six seven eight nine ten")
-    while not done:
-        await asyncio.sleep(0.01)
-    transport.send_message("eleven twelve thirteen fourteen fifteen sixteen")
-    while len(arrivals) < 2:
-        await asyncio.sleep(0.005)
-    first, second = list(arrivals)
-    while (player.heard_ms(second) or 0.0) < 300:
-        await asyncio.sleep(0.005)
-    # What the seed would send: time since reply 2's first delta, capped at what was received.
-    seed_estimate = min((loop.time() - arrivals[second]) * 1000, received[second])
-    heard_before = player.heard_ms(second)
-    transport.interrupt()
-    heard = player.heard_ms(second)  # stopped: where the sound stops, what the interruption sent
-    result = dict(
-        first=first, second=second, cuts=cuts, heard=heard, heard_before=heard_before, seed=seed_estimate,
-        left_of_first=left_of_first[0], received=received, heard_first=player.heard_ms(first),
-    )
-    # The server has handled the truncate; once reply 2 has ended, a marker it answers after all the
-    # client sent before proves no other truncate follows.
-    await asyncio.wait_for(truncated.wait(), 10)
-    deadline = loop.time() + 10
-    while len(done) < 2 and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    transport.send_event({"type": "input_audio_buffer.clear"})
-    await asyncio.wait_for(drained.wait(), 10)
-    result["heard_later"] = player.heard_ms(second)  # the sound stopped where the cut says
-    transport.close()
-    player.close()
-    return result
+        transport.on("audio", on_audio)
+        transport.on("turn_done", lambda event: done.append(event.response_id))
+        transport.on("audio_interrupted", lambda event: cuts.append(event.truncated))
+        truncated, drained = asyncio.Event(), asyncio.Event()
+        transport.on("conversation.item.truncated", lambda event: truncated.set())
+        transport.on("input_audio_buffer.cleared", lambda event: drained.set())
+        await transport.connect(api_key=key)
+        transport.send_message("one two three four five six seven eight nine ten")
+        while not done:
+            await asyncio.sleep(0.01)
+        transport.send_message("eleven twelve thirteen fourteen fifteen sixteen")
+        while len(arrivals) < 2:
+            await asyncio.sleep(0.005)
+        first, second = list(arrivals)
+        while (player.heard_ms(second) or 0.0) < 300:
+            await asyncio.sleep(0.005)
+        # What the seed would send: time since reply 2's first delta, capped at what was received.
+        seed_estimate = min((loop.time() - arrivals[second]) * 1000, received[second])
+        heard_before = player.heard_ms(second)
+        transport.interrupt()
+        heard = player.heard_ms(second)  # stopped: where the sound stops, what the interruption sent
+        result = dict(
+            first=first, second=second, cuts=cuts, heard=heard, heard_before=heard_before, seed=seed_estimate,
+            left_of_first=left_of_first[0], received=received, heard_first=player.heard_ms(first),
+        )
+        # The server has handled the truncate; once reply 2 has ended, a marker it answers after all the
+        # client sent before proves no other truncate follows.
+        await asyncio.wait_for(truncated.wait(), 10)
+        deadline = loop.time() + 10
+        while len(done) < 2 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        transport.send_event({"type": "input_audio_buffer.clear"})
+        await asyncio.wait_for(drained.wait(), 10)
+        result["heard_later"] = player.heard_ms(second)  # the sound stopped where the cut says
+        result["logged"], result["rate"] = list(logged), player.sample_rate
+        transport.close()
+        player.close()
+        return result
 
 
 def test_the_truncate_carries_the_heard_position_not_the_wall_clock(page: Page, engine_server: Any) -> None:
@@ -629,7 +634,16 @@ def test_the_truncate_carries_the_heard_position_not_the_wall_clock(page: Page, 
     # ...so only reply 2 is cut, at exactly where the player stopped it (integer ms): interrupt() stops
     # it first, on the promise read just before while the sound has not passed it, else a fresh one.
     assert r["cuts"] == [((r["second"], 0, int(r["heard"])),)]
-    assert r["heard_later"] == r["heard"] <= r["received"][r["second"]], r
+    assert r["heard"] <= r["received"][r["second"]], r
+    # The sound stopped where the cut says, unless the stop reached the audio thread after the sound had
+    # passed its promise (a starved page: the round trip outlasted the margin); then the player said by
+    # how much: late, never wrong in silence.
+    late = [float(m.group(1)) for line in r["logged"] if (m := re.search(r"a stop landed ([\d.]+) ms after", line))]
+    if late:
+        assert r["heard_later"] == pytest.approx(r["heard"] + late[0], abs=0.1 + 1000 / r["rate"]), r
+        print(f"the stop landed {late[0]:.1f} ms after its promise (a starved page)")
+    else:
+        assert r["heard_later"] == r["heard"], r
     # The stop lands on the promise read just before unless the sound had already passed it (the page
     # was slow between the two reads): never earlier; how much later is the page's lateness, not a bound.
     assert r["heard_before"] <= r["heard"], r
