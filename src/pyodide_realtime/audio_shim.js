@@ -677,6 +677,16 @@ const AGENT = typeof navigator === "object" ? navigator.userAgent : "";
 const KEEPS_CONTEXTS = /AppleWebKit/.test(AGENT) && !/Chrome|Chromium|Edg|Firefox/.test(AGENT);
 const spareContexts = [];  // {context, suspended: the promise of its suspend}
 
+// Firefox answers outputLatency by asking its audio process, synchronously, while it holds its audio
+// graph's lock; the audio thread needs that lock to finish the callback the audio process waits on. So
+// a page that reads it while audio plays can freeze for good (seen here under load: the page's main
+// thread stuck in that call, the graph's thread waiting on the lock). There only baseLatency is read.
+const ASKS_AUDIO_PROCESS = /Firefox\//.test(AGENT);
+
+export function outputLatencyOf(context) {
+  return (!ASKS_AUDIO_PROCESS && context.outputLatency) || context.baseLatency || 0;
+}
+
 const SPARE_SUSPEND_MS = 2000;  // a spare whose suspend has not settled by then is left, not waited on
 
 export async function ownContext() {
@@ -841,7 +851,7 @@ export function serveWorker(control, url) {
       }
       return h.context.state;
     },
-    latency: (h) => h.context.outputLatency || h.context.baseLatency || 0,
+    latency: (h) => outputLatencyOf(h.context),
     close: (h) => closeHandle(h),
   };
   control.onmessage = async (e) => {

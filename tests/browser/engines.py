@@ -35,8 +35,8 @@ several pages or a page closed and reopened, and the in-page helpers (docs/engin
 
 Everything a test needs to know about an engine's differences is an attribute of its ``Engine``
 (docs/engines.md says what each means for users): ``mic_tone_hz`` and ``mic_tone_amplitude`` (the steady
-tone the microphone hears), ``autoplay_needs_gesture``, ``gesture_expires``, ``offline_suspend``,
-``worklet_answers_after_close``.
+tone the microphone hears), ``autoplay_needs_gesture``, ``gesture_expires``, ``reads_output_latency``,
+``offline_suspend``, ``worklet_answers_after_close``.
 """
 
 from __future__ import annotations
@@ -226,6 +226,8 @@ class Engine:
         #: Chromium runs with autoplay allowed (a flag). The ``page`` fixture clicks a Firefox page once.
         self.autoplay_needs_gesture = name != "chromium"
         self.gesture_expires = name == "webkit"
+        #: The library reads the context's outputLatency: not in Firefox, whose read can freeze the page.
+        self.reads_output_latency = name != "firefox"
         #: OfflineAudioContext.suspend(time) exists (a render paused at a frame): not in Firefox.
         self.offline_suspend = name != "firefox"
         #: An AudioWorklet still answers its port after its AudioContext closed (Firefox, WebKit), so

@@ -114,6 +114,7 @@ class AudioPlayer:
         self._handle = handle
         self._owns_context = owns_context
         self._release_context: Any = None  # the shim's releaseContext, for a context this player made
+        self._latency_of: Any = None  # the shim's outputLatencyOf (Firefox's outputLatency can freeze the page)
         self._volume = volume
         self.on_item_started = on_item_started
         self.on_item_ended = on_item_ended
@@ -183,6 +184,7 @@ class AudioPlayer:
                      on_item_ended=on_item_ended, volume=volume, compensate_output_latency=compensate_output_latency)
         if owns:
             player._release_context = shim.releaseContext
+        player._latency_of = shim.outputLatencyOf
         player._event_proxy = create_proxy(player._on_event)
         try:
             player._handle = await shim.createPlayer(context, url, volume, player._event_proxy)
@@ -318,11 +320,14 @@ class AudioPlayer:
     @property
     def output_latency_ms(self) -> float:
         """What the device adds after a frame is rendered, as the browser reports it (``outputLatency``,
-        else ``baseLatency``; in a worker, as the page reported it at the last ``resume``)."""
+        else ``baseLatency``; in a worker, as the page reported it at the last ``resume``). Firefox: its
+        ``baseLatency`` (0) only, since reading its ``outputLatency`` while audio plays can freeze the page
+        (``audio_shim.js`` says why), so ``compensate_output_latency`` subtracts nothing there."""
         if self.context is None:
             return self._worker_latency_s * MS_PER_SECOND
-        latency = getattr(self.context, "outputLatency", None) or getattr(self.context, "baseLatency", None) or 0.0
-        return float(latency) * MS_PER_SECOND
+        if self._latency_of is None:  # a player not made by create()
+            return 0.0
+        return float(self._latency_of(self.context)) * MS_PER_SECOND
 
     @property
     def playing(self) -> PlaybackPosition | None:
