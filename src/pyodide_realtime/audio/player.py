@@ -101,7 +101,6 @@ class AudioPlayer:
         context: Any,
         handle: Any,
         *,
-        owns_context: bool,
         on_item_started: Callable[[str, int], Any] | None = None,
         on_item_ended: Callable[[str, int, float, EndReason], Any] | None = None,
         volume: float = 1.0,
@@ -112,7 +111,6 @@ class AudioPlayer:
         #: The JS AudioContext (None in a worker: it lives on the page).
         self.context = context
         self._handle = handle
-        self._owns_context = owns_context
         self._release_context: Any = None  # the shim's releaseContext, for a context this player made
         self._latency_of: Any = None  # the shim's outputLatencyOf (Firefox's outputLatency can freeze the page)
         self._volume = volume
@@ -164,7 +162,7 @@ class AudioPlayer:
             if context is not None:
                 raise ConfigurationError("in a Web Worker the AudioContext lives on the page: call AudioPlayer.create() without one")
             link = await page_link("AudioPlayer")
-            player = cls(None, None, owns_context=True, on_item_started=on_item_started, on_item_ended=on_item_ended,
+            player = cls(None, None, on_item_started=on_item_started, on_item_ended=on_item_ended,
                          volume=volume, compensate_output_latency=compensate_output_latency)
             player._event_proxy = create_proxy(player._on_event)
             try:
@@ -180,7 +178,7 @@ class AudioPlayer:
         owns = context is None
         if owns:
             context = await shim.ownContext()  # in WebKit, one a closed player left (releaseContext says why)
-        player = cls(context, None, owns_context=owns, on_item_started=on_item_started,
+        player = cls(context, None, on_item_started=on_item_started,
                      on_item_ended=on_item_ended, volume=volume, compensate_output_latency=compensate_output_latency)
         if owns:
             player._release_context = shim.releaseContext
@@ -378,7 +376,7 @@ class AudioPlayer:
         if self._event_proxy is not None:
             self._event_proxy.destroy()
             self._event_proxy = None
-        if self._owns_context and self.context is not None and self._release_context is not None:
+        if self.context is not None and self._release_context is not None:  # set only for a context made here
             self._release_context(self.context)  # closed; in WebKit, suspended and kept for the next player
 
     def __repr__(self) -> str:
