@@ -8,7 +8,8 @@ has ``data-kind``, a sentence for the person in ``.message`` and the library's w
 
 The page is redrawn when something changed (an event of the session, a click, a microphone chunk loud
 enough to move the meter), at most once per frame, in one call to the page's ``demoView.paint``
-(demo_view.js): in a worker each DOM access is a synchronous round trip to the page. Only while something
+(demo_view.js): in a worker each DOM access is a synchronous round trip to the page, so there a paint is
+one message instead (worker_app.py). Only while something
 moves (a reply plays, the meter falls back, a reply is awaited) does it look again every frame; an idle
 page, or a live microphone that hears silence, costs no frame. ``demo`` (the page's global scope where
 its Python runs: the page's, or the worker's) is the running ``Demo``, for the console and for tests
@@ -108,7 +109,7 @@ class View:
     what the page shows now is sent (a value set back before the paint sends nothing)."""
 
     def __init__(self, painter: Any) -> None:
-        self.painter = painter  # the page's demoView
+        self.painter = painter  # the page's demoView, or a worker's messages to it
         self.shown: dict[tuple[str, str, str], Any] = {}
         self.pending: dict[tuple[str, str, str], Any] = {}
         self.bubbles: list[list[str]] = []
@@ -367,14 +368,19 @@ class Demo:
             self.redraw()
 
 
-async def main(resolve: Callable[[str], str] = str, window: Any = None) -> Demo:
+def page_view(window: Any = None) -> Any:
+    """The page's ``demoView`` (demo_view.js), from ``window`` (a worker passes PyScript's) or this page."""
+    view = getattr(window or js, "demoView", None)
+    if view is None:
+        raise RuntimeError("the page must load demo_view.js (<script src=\"./demo_view.js\"></script>) before demo_app runs")
+    return view
+
+
+async def main(resolve: Callable[[str], str] = str, painter: Any = None) -> Demo:
     """Wire the page (called once the page's Python is loaded). ``resolve`` makes the server's relative
     URLs absolute where the base is not the page (a worker's is a ``blob:`` URL: ``page_url``);
-    ``window`` is the page's (a worker passes PyScript's)."""
-    painter = getattr(window or js, "demoView", None)
-    if painter is None:
-        raise RuntimeError("the page must load demo_view.js (<script src=\"./demo_view.js\"></script>) before demo_app runs")
-    demo = Demo(painter, resolve(MINT_URL))
+    ``painter`` takes each paint (``paint(json)``): the page's ``demoView``, unless a worker passes its own."""
+    demo = Demo(page_view() if painter is None else painter, resolve(MINT_URL))
     js.demo = demo
     try:
         el("server-url").value = (await (await pyfetch(resolve("./demo-config.json"))).json())["realtime_url"]

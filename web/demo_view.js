@@ -1,11 +1,17 @@
 // The demo's painter: the page's Python (demo_app.py, on this page or in a worker) sends what changed
-// in one call per frame at most. From a worker every DOM access is a synchronous round trip to this
-// page, so the Python side never touches the DOM bit by bit; it calls demoView.paint(json) once.
+// in one paint per frame at most. From a worker every DOM access is a synchronous round trip to this
+// page, so the Python side never touches the DOM bit by bit: on the page it calls demoView.paint(json);
+// a worker calls demoView.listen(name) once, then posts each paint's JSON on that BroadcastChannel.
 //   bubbles: [[itemId, role, who]]  a transcript bubble, made if missing
 //   order:   [itemId] | null         the transcript's bubbles in this order; the others go
 //   sets:    [[target, kind, name, value]]  target "id" or "id .class"; kind text|prop|attr|data|style|class
 //   scroll:  true                     the transcript follows its last bubble
 window.demoView = {
+  listen(name) {
+    const channel = new BroadcastChannel(name);
+    channel.onmessage = (e) => window.demoView.paint(e.data);  // in the order posted
+    return true;
+  },
   paint(json) {
     const { bubbles, order, sets, scroll } = JSON.parse(json);
     const list = document.getElementById("transcript");

@@ -57,6 +57,13 @@ TEST_FOLDER = "/_worker_test"
 #: after Connect (its last server events) before one of them must pass without a frame.
 SILENT_CHUNKS = 25
 SETTLE_WINDOWS = 5
+#: Counts, on the page, the worker's synchronous calls into it: PyScript's worker waits (Atomics.wait) for
+#: each DOM access until the page answered and woke it (Atomics.notify), once per round trip.
+SYNC_CALLS = """
+window.syncCalls = 0;
+const notify = Atomics.notify;
+Atomics.notify = function (...args) { window.syncCalls++; return notify.apply(this, args); };
+"""
 
 WORKER_PAGE = f"""<!doctype html><meta charset="utf-8"><title>worker audio</title>
 <script type="module">
@@ -410,9 +417,10 @@ def test_the_worker_demo_draws_on_change_not_while_a_live_microphone_hears_silen
     browser_in_silence: Any, demo_server: Any
 ) -> None:
     """Connected, the microphone live (not muted) and silent, nothing playing: the demo draws no frame,
-    chunk after chunk (the meter would show 0 each time); a reply playing is drawn frame by frame, and
-    the demo is still again once it ended."""
+    chunk after chunk (the meter would show 0 each time); a reply playing is drawn frame by frame, each
+    frame one message to the page (no synchronous call into it), and the demo is still again once it ended."""
     page = browser_in_silence.new_page()
+    page.add_init_script(SYNC_CALLS)
     expect.set_options(timeout=STEP_TIMEOUT_MS)
     page.goto(demo_server.url + "worker.html")
     page.wait_for_selector('#status[data-status="disconnected"]', timeout=BOOT_TIMEOUT_MS)
@@ -423,11 +431,14 @@ def test_the_worker_demo_draws_on_change_not_while_a_live_microphone_hears_silen
     windows = [silent_window(worker) for _ in range(SETTLE_WINDOWS)]
     assert 0 in windows, windows  # once the connection's own events were drawn
 
+    calls = page.evaluate("syncCalls")
     page.fill("#message", SHORT_MESSAGE)
     page.press("#message", "Enter")
     reply = page.locator("#transcript li.turn.assistant").first
     expect(reply).to_contain_text("You said: short one")
-    before = worker.evaluate("demo.frames")
+    # Sending reads the message box from the worker: the count sees the worker's synchronous calls.
+    assert page.evaluate("syncCalls") > calls
+    before, calls = worker.evaluate("demo.frames"), page.evaluate("syncCalls")
     item_id = reply.get_attribute("id").removeprefix("item-")
     # Played to its end, its underline drawn as it grew: frame after frame while it played.
     page.wait_for_function(
@@ -435,6 +446,9 @@ def test_the_worker_demo_draws_on_change_not_while_a_live_microphone_hears_silen
         arg=item_id,
     )
     expect(page.locator("#voice-state")).to_have_attribute("data-state", "listening")
-    assert worker.evaluate("demo.frames") - before > 1
+    drawn = worker.evaluate("demo.frames") - before
+    assert drawn > 1
+    # Painted from the worker without blocking it: not one synchronous call for all those frames.
+    assert page.evaluate("syncCalls") == calls, (drawn, page.evaluate("syncCalls") - calls)
     windows = [silent_window(worker) for _ in range(SETTLE_WINDOWS)]
     assert 0 in windows, windows
