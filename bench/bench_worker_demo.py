@@ -9,6 +9,8 @@ counters, ``SystemInfo.getProcessInfo``) over WINDOWS windows of WINDOW_S, once 
 SPOKEN_REPLIES replies to a typed message while it plays; then PRESSES presses of Interrupt, each in a
 reply to a typed message, timed from the click (marked on the page) to the truncate frame leaving the
 browser (Playwright's view of the page's and its worker's WebSockets), the two pages' presses in turn.
+Over the same windows, the worker's synchronous calls into its page (each blocks the worker until the
+page answered): counted on the page, as tests/e2e/test_worker.py counts them.
 
 Each window measures both browsers over the same seconds: this machine's load moves from minute to
 minute (the reference's own connected median was 19.9% in one run and 26.3% in the next, when the pages
@@ -34,6 +36,7 @@ from chromium import CHROMIUM, DEFAULT_FLAGS  # tools/, on the path once _harnes
 sys.path[:0] = [str(ROOT / "server" / "src"), str(ROOT / "tests" / "e2e")]
 
 from demo_page import CLICK_MARKS, SentFrames  # noqa: E402  (tests/e2e: the test's way of timing a press)
+from test_worker import SYNC_CALLS  # noqa: E402  (and of counting the worker's synchronous calls)
 
 PAGES = ("index.html", "worker.html")
 WINDOWS = 10  # 5 left the connected ratio to the load's swings (x1.06 to x1.14 between two runs)
@@ -77,9 +80,11 @@ class Tab:
         self.cdp = self.browser.new_browser_cdp_session()
         self.page = self.browser.new_page()
         self.page.add_init_script(CLICK_MARKS)
+        self.page.add_init_script(SYNC_CALLS)
         self.sent = SentFrames(self.page)
         self.page.goto(server.url + path, wait_until="commit")
         self.figures: dict[str, list[float]] = {"idle": [], "connected": [], "speaking": [], "press": []}
+        self.sync_calls: dict[str, list[float]] = {"idle": [], "connected": [], "speaking": []}  # per second
         self.replies = 0
 
     def wait(self, selector: str) -> None:
@@ -111,14 +116,16 @@ class Tab:
 def cpu_percent(tabs: list[Tab], figure: str, windows: int = WINDOWS) -> None:
     """Percent of one core each browser used, per window; every window measures all of them at once."""
     for _ in range(windows):
+        calls = [tab.page.evaluate("syncCalls") for tab in tabs]
         before, start = [cpu_seconds(tab.cdp) for tab in tabs], time.monotonic()
         time.sleep(WINDOW_S)
         after, elapsed = [cpu_seconds(tab.cdp) for tab in tabs], time.monotonic() - start
-        for tab, was, now in zip(tabs, before, after, strict=True):
+        for tab, was, now, called in zip(tabs, before, after, calls, strict=True):
             tab.figures[figure].append(100 * (now - was) / elapsed)
+            tab.sync_calls[figure].append((tab.page.evaluate("syncCalls") - called) / elapsed)
 
 
-def measure(playwright: Any, server: Any) -> dict[str, dict[str, list[float]]]:
+def measure(playwright: Any, server: Any) -> dict[str, Tab]:
     tabs = [Tab(playwright, server, path) for path in PAGES]  # both load at once
     try:
         for tab in tabs:
@@ -141,7 +148,7 @@ def measure(playwright: Any, server: Any) -> dict[str, dict[str, list[float]]]:
         for _ in range(PRESSES):
             for tab in tabs:
                 tab.press()
-        return {path: tab.figures for path, tab in zip(PAGES, tabs, strict=True)}
+        return dict(zip(PAGES, tabs, strict=True))
     finally:
         for tab in tabs:
             tab.browser.close()
@@ -170,9 +177,10 @@ def main() -> None:
     )
     try:
         with sync_playwright() as playwright:
-            results = measure(playwright, server)
+            tabs = measure(playwright, server)
     finally:
         server.stop()
+    results = {path: tab.figures for path, tab in tabs.items()}
     reference = results[PAGES[0]]
     print(f"  {'':<34}{'median':>8}{'min':>8}{'max':>8}   (CPU: % of one core, whole browser, {WINDOWS} x {WINDOW_S:g} s)")
     for path, figures in results.items():
@@ -182,6 +190,10 @@ def main() -> None:
         print(line("CPU, connected, silent microphone", figures["connected"], "%", None if first else reference["connected"]))
         print(line("CPU, a reply playing", figures["speaking"], "%", None if first else reference["speaking"]))
         print(line(f"Interrupt: click to truncate ({PRESSES})", figures["press"], "ms", None if first else reference["press"]))
+        if not first:
+            calls = tabs[path].sync_calls
+            print(line("sync calls into the page, connected", calls["connected"], "/s"))
+            print(line("sync calls into the page, playing", calls["speaking"], "/s"))
     worker = results["worker.html"]
     checks = [
         (f"worker idle <= {GOAL_IDLE_PERCENT:g}% of a core", statistics.median(worker["idle"]) <= GOAL_IDLE_PERCENT),
