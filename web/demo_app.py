@@ -266,6 +266,12 @@ class Demo:
             self.view.reorder(order)
 
     # What the person sees and does ---------------------------------------------------------------
+    def field(self, name: str, value: str | None = None) -> str | None:
+        """The page's form field ``name``: its value (None if the page has none), set to ``value`` first if
+        given. Through the painter (demoView.value): from a worker one call, not an element's proxy."""
+        found = self.view.painter.value(name, value)
+        return None if found is None else str(found)
+
     def show_error(self, kind: str, sentence: str, details: str = "") -> None:
         if details:
             js.console.error(f"demo: {kind}: {details}")
@@ -305,8 +311,8 @@ class Demo:
         self.view.reorder([])
         self.view.text("latency", "")
         # The switch under Advanced; a page without it (getElementById gives JS null) talks WebSocket.
-        kind = "webrtc" if getattr(el("transport"), "value", None) == "webrtc" else "websocket"
-        dialect = el("dialect").value
+        kind = "webrtc" if self.field("transport") == "webrtc" else "websocket"
+        dialect = self.field("dialect") or "ga"
         # The key's request leaves first: the server answers while the session layer loads (if it has not yet).
         minted = asyncio.ensure_future(self.mint_key(get_dialect(dialect).default_model))
         await asyncio.sleep(0)
@@ -316,7 +322,7 @@ class Demo:
             minted.cancel()
             raise
         self.session = session = session_class(agent, dialect=dialect, audio=True, transport=kind)
-        url = typed = el("server-url").value.strip()
+        url = typed = (self.field("server-url") or "").strip()
         if url and kind == "webrtc":
             url = webrtc_address(url, dialect)
         if url and "?" not in url:  # a given URL is used as it is; the beta API wants the model there
@@ -347,9 +353,9 @@ class Demo:
         return lambda: early.pop() if early else self.mint_key(session.transport.current_model)
 
     def send_text(self) -> None:
-        if (text := el("message").value.strip()) and self.session is not None:
+        if (text := (self.field("message") or "").strip()) and self.session is not None:
             self.session.send_message(text)
-            el("message").value = ""
+            self.field("message", "")
             self.view.text("latency", "")  # the latency line is about a spoken turn
 
     def hang_up(self) -> None:
@@ -379,23 +385,28 @@ def page_view(window: Any = None) -> Any:
 async def main(resolve: Callable[[str], str] = str, painter: Any = None) -> Demo:
     """Wire the page (called once the page's Python is loaded). ``resolve`` makes the server's relative
     URLs absolute where the base is not the page (a worker's is a ``blob:`` URL: ``page_url``);
-    ``painter`` takes each paint (``paint(json)``): the page's ``demoView``, unless a worker passes its own."""
+    ``painter`` takes each paint (``paint(json)``): the page's ``demoView``, unless a worker passes its own,
+    which also hears the page's clicks for it (``forward({(element id, event type): action})``)."""
     demo = Demo(page_view() if painter is None else painter, resolve(MINT_URL))
     js.demo = demo
     try:
-        el("server-url").value = (await (await pyfetch(resolve("./demo-config.json"))).json())["realtime_url"]
+        demo.field("server-url", (await (await pyfetch(resolve("./demo-config.json"))).json())["realtime_url"])
     except (OSError, ValueError):  # a static host without our server: the person types the URL
         el("advanced").open = True
         demo.show_error("config", "This server does not say where the Realtime server is: enter its address under Advanced.",
                         "no /demo-config.json here")
-    for name, event, handler in [
-        ("connect", "click", lambda _e: demo.tasks.add(asyncio.ensure_future(demo.connect()))),
-        ("hang-up", "click", lambda _e: demo.hang_up()),
-        ("interrupt", "click", lambda _e: demo.interrupt()),
-        ("mute", "click", lambda _e: demo.toggle_mute()),
-        ("composer", "submit", lambda e: (e.preventDefault(), demo.send_text())),
-    ]:
-        el(name).addEventListener(event, create_proxy(handler))  # kept as long as the page lives
+    actions: dict[tuple[str, str], Callable[[], Any]] = {
+        ("connect", "click"): lambda: demo.tasks.add(asyncio.ensure_future(demo.connect())),
+        ("hang-up", "click"): demo.hang_up,
+        ("interrupt", "click"): demo.interrupt,
+        ("mute", "click"): demo.toggle_mute,
+        ("composer", "submit"): demo.send_text,
+    }
+    if painter is None:
+        for (name, event), act in actions.items():  # kept as long as the page lives
+            el(name).addEventListener(event, create_proxy(lambda e, act=act: (e.preventDefault(), act())))
+    else:  # a worker's: the page's listeners tell it (a listener here would probe each event through the proxy)
+        painter.forward(actions)
     demo.set_status("disconnected")
     demo.view.set("boot", "prop", "hidden", True)
     demo.draw_now()  # ready: shown now, not a frame later

@@ -1,7 +1,9 @@
 // The demo's painter: the page's Python (demo_app.py, on this page or in a worker) sends what changed
 // in one paint per frame at most. From a worker every DOM access is a synchronous round trip to this
 // page, so the Python side never touches the DOM bit by bit: on the page it calls demoView.paint(json);
-// a worker calls demoView.listen(name) once, then posts each paint's JSON on that BroadcastChannel.
+// a worker calls demoView.listen(name) once, then posts each paint's JSON on that BroadcastChannel, and
+// demoView.forward(json) once: the page's clicks go back to it on the channel, as "id type" strings (a
+// listener added from the worker costs dozens of synchronous calls per event, to read the event).
 //   bubbles: [[itemId, role, who]]  a transcript bubble, made if missing
 //   order:   [itemId] | null         the transcript's bubbles in this order; the others go
 //   sets:    [[target, kind, name, value]]  target "id" or "id .class"; kind text|prop|attr|data|style|class
@@ -10,7 +12,21 @@ window.demoView = {
   listen(name) {
     const channel = new BroadcastChannel(name);
     channel.onmessage = (e) => window.demoView.paint(e.data);  // in the order posted
+    window.demoView.channel = channel;
     return true;
+  },
+  forward(json) {  // [[id, type]]: the events the worker acts on
+    const channel = window.demoView.channel;
+    for (const [id, type] of JSON.parse(json)) {
+      document.getElementById(id).addEventListener(type, (e) => { e.preventDefault(); channel.postMessage(`${id} ${type}`); });
+    }
+    return true;
+  },
+  value(id, set) {  // a form field's value (null: no such field), set first if `set` is a string
+    const node = document.getElementById(id);
+    if (!node) return null;
+    if (typeof set === "string") node.value = set;
+    return node.value;
   },
   paint(json) {
     const { bubbles, order, sets, scroll } = JSON.parse(json);

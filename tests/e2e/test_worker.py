@@ -418,7 +418,8 @@ def test_the_worker_demo_draws_on_change_not_while_a_live_microphone_hears_silen
 ) -> None:
     """Connected, the microphone live (not muted) and silent, nothing playing: the demo draws no frame,
     chunk after chunk (the meter would show 0 each time); a reply playing is drawn frame by frame, each
-    frame one message to the page (no synchronous call into it), and the demo is still again once it ended."""
+    frame one message to the page (no synchronous call into it), and the demo is still again once it ended;
+    a click comes to the worker as a message, with no synchronous call either."""
     page = browser_in_silence.new_page()
     page.add_init_script(SYNC_CALLS)
     expect.set_options(timeout=STEP_TIMEOUT_MS)
@@ -452,3 +453,8 @@ def test_the_worker_demo_draws_on_change_not_while_a_live_microphone_hears_silen
     assert page.evaluate("syncCalls") == calls, (drawn, page.evaluate("syncCalls") - calls)
     windows = [silent_window(worker) for _ in range(SETTLE_WINDOWS)]
     assert 0 in windows, windows
+    # A click reaches the worker as a message too: not one synchronous call to read the event.
+    calls = page.evaluate("syncCalls")
+    page.click("#mute")
+    expect(page.locator("#voice-state")).to_have_attribute("data-state", "muted")
+    assert page.evaluate("syncCalls") == calls
