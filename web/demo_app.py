@@ -9,8 +9,8 @@ has ``data-kind``, a sentence for the person in ``.message`` and the library's w
 The page is redrawn when something changed (an event of the session, a click, a microphone chunk loud
 enough to move the meter), at most once per frame, in one call to the page's ``demoView.paint``
 (demo_view.js): in a worker each DOM access is a synchronous round trip to the page, so there a paint is
-one message instead (worker_app.py). Only while something
-moves (a reply plays, the meter falls back, a reply is awaited) does it look again every frame; an idle
+one message instead, and so is a click (worker_app.py). Only while something moves (a reply plays, the
+meter falls back, a reply is awaited) does it look again every frame; an idle
 page, or a live microphone that hears silence, costs no frame. ``demo`` (the page's global scope where
 its Python runs: the page's, or the worker's) is the running ``Demo``, for the console and for tests
 (read-only: ``demo.frames`` counts the frames drawn).

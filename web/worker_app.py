@@ -28,7 +28,8 @@ from pyodide_realtime.audio import page_url
 
 class PageChannel:
     """demo_app's painter in a worker: paints go to the page's ``demoView`` (demo_view.js) as messages,
-    and the page's clicks come back the same way; two synchronous calls in all, to set it up."""
+    and the page's clicks come back the same way. Synchronous calls are left for setting it up and for
+    a form field's value (one each: at Connect, and per typed message)."""
 
     def __init__(self, view: Any) -> None:
         name = f"demo-view-{secrets.token_hex(8)}"  # this worker's own: another tab of the demo has another
