@@ -49,6 +49,7 @@ import json
 import os
 import pickle
 import re
+import signal
 import subprocess
 import textwrap
 import time
@@ -73,6 +74,10 @@ PACKAGES = {
 #: Generous: Pyodide boots in 2-8 s depending on the engine, more on a busy machine.
 READY_TIMEOUT_S = 90
 SCRIPT_TIMEOUT_S = 60
+#: WebKit answers a script that outlives SCRIPT_TIMEOUT_S itself; a command still unanswered this long
+#: after it was sent means its web process hung (seen under load: its AudioWorklet and GStreamer source
+#: threads spinning, nothing answered for ten minutes), and the session ends so that the run goes on.
+WEBKIT_COMMAND_TIMEOUT_S = SCRIPT_TIMEOUT_S + 60
 START_TIMEOUT_S = 30
 #: What both the host's Python and the page's can read (3.11 and Pyodide's).
 PICKLE_PROTOCOL = 5
@@ -592,7 +597,10 @@ class _WebKitSession:
         self.driver = driver
         self.log = log
         self.dead = False
+        self.hung = False  # a command went unanswered: its processes are killed, not asked to quit
         self.used = False  # a page or a runner has driven it
+        # selenium waits for the driver's answer without a limit by default (the socket's default).
+        driver.command_executor._client_config.timeout = WEBKIT_COMMAND_TIMEOUT_S
 
     def crash_report(self) -> str:
         """The log's line that says the web process died, or "" (WebKit says nothing else about it)."""
@@ -628,7 +636,7 @@ class _WebKitSession:
     def run(self, action: Callable[[], R]) -> R:
         """``action`` on the driver; a dead web process or driver raises EngineError, saying so (never retried)."""
         from selenium.common.exceptions import WebDriverException
-        from urllib3.exceptions import HTTPError
+        from urllib3.exceptions import HTTPError, ReadTimeoutError
 
         if self.dead:
             raise EngineError(f"this WebKit session ended earlier ({self.crash_report() or 'its driver died'})")
@@ -643,11 +651,20 @@ class _WebKitSession:
             if not (crash or "session deleted" in message or "invalid session id" in message or isinstance(exc, HTTPError)):
                 raise
             self.dead = True
-            what = f"WebKit's web process crashed ({self.log}: {crash!r})" if crash else (
-                f"WebKit's driver session ended ({type(exc).__name__}: {message.strip()[:200]})")
+            self.hung = isinstance(exc, ReadTimeoutError) and not crash
+            if crash:
+                what = f"WebKit's web process crashed ({self.log}: {crash!r})"
+            elif self.hung:
+                timeout = self.driver.command_executor._client_config.timeout
+                what = f"WebKit did not answer in {timeout:g} s, its own script timeout included: its web process hung"
+            else:
+                what = f"WebKit's driver session ended ({type(exc).__name__}: {message.strip()[:200]})"
             raise EngineError(f"{what}; the next page gets a new session") from exc
 
     def quit(self) -> None:
+        if self.hung:  # it would not answer a quit either: its web process goes first (a crash, to it)
+            with contextlib.suppress(OSError, TypeError):
+                os.kill(self.web_process_pid(), signal.SIGKILL)  # type: ignore[arg-type]
         try:
             self.driver.quit()
         except Exception:  # noqa: BLE001 - a crashed session may refuse to quit: its driver is stopped below

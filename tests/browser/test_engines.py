@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import signal
@@ -241,3 +242,26 @@ def test_through_the_fixtures_a_crash_fails_one_test_and_each_module_has_its_own
     assert "WebKit's web process crashed" in report and "WebProcess CRASHED" in report, report
     first, recovered, second = ((tmp_path / name).read_text() for name in ("first-pid", "recovered-pid", "second-pid"))
     assert len({first, recovered, second}) == 3 and "None" not in (first, recovered, second)
+
+
+def test_a_hung_web_process_fails_its_call_in_bounded_time_and_the_next_page_works(
+    own_webkit: Engine, beacons: _Beacons
+) -> None:
+    page = own_webkit.open(beacons.url + "/", wait_for_pyodide=False)
+    victim = own_webkit.web_process_pid
+    assert victim is not None
+    # Stopped, it answers nothing, not even the driver's own script timeout: as a web process whose
+    # audio threads spin. The command's limit ends the wait (made short here), not the test's timeout.
+    own_webkit.webdriver.command_executor._client_config.timeout = 5
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        with pytest.raises(EngineError, match="WebKit did not answer in 5 s.*its web process hung"):
+            page.eval_js("return 1")
+        assert own_webkit.crashed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
+    fresh = own_webkit.open(beacons.url + "/", wait_for_pyodide=False)  # a new session
+    assert fresh.eval_js("return 3 + 3") == 6
+    assert not _alive(victim)  # killed with the hung session, not left spinning
+    fresh.close()
