@@ -692,7 +692,8 @@ const SPARE_SUSPEND_MS = 2000;  // a spare whose suspend has not settled by then
 export async function ownContext() {
   const spare = KEEPS_CONTEXTS ? spareContexts.pop() : undefined;
   if (spare) {
-    // The next player's resume comes after the suspend, never racing it; but never waits forever.
+    // The next player's resume comes after the suspend, never racing it; but a suspend that waits for
+    // a click (releaseContext) must not hold up a player made after one: that spare is left.
     const settled = await Promise.race([
       spare.suspended.then(() => true), new Promise((r) => setTimeout(() => r(false), SPARE_SUSPEND_MS))]);
     if (settled && spare.context.state !== "closed") return spare.context;
@@ -704,9 +705,9 @@ export function releaseContext(context) {
   context.onstatechange = null;
   if (context.state === "closed") return Promise.resolve();
   if (!KEEPS_CONTEXTS) return context.close();
-  // Only a running context is suspended: WebKit holds a suspend() of one that never started (the
-  // autoplay policy held its resume) until the page is clicked, and the next player waited on it.
-  const suspended = context.state === "running" ? context.suspend().catch(() => {}) : Promise.resolve();
+  // WebKit holds the suspend() of a context that never started (the autoplay policy held its resume)
+  // until the page is clicked: ownContext waits for it a bounded time.
+  const suspended = context.suspend().catch(() => {});
   spareContexts.push({ context, suspended });
   return suspended;
 }
