@@ -92,14 +92,14 @@ def test_before_any_click_audio_waits_and_says_what_to_do_and_plays_after_one(
 
 
 @in_page
-async def _a_player_closed_unstarted(click_first):
+async def _a_player_closed_unstarted(after_a_click):
     """A player made before any click stays suspended and is closed so; then, after a click (made by the
     caller between the two calls), a new player must start and play, never wait on the old one."""
     import asyncio
 
     from pyodide_realtime.audio import AudioPlayer
 
-    if click_first:
+    if after_a_click:
         player = await asyncio.wait_for(AudioPlayer.create(), 20)  # a hang fails here, saying where
         player.play(bytes(4800), item_id="a")  # 100 ms
         player.finish("a")
