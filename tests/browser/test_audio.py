@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import cmath
 import math
+import re
 import statistics
 import struct
 from pathlib import Path
@@ -25,7 +26,7 @@ from pyodide_realtime.audio.resample import LinearResampler
 
 FADE_FRAMES = 128  # the worklet's de-click ramp (audio_shim.js)
 MIC_SETTLE_MS = 40  # what the tone checks skip after the device's first sound: the resampler's start
-MIC_START_S = 0.1  # what a device may hand over at once when the capture starts (one device buffer, and more)
+MIC_CLOCK_LAG_S = 0.1  # how far a context's clock may trail what its audio thread rendered (Firefox: a device callback)
 TONE_WINDOW_S = 0.06  # 9 whole periods of WebKit's 150 Hz hum
 
 
@@ -513,57 +514,63 @@ async def _interrupt_after_a_backlog(first, burst, bursts, a_heard_ms, b_heard_m
     on the wall clock."""
     import asyncio
 
+    from page_helpers import kept_logs
+
     from pyodide_realtime.audio import AudioPlayer
 
-    PCM16_BYTES_PER_MS = 48
-    ended = {}
-    player = await AudioPlayer.create(on_item_ended=lambda i, c, ms, reason: ended.setdefault(i, (ms, reason)))
-    loop = asyncio.get_running_loop()
-    player.play(first, item_id="A", content_index=0, audio_format="pcm16")
+    with kept_logs("pyodide_realtime.audio.player") as logged:
+        PCM16_BYTES_PER_MS = 48
+        ended = {}
+        player = await AudioPlayer.create(on_item_ended=lambda i, c, ms, reason: ended.setdefault(i, (ms, reason)))
+        loop = asyncio.get_running_loop()
+        player.play(first, item_id="A", content_index=0, audio_format="pcm16")
 
-    async def heard(item_id, ms):
-        # The audio's own pace; a silent audio clock fails in 20 s saying why, not at the call's timeout.
-        waited = loop.time()
-        while (player.heard_ms(item_id) or 0.0) < ms:
-            if loop.time() - waited > 20:
-                import js
+        async def heard(item_id, ms):
+            # The audio's own pace; a silent audio clock fails in 20 s saying why, not at the call's timeout.
+            waited = loop.time()
+            while (player.heard_ms(item_id) or 0.0) < ms:
+                if loop.time() - waited > 20:
+                    import js
 
-                activation = getattr(getattr(js.navigator, "userActivation", None), "isActive", None)
-                raise AssertionError(
-                    f"{item_id} heard {player.heard_ms(item_id)} ms of {ms} in 20 s: the context is "
-                    f"{player.context.state} at {player.context.currentTime} s, the page's user activation {activation}"
-                )
-            await asyncio.sleep(0.005)
+                    activation = getattr(getattr(js.navigator, "userActivation", None), "isActive", None)
+                    raise AssertionError(
+                        f"{item_id} heard {player.heard_ms(item_id)} ms of {ms} in 20 s: the context is "
+                        f"{player.context.state} at {player.context.currentTime} s, the page's user activation {activation}"
+                    )
+                await asyncio.sleep(0.005)
 
-    await heard("A", a_heard_ms)
-    heard_a_at_b = player.heard_ms("A")
-    b_start = loop.time()  # the seed's clock starts at B's first delta
-    audio_start = float(player.context.currentTime)  # the audio clock: a starved audio thread lags, then catches up
-    received_ms = 0.0
-    for _ in range(bursts):
-        player.play(burst, item_id="B", content_index=0, audio_format="pcm16")
-        received_ms += len(burst) / PCM16_BYTES_PER_MS
-    await heard("B", b_heard_ms)
-    elapsed_ms = (loop.time() - b_start) * 1000
-    audio_elapsed_ms = (float(player.context.currentTime) - audio_start) * 1000
-    position = player.interrupt()
-    exact = await player.query_heard_ms("B")
-    player.play(burst, item_id="B", content_index=0, audio_format="pcm16")  # a late delta: dropped
-    await asyncio.sleep(0.2)
-    later = await player.query_heard_ms("B")
-    result = dict(
-        heard_a_at_b=heard_a_at_b,
-        heard_a=player.heard_ms("A"),
-        elapsed_ms=elapsed_ms,
-        audio_elapsed_ms=audio_elapsed_ms,
-        received_ms=received_ms,
-        position=(position.item_id, position.heard_ms) if position else None,
-        exact=exact,
-        later=later,
-        ended=ended,
-        underruns=player.underruns,
-    )
-    player.close()
+        await heard("A", a_heard_ms)
+        heard_a_at_b = player.heard_ms("A")
+        b_start = loop.time()  # the seed's clock starts at B's first delta
+        audio_start = float(player.context.currentTime)  # the audio clock: a starved audio thread lags, then catches up
+        received_ms = 0.0
+        for _ in range(bursts):
+            player.play(burst, item_id="B", content_index=0, audio_format="pcm16")
+            received_ms += len(burst) / PCM16_BYTES_PER_MS
+        await heard("B", b_heard_ms)
+        elapsed_ms = (loop.time() - b_start) * 1000
+        audio_elapsed_ms = (float(player.context.currentTime) - audio_start) * 1000
+        position = player.interrupt()
+        exact = await player.query_heard_ms("B")
+        player.play(burst, item_id="B", content_index=0, audio_format="pcm16")  # a late delta: dropped
+        await asyncio.wait_for(asyncio.ensure_future(player._last_stop), 20)  # the stop landed (or said how late)
+        await asyncio.sleep(0.2)
+        later = await player.query_heard_ms("B")
+        result = dict(
+            heard_a_at_b=heard_a_at_b,
+            heard_a=player.heard_ms("A"),
+            elapsed_ms=elapsed_ms,
+            audio_elapsed_ms=audio_elapsed_ms,
+            received_ms=received_ms,
+            position=(position.item_id, position.heard_ms) if position else None,
+            exact=exact,
+            later=later,
+            ended=ended,
+            underruns=player.underruns,
+            rate=player.sample_rate,
+        )
+        player.close()
+    result["logged"] = list(logged)
     return result
 
 
@@ -583,10 +590,22 @@ def test_interruption_reports_what_was_heard_not_the_wall_clock(page: Page, timi
     # what was left of A and what was heard of B; the audio clock cannot run ahead of it by more than a
     # device buffer.)
     assert wall_clock_estimate - heard > 0.8 * a_left_ms, (wall_clock_estimate, heard, r)
-    # The returned position is exactly where the audio thread stopped.
-    assert r["exact"] == heard, (r["exact"], heard)
-    assert r["later"] == r["exact"]  # silent after the stop; the late delta was dropped
-    assert r["ended"]["A"][1] == "next" and r["ended"]["B"] == (r["exact"], "interrupted")
+    # The returned position is exactly where the audio thread stopped, and it stays silent after the stop
+    # (the late delta was dropped); unless the stop reached the audio thread after the sound had passed
+    # its promise. Then the player said by how much: late, never wrong in silence. (CI lost the WebKit case
+    # to that: its audio thread left the stop and the question unanswered for over a second, so the
+    # question timed out and answered with the promise, and then let the sound run 162 ms past it.)
+    late = [float(m.group(1)) for line in r["logged"] if (m := re.search(r"a stop landed ([\d.]+) ms after", line))]
+    unanswered = any("did not answer" in line for line in r["logged"])
+    if late:
+        assert r["later"] == pytest.approx(heard + late[0], abs=0.1 + 1000 / r["rate"]), r
+        assert r["exact"] == (heard if unanswered else r["later"]), r
+        timing_figure("the stop landed after its promise (a stalled audio thread)", f"{late[0]:.1f} ms")
+    else:
+        assert r["exact"] == heard, (r["exact"], heard)
+        assert r["later"] == r["exact"], r
+    assert all("a stop landed" in line or "did not answer" in line for line in r["logged"]), r
+    assert r["ended"]["A"][1] == "next" and r["ended"]["B"] == (r["later"], "interrupted")
     assert r["underruns"] == 0
     # B started once A finished: heard ~ audio time since B's first delta - what was left of A. How far
     # off that is (output start-up, the clock's steps) is a figure, not a bound.
@@ -792,9 +811,10 @@ async def _capture(audio_format, chunk_ms, count, mute_after, silence, give_up_a
     )
     await mic.start()
     track = mic._handle.stream.getAudioTracks()[0]
+    context = mic._context  # made by the microphone: its clock counts from 0 what its audio thread rendered
     loop = asyncio.get_running_loop()
     chunks, start = [], loop.time()
-    muted_from = stopped_at = elapsed = None
+    muted_from = stopped_at = elapsed = clock = None
     async for chunk in mic:
         chunks.append(chunk)
         if len(chunks) == mute_after:
@@ -804,9 +824,10 @@ async def _capture(audio_format, chunk_ms, count, mute_after, silence, give_up_a
         # however many chunks were on their way when it was asked for; or give up (the test then fails).
         muted = muted_from is not None and all(set(c) == {silence} for c in chunks[-2:])
         if stopped_at is None and len(chunks) >= count and (muted or len(chunks) >= give_up_after):
+            clock = float(context.currentTime)
             mic.stop()
             stopped_at, elapsed = mic.chunks, loop.time() - start
-    return chunks, elapsed, stopped_at, muted_from, mic.device_rate, str(track.readyState), mic.running
+    return chunks, (elapsed, clock), stopped_at, muted_from, mic.device_rate, str(track.readyState), mic.running
 
 
 def tone_near(samples: list[float], rate: int, hz: float) -> tuple[float, float]:
@@ -835,7 +856,7 @@ def test_microphone_delivers_chunks_of_the_asked_length_and_keeps_the_tone(
     mute_after = count - 3
     silence = {"pcm16": 0, "g711_ulaw": g711.ULAW_SILENCE, "g711_alaw": g711.ALAW_SILENCE}[audio_format]
     page.click()  # a user gesture first: WebKit starts no AudioContext without one
-    chunks, elapsed, stopped_at, muted_from, device_rate, track_state, running = _capture(
+    chunks, (elapsed, clock), stopped_at, muted_from, device_rate, track_state, running = _capture(
         page, audio_format, chunk_ms, count, mute_after, silence, count + 5000 // chunk_ms
     )
     rate = 24000 if audio_format == "pcm16" else 8000
@@ -845,11 +866,14 @@ def test_microphone_delivers_chunks_of_the_asked_length_and_keeps_the_tone(
     assert len(chunks) == stopped_at >= count
     assert {len(c) for c in chunks} == {rate * chunk_ms // 1000 * bytes_per_sample}
     assert device_rate in (44100, 48000)
-    # Chunks come at the pace of real time: never faster (a wrong rate would show here, and in the tone
-    # below); how far a busy machine made them trail it is a figure.
+    # Chunks come at the pace of the audio clock: never faster (a wrong rate would show here, and in the
+    # tone below). Not the wall clock's: an audio thread that stalls renders its backlog at once after it
+    # (CI saw WebKit hand over 1.2 s of audio in 0.25 s), and its clock jumps with it. How far a busy
+    # machine made the chunks trail the wall clock is a figure.
     captured_s = stopped_at * chunk_ms / 1000
-    assert captured_s <= elapsed + 2 * chunk_ms / 1000 + MIC_START_S, (captured_s, elapsed)
-    timing_figure(f"capture, {audio_format} {chunk_ms} ms", f"{captured_s:.2f} s of audio in {elapsed:.2f} s")
+    assert captured_s <= clock + 2 * chunk_ms / 1000 + MIC_CLOCK_LAG_S, (captured_s, clock, elapsed)
+    timing_figure(f"capture, {audio_format} {chunk_ms} ms", f"{captured_s:.2f} s of audio in {elapsed:.2f} s "
+                  f"(the audio clock at {clock:.2f} s)")
     # Skip the start-up: the device's, until its sound holds (WebKit's mock: 60-100 ms of silence in a quiet
     # run; under load longer, and once a blip of sound in it), then the resampler's. The tone is judged on
     # what follows, with no silent chunk in it, up to the mute: at least four windows of it. (The chunks the
