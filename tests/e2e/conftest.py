@@ -7,11 +7,13 @@ it); the browser's fake microphone plays a WAV of espeak-ng speech. Every test h
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -95,8 +97,14 @@ def demo_server() -> Iterator[Any]:
 def playwright() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as driver:
+    # The browsers' own stderr through the driver's, into a failing test's captured output: after a
+    # "Page crashed" (twice in full runs, never alone) it shows what the renderer said as it died.
+    with mock.patch.dict(os.environ, {"DEBUG": "pw:browser"}):
+        driver = sync_playwright().start()
+    try:
         yield driver
+    finally:
+        driver.stop()
 
 
 def launch(playwright: Any, *extra_args: str) -> Any:
