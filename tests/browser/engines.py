@@ -153,6 +153,7 @@ class Page:
         #: What ``Engine.open`` loaded, for ``Engine.reopen``.
         self.url = ""
         self.waited_for_pyodide = False
+        self.tests_run = 0  # tests that used this page in its web process (conftest's WebKit renewal)
 
     def eval_js(self, body: str) -> Any:
         """Run ``body`` as the body of an async function in the page; return its JSON-able result."""
