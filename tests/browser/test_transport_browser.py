@@ -591,7 +591,12 @@ async def _heard_versus_wall_clock(ws_url, key):
         transport.on("conversation.item.truncated", lambda event: truncated.set())
         transport.on("input_audio_buffer.cleared", lambda event: drained.set())
         await transport.connect(api_key=key)
-        transport.send_message("one two three four five six seven eight nine ten")
+        # Twenty words (4.8 s of tones, streamed in 1.2 s): about 3.5 s still to play when reply 2 arrives,
+        # room for a stall (a quiet run lost the WebKit case to one of about 1.9 s with ten words).
+        transport.send_message(
+            "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+            "seventeen eighteen nineteen twenty"
+        )
         while not done:
             await asyncio.sleep(0.01)
         transport.send_message("eleven twelve thirteen fourteen fifteen sixteen")
