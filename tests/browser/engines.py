@@ -746,8 +746,12 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
                     session.run(action.perform)
 
                 def close() -> None:
-                    if not session.dead:  # a crashed page is gone already
-                        session.run(lambda: driver.get("about:blank"))
+                    # The page goes with its session (MiniBrowser and web process), not by a navigation to
+                    # about:blank: tearing down a page whose audio had played crashed the web process
+                    # there (a fresh clone lost test_autoplay's second page to it, as one before had). A
+                    # crashed page is gone already; a page of an earlier session went with it.
+                    if session is sessions[-1] and not session.dead:
+                        renew(False)
 
                 return Page("webkit", evaluate, click, close, lambda to: session.run(lambda: driver.get(to)))
 
