@@ -268,7 +268,8 @@ class Engine:
         """WebKit: end the driver session and start a new one, with a new MiniBrowser and so a new web
         process; its pages are gone (``if_used``: only if a page or runner has driven the current one, or
         it died). Elsewhere nothing to do. WebKitGTK keeps every AudioWorklet thread it ever started until
-        its web process ends (docs/engines.md): the tests renew it once per module."""
+        its web process ends (docs/engines.md): the tests renew it once per module, every few tests of a
+        module's page (conftest.py), and as a page closes."""
         if self._renew is not None:
             self._renew(if_used)
 
