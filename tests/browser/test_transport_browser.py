@@ -679,15 +679,28 @@ async def _interrupt_by_speaking(ws_url, key, loud, quiet):
     transport.on("input_audio_buffer.cleared", lambda event: drained.set())
     config = {"turn_detection": {"type": "server_vad", "interrupt_response": True, "create_response": False}}
     await transport.connect(api_key=key, initial_session_config=config)
+    loop = asyncio.get_running_loop()
+
+    async def until(holds, what):
+        # Waits on the audio and the server, never on a wall-clock window; past 20 s it fails saying where
+        # things stood, not at the page call's 60 s timeout with nothing (a fresh clone lost WebKit so).
+        waited = loop.time()
+        while not holds():
+            if loop.time() - waited > 20:
+                heard = player.heard_ms(item[0]) if item else None
+                raise AssertionError(
+                    f"no {what} in 20 s: audio of {item}, heard {heard} ms, speech {speech}, done {done}; the "
+                    f"context {player.context.state} at {player.context.currentTime} s, the transport {transport.status}"
+                )
+            await asyncio.sleep(0.005)
+
     transport.send_message("one two three four five six seven eight nine ten eleven twelve")
-    while not item or (player.heard_ms(item[0]) or 0.0) < 400:
-        await asyncio.sleep(0.005)
+    await until(lambda: item and (player.heard_ms(item[0]) or 0.0) >= 400, "400 ms of the reply heard")
     for _ in range(5):  # 500 ms of "speech" (loud noise), 100 ms at a time, as a microphone sends it
         transport.send_audio(loud)
     for _ in range(8):
         transport.send_audio(quiet)
-    while not done:
-        await asyncio.sleep(0.01)
+    await until(lambda: done, "end of the reply")
     # The server answers this marker after all the client sent before it: from here the absence of a
     # response.cancel (and of a second truncate) in what it received is proven, not just not seen yet.
     transport.send_event({"type": "input_audio_buffer.clear"})
