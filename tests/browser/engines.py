@@ -681,7 +681,7 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.webkitgtk.service import Service
 
-    with _xvfb(workdir / "xvfb.log") as display:
+    with _xvfb(workdir / "xvfb.log") as display, _pulseaudio(workdir) as pulse:
         options = webdriver.WebKitGTKOptions()
         options.binary_location = MINIBROWSER
         # No page cache: a closed page (navigated away from) would stay alive for "back", with its Pyodide
@@ -694,8 +694,10 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
         def start_session() -> _WebKitSession:
             # One log per session, so that a crash is told to the session it ended.
             log = workdir / f"webkit-driver-{len(sessions) + 1}.log"
-            old_display = os.environ.get("DISPLAY")
-            os.environ["DISPLAY"] = display  # the driver starts MiniBrowser with our environment
+            # The driver starts MiniBrowser with our environment.
+            started_with = {"DISPLAY": display, "PULSE_SERVER": pulse["PULSE_SERVER"]}
+            saved = {name: os.environ.get(name) for name in started_with}
+            os.environ.update(started_with)
             try:
                 with warnings.catch_warnings():
                     # selenium 4.50's own WebKitGTK driver hands its service URL to RemoteConnection by the
@@ -705,10 +707,11 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
                         options=options, service=Service(executable_path=WEBKIT_DRIVER, log_output=str(log))
                     )
             finally:
-                if old_display is None:
-                    os.environ.pop("DISPLAY", None)
-                else:
-                    os.environ["DISPLAY"] = old_display
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
             driver.set_script_timeout(SCRIPT_TIMEOUT_S)
             session = _WebKitSession(driver, log)
             sessions.append(session)
