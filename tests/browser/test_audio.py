@@ -657,13 +657,23 @@ async def _players_one_after_another(rounds):
 
     from pyodide_realtime.audio import AudioPlayer
 
+    from page_helpers import kept_logs
+
     heard, tone = [], b"\x00\x10" * 2400  # 100 ms of a quiet buzz: each player's worklet renders it
-    for n in range(rounds):
-        player = await AudioPlayer.create()
-        player.play(tone, item_id=f"i{n}", content_index=0, audio_format="pcm16")
-        player.finish(f"i{n}")
-        heard.append((await asyncio.wait_for(player.wait_ended(f"i{n}"), 10)).heard_ms)
-        player.close()
+    with kept_logs() as logged:
+        for n in range(rounds):
+            player = await AudioPlayer.create()
+            player.play(tone, item_id=f"i{n}", content_index=0, audio_format="pcm16")
+            player.finish(f"i{n}")
+            try:
+                heard.append((await asyncio.wait_for(player.wait_ended(f"i{n}"), 10)).heard_ms)
+            except asyncio.TimeoutError:  # say what the player and its context were doing
+                context = player.context
+                raise AssertionError(
+                    f"player {n + 1} of {rounds} did not end its 100 ms in 10 s: context {context.state} at "
+                    f"{context.currentTime:.3f} s, heard {player.heard_ms(f'i{n}')} ms; logged: {logged}"
+                ) from None
+            player.close()
     return heard
 
 
