@@ -655,9 +655,9 @@ def test_volume_validation_and_close_release_everything(page: Page, engine: Engi
 async def _players_one_after_another(rounds):
     import asyncio
 
-    from pyodide_realtime.audio import AudioPlayer
-
     from page_helpers import kept_logs
+
+    from pyodide_realtime.audio import AudioPlayer
 
     heard, tone = [], b"\x00\x10" * 2400  # 100 ms of a quiet buzz: each player's worklet renders it
     with kept_logs() as logged:
