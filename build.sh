@@ -29,7 +29,7 @@ BROWSER_PLATFORM="pyemscripten_2026_0_wasm32"
 # in-browser test wheels (pytest & co.) keep their sources.
 PRECOMPILED_WHEELS=(pydantic pydantic_core annotated_types typing_extensions typing_inspection micropip packaging)
 # Debian package for each command the set-up needs.
-# Firefox and WebKit run the cross-engine browser tests (tests/browser/engines.py): Firefox plays into a
+# Firefox and WebKit run the cross-engine browser tests (tests/browser/engines.py): both play into a
 # PulseAudio null sink; WebKit's MiniBrowser (in libwebkit2gtk, a dependency of the driver) needs a display.
 declare -A APT_PACKAGE_FOR=([chromium]=chromium [espeak-ng]=espeak-ng [sox]=sox
     [firefox-esr]=firefox-esr [pulseaudio]=pulseaudio [paplay]=pulseaudio-utils [pactl]=pulseaudio-utils

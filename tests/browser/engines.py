@@ -20,8 +20,9 @@ How each engine is driven, with what the issue measured to work on this machine:
   ``websockets``. Audio goes to a PulseAudio null sink (without a sound server the AudioContext never
   leaves "suspended"); the microphone is Firefox's own fake device, a steady tone at our frequency.
 - WebKit: WebKitGTK's ``MiniBrowser`` through selenium and ``WebKitWebDriver`` under Xvfb, with its
-  mock capture device (a 150 Hz hum, beeps once a second). Web Audio starts only after a WebDriver click.
-  Its one window closes a page by going to about:blank, with the page cache off so the page is gone.
+  mock capture device (a 150 Hz hum, beeps once a second). Web Audio starts only after a WebDriver click,
+  and plays to a PulseAudio null sink of its own (without one GStreamer falls back to a fake sink).
+  Its one window replaces a page by going to about:blank, with the page cache off so the page is gone.
   ``engine.renew()`` starts a new driver session, so a new MiniBrowser and web process (the tests do it
   per module: WebKitGTK never frees an AudioWorklet's thread); a call that meets a dead web process
   raises EngineError with MiniBrowser's "WebProcess CRASHED", and the next ``open`` starts a new session.
@@ -69,7 +70,7 @@ WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
 #: Debian packages per engine (build.sh installs them): a missing one is named in the error.
 PACKAGES = {
     "firefox": {"firefox-esr": FIREFOX, "pulseaudio": "/usr/bin/pulseaudio"},
-    "webkit": {"webkit2gtk-driver": WEBKIT_DRIVER, "xvfb": "/usr/bin/Xvfb"},
+    "webkit": {"webkit2gtk-driver": WEBKIT_DRIVER, "xvfb": "/usr/bin/Xvfb", "pulseaudio": "/usr/bin/pulseaudio"},
 }
 #: Generous: Pyodide boots in 2-8 s depending on the engine, more on a busy machine.
 READY_TIMEOUT_S = 90
@@ -414,7 +415,7 @@ def _pulseaudio(workdir: Path) -> Iterator[dict[str, str]]:
         deadline = time.monotonic() + START_TIMEOUT_S
         while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
             if daemon.poll() is not None or time.monotonic() > deadline:
-                raise EngineError("PulseAudio did not start (Firefox needs a sound server for Web Audio)")
+                raise EngineError("PulseAudio did not start (Firefox and WebKit play to its null sink)")
             time.sleep(0.1)
         yield env
     finally:
