@@ -1,5 +1,8 @@
 """How every test and benchmark starts Debian's headless Chromium: one list of flags for all of them."""
 
+import os
+from pathlib import Path
+
 CHROMIUM = "/usr/bin/chromium"
 
 #: Without these, Chromium on a machine with no network tries Google's services at every start.
@@ -29,3 +32,15 @@ GRANT_MEDIA_FLAG = "--use-fake-ui-for-media-stream"
 EXPOSE_GC_FLAG = "--js-flags=--expose-gc"
 
 DEFAULT_FLAGS = [EXPOSE_GC_FLAG, *OFFLINE_FLAGS, *MEDIA_FLAGS, GRANT_MEDIA_FLAG]
+
+
+def crash_env(folder: Path) -> dict[str, str]:
+    """The environment for a Chromium whose crash handler writes its minidumps under ``folder``: Debian's
+    build keeps them in ``$XDG_CONFIG_HOME/chromium/Crash Reports/`` and uploads nothing
+    (``--crash-dumps-dir`` is not read there). tools/minidump.py tells what one says."""
+    return {**os.environ, "XDG_CONFIG_HOME": str(folder)}
+
+
+def crash_dumps(folder: Path) -> list[Path]:
+    """The minidumps a Chromium started with ``crash_env(folder)`` has written, oldest first."""
+    return sorted((folder / "chromium" / "Crash Reports").rglob("*.dmp"), key=lambda dump: dump.stat().st_mtime)

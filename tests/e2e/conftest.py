@@ -10,14 +10,17 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
+from minidump import describe
 
-from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS
+from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS, crash_dumps, crash_env
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -37,6 +40,13 @@ SILENCE_BEFORE_S = 0.3
 SILENCE_AFTER_S = 120.0
 
 BASE_ARGS = [*OFFLINE_FLAGS, *MEDIA_FLAGS]  # no GRANT_MEDIA_FLAG: one test wants the refusal
+#: Where this process's Chromiums write a dead renderer's minidump: a failing test names what each one
+#: written since it started says (twice in full runs, never alone, a page crashed while Pyodide booted,
+#: and its stderr said nothing).
+CRASH_HOME = Path(tempfile.gettempdir()) / f"pyrt-e2e-chromium-{os.getpid()}"
+#: The crash handler writes a dump while the browser already reports the page gone.
+DUMP_WAIT_S = 5.0
+_STARTED = pytest.StashKey[float]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -108,7 +118,25 @@ def playwright() -> Iterator[Any]:
 
 
 def launch(playwright: Any, *extra_args: str) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*BASE_ARGS, *extra_args])
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*BASE_ARGS, *extra_args], env=crash_env(CRASH_HOME))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A failing e2e test's report says what each minidump written since it started said (tools/minidump.py)."""
+    report: pytest.TestReport = yield
+    if call.when == "setup":
+        item.stash[_STARTED] = call.start
+    if report.failed:
+        started = item.stash.get(_STARTED, call.start)
+        deadline = time.monotonic() + (DUMP_WAIT_S if "crash" in str(report.longrepr).lower() else 0.0)
+        while not (dumps := [dump for dump in crash_dumps(CRASH_HOME) if dump.stat().st_mtime >= started]):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if dumps:
+            report.sections.append(("Chromium crash dumps", "\n".join(f"{dump}: {describe(dump)}" for dump in dumps)))
+    return report
 
 
 @contextlib.contextmanager

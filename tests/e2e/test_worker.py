@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import launch  # this folder's (imported last, so "conftest" while this module is collected)
 from demo_page import CLICK_MARKS, SentFrames, figures, latency_summary, wait_for_truncation
 from playwright.sync_api import expect
 
-from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS
+from chromium import GRANT_MEDIA_FLAG
 from pyodide_realtime.audio import HOST_SNIPPET
 from pyodide_realtime_server import AUDIO_REPLY
 
@@ -352,7 +353,7 @@ def test_the_two_headers_are_all_the_pyscript_worker_page_needs(playwright: Any)
     worker: the worker's Python writes the page's DOM. (No Realtime server here: the page says so.)"""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _IsolatedFiles)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*OFFLINE_FLAGS, *MEDIA_FLAGS])
+    browser = launch(playwright)
     try:
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/worker.html")
@@ -371,7 +372,7 @@ class _PlainFiles(_IsolatedFiles):
 def test_without_the_headers_the_worker_page_says_what_the_server_must_send(playwright: Any) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PlainFiles)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*OFFLINE_FLAGS, *MEDIA_FLAGS])
+    browser = launch(playwright)
     try:
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/worker.html")
@@ -392,9 +393,7 @@ def browser_in_silence(playwright: Any, tmp_path: Path) -> Iterator[Any]:
         out.setsampwidth(2)
         out.setframerate(48000)
         out.writeframes(bytes(2 * 48000))
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM, args=[*OFFLINE_FLAGS, *MEDIA_FLAGS, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={wav}"]
-    )
+    browser = launch(playwright, GRANT_MEDIA_FLAG, f"--use-file-for-fake-audio-capture={wav}")
     try:
         yield browser
     finally:

@@ -1,0 +1,31 @@
+"""The harness's account of a renderer crash: a failing e2e test names what each new minidump says
+(conftest.py), so that a crash seen once in a full run tells its signal and where it hit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from conftest import CRASH_HOME, DUMP_WAIT_S, launch  # this folder's (imported last, so "conftest" here)
+from minidump import describe
+
+from chromium import crash_dumps
+
+
+def test_a_crashed_renderer_leaves_a_dump_that_names_its_signal_and_the_code_it_hit(playwright: Any) -> None:
+    before = set(crash_dumps(CRASH_HOME))
+    browser = launch(playwright)
+    try:
+        page = browser.new_page()
+        with pytest.raises(Exception, match="ERR_ABORTED|crash"):  # Chromium's own debug page: a null read
+            page.goto("chrome://crash")
+        deadline = time.monotonic() + DUMP_WAIT_S
+        while not (new := [dump for dump in crash_dumps(CRASH_HOME) if dump not in before]):
+            assert time.monotonic() < deadline, f"no minidump under {CRASH_HOME} {DUMP_WAIT_S} s after the crash"
+            time.sleep(0.2)
+    finally:
+        browser.close()
+    said = describe(new[0])
+    assert said.startswith("SIGSEGV (si_code 1) at 0x0 on thread "), said  # SEGV_MAPERR at the null pointer
+    assert ", code at /usr/lib/chromium/chromium +0x" in said, said
