@@ -41,6 +41,17 @@ def crash_env(folder: Path) -> dict[str, str]:
     return {**os.environ, "XDG_CONFIG_HOME": str(folder)}
 
 
-def crash_dumps(folder: Path) -> list[Path]:
-    """The minidumps a Chromium started with ``crash_env(folder)`` has written, oldest first."""
-    return sorted((folder / "chromium" / "Crash Reports").rglob("*.dmp"), key=lambda dump: dump.stat().st_mtime)
+def crash_dumps(folder: Path, since: float = 0.0) -> list[Path]:
+    """The minidumps a Chromium started with ``crash_env(folder)`` has written since ``since`` (a
+    ``time.time()``), oldest first."""
+    reports, found = folder / "chromium" / "Crash Reports", []
+    # Finished dumps only: the handler writes one in new/, then moves it to pending/ (an upload would
+    # move it on to completed/).
+    for dump in [*(reports / "pending").glob("*.dmp"), *(reports / "completed").glob("*.dmp")]:
+        try:
+            written = dump.stat().st_mtime
+        except FileNotFoundError:  # moved on meanwhile: found there next time
+            continue
+        if written >= since:
+            found.append((written, dump))
+    return [dump for _, dump in sorted(found)]

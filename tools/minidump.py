@@ -27,7 +27,10 @@ RIP_AT = 0xF8  # in an x86-64 CONTEXT
 def describe(path: Path) -> str:
     """One line: ``SIGSEGV (si_code 1) at 0x38 on thread 123, code at /usr/lib/chromium/chromium +0x1234``
     (the faulting address, then the instruction's module and offset, x86-64 only)."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # moved or removed by the crash handler meanwhile
+        return f"{path.name}: unreadable ({exc.strerror})"
     if data[:4] != b"MDMP":
         return f"{path.name}: not a minidump"
     try:

@@ -130,7 +130,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         started = item.stash.get(_STARTED, call.start)
         deadline = time.monotonic() + (DUMP_WAIT_S if "crash" in str(report.longrepr).lower() else 0.0)
-        while not (dumps := [dump for dump in crash_dumps(CRASH_HOME) if dump.stat().st_mtime >= started]):
+        while not (dumps := crash_dumps(CRASH_HOME, since=started)):
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.2)

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
-import pytest
 from conftest import CRASH_HOME, DUMP_WAIT_S, launch  # this folder's (imported last, so "conftest" here)
 from minidump import describe
+from playwright.sync_api import Error as PlaywrightError
 
 from chromium import crash_dumps
 
@@ -18,8 +19,8 @@ def test_a_crashed_renderer_leaves_a_dump_that_names_its_signal_and_the_code_it_
     browser = launch(playwright)
     try:
         page = browser.new_page()
-        with pytest.raises(Exception, match="ERR_ABORTED|crash"):  # Chromium's own debug page: a null read
-            page.goto("chrome://crash")
+        with contextlib.suppress(PlaywrightError):  # the navigation is aborted as the renderer dies
+            page.goto("chrome://crash")  # Chromium's own debug page: a read at the null pointer
         deadline = time.monotonic() + DUMP_WAIT_S
         while not (new := [dump for dump in crash_dumps(CRASH_HOME) if dump not in before]):
             assert time.monotonic() < deadline, f"no minidump under {CRASH_HOME} {DUMP_WAIT_S} s after the crash"
