@@ -51,6 +51,7 @@ import os
 import pickle
 import re
 import signal
+import socket
 import subprocess
 import textwrap
 import time
@@ -682,7 +683,10 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.webkitgtk.service import Service
 
-    with _xvfb(workdir / "xvfb.log") as display, _pulseaudio(workdir) as pulse:
+    with contextlib.ExitStack() as cleanup, _pulseaudio(workdir) as pulse:
+        shown = contextlib.ExitStack()  # the display in use: a new one may replace it (start_session)
+        cleanup.callback(lambda: shown.close())
+        display = shown.enter_context(_xvfb(workdir / "xvfb.log"))
         options = webdriver.WebKitGTKOptions()
         options.binary_location = MINIBROWSER
         # No page cache: a closed page (navigated away from) would stay alive for "back", with its Pyodide
@@ -692,27 +696,54 @@ def _webkit(engine: Engine, workdir: Path, mic_tone_hz: float) -> Iterator[Engin
             options.add_argument(flag)
         sessions: list[_WebKitSession] = []
 
-        def start_session() -> _WebKitSession:
-            # One log per session, so that a crash is told to the session it ended.
-            log = workdir / f"webkit-driver-{len(sessions) + 1}.log"
+        def started_driver(log: Path) -> Any:
             # The driver starts MiniBrowser with our environment.
             started_with = {"DISPLAY": display, "PULSE_SERVER": pulse["PULSE_SERVER"]}
             saved = {name: os.environ.get(name) for name in started_with}
             os.environ.update(started_with)
+            # selenium waits for the new session without a limit (the sockets' default, read as the driver
+            # is made): a full run hung for good when MiniBrowser could not open its display and the driver
+            # waited for it. Bounded, the driver is stopped and the error says what its log said.
+            default_timeout = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(START_TIMEOUT_S)
             try:
                 with warnings.catch_warnings():
                     # selenium 4.50's own WebKitGTK driver hands its service URL to RemoteConnection by the
                     # argument RemoteConnection deprecates: nothing a caller can change.
                     warnings.filterwarnings("ignore", "setting remote_server_addr", DeprecationWarning)
-                    driver = webdriver.WebKitGTK(
+                    return webdriver.WebKitGTK(
                         options=options, service=Service(executable_path=WEBKIT_DRIVER, log_output=str(log))
                     )
+            except Exception as exc:  # noqa: BLE001 - any failure to start is told with the driver's log
+                said = log.read_text(errors="replace").strip()[-600:] if log.exists() else ""
+                raise EngineError(f"WebKit's driver started no session ({type(exc).__name__}: {str(exc)[:200]}); "
+                                  f"its log ({log}): {said or 'empty'}") from exc
             finally:
+                socket.setdefaulttimeout(default_timeout)
                 for name, value in saved.items():
                     if value is None:
                         os.environ.pop(name, None)
                     else:
                         os.environ[name] = value
+
+        def start_session() -> _WebKitSession:
+            nonlocal display, shown
+            # One log per session, so that a crash is told to the session it ended.
+            log = workdir / f"webkit-driver-{len(sessions) + 1}.log"
+            try:
+                driver = started_driver(log)
+            except EngineError as exc:
+                # Once, a full run's MiniBrowser could not open its display ("cannot open display :2"), which
+                # was still running: MiniBrowser starts once more, on a display of its own. A second failure
+                # is the test's.
+                if "cannot open display" not in str(exc):
+                    raise
+                warnings.warn(f"{exc}; starting WebKit again on a new display", stacklevel=1)
+                with contextlib.suppress(EngineError):  # the old display, left: whether it had died is told above
+                    shown.close()
+                shown = contextlib.ExitStack()
+                display = shown.enter_context(_xvfb(workdir / f"xvfb-{len(sessions) + 1}.log"))
+                driver = started_driver(workdir / f"webkit-driver-{len(sessions) + 1}-again.log")
             driver.set_script_timeout(SCRIPT_TIMEOUT_S)
             session = _WebKitSession(driver, log)
             sessions.append(session)
