@@ -27,7 +27,7 @@ from pyodide_realtime.audio.resample import LinearResampler
 FADE_FRAMES = 128  # the worklet's de-click ramp (audio_shim.js)
 MIC_SETTLE_MS = 40  # what the tone checks skip after the device's first sound: the resampler's start
 MIC_CLOCK_LAG_S = 0.1  # how far a context's clock may trail what its audio thread rendered (Firefox: a device callback)
-SILENT_TAIL_MS = 100
+SILENT_TAIL_MS = 100  # silence in a row that tells the mute from a device's drop-out
 TONE_WINDOW_S = 0.06  # 9 whole periods of WebKit's 150 Hz hum
 
 
@@ -874,8 +874,9 @@ def test_microphone_delivers_chunks_of_the_asked_length_and_keeps_the_tone(
     silence = {"pcm16": 0, "g711_ulaw": g711.ULAW_SILENCE, "g711_alaw": g711.ALAW_SILENCE}[audio_format]
     page.click()  # a user gesture first: WebKit starts no AudioContext without one
     # The mute has reached the capture once this many chunks in a row came silent: 100 ms or more, since
-    # WebKit's mock microphone drops 40-60 ms to exact zeros now and then (a quiet fresh clone: a drop
-    # just after the mute was asked for ended the capture early, before the mute had arrived).
+    # WebKit's mock microphone drops 40-60 ms to exact zeros now and then (a quiet fresh clone: a drop in
+    # two chunks captured before the mute was asked for, read after it, ended the capture before the mute
+    # had arrived).
     silent_tail = max(2, math.ceil(SILENT_TAIL_MS / chunk_ms))
     chunks, (elapsed, clock), stopped_at, muted_from, device_rate, track_state, running = _capture(
         page, audio_format, chunk_ms, count, mute_after, silence, silent_tail, count + 5000 // chunk_ms
