@@ -296,7 +296,7 @@ class Engine:
         """Load ``url``; unless told otherwise, wait for the page's ``window.pyodideReady``.
 
         In WebKit, a boot that fails inside Pyodide's WebAssembly loads once more in a new web process,
-        with a warning: two fresh clones of 16 lost a page so ("RuntimeError: Out of bounds memory access
+        with a warning: two fresh clones of 20 lost a page so ("RuntimeError: Out of bounds memory access
         (evaluating '_PyRun_SimpleString(r)')", in Pyodide's own start-up, before our package loads), each
         time in a new session started after others; never alone. A second failure is the test's."""
         assert self._open is not None
