@@ -1,6 +1,7 @@
 """How every test and benchmark starts Debian's headless Chromium: one list of flags for all of them."""
 
 import os
+import time
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,3 +56,12 @@ def crash_dumps(folder: Path, since: float = 0.0) -> list[Path]:
         if written >= since:
             found.append((written, dump))
     return [dump for _, dump in sorted(found)]
+
+
+def await_crash_dumps(folder: Path, since: float, timeout: float) -> list[Path]:
+    """``crash_dumps(folder, since)``, waited for up to ``timeout`` seconds while there are none: the crash
+    handler finishes a dump after the browser has already reported the page gone."""
+    deadline = time.monotonic() + timeout
+    while not (dumps := crash_dumps(folder, since)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return dumps

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from unittest import mock
 import pytest
 from minidump import describe
 
-from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS, crash_dumps, crash_env
+from chromium import CHROMIUM, GRANT_MEDIA_FLAG, MEDIA_FLAGS, OFFLINE_FLAGS, await_crash_dumps, crash_env
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -128,12 +127,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "setup":
         item.stash[_STARTED] = call.start
     if report.failed:
-        started = item.stash.get(_STARTED, call.start)
-        deadline = time.monotonic() + (DUMP_WAIT_S if "crash" in str(report.longrepr).lower() else 0.0)
-        while not (dumps := crash_dumps(CRASH_HOME, since=started)):
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)
+        crashed = "crash" in str(report.longrepr).lower()
+        dumps = await_crash_dumps(CRASH_HOME, item.stash.get(_STARTED, call.start), DUMP_WAIT_S if crashed else 0.0)
         if dumps:
             report.sections.append(("Chromium crash dumps", "\n".join(f"{dump}: {describe(dump)}" for dump in dumps)))
     return report

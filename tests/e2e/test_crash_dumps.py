@@ -11,20 +11,18 @@ from conftest import CRASH_HOME, DUMP_WAIT_S, launch  # this folder's (imported 
 from minidump import describe
 from playwright.sync_api import Error as PlaywrightError
 
-from chromium import crash_dumps
+from chromium import await_crash_dumps
 
 
 def test_a_crashed_renderer_leaves_a_dump_that_names_its_signal_and_the_code_it_hit(playwright: Any) -> None:
-    before = set(crash_dumps(CRASH_HOME))
+    started = time.time()
     browser = launch(playwright)
     try:
         page = browser.new_page()
         with contextlib.suppress(PlaywrightError):  # the navigation is aborted as the renderer dies
             page.goto("chrome://crash")  # Chromium's own debug page: a read at the null pointer
-        deadline = time.monotonic() + DUMP_WAIT_S
-        while not (new := [dump for dump in crash_dumps(CRASH_HOME) if dump not in before]):
-            assert time.monotonic() < deadline, f"no minidump under {CRASH_HOME} {DUMP_WAIT_S} s after the crash"
-            time.sleep(0.2)
+        new = await_crash_dumps(CRASH_HOME, started, DUMP_WAIT_S)
+        assert new, f"no minidump under {CRASH_HOME} {DUMP_WAIT_S} s after the crash"
     finally:
         browser.close()
     said = describe(new[0])
