@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from engines import Engine, EngineError
+from engines import Engine, EngineError, webkit_boot_fault
 
 #: A page that tells, as it goes away, whether the engine kept it (a back/forward cache).
 GOING_AWAY = (
@@ -265,3 +265,20 @@ def test_a_hung_web_process_fails_its_call_in_bounded_time_and_the_next_page_wor
     assert fresh.eval_js("return 3 + 3") == 6
     assert not _alive(victim)  # killed with the hung session, not left spinning
     fresh.close()
+
+
+def test_the_webkit_boot_fault_is_told_from_other_boot_failures() -> None:
+    # The three WebKit boots that fresh clones lost, as the page reported them, and what is not that fault.
+    trap = "Out of bounds memory access (evaluating '{}')"
+    direct = "Error: the page failed to start Pyodide: RuntimeError: " + trap.format("_PyRun_SimpleString(r)")
+    fatal = (
+        "Error: the page failed to start Pyodide: Error: Pyodide already fatally failed and can no longer be used.\n"
+        "Pyodide has suffered a fatal error. Please report this to the Pyodide maintainers.\n"
+        "The cause of the fatal error was:\nRuntimeError: " + trap.format("__pyproxy_apply(t,e,n,o,s)") + "\n"
+        "The following error occurred while loading annotated-types:\n" + trap.format("__pyproxy_apply(t,e,n,o,s)")
+    )
+    assert webkit_boot_fault(direct) and webkit_boot_fault(fatal)
+    python_error = "Error: the page failed to start Pyodide: PythonError: Traceback ...\nRuntimeError: no running event loop"
+    assert not webkit_boot_fault(python_error)
+    assert not webkit_boot_fault("Error: Pyodide not ready in time")
+    assert not webkit_boot_fault("RuntimeError: " + trap.format("_PyRun_SimpleString(r)"))  # in a test, not at boot
