@@ -315,6 +315,10 @@ class Engine:
         return page
 
 
+#: What JavaScriptCore says of the WebAssembly trap of :func:`webkit_boot_fault`.
+WASM_TRAP = "RuntimeError: Out of bounds memory access"
+
+
 def webkit_boot_fault(message: str) -> bool:
     """Whether a failed boot is the WebKit fault that a new web process gets past: a WebAssembly trap
     inside Pyodide's own start-up, before our package runs. Three fresh clones of 23 lost a page so, never
@@ -322,7 +326,7 @@ def webkit_boot_fault(message: str) -> bool:
     '_PyRun_SimpleString(r)')" twice, and once, in a first session, "Pyodide already fatally failed ...
     The cause of the fatal error was: RuntimeError: Out of bounds memory access (evaluating
     '__pyproxy_apply(t,e,n,o,s)')" while loading annotated-types. A Python error at boot is not it."""
-    return "failed to start Pyodide" in message and "RuntimeError: Out of bounds memory access" in message
+    return "failed to start Pyodide" in message and WASM_TRAP in message
 
 
 def _require(name: str) -> None:
@@ -937,8 +941,18 @@ def pyodide_runner(engine: Engine, server_url: str, dist_dir: Path) -> _BrowserB
     common: dict[str, Any] = {"server_port": int(port), "server_hostname": host, "dist_dir": dist_dir}
     if engine.name == "chromium":
         return PlaywrightChromeRunner({"chrome": engine.playwright_browser}, **common)
-    runner: type[FirefoxBidiRunner | WebKitGTKRunner] = FirefoxBidiRunner if engine.name == "firefox" else WebKitGTKRunner
-    return runner(engine, **common)
+    if engine.name == "firefox":
+        return FirefoxBidiRunner(engine, **common)
+    try:
+        return WebKitGTKRunner(engine, **common)
+    except JavascriptException as exc:
+        # Its construction boots Pyodide: a trap there is the boot fault (reported as the trap, or as
+        # Pyodide's "already fatally failed" when a later call of the boot met the wreck).
+        if WASM_TRAP not in str(exc) and "Pyodide already fatally failed" not in str(exc):
+            raise
+        warnings.warn(f"{str(exc)[:300]}; booting the runner again in a new WebKit session", stacklevel=2)
+        engine.renew(False)
+        return WebKitGTKRunner(engine, **common)
 
 
 def start_realtime_server(**options: Any) -> Any:
