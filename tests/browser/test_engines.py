@@ -6,6 +6,8 @@ import contextlib
 import http.server
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from engines import Engine, EngineError, webkit_boot_fault
+from engines import Engine, EngineError, _xvfb, webkit_boot_fault
 
 #: A page that tells, as it goes away, whether the engine kept it (a back/forward cache).
 GOING_AWAY = (
@@ -282,3 +284,28 @@ def test_the_webkit_boot_fault_is_told_from_other_boot_failures() -> None:
     assert not webkit_boot_fault(python_error)
     assert not webkit_boot_fault("Error: Pyodide not ready in time")
     assert not webkit_boot_fault("RuntimeError: " + trap.format("_PyRun_SimpleString(r)"))  # in a test, not at boot
+
+
+def _x_connection_setup(display: str) -> str:
+    """An X11 connection setup on ``display``'s socket, as a client opening the display makes it: "ok", or
+    how the server answered (a refusal's reason, or the connection closed or reset unanswered)."""
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(10)
+        try:
+            client.connect(f"/tmp/.X11-unix/X{display.lstrip(':')}")
+            client.sendall(b"l\0" + struct.pack("<HHHHxx", 11, 0, 0, 0))  # little-endian, X11.0, no auth
+            head = client.recv(8)
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if not head:
+            return "closed unanswered"
+        return "ok" if head[0] == 1 else f"refused: {client.recv(head[1] + 64)[: head[1]]!r}"
+
+
+def test_the_webkit_display_serves_a_client_that_comes_just_after_the_last_one_left(tmp_path: Path) -> None:
+    # A new WebKit session quits one MiniBrowser, the display's only client, and starts the next. An X server
+    # that resets when its last client leaves dropped such clients ("cannot open display" in 3 full runs).
+    with _xvfb(tmp_path / "xvfb.log") as display:
+        answers = [_x_connection_setup(display) for _ in range(200)]
+    dropped = [answer for answer in answers if answer != "ok"]
+    assert not dropped, f"{len(dropped)} of 200 clients, each alone on the display, were not served: {dropped[:5]}"
