@@ -999,7 +999,11 @@ async def _voice_round_trip(ws_url, key):
     transport = OpenAIRealtimeWebSocket()
     received_ms = {}
     transport.on("audio", lambda e: received_ms.__setitem__(e.item_id, received_ms.get(e.item_id, 0) + len(e.data) / 48))
-    await transport.connect(api_key=key, url=ws_url)
+    # No turn detection: the microphone's tone counts as speech (the server sends speech_started for it),
+    # and only the typed message may get a reply. A mute after start_voice comes after the microphone has
+    # streamed a while (start_voice starts it first): a fresh clone's WebKit reply was cut, "interrupted",
+    # as a barge-in cuts it.
+    await transport.connect(api_key=key, url=ws_url, initial_session_config={"turn_detection": None})
     voice = await start_voice(transport, chunk_ms=40, echo_cancellation=False, noise_suppression=False)
     ended = []
     done = asyncio.Event()
@@ -1009,7 +1013,6 @@ async def _voice_round_trip(ws_url, key):
         done.set()
 
     voice.player.on_item_ended = on_ended
-    voice.muted = True  # the tone would count as speech; only the typed message should get a reply
     await asyncio.sleep(0.3)
     transport.send_message("hello")
     await asyncio.wait_for(done.wait(), 15)

@@ -168,13 +168,15 @@ async def mint():
 ended = []
 done = asyncio.Event()
 transport.on("audio_transcript_delta", lambda e: result.setdefault("transcript", []).append(e.delta))
-await transport.connect(api_key=mint, url=f"{js.WS_URL}?model={transport.current_model}")
+# No turn detection: the speech file would start a turn too, and only the typed message may get a reply
+# (a mute after start_voice comes after the microphone has streamed a while: start_voice starts it first).
+await transport.connect(api_key=mint, url=f"{js.WS_URL}?model={transport.current_model}",
+                        initial_session_config={"turn_detection": None})
 voice = await start_voice(transport, chunk_ms=40)
 def on_ended(item_id, content_index, heard_ms, reason):
     ended.append([heard_ms, reason])
     done.set()
 voice.player.on_item_ended = on_ended
-voice.muted = True  # the speech file would start a turn too: only the typed message gets a reply
 transport.send_message("hello from the worker")
 await asyncio.wait_for(done.wait(), 20)
 result["reply"] = ended
