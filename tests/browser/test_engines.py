@@ -304,7 +304,7 @@ def _x_connection_setup(display: str) -> str:
 
 def test_the_webkit_display_serves_a_client_that_comes_just_after_the_last_one_left(tmp_path: Path) -> None:
     # A new WebKit session quits one MiniBrowser, the display's only client, and starts the next. An X server
-    # that resets when its last client leaves dropped such clients ("cannot open display" in 3 full runs).
+    # that resets when its last client leaves dropped such clients ("cannot open display" in 2 full runs).
     with _xvfb(tmp_path / "xvfb.log") as display:
         answers = [_x_connection_setup(display) for _ in range(200)]
     dropped = [answer for answer in answers if answer != "ok"]
